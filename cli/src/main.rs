@@ -1,0 +1,2 @@
+//! The `kafka-proxy` command.
+fn main() {}

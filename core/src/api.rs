@@ -1,0 +1,189 @@
+//! Kafka API keys, the versions this proxy understands, and header-version rules.
+//!
+//! Only the APIs the proxy decodes beyond the request header are described
+//! here; every other API passes through by length. For each decoded API the
+//! table gives the highest version the proxy can parse, which the ApiVersions
+//! rewrite uses as a clamp, so a future Kafka version never reaches a parser
+//! that does not know it.
+
+/// A Kafka API key (`RequestApiKey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiKey(pub i16);
+
+impl ApiKey {
+    pub const PRODUCE: ApiKey = ApiKey(0);
+    pub const FETCH: ApiKey = ApiKey(1);
+    pub const METADATA: ApiKey = ApiKey(3);
+    pub const FIND_COORDINATOR: ApiKey = ApiKey(10);
+    pub const SASL_HANDSHAKE: ApiKey = ApiKey(17);
+    pub const API_VERSIONS: ApiKey = ApiKey(18);
+    pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
+    pub const DESCRIBE_CLUSTER: ApiKey = ApiKey(60);
+    pub const SHARE_FETCH: ApiKey = ApiKey(78);
+    pub const SHARE_ACKNOWLEDGE: ApiKey = ApiKey(79);
+}
+
+impl std::fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => write!(f, "{name}({})", self.0),
+            None => write!(f, "api_key({})", self.0),
+        }
+    }
+}
+
+impl ApiKey {
+    /// Kafka's name for the well-known keys, for logs and metrics.
+    pub fn name(self) -> Option<&'static str> {
+        API_NAMES.iter().find(|(key, _)| *key == self.0).map(|(_, name)| *name)
+    }
+}
+
+/// Names of the public API keys (Kafka 4.1), for logs and metrics.
+const API_NAMES: &[(i16, &str)] = &[
+    (0, "Produce"),
+    (1, "Fetch"),
+    (2, "ListOffsets"),
+    (3, "Metadata"),
+    (8, "OffsetCommit"),
+    (9, "OffsetFetch"),
+    (10, "FindCoordinator"),
+    (11, "JoinGroup"),
+    (12, "Heartbeat"),
+    (13, "LeaveGroup"),
+    (14, "SyncGroup"),
+    (15, "DescribeGroups"),
+    (16, "ListGroups"),
+    (17, "SaslHandshake"),
+    (18, "ApiVersions"),
+    (19, "CreateTopics"),
+    (20, "DeleteTopics"),
+    (21, "DeleteRecords"),
+    (22, "InitProducerId"),
+    (23, "OffsetForLeaderEpoch"),
+    (24, "AddPartitionsToTxn"),
+    (25, "AddOffsetsToTxn"),
+    (26, "EndTxn"),
+    (27, "WriteTxnMarkers"),
+    (28, "TxnOffsetCommit"),
+    (29, "DescribeAcls"),
+    (30, "CreateAcls"),
+    (31, "DeleteAcls"),
+    (32, "DescribeConfigs"),
+    (33, "AlterConfigs"),
+    (34, "AlterReplicaLogDirs"),
+    (35, "DescribeLogDirs"),
+    (36, "SaslAuthenticate"),
+    (37, "CreatePartitions"),
+    (38, "CreateDelegationToken"),
+    (39, "RenewDelegationToken"),
+    (40, "ExpireDelegationToken"),
+    (41, "DescribeDelegationToken"),
+    (42, "DeleteGroups"),
+    (43, "ElectLeaders"),
+    (44, "IncrementalAlterConfigs"),
+    (45, "AlterPartitionReassignments"),
+    (46, "ListPartitionReassignments"),
+    (47, "OffsetDelete"),
+    (48, "DescribeClientQuotas"),
+    (49, "AlterClientQuotas"),
+    (50, "DescribeUserScramCredentials"),
+    (51, "AlterUserScramCredentials"),
+    (55, "DescribeQuorum"),
+    (57, "UpdateFeatures"),
+    (60, "DescribeCluster"),
+    (61, "DescribeProducers"),
+    (64, "UnregisterBroker"),
+    (65, "DescribeTransactions"),
+    (66, "ListTransactions"),
+    (68, "ConsumerGroupHeartbeat"),
+    (69, "ConsumerGroupDescribe"),
+    (71, "GetTelemetrySubscriptions"),
+    (72, "PushTelemetry"),
+    (74, "ListConfigResources"),
+    (75, "DescribeTopicPartitions"),
+    (76, "ShareGroupHeartbeat"),
+    (77, "ShareGroupDescribe"),
+    (78, "ShareFetch"),
+    (79, "ShareAcknowledge"),
+];
+
+/// What the proxy does with an API beyond the request header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// The API.
+    pub key: ApiKey,
+    /// The highest version the proxy parses; ApiVersions is clamped to it.
+    pub max_version: i16,
+    /// The first flexible (KIP-482) version.
+    pub flexible_from: i16,
+}
+
+/// Every API the proxy decodes past the request header, with the highest
+/// version it understands. ApiVersions responses are clamped to these.
+pub const DECODED: &[Decoded] = &[
+    Decoded { key: ApiKey::PRODUCE, max_version: 13, flexible_from: 9 },
+    Decoded { key: ApiKey::FETCH, max_version: 18, flexible_from: 12 },
+    Decoded { key: ApiKey::METADATA, max_version: 13, flexible_from: 9 },
+    Decoded { key: ApiKey::FIND_COORDINATOR, max_version: 6, flexible_from: 3 },
+    Decoded { key: ApiKey::SASL_HANDSHAKE, max_version: 1, flexible_from: i16::MAX },
+    Decoded { key: ApiKey::API_VERSIONS, max_version: 4, flexible_from: 3 },
+    Decoded { key: ApiKey::SASL_AUTHENTICATE, max_version: 2, flexible_from: 2 },
+    Decoded { key: ApiKey::DESCRIBE_CLUSTER, max_version: 2, flexible_from: 0 },
+];
+
+/// The decoding description of `key`, if the proxy decodes it.
+pub fn decoded(key: ApiKey) -> Option<&'static Decoded> {
+    DECODED.iter().find(|d| d.key == key)
+}
+
+/// APIs that carry broker addresses the proxy cannot rewrite; they are
+/// removed from ApiVersions so no client ever uses them through the proxy.
+/// ShareFetch/ShareAcknowledge carry KIP-951 `NodeEndpoints` like Fetch.
+pub const HIDDEN: &[ApiKey] = &[ApiKey::SHARE_FETCH, ApiKey::SHARE_ACKNOWLEDGE];
+
+/// True when `version` of a decoded API uses flexible encodings.
+pub fn is_flexible(d: &Decoded, version: i16) -> bool {
+    version >= d.flexible_from
+}
+
+/// The response header version for a decoded API: v1 (with tagged fields)
+/// for flexible versions, v0 otherwise, and always v0 for ApiVersions
+/// (KIP-511: clients must read it before they know the broker's versions).
+pub fn response_header_has_tags(d: &Decoded, version: i16) -> bool {
+    d.key != ApiKey::API_VERSIONS && is_flexible(d, version)
+}
+
+/// A Kafka error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorCode(pub i16);
+
+impl ErrorCode {
+    pub const NONE: ErrorCode = ErrorCode(0);
+    pub const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
+    pub const UNSUPPORTED_SASL_MECHANISM: ErrorCode = ErrorCode(33);
+    pub const ILLEGAL_SASL_STATE: ErrorCode = ErrorCode(34);
+    pub const UNSUPPORTED_VERSION: ErrorCode = ErrorCode(35);
+    pub const SASL_AUTHENTICATION_FAILED: ErrorCode = ErrorCode(58);
+    pub const CLUSTER_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(31);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_display() {
+        assert_eq!(ApiKey::METADATA.to_string(), "Metadata(3)");
+        assert_eq!(ApiKey(999).to_string(), "api_key(999)");
+    }
+
+    #[test]
+    fn api_versions_response_header_is_always_v0() {
+        let av = decoded(ApiKey::API_VERSIONS).expect("decoded");
+        assert!(!response_header_has_tags(av, 3));
+        let md = decoded(ApiKey::METADATA).expect("decoded");
+        assert!(response_header_has_tags(md, 9));
+        assert!(!response_header_has_tags(md, 8));
+    }
+}

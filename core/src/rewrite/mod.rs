@@ -1,0 +1,120 @@
+//! Response rewriting: broker addresses out, proxy addresses in.
+//!
+//! A rewriter decodes only the prefix of a response body that holds broker
+//! addresses, re-encodes that prefix with the addresses clients must use, and
+//! keeps the rest of the body as a zero-copy [`Bytes`] slice. Responses whose
+//! addresses need no change come back as [`Body::Unchanged`] and are forwarded
+//! byte for byte.
+//!
+//! "Body" here means the response after its header (correlation id and, for
+//! flexible versions, the header's tagged fields); the session owns headers.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use crate::api::ApiKey;
+
+/// Where clients must connect to reach an upstream broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised<'a> {
+    /// Host name or address clients connect to.
+    pub host: Cow<'a, str>,
+    /// Port clients connect to.
+    pub port: i32,
+}
+
+/// Maps upstream broker addresses to the addresses the proxy advertises.
+pub trait AddressMap {
+    /// The address clients should use for broker `node_id`, which the cluster
+    /// advertised as `host:port`. `None` means this broker cannot be exposed
+    /// through the proxy (for example a node id beyond `max_broker_id`); the
+    /// rewriter then leaves it out rather than leak its real address.
+    fn advertised(&self, node_id: i32, host: &str, port: i32) -> Option<Advertised<'_>>;
+}
+
+/// A broker address seen in a response, as the cluster advertised it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Broker {
+    /// The broker's node id.
+    pub node_id: i32,
+    /// The host the cluster advertised.
+    pub host: String,
+    /// The port the cluster advertised.
+    pub port: i32,
+}
+
+/// What a response told about the cluster's brokers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Observed {
+    /// Nothing (the response held no broker address).
+    #[default]
+    Nothing,
+    /// Some brokers (FindCoordinator, KIP-951 `NodeEndpoints`): add, never remove.
+    Some(Vec<Broker>),
+    /// The complete, current broker list (Metadata, DescribeCluster).
+    All(Vec<Broker>),
+}
+
+/// A response body after rewriting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// Forward the original bytes untouched.
+    Unchanged,
+    /// Forward `head` followed by `tail` (a slice of the original body).
+    Replaced {
+        /// The re-encoded prefix.
+        head: Bytes,
+        /// The untouched remainder of the original body.
+        tail: Bytes,
+    },
+}
+
+impl Body {
+    /// Length of the rewritten body, given the original body's length.
+    pub fn len(&self, original: usize) -> usize {
+        match self {
+            Body::Unchanged => original,
+            Body::Replaced { head, tail } => head.len() + tail.len(),
+        }
+    }
+}
+
+/// The result of rewriting one response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The bytes to forward.
+    pub body: Body,
+    /// The brokers the response named.
+    pub observed: Observed,
+}
+
+impl Rewrite {
+    /// A response with nothing to rewrite.
+    pub const UNCHANGED: Rewrite = Rewrite { body: Body::Unchanged, observed: Observed::Nothing };
+}
+
+/// Why a response body could not be rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewriteError {
+    /// The version is newer than this proxy parses (ApiVersions should have
+    /// prevented it from being used).
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    /// The body does not decode as `api` at `version`.
+    Malformed { api: ApiKey, version: i16, offset: usize, what: &'static str },
+}
+
+impl std::fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RewriteError::UnsupportedVersion { api, version } => {
+                write!(f, "{api} v{version} is newer than this proxy can rewrite")
+            }
+            RewriteError::Malformed { api, version, offset, what } => {
+                write!(f, "malformed {api} v{version} response at body offset {offset}: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {}

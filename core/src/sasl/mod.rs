@@ -1,0 +1,1 @@
+//! SASL: the proxy as server towards clients and as client towards brokers.

@@ -1,0 +1,1 @@
+//! TLS on both sides, driven through rustls' unbuffered API.

@@ -1,0 +1,1 @@
+//! Drives `kafka-proxy-core` with a minimal mio/epoll loop.

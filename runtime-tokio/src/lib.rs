@@ -1,0 +1,1 @@
+//! Drives `kafka-proxy-core` with tokio.
