@@ -61,12 +61,17 @@ pub enum Observed {
 pub enum Body {
     /// Forward the original bytes untouched.
     Unchanged,
-    /// Forward `head` followed by `tail` (a slice of the original body).
-    Replaced {
-        /// The re-encoded prefix.
-        head: Bytes,
-        /// The untouched remainder of the original body.
-        tail: Bytes,
+    /// Forward `front`, then `new`, then `back`: `front` and `back` are
+    /// zero-copy slices of the original body, `new` the re-encoded part.
+    /// Metadata keeps an empty `front` (brokers come first); KIP-951
+    /// `NodeEndpoints` keep an empty `back` (tagged fields come last).
+    Spliced {
+        /// Untouched bytes before the re-encoded part.
+        front: Bytes,
+        /// The re-encoded part.
+        new: Bytes,
+        /// Untouched bytes after the re-encoded part.
+        back: Bytes,
     },
 }
 
@@ -75,7 +80,7 @@ impl Body {
     pub fn len(&self, original: usize) -> usize {
         match self {
             Body::Unchanged => original,
-            Body::Replaced { head, tail } => head.len() + tail.len(),
+            Body::Spliced { front, new, back } => front.len() + new.len() + back.len(),
         }
     }
 }
