@@ -13,10 +13,12 @@
 //! # The rule
 //!
 //! **After every input, drain the outputs until none is left.** That is:
-//! after [`session::Session::handle_read`], `handle_connected`, `handle_eof`,
-//! `handle_timeout`, `handle_written` (and the `Proxy` equivalents), call
-//! `poll_event` until it returns `None`, write what `transmit` offers for each
-//! side, and re-arm the timer from `poll_timeout`. A runtime that follows it
+//! after [`session::Session::read_from`], `write_to`, `handle_connected`,
+//! `handle_connect_failed`, `handle_io_error` and `handle_timeout`, call
+//! `poll_event` until it returns `None`, write what `write_to` offers for each
+//! side, and re-arm the timer from `poll_timeout`; after
+//! [`proxy::Proxy::new`], `accept` and `handle_observed`, call `poll_action`
+//! until it returns `None`. A runtime that follows it
 //! can never stall the core; one that does not may leave bytes or deadlines
 //! unattended.
 #![cfg_attr(
@@ -28,7 +30,12 @@
 
 pub mod api;
 pub mod config;
+pub mod frame;
+pub mod header;
+pub mod proxy;
 pub mod rewrite;
+pub mod route;
 pub mod sasl;
+pub mod session;
 pub mod tls;
 pub mod wire;

@@ -123,3 +123,6 @@ impl std::fmt::Display for RewriteError {
 }
 
 impl std::error::Error for RewriteError {}
+
+mod shim;
+pub use shim::*;

@@ -1,0 +1,199 @@
+//! Kafka framing: `int32 size` followed by `size` bytes, in both directions.
+//!
+//! Frames are assembled in the connection's receive buffer and split off
+//! whole with [`BytesMut::split_to`], so a body is never copied. The size is
+//! checked against the configured maximum as soon as its four bytes are
+//! there, before anything is allocated for the body.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Bytes of the size prefix.
+pub const SIZE_LEN: usize = 4;
+
+/// Frames up to this size get their whole buffer reserved when the size is
+/// seen (one allocation, no regrowth); larger ones grow as bytes arrive, so a
+/// peer that announces a huge frame and then trickles cannot make the proxy
+/// allocate more than it actually sent.
+pub const EAGER_RESERVE: usize = 1024 * 1024;
+
+/// The smallest buffer growth step while a frame is incomplete.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a byte stream is not valid Kafka framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// The size prefix is negative.
+    NegativeSize(i32),
+    /// The size prefix exceeds the configured maximum.
+    TooLarge {
+        /// The announced body size.
+        size: u32,
+        /// The configured maximum.
+        max: u32,
+    },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::NegativeSize(size) => write!(f, "negative frame size {size}"),
+            FrameError::TooLarge { size, max } => {
+                write!(f, "frame of {size} bytes exceeds the limit of {max} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Splits complete frames off the front of a receive buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameDecoder {
+    max_frame: u32,
+}
+
+impl FrameDecoder {
+    /// A decoder refusing bodies larger than `max_frame` bytes.
+    pub fn new(max_frame: u32) -> FrameDecoder {
+        FrameDecoder { max_frame }
+    }
+
+    /// The body size announced at the front of `buf`, once its prefix is there.
+    fn announced(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = buf.first_chunk::<SIZE_LEN>() else {
+            return Ok(None);
+        };
+        let size = i32::from_be_bytes(*prefix);
+        let size = u32::try_from(size).map_err(|_| FrameError::NegativeSize(size))?;
+        if size > self.max_frame {
+            return Err(FrameError::TooLarge { size, max: self.max_frame });
+        }
+        Ok(Some(size as usize))
+    }
+
+    /// Takes the next complete frame, size prefix included, off the front of
+    /// `buf`; `Ok(None)` while it is incomplete.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        match self.announced(buf)? {
+            Some(size) if buf.len() >= SIZE_LEN + size => Ok(Some(buf.split_to(SIZE_LEN + size).freeze())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Makes room in `buf` for the next read: the rest of the current frame
+    /// when it is small, otherwise a growth step proportional to what has
+    /// already arrived. Fails early on a hostile size prefix.
+    pub fn reserve(&self, buf: &mut BytesMut) -> Result<(), FrameError> {
+        let wanted = match self.announced(buf)? {
+            Some(size) => {
+                let missing = (SIZE_LEN + size).saturating_sub(buf.len());
+                if SIZE_LEN + size <= EAGER_RESERVE {
+                    missing.max(READ_CHUNK)
+                } else {
+                    missing.min(buf.len().max(READ_CHUNK))
+                }
+            }
+            None => READ_CHUNK,
+        };
+        if buf.capacity() - buf.len() < wanted {
+            buf.reserve(wanted);
+        }
+        Ok(())
+    }
+}
+
+/// The body of a frame: everything after the size prefix.
+pub fn body(frame: &Bytes) -> Bytes {
+    let mut body = frame.clone();
+    body.advance(SIZE_LEN.min(body.len()));
+    body
+}
+
+/// Encodes a size prefix for a body of `len` bytes.
+pub fn size_prefix(len: usize) -> [u8; SIZE_LEN] {
+    i32::try_from(len).unwrap_or(i32::MAX).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut v = size_prefix(body.len()).to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn splits_whole_frames_only() {
+        let d = FrameDecoder::new(1024);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&frame(b"hello"));
+        buf.extend_from_slice(&frame(b"wor")[..5]);
+        assert_eq!(d.decode(&mut buf).expect("valid").as_deref(), Some(&frame(b"hello")[..]));
+        assert_eq!(d.decode(&mut buf).expect("valid"), None);
+        buf.extend_from_slice(&frame(b"wor")[5..]);
+        assert_eq!(d.decode(&mut buf).expect("valid").as_deref(), Some(&frame(b"wor")[..]));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn zero_length_frame() {
+        let d = FrameDecoder::new(1024);
+        let mut buf = BytesMut::from(&[0u8, 0, 0, 0][..]);
+        assert_eq!(d.decode(&mut buf).expect("valid").as_deref(), Some(&[0u8, 0, 0, 0][..]));
+    }
+
+    #[test]
+    fn hostile_sizes_refused_before_allocation() {
+        let d = FrameDecoder::new(1024);
+        let mut buf = BytesMut::from(&[0x7fu8, 0xff, 0xff, 0xff][..]);
+        let cap = buf.capacity();
+        assert_eq!(d.decode(&mut buf), Err(FrameError::TooLarge { size: 0x7fff_ffff, max: 1024 }));
+        assert_eq!(d.reserve(&mut buf), Err(FrameError::TooLarge { size: 0x7fff_ffff, max: 1024 }));
+        assert_eq!(buf.capacity(), cap, "nothing reserved for a refused frame");
+        let mut neg = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xfe][..]);
+        assert_eq!(d.decode(&mut neg), Err(FrameError::NegativeSize(-2)));
+    }
+
+    #[test]
+    fn large_frames_grow_with_what_arrived() {
+        let d = FrameDecoder::new(64 * 1024 * 1024);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&size_prefix(32 * 1024 * 1024));
+        d.reserve(&mut buf).expect("valid");
+        assert!(buf.capacity() < 2 * READ_CHUNK + SIZE_LEN, "a 32 MiB announcement reserves one step");
+        let small = FrameDecoder::new(1024 * 1024);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&size_prefix(512 * 1024));
+        small.reserve(&mut buf).expect("valid");
+        assert!(buf.capacity() >= 512 * 1024 + SIZE_LEN, "small frames reserve once");
+    }
+
+    proptest! {
+        #[test]
+        fn identical_frames_under_any_read_split(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+            cuts in proptest::collection::vec(1usize..64, 1..200),
+        ) {
+            let stream: Vec<u8> = bodies.iter().flat_map(|b| frame(b)).collect();
+            let d = FrameDecoder::new(1024);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut pos = 0;
+            let mut cut = cuts.iter().cycle();
+            while pos < stream.len() {
+                d.reserve(&mut buf).expect("valid sizes");
+                let n = (*cut.next().expect("cycle")).min(stream.len() - pos);
+                buf.extend_from_slice(&stream[pos..pos + n]);
+                pos += n;
+                while let Some(f) = d.decode(&mut buf).expect("valid sizes") {
+                    out.push(body(&f).to_vec());
+                }
+            }
+            prop_assert!(buf.is_empty());
+            prop_assert_eq!(out, bodies);
+        }
+    }
+}

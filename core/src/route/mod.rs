@@ -1,0 +1,37 @@
+//! Routing: which upstream a connection goes to, and which address clients
+//! are told for each broker.
+
+pub mod port_offset;
+
+use std::net::IpAddr;
+
+use crate::config::HostPort;
+
+/// A listening socket the proxy wants, named by what it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ListenerId {
+    /// Bootstrap slot `n` (port `base + n`), forwarding to bootstrap server `n`.
+    Bootstrap(u16),
+    /// The listener of broker `node_id`.
+    Broker(i32),
+}
+
+impl std::fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenerId::Bootstrap(slot) => write!(f, "bootstrap[{slot}]"),
+            ListenerId::Broker(id) => write!(f, "broker {id}"),
+        }
+    }
+}
+
+/// Where an accepted connection is forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// What the client connected to.
+    pub listener: ListenerId,
+    /// The upstream address, as configured or as the cluster advertised it.
+    pub upstream: HostPort,
+    /// A `resolve` override for the upstream host, if one matches.
+    pub addr_override: Option<IpAddr>,
+}

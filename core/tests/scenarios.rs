@@ -1,0 +1,195 @@
+//! Deterministic scenarios through the in-memory harness (client ↔ core ↔
+//! fake broker, virtual clock).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use kafka_proxy_core::config::Limits;
+use kafka_proxy_core::frame::FrameError;
+use kafka_proxy_core::proxy::ProxyAction;
+use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
+
+fn pipelined(h: &mut Harness) {
+    let c = h.connect(ListenerId::Bootstrap(0));
+    assert_eq!(
+        h.conns[c].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
+        Some(("kafka-0.internal", 9092))
+    );
+    // ListOffsets, Produce acks=0, Produce acks=1, Produce acks=0, Heartbeat, pipelined in one write.
+    let mut requests = Vec::new();
+    requests.extend(request(2, 1, 1, false, b"list-offsets"));
+    requests.extend(produce_v8(2, 0, b"fire-and-forget"));
+    requests.extend(produce_v8(3, 1, b"acknowledged"));
+    requests.extend(produce_v8(4, 0, b"fire-and-forget-2"));
+    requests.extend(request(12, 4, 5, true, b"heartbeat"));
+    h.client_send(c, &requests);
+    assert_eq!(h.conns[c].to_broker, requests, "requests reach the broker byte for byte, in order");
+    assert_eq!(h.conns[c].session.in_flight(), 3, "acks=0 produce expects no response");
+    // The broker answers only the three that expect a response.
+    let mut responses = Vec::new();
+    responses.extend(response(1, b"offsets"));
+    responses.extend(response(3, b"produced"));
+    responses.extend(response(5, b"\0heartbeat"));
+    h.broker_send(c, &responses);
+    assert_eq!(h.conns[c].to_client, responses, "responses reach the client byte for byte");
+    assert_eq!(h.conns[c].session.in_flight(), 0);
+    assert!(h.conns[c].closed.is_none());
+}
+
+#[test]
+fn pipelined_requests_with_acks0_produce() {
+    let mut h = Harness::new(config(Limits::default()));
+    pipelined(&mut h);
+}
+
+#[test]
+fn pipelined_requests_under_tiny_reads_and_writes() {
+    for (read, write) in [(1, 1), (3, 7), (5, 2), (13, 64 * 1024)] {
+        let mut h = Harness::new(config(Limits::default()));
+        h.read_size = read;
+        h.write_size = write;
+        pipelined(&mut h);
+    }
+}
+
+#[test]
+fn oversize_frame_closes_with_bounded_memory() {
+    let limits = Limits { max_frame_bytes: 1024 * 1024, ..Limits::default() };
+    let mut h = Harness::new(config(limits));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    let mut hostile = (512 * 1024 * 1024i32).to_be_bytes().to_vec();
+    hostile.extend_from_slice(&[0u8; 100]);
+    h.client_send(c, &hostile);
+    assert_eq!(
+        h.conns[c].closed,
+        Some(CloseReason::Frame {
+            side: Side::Downstream,
+            error: FrameError::TooLarge { size: 512 * 1024 * 1024, max: 1024 * 1024 },
+        })
+    );
+    assert!(h.conns[c].session.buffered_bytes() <= 256 * 1024, "{}", h.conns[c].session.buffered_bytes());
+    assert!(h.conns[c].to_broker.is_empty(), "nothing of the hostile frame is forwarded");
+}
+
+#[test]
+fn response_matching_no_request_closes() {
+    let mut h = Harness::new(config(Limits::default()));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.client_send(c, &request(2, 1, 1, false, b"x"));
+    h.broker_send(c, &response(99, b"stray"));
+    assert_eq!(
+        h.conns[c].closed,
+        Some(CloseReason::Protocol {
+            side: Side::Upstream,
+            error: ProtocolError::UnexpectedResponse { correlation_id: 99 },
+        })
+    );
+    assert!(h.conns[c].to_client.is_empty(), "the stray response is not forwarded");
+}
+
+#[test]
+fn future_api_versions_request_is_answered_locally() {
+    let mut h = Harness::new(config(Limits::default()));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.client_send(c, &request(18, 9, 7, true, b"future"));
+    assert!(h.conns[c].to_broker.is_empty(), "never reaches a broker that might answer in v9");
+    let replies = frames(&h.conns[c].to_client);
+    assert_eq!(replies.len(), 1);
+    let body = &replies[0];
+    assert_eq!(&body[..4], &7i32.to_be_bytes(), "correlation id echoed, header v0");
+    assert_eq!(&body[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+    assert!(h.conns[c].closed.is_none());
+}
+
+#[test]
+fn request_above_advertised_version_closes() {
+    let mut h = Harness::new(config(Limits::default()));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.client_send(c, &request(3, 99, 1, true, b""));
+    assert!(matches!(
+        h.conns[c].closed,
+        Some(CloseReason::Protocol {
+            side: Side::Downstream,
+            error: ProtocolError::VersionNotAdvertised { .. }
+        })
+    ));
+}
+
+#[test]
+fn connect_timeout_closes_after_the_configured_time() {
+    let mut h = Harness::new(config(Limits::default()));
+    h.auto_connect = false;
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.client_send(c, &request(2, 1, 1, false, b"queued while connecting"));
+    h.advance(Duration::from_secs(14));
+    assert!(h.conns[c].closed.is_none());
+    h.advance(Duration::from_secs(1));
+    assert!(matches!(h.conns[c].closed, Some(CloseReason::ConnectTimeout { .. })));
+}
+
+#[test]
+fn client_eof_flushes_queued_requests_then_closes() {
+    let mut h = Harness::new(config(Limits::default()));
+    h.write_size = 0; // the broker socket is momentarily full
+    let c = h.connect(ListenerId::Bootstrap(0));
+    let req = produce_v8(1, 0, b"last words");
+    h.client_send(c, &req);
+    assert!(h.conns[c].to_broker.is_empty());
+    // The client hangs up: an empty read is end of stream.
+    let now = h.now;
+    let out = h.conns[c].session.read_from(now, Side::Downstream, |_| Ok::<_, std::convert::Infallible>(0));
+    assert!(out.is_ok());
+    h.drive();
+    assert!(h.conns[c].closed.is_none(), "still flushing");
+    h.write_size = usize::MAX;
+    h.drive();
+    assert_eq!(h.conns[c].to_broker, req, "queued acks=0 produce delivered before closing");
+    assert_eq!(h.conns[c].closed, Some(CloseReason::PeerClosed(Side::Downstream)));
+}
+
+#[test]
+fn stalled_broker_applies_back_pressure_to_the_client() {
+    let limits = Limits { max_buffered_bytes: 256 * 1024, ..Limits::default() };
+    let mut h = Harness::new(config(limits));
+    h.write_size = 0;
+    let c = h.connect(ListenerId::Bootstrap(0));
+    let payload = vec![7u8; 16 * 1024];
+    let mut stream = Vec::new();
+    for corr in 0..256 {
+        stream.extend(produce_v8(corr, 1, &payload));
+    }
+    h.client_send(c, &stream);
+    let held = h.conns[c].session.buffered_bytes();
+    assert!(!h.conns[c].from_client.is_empty(), "the proxy stopped reading the client");
+    assert!(held < 256 * 1024 + 2 * 64 * 1024 + 32 * 1024, "memory stays bounded: {held}");
+    assert!(!h.conns[c].session.wants_read(Side::Downstream));
+    // The broker drains: everything flows.
+    h.write_size = usize::MAX;
+    h.drive();
+    assert!(h.conns[c].from_client.is_empty());
+    assert_eq!(h.conns[c].to_broker, stream);
+}
+
+#[test]
+fn idle_connections_close() {
+    let mut h =
+        Harness::new(config(Limits { idle_timeout: Some(Duration::from_secs(60)), ..Limits::default() }));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.advance(Duration::from_secs(59));
+    assert!(h.conns[c].closed.is_none());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.conns[c].closed, Some(CloseReason::IdleTimeout));
+}
+
+#[test]
+fn bootstrap_listeners_open_at_start() {
+    let h = Harness::new(config(Limits::default()));
+    assert_eq!(
+        h.actions,
+        vec![ProxyAction::Listen { id: ListenerId::Bootstrap(0), addr: "127.0.0.1:30000".parse().unwrap() }]
+    );
+}
