@@ -1,2 +1,155 @@
-//! The `kafka-proxy` command.
-fn main() {}
+//! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
+
+mod config;
+mod signals;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kafka_proxy_core::proxy::Proxy;
+use tracing::{error, info};
+
+const ABOUT: &str = "A Kafka proxy: clients connect to it as if it were the cluster.";
+
+const LONG_ABOUT: &str = "\
+A Kafka proxy: clients connect to it as if it were the Kafka cluster, and it
+connects to the real brokers. It rewrites every broker address the cluster
+hands out so clients keep coming back through the proxy, and passes every
+other byte through untouched.
+
+Quick start:
+  kafka-proxy check --config config.yaml     validate a configuration and show its listeners
+  kafka-proxy --config config.yaml           run (tokio runtime)
+  kafka-proxy --config config.yaml --runtime mio
+
+Ready-made configurations are in config-templates/. Logs go to stderr; set
+RUST_LOG (e.g. RUST_LOG=debug or RUST_LOG=kafka_proxy_core=trace) to change
+what is logged.";
+
+#[derive(Debug, Parser)]
+#[command(name = "kafka-proxy", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, short = 'c', global = true, default_value = "config.yaml", value_name = "FILE")]
+    config: PathBuf,
+
+    /// The I/O runtime: tokio (multi-threaded) or mio (one epoll loop, lowest overhead).
+    /// Overrides `runtime:` in the configuration.
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    runtime: Option<RuntimeKind>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy (the default when no command is given).
+    Run,
+    /// Validate the configuration, print the listeners and routes it implies, and exit.
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    Tokio,
+    Mio,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&cli.config),
+        Command::Run => run(&cli.config, cli.runtime),
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
+    let loaded = config::load(path, env).and_then(|c| {
+        let core = c.to_core()?;
+        Ok((c, core))
+    });
+    loaded.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok((config, _)) => {
+            println!("{}: OK", path.display());
+            println!("{}", config.describe());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
+    if let Err(e) = signals::block() {
+        eprintln!("error: cannot block termination signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let (_config, core) = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    init_logging();
+    let runtime = runtime.unwrap_or(RuntimeKind::Tokio);
+    info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
+    let proxy = Proxy::new(core);
+    let result = match runtime {
+        RuntimeKind::Tokio => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            if let Err(e) = signals::on_termination(move |signal| {
+                info!(signal, "termination signal received");
+                let _ = tx.send(());
+            }) {
+                eprintln!("error: cannot start the signal thread: {e}");
+                return ExitCode::FAILURE;
+            }
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            kafka_proxy_tokio::run(proxy, kafka_proxy_tokio::Options { worker_threads: None }, shutdown)
+                .map_err(|e| e.to_string())
+        }
+        RuntimeKind::Mio => kafka_proxy_mio::run(proxy, |stopper| {
+            let result = signals::on_termination(move |signal| {
+                info!(signal, "termination signal received");
+                stopper.stop();
+            });
+            if let Err(e) = result {
+                error!(error = %e, "cannot start the signal thread; stop with SIGKILL");
+            }
+        })
+        .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -387,6 +387,11 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// True when [`Session::poll_event`] has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The earliest moment [`Session::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.phase {

@@ -1,1 +1,619 @@
-//! Drives `kafka-proxy-core` with a minimal mio/epoll loop.
+//! Drives `kafka-proxy-core` with a minimal, single-threaded, edge-triggered
+//! mio (epoll) loop: the lowest-overhead way to move bytes through the core.
+//!
+//! Every socket is registered once for readable and writable edges. Because
+//! edges fire once, the loop remembers readiness per socket and keeps
+//! reading or writing until the kernel says `WouldBlock` (or the session
+//! applies back-pressure, in which case the remembered readiness is used as
+//! soon as the session wants bytes again). After every input it drains the
+//! session's events, flushes its queues and re-arms its timer: the core's
+//! rule. There is no protocol logic here.
+
+mod dns;
+mod slab;
+mod sys;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use kafka_proxy_core::proxy::{Proxy, ProxyAction};
+use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::session::{ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{debug, error, info, info_span, warn};
+
+use crate::dns::Resolver;
+use crate::slab::Slab;
+
+/// How long connections get to finish after a stop request.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Reads or writes on one connection before the loop serves the others.
+const BUDGET: usize = 32;
+/// epoll events fetched per wake-up.
+const EVENTS: usize = 1024;
+
+const WAKER: Token = Token(usize::MAX);
+/// Listener tokens count down from below the waker.
+const LISTENER_BASE: usize = usize::MAX - 1;
+/// Listener tokens live in `[LISTENER_BASE - MAX_LISTENERS, LISTENER_BASE]`.
+const MAX_LISTENERS: usize = 1 << 16;
+
+/// Why the loop could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// epoll or the waker could not be created.
+    Poll(io::Error),
+    /// A listener the configuration needs could not be bound.
+    Bind {
+        /// The listener.
+        id: ListenerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        error: io::Error,
+    },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Poll(e) => write!(f, "cannot create the event loop: {e}"),
+            StartError::Bind { id, addr, error } => write!(f, "cannot listen on {addr} for {id}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Stops a running loop from any thread.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Stopper {
+    /// Asks the loop to close every connection and return.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            warn!(error = %e, "cannot wake the event loop");
+        }
+    }
+}
+
+/// Runs the proxy on the calling thread until a [`Stopper`] (handed to
+/// `on_start` once the listeners are bound) stops it.
+pub fn run(proxy: Proxy, on_start: impl FnOnce(Stopper)) -> Result<(), StartError> {
+    let poll = Poll::new().map_err(StartError::Poll)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(StartError::Poll)?);
+    let flag = Arc::new(AtomicBool::new(false));
+    let resolver = Resolver::new(waker.clone());
+    let mut event_loop = Loop {
+        poll,
+        proxy,
+        listeners: HashMap::new(),
+        listener_slots: Slab::new(),
+        conns: Slab::new(),
+        timers: BTreeSet::new(),
+        resolver,
+        dirty: Vec::new(),
+        dirty_listeners: Vec::new(),
+        closed: Vec::new(),
+    };
+    event_loop.open_initial_listeners()?;
+    on_start(Stopper { flag: flag.clone(), waker });
+    event_loop.serve(&flag);
+    Ok(())
+}
+
+/// A bound listener.
+struct Listener {
+    id: ListenerId,
+    socket: TcpListener,
+}
+
+/// One client connection, its upstream connection and their session.
+struct Conn {
+    session: Session,
+    client: TcpStream,
+    broker: Option<TcpStream>,
+    /// The broker socket is connecting (waiting for its writable edge).
+    connecting: bool,
+    /// Addresses still to try for the upstream connection.
+    candidates: Vec<SocketAddr>,
+    /// Remembered edge readiness, per side: [client, broker].
+    readable: [bool; 2],
+    writable: [bool; 2],
+    /// The deadline registered in the timer set.
+    timer: Option<Instant>,
+    span: tracing::Span,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Downstream => 0,
+        Side::Upstream => 1,
+    }
+}
+
+fn token(slot: usize, side: Side) -> Token {
+    Token(slot * 2 + side_index(side))
+}
+
+fn from_token(token: Token) -> (usize, Side) {
+    let side = if token.0.is_multiple_of(2) { Side::Downstream } else { Side::Upstream };
+    (token.0 / 2, side)
+}
+
+struct Loop {
+    poll: Poll,
+    proxy: Proxy,
+    listeners: HashMap<ListenerId, usize>,
+    listener_slots: Slab<Listener>,
+    conns: Slab<Conn>,
+    timers: BTreeSet<(Instant, usize)>,
+    resolver: Resolver,
+    /// Connections with remembered readiness left to serve (budget ran out).
+    dirty: Vec<usize>,
+    /// Listeners whose accept budget ran out with connections still waiting.
+    dirty_listeners: Vec<usize>,
+    /// Connections to remove at the end of this iteration.
+    closed: Vec<usize>,
+}
+
+impl Loop {
+    fn open_initial_listeners(&mut self) -> Result<(), StartError> {
+        while let Some(action) = self.proxy.poll_action() {
+            if let ProxyAction::Listen { id, addr } = action {
+                let socket = TcpListener::bind(addr).map_err(|error| StartError::Bind { id, addr, error })?;
+                self.add_listener(id, addr, socket).map_err(|error| StartError::Bind { id, addr, error })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_listener(&mut self, id: ListenerId, addr: SocketAddr, socket: TcpListener) -> io::Result<()> {
+        if self.listener_slots.len() >= MAX_LISTENERS {
+            return Err(io::Error::other("too many listeners"));
+        }
+        let slot = self.listener_slots.insert(Listener { id, socket });
+        let registered = match self.listener_slots.get_mut(slot) {
+            Some(listener) => self.poll.registry().register(
+                &mut listener.socket,
+                Token(LISTENER_BASE - slot),
+                Interest::READABLE,
+            ),
+            None => Err(io::Error::other("listener slot vanished")),
+        };
+        if let Err(e) = registered {
+            self.listener_slots.remove(slot);
+            return Err(e);
+        }
+        self.listeners.insert(id, slot);
+        info!(listener = %id, %addr, "listening");
+        Ok(())
+    }
+
+    /// Carries out the proxy's listener changes.
+    fn apply_actions(&mut self) {
+        while let Some(action) = self.proxy.poll_action() {
+            match action {
+                ProxyAction::Listen { id, addr } => {
+                    let bound =
+                        TcpListener::bind(addr).and_then(|socket| self.add_listener(id, addr, socket));
+                    if let Err(error) = bound {
+                        error!(listener = %id, %addr, %error, "cannot listen");
+                        self.proxy.handle_listen_failed(id, &error);
+                    }
+                }
+                ProxyAction::Unlisten { id } => {
+                    if let Some(slot) = self.listeners.remove(&id)
+                        && let Some(mut listener) = self.listener_slots.remove(slot)
+                    {
+                        let _ = self.poll.registry().deregister(&mut listener.socket);
+                        info!(listener = %id, "stopped listening");
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(EVENTS);
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if stopping.is_none() && stop.load(Ordering::SeqCst) {
+                info!("shutting down");
+                stopping = Some(now + SHUTDOWN_GRACE);
+                self.stop_listening();
+                for slot in self.conns.slots() {
+                    if let Some(conn) = self.conns.get_mut(slot) {
+                        conn.session.shutdown(now);
+                    }
+                    self.pump(slot);
+                }
+                self.reap();
+            }
+            if let Some(deadline) = stopping
+                && (self.conns.is_empty() || now >= deadline)
+            {
+                return;
+            }
+            let timeout = if self.dirty.is_empty() && self.dirty_listeners.is_empty() {
+                let next_timer = self.timers.first().map(|(t, _)| t.saturating_duration_since(now));
+                match (next_timer, stopping) {
+                    (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(now))),
+                    (t, None) => t,
+                    (None, Some(d)) => Some(d.saturating_duration_since(now)),
+                }
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                error!(error = %e, "epoll failed");
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => self.on_resolved(),
+                    Token(t) if (LISTENER_BASE - MAX_LISTENERS..=LISTENER_BASE).contains(&t) => {
+                        self.accept(LISTENER_BASE - t)
+                    }
+                    t => {
+                        let (slot, side) = from_token(t);
+                        let Some(conn) = self.conns.get_mut(slot) else { continue };
+                        let i = side_index(side);
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            conn.readable[i] = true;
+                        }
+                        if event.is_writable() || event.is_write_closed() || event.is_error() {
+                            conn.writable[i] = true;
+                        }
+                        if side == Side::Upstream && conn.connecting && (conn.writable[1] || event.is_error())
+                        {
+                            self.finish_connect(slot);
+                        }
+                        self.pump(slot);
+                    }
+                }
+            }
+            for slot in std::mem::take(&mut self.dirty) {
+                self.pump(slot);
+            }
+            for listener_slot in std::mem::take(&mut self.dirty_listeners) {
+                self.accept(listener_slot);
+            }
+            self.fire_timers();
+            self.reap();
+        }
+    }
+
+    fn stop_listening(&mut self) {
+        for (_, slot) in self.listeners.drain() {
+            if let Some(mut listener) = self.listener_slots.remove(slot) {
+                let _ = self.poll.registry().deregister(&mut listener.socket);
+            }
+        }
+    }
+
+    fn accept(&mut self, listener_slot: usize) {
+        for _ in 0..BUDGET {
+            let Some(listener) = self.listener_slots.get(listener_slot) else { return };
+            let id = listener.id;
+            let (client, peer) = match listener.socket.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(listener = %id, error = %e, "accept failed");
+                    return;
+                }
+            };
+            let session = match self.proxy.accept(Instant::now(), id, peer) {
+                Ok(session) => session,
+                Err(error) => {
+                    warn!(listener = %id, %peer, %error, "connection refused");
+                    continue;
+                }
+            };
+            if let Err(error) = client.set_nodelay(true) {
+                debug!(%error, "cannot set TCP_NODELAY on the client socket");
+            }
+            let span = info_span!("conn", id = session.id(), %peer, listener = %id);
+            let slot = self.conns.insert(Conn {
+                session,
+                client,
+                broker: None,
+                connecting: false,
+                candidates: Vec::new(),
+                readable: [false; 2],
+                writable: [false; 2],
+                timer: None,
+                span,
+            });
+            let Some(conn) = self.conns.get_mut(slot) else { continue };
+            if let Err(error) = self.poll.registry().register(
+                &mut conn.client,
+                token(slot, Side::Downstream),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                conn.session.handle_io_error(Instant::now(), Side::Downstream, &error);
+            }
+            self.pump(slot);
+        }
+        // Budget used up: more may be waiting, and the edge will not repeat.
+        self.dirty_listeners.push(listener_slot);
+    }
+
+    /// Serves one connection: events, writes, reads, until nothing moves or
+    /// its budget is spent.
+    fn pump(&mut self, slot: usize) {
+        let mut budget = BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else { return };
+            let _entered = conn.span.clone().entered();
+            let mut progress = false;
+            let mut observed = Vec::new();
+            let mut connect = None;
+            while let Some(event) = conn.session.poll_event() {
+                match event {
+                    Event::Connect(target) => connect = Some(target),
+                    Event::Observed(o) => observed.push(o),
+                    Event::Closed(reason) => {
+                        if reason.is_normal() {
+                            debug!(%reason, "connection closed");
+                        } else {
+                            info!(%reason, "connection closed");
+                        }
+                        self.closed.push(slot);
+                        return;
+                    }
+                }
+            }
+            if !observed.is_empty() {
+                let now = Instant::now();
+                for o in observed {
+                    self.proxy.handle_observed(now, o);
+                }
+                self.apply_actions();
+                continue;
+            }
+            if let Some(target) = connect {
+                self.start_connect(slot, target);
+                continue;
+            }
+            for side in [Side::Upstream, Side::Downstream] {
+                progress |= flush(conn, side);
+            }
+            for side in [Side::Downstream, Side::Upstream] {
+                let i = side_index(side);
+                if conn.readable[i] && conn.session.wants_read(side) {
+                    progress |= read(conn, side);
+                }
+            }
+            progress |= conn.session.has_events();
+            if !progress {
+                self.rearm_timer(slot);
+                return;
+            }
+            budget -= 1;
+            if budget == 0 {
+                self.dirty.push(slot);
+                self.rearm_timer(slot);
+                return;
+            }
+        }
+    }
+
+    fn rearm_timer(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let next = conn.session.poll_timeout();
+        if next != conn.timer {
+            if let Some(old) = conn.timer.take() {
+                self.timers.remove(&(old, slot));
+            }
+            if let Some(new) = next {
+                self.timers.insert((new, slot));
+            }
+            conn.timer = next;
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&(when, slot)) = self.timers.first() {
+            if when > now {
+                return;
+            }
+            self.timers.remove(&(when, slot));
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.timer = None;
+                conn.session.handle_timeout(now);
+            }
+            self.pump(slot);
+        }
+    }
+
+    fn start_connect(&mut self, slot: usize, target: ConnectTarget) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let _entered = conn.span.clone().entered();
+        debug!(%target, "connecting upstream");
+        let direct = target.addr_override.or_else(|| target.host.parse().ok());
+        match direct {
+            Some(ip) => {
+                conn.candidates = vec![SocketAddr::new(ip, target.port)];
+                self.try_next_candidate(slot, None);
+            }
+            None => self.resolver.resolve(slot, conn.session.id(), target),
+        }
+    }
+
+    /// DNS answers arrived (the waker fired).
+    fn on_resolved(&mut self) {
+        for answer in self.resolver.answers() {
+            let Some(conn) = self.conns.get_mut(answer.slot) else { continue };
+            if conn.session.id() != answer.session {
+                continue; // The connection is gone and the slot reused.
+            }
+            match answer.result {
+                Ok(addrs) if !addrs.is_empty() => {
+                    conn.candidates = addrs;
+                    conn.candidates.reverse();
+                    self.try_next_candidate(answer.slot, None);
+                }
+                Ok(_) => conn.session.handle_connect_failed(Instant::now(), &"the name has no address"),
+                Err(e) => conn.session.handle_connect_failed(Instant::now(), &e),
+            }
+            self.pump(answer.slot);
+        }
+    }
+
+    /// Connects to the next candidate address, or reports `last_error`.
+    fn try_next_candidate(&mut self, slot: usize, last_error: Option<io::Error>) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let mut last_error = last_error;
+        while let Some(addr) = conn.candidates.pop() {
+            match TcpStream::connect(addr) {
+                Ok(mut stream) => {
+                    match self.poll.registry().register(
+                        &mut stream,
+                        token(slot, Side::Upstream),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        Ok(()) => {
+                            conn.broker = Some(stream);
+                            conn.connecting = true;
+                            conn.readable[1] = false;
+                            conn.writable[1] = false;
+                            return;
+                        }
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let error = last_error.unwrap_or_else(|| io::Error::other("no address to connect to"));
+        conn.session.handle_connect_failed(Instant::now(), &error);
+    }
+
+    /// The connecting broker socket signalled: connected, or failed.
+    fn finish_connect(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let Some(stream) = conn.broker.as_mut() else { return };
+        let error = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Some(e),
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    // Spurious wake-up: still connecting.
+                    conn.writable[1] = false;
+                    return;
+                }
+                Err(e) => Some(e),
+            },
+        };
+        conn.connecting = false;
+        match error {
+            None => {
+                if let Err(error) = stream.set_nodelay(true) {
+                    debug!(%error, "cannot set TCP_NODELAY on the broker socket");
+                }
+                conn.session.handle_connected(Instant::now());
+            }
+            Some(e) => {
+                if let Some(mut old) = conn.broker.take() {
+                    let _ = self.poll.registry().deregister(&mut old);
+                }
+                conn.readable[1] = false;
+                conn.writable[1] = false;
+                self.try_next_candidate(slot, Some(e));
+            }
+        }
+    }
+
+    /// Removes the connections that closed during this iteration.
+    fn reap(&mut self) {
+        for slot in std::mem::take(&mut self.closed) {
+            if let Some(mut conn) = self.conns.remove(slot) {
+                let registry = self.poll.registry();
+                let _ = registry.deregister(&mut conn.client);
+                if let Some(mut broker) = conn.broker.take() {
+                    let _ = registry.deregister(&mut broker);
+                }
+                if let Some(t) = conn.timer {
+                    self.timers.remove(&(t, slot));
+                }
+            }
+        }
+    }
+}
+
+/// Writes what is queued for `side` until done or the socket is full.
+fn flush(conn: &mut Conn, side: Side) -> bool {
+    let i = side_index(side);
+    if !conn.writable[i] || !conn.session.wants_write(side) {
+        return false;
+    }
+    let stream = match side {
+        Side::Downstream => &mut conn.client,
+        Side::Upstream => match conn.broker.as_mut() {
+            Some(s) if !conn.connecting => s,
+            _ => return false,
+        },
+    };
+    let mut progress = false;
+    for _ in 0..BUDGET {
+        match conn.session.write_to(Instant::now(), side, |iov| stream.write_vectored(iov)) {
+            Ok(WriteOutcome::Written(n)) if n > 0 => progress = true,
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.writable[i] = false;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                conn.session.handle_io_error(Instant::now(), side, &e);
+                return true;
+            }
+        }
+    }
+    progress
+}
+
+/// Reads once from `side` into the session.
+fn read(conn: &mut Conn, side: Side) -> bool {
+    let i = side_index(side);
+    let stream = match side {
+        Side::Downstream => &mut conn.client,
+        Side::Upstream => match conn.broker.as_mut() {
+            Some(s) if !conn.connecting => s,
+            _ => return false,
+        },
+    };
+    match conn.session.read_from(Instant::now(), side, |buf| sys::read_into(stream, buf)) {
+        Ok(ReadOutcome::Read(_)) => true,
+        Ok(ReadOutcome::Eof) => {
+            conn.readable[i] = false;
+            true
+        }
+        Ok(ReadOutcome::Paused) => false,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.readable[i] = false;
+            false
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+        Err(e) => {
+            conn.session.handle_io_error(Instant::now(), side, &e);
+            true
+        }
+    }
+}

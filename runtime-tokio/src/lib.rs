@@ -1,1 +1,334 @@
-//! Drives `kafka-proxy-core` with tokio.
+//! Drives `kafka-proxy-core` with a multi-threaded tokio runtime.
+//!
+//! One task per listener accepts connections; one task per client connection
+//! owns its [`Session`] and both sockets. After every input the task drains
+//! the session's events, writes what it queued (one vectored write per
+//! side) and re-arms its timer: the core's rule. There is no protocol logic
+//! here.
+
+#![deny(unsafe_code)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use kafka_proxy_core::proxy::{Proxy, ProxyAction};
+use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::session::{ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+/// How long connections get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the runtime could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The tokio runtime could not be built.
+    Runtime(io::Error),
+    /// A listener the configuration needs could not be bound.
+    Bind {
+        /// The listener.
+        id: ListenerId,
+        /// Its address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        error: io::Error,
+    },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Runtime(e) => write!(f, "cannot start the tokio runtime: {e}"),
+            StartError::Bind { id, addr, error } => write!(f, "cannot listen on {addr} for {id}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Runtime options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker threads (`None`: one per core).
+    pub worker_threads: Option<usize>,
+}
+
+/// Runs the proxy until `shutdown` completes, then closes every connection
+/// (bounded by a grace period) and returns.
+pub fn run(
+    proxy: Proxy,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("kafka-proxy");
+    if let Some(n) = options.worker_threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder.build().map_err(StartError::Runtime)?;
+    runtime.block_on(serve(proxy, shutdown))
+}
+
+/// State shared by every task.
+struct Shared {
+    proxy: Mutex<Proxy>,
+    listeners: Mutex<HashMap<ListenerId, JoinHandle<()>>>,
+    shutdown: watch::Receiver<bool>,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    fn proxy(&self) -> std::sync::MutexGuard<'_, Proxy> {
+        self.proxy.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drains the proxy's listener changes and carries them out.
+    async fn apply_actions(self: &Arc<Self>) {
+        loop {
+            let action = self.proxy().poll_action();
+            let Some(action) = action else { return };
+            match action {
+                ProxyAction::Listen { id, addr } => match TcpListener::bind(addr).await {
+                    Ok(listener) => {
+                        info!(listener = %id, %addr, "listening");
+                        self.spawn_accept(id, listener);
+                    }
+                    Err(error) => {
+                        error!(listener = %id, %addr, %error, "cannot listen");
+                        self.proxy().handle_listen_failed(id, &error);
+                    }
+                },
+                ProxyAction::Unlisten { id } => {
+                    let task = self.listeners.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                    if let Some(task) = task {
+                        task.abort();
+                        info!(listener = %id, "stopped listening");
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn_accept(self: &Arc<Self>, id: ListenerId, listener: TcpListener) {
+        let shared = self.clone();
+        let task = tokio::spawn(async move { shared.accept_loop(id, listener).await });
+        let old = self.listeners.lock().unwrap_or_else(PoisonError::into_inner).insert(id, task);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, id: ListenerId, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(listener = %id, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let session = self.proxy().accept(Instant::now(), id, peer);
+            match session {
+                Ok(session) => {
+                    let span = info_span!("conn", id = session.id(), %peer, listener = %id);
+                    let shared = self.clone();
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(
+                        async move {
+                            Connection::new(session, stream).run(&shared).await;
+                            shared.connections.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        .instrument(span),
+                    );
+                }
+                Err(error) => warn!(listener = %id, %peer, %error, "connection refused"),
+            }
+            self.apply_actions().await;
+        }
+    }
+}
+
+async fn serve(proxy: Proxy, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        proxy: Mutex::new(proxy),
+        listeners: Mutex::new(HashMap::new()),
+        shutdown: stop_rx,
+        connections: AtomicUsize::new(0),
+    });
+    // The initial listeners must all bind, or the proxy cannot serve.
+    loop {
+        let action = shared.proxy().poll_action();
+        match action {
+            Some(ProxyAction::Listen { id, addr }) => {
+                let listener =
+                    TcpListener::bind(addr).await.map_err(|error| StartError::Bind { id, addr, error })?;
+                info!(listener = %id, %addr, "listening");
+                shared.spawn_accept(id, listener);
+            }
+            Some(ProxyAction::Unlisten { .. }) => {}
+            None => break,
+        }
+    }
+    shutdown.await;
+    info!("shutting down");
+    for (_, task) in shared.listeners.lock().unwrap_or_else(PoisonError::into_inner).drain() {
+        task.abort();
+    }
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while shared.connections.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+/// One client connection, its upstream connection and their session.
+struct Connection {
+    session: Session,
+    client: TcpStream,
+    broker: Option<TcpStream>,
+    connecting: Option<Connecting>,
+}
+
+async fn connect(target: ConnectTarget) -> io::Result<TcpStream> {
+    let stream = match target.addr_override {
+        Some(ip) => TcpStream::connect(SocketAddr::new(ip, target.port)).await?,
+        None => TcpStream::connect((target.host.as_str(), target.port)).await?,
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+impl Connection {
+    fn new(session: Session, client: TcpStream) -> Connection {
+        if let Err(error) = client.set_nodelay(true) {
+            debug!(%error, "cannot set TCP_NODELAY on the client socket");
+        }
+        Connection { session, client, broker: None, connecting: None }
+    }
+
+    /// The session and the socket of `side`, borrowed apart.
+    fn split(&mut self, side: Side) -> (&mut Session, Option<&TcpStream>) {
+        let stream = match side {
+            Side::Downstream => Some(&self.client),
+            Side::Upstream => self.broker.as_ref(),
+        };
+        (&mut self.session, stream)
+    }
+
+    async fn run(mut self, shared: &Arc<Shared>) {
+        let mut shutdown = shared.shutdown.clone();
+        loop {
+            // The rule: drain events, flush, re-arm.
+            while let Some(event) = self.session.poll_event() {
+                match event {
+                    Event::Connect(target) => {
+                        debug!(%target, "connecting upstream");
+                        self.connecting = Some(Box::pin(connect(target)));
+                    }
+                    Event::Observed(observed) => {
+                        shared.proxy().handle_observed(Instant::now(), observed);
+                        shared.apply_actions().await;
+                    }
+                    Event::Closed(reason) => {
+                        if reason.is_normal() {
+                            debug!(%reason, "connection closed");
+                        } else {
+                            info!(%reason, "connection closed");
+                        }
+                        return;
+                    }
+                }
+            }
+            self.flush(Side::Upstream);
+            self.flush(Side::Downstream);
+            if self.session.has_events() {
+                // Flushing can finish a closing session; go round again.
+                continue;
+            }
+            let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            let read_client = self.session.wants_read(Side::Downstream);
+            let read_broker = self.broker.is_some() && self.session.wants_read(Side::Upstream);
+            let write_client = self.session.wants_write(Side::Downstream);
+            let write_broker = self.broker.is_some() && self.session.wants_write(Side::Upstream);
+            let broker = self.broker.as_ref();
+            tokio::select! {
+                r = self.client.readable(), if read_client => match r {
+                    Ok(()) => self.read(Side::Downstream),
+                    Err(e) => self.session.handle_io_error(Instant::now(), Side::Downstream, &e),
+                },
+                r = maybe(broker.map(TcpStream::readable)), if read_broker => match r {
+                    Ok(()) => self.read(Side::Upstream),
+                    Err(e) => self.session.handle_io_error(Instant::now(), Side::Upstream, &e),
+                },
+                r = self.client.writable(), if write_client => if let Err(e) = r {
+                    self.session.handle_io_error(Instant::now(), Side::Downstream, &e);
+                },
+                r = maybe(broker.map(TcpStream::writable)), if write_broker => if let Err(e) = r {
+                    self.session.handle_io_error(Instant::now(), Side::Upstream, &e);
+                },
+                r = maybe(self.connecting.as_mut()), if self.connecting.is_some() => {
+                    self.connecting = None;
+                    match r {
+                        Ok(stream) => {
+                            self.broker = Some(stream);
+                            self.session.handle_connected(Instant::now());
+                        }
+                        Err(e) => self.session.handle_connect_failed(Instant::now(), &e),
+                    }
+                },
+                () = maybe(deadline.map(tokio::time::sleep_until)) => {
+                    self.session.handle_timeout(Instant::now());
+                },
+                r = shutdown.changed() => if r.is_ok() {
+                    self.session.shutdown(Instant::now());
+                },
+            }
+        }
+    }
+
+    /// One read from `side`, processed by the session.
+    fn read(&mut self, side: Side) {
+        let (session, Some(stream)) = self.split(side) else { return };
+        match session.read_from(Instant::now(), side, |buf| stream.try_read_buf(buf)) {
+            Ok(ReadOutcome::Read(_) | ReadOutcome::Eof | ReadOutcome::Paused) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => session.handle_io_error(Instant::now(), side, &e),
+        }
+    }
+
+    /// Writes what is queued for `side` until done or the socket is full.
+    fn flush(&mut self, side: Side) {
+        let (session, Some(stream)) = self.split(side) else { return };
+        loop {
+            match session.write_to(Instant::now(), side, |iov| stream.try_write_vectored(iov)) {
+                Ok(WriteOutcome::Written(n)) if n > 0 => continue,
+                Ok(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => return session.handle_io_error(Instant::now(), side, &e),
+            }
+        }
+    }
+}
+
+/// Awaits `future` if there is one, otherwise never completes.
+async fn maybe<F: Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
