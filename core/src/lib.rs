@@ -30,6 +30,7 @@
 
 pub mod api;
 pub mod config;
+pub mod correlation;
 pub mod frame;
 pub mod header;
 pub mod proxy;

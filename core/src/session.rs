@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use crate::api::{self, ApiKey};
 use crate::config::Limits;
+use crate::correlation::{Expected, Mismatch, Responses};
 use crate::frame::{self, FrameDecoder, FrameError};
 use crate::header::{self, HeaderError};
 use crate::rewrite::api_versions::{self, ApiVersionsPolicy};
@@ -129,6 +130,13 @@ pub enum ProtocolError {
     },
     /// A request for an API the proxy removed from ApiVersions.
     ApiNotAdvertised(ApiKey),
+    /// A response arrived out of request order.
+    OutOfOrder {
+        /// The correlation id it carried.
+        got: i32,
+        /// The correlation id of the oldest outstanding request.
+        expected: i32,
+    },
 }
 
 impl std::fmt::Display for ProtocolError {
@@ -143,6 +151,9 @@ impl std::fmt::Display for ProtocolError {
             }
             ProtocolError::ApiNotAdvertised(api) => {
                 write!(f, "{api} requested, but the proxy does not offer it")
+            }
+            ProtocolError::OutOfOrder { got, expected } => {
+                write!(f, "response with correlation id {got} arrived before the one for request {expected}")
             }
         }
     }
@@ -244,14 +255,6 @@ pub enum WriteOutcome {
     Idle,
 }
 
-/// A request waiting for its response.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    correlation_id: i32,
-    api_key: ApiKey,
-    version: i16,
-}
-
 /// One side's buffers.
 #[derive(Debug, Default)]
 struct Peer {
@@ -323,7 +326,7 @@ pub struct Session {
     decoder: FrameDecoder,
     down: Peer,
     up: Peer,
-    in_flight: VecDeque<InFlight>,
+    responses: Responses,
     events: VecDeque<Event>,
     phase: Phase,
     last_activity: Instant,
@@ -349,7 +352,7 @@ impl Session {
             decoder,
             down: Peer { open: true, ..Peer::default() },
             up: Peer::default(),
-            in_flight: VecDeque::with_capacity(16),
+            responses: Responses::with_capacity(16),
             events,
             phase: Phase::Connecting { target, deadline },
             last_activity: now,
@@ -372,9 +375,9 @@ impl Session {
         self.down.rx.capacity() + self.up.rx.capacity() + self.down.tx_len + self.up.tx_len
     }
 
-    /// Requests forwarded upstream and still awaiting their response.
+    /// Requests whose response has not reached the client yet.
     pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+        self.responses.len()
     }
 
     /// True once `Event::Closed` has been emitted.
@@ -460,7 +463,7 @@ impl Session {
             (_, Side::Downstream) => {
                 self.down.open
                     && self.up.tx_len < limits.max_buffered_bytes
-                    && self.in_flight.len() < limits.max_in_flight
+                    && self.responses.len() < limits.max_in_flight
             }
             (Phase::Open, Side::Upstream) => self.up.open && self.down.tx_len < limits.max_buffered_bytes,
         }
@@ -583,7 +586,7 @@ impl Session {
                 // KIP-511: answer with UNSUPPORTED_VERSION and a v0 body; the
                 // client retries with a version from it.
                 let reply = api_versions::unsupported_version_body();
-                self.queue_response(h.correlation_id, &[], reply);
+                self.answer(response_frame(h.correlation_id, &[], &reply));
                 return Ok(());
             }
             return Err(violation(ProtocolError::VersionNotAdvertised {
@@ -596,7 +599,7 @@ impl Session {
             || header::produce_acks(body, h.api_version).map_err(|e| violation(ProtocolError::Header(e)))?
                 != 0;
         if expects_response {
-            self.in_flight.push_back(InFlight {
+            self.responses.expect(Expected {
                 correlation_id: h.correlation_id,
                 api_key: h.api_key,
                 version: h.api_version,
@@ -606,15 +609,11 @@ impl Session {
         Ok(())
     }
 
-    /// The outstanding request `correlation_id` answers. Kafka answers in
-    /// order, so it is almost always the front; a broker that reorders is
-    /// tolerated by a search.
-    fn take_in_flight(&mut self, correlation_id: i32) -> Option<InFlight> {
-        if self.in_flight.front().is_some_and(|f| f.correlation_id == correlation_id) {
-            return self.in_flight.pop_front();
+    /// Sends a response the proxy wrote itself, in request order.
+    fn answer(&mut self, frame: Bytes) {
+        if let Some(frame) = self.responses.answer(frame) {
+            self.down.push(frame);
         }
-        let index = self.in_flight.iter().position(|f| f.correlation_id == correlation_id)?;
-        self.in_flight.remove(index)
     }
 
     /// A complete response frame from the broker.
@@ -622,16 +621,30 @@ impl Session {
         let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
         let body = frame::body(&frame);
         let correlation_id = header::peek_response(&body).map_err(|e| violation(ProtocolError::Header(e)))?;
-        let request = self
-            .take_in_flight(correlation_id)
-            .ok_or_else(|| violation(ProtocolError::UnexpectedResponse { correlation_id }))?;
+        let request = self.responses.take(correlation_id).map_err(|m| {
+            violation(match m {
+                Mismatch::NothingOwed => ProtocolError::UnexpectedResponse { correlation_id },
+                Mismatch::OutOfOrder { got, expected } => ProtocolError::OutOfOrder { got, expected },
+            })
+        })?;
+        self.forward_response(request, frame, body)?;
+        for local in self.responses.release() {
+            self.down.push(local);
+        }
+        Ok(())
+    }
+
+    /// Forwards the broker's response to `request`, rewritten where needed.
+    fn forward_response(&mut self, request: Expected, frame: Bytes, body: Bytes) -> Result<(), CloseReason> {
+        let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
+        let correlation_id = request.correlation_id;
         if request.api_key == ApiKey::API_VERSIONS {
             // Always header v0 (KIP-511).
             let rest = body.get(4..).unwrap_or_default();
             let rewritten =
                 api_versions::rewrite_api_versions(request.version, rest, &self.config.api_versions)
                     .map_err(CloseReason::Rewrite)?;
-            self.queue_response(correlation_id, &[], rewritten);
+            self.down.push(response_frame(correlation_id, &[], &rewritten));
             return Ok(());
         }
         if !rewrite::needs_rewrite(request.api_key, request.version) {
@@ -663,19 +676,6 @@ impl Session {
         Ok(())
     }
 
-    /// Queues a response built by the proxy: size, correlation id, the
-    /// response header's tagged fields (`header_tags`, empty for header v0),
-    /// then `body`.
-    fn queue_response(&mut self, correlation_id: i32, header_tags: &[u8], body: Bytes) {
-        let len = 4 + header_tags.len() + body.len();
-        let mut head = BytesMut::with_capacity(frame::SIZE_LEN + 4 + header_tags.len());
-        head.extend_from_slice(&frame::size_prefix(len));
-        head.extend_from_slice(&correlation_id.to_be_bytes());
-        head.extend_from_slice(header_tags);
-        self.down.push(head.freeze());
-        self.down.push(body);
-    }
-
     /// Starts closing: stop reading, flush what is queued (bounded by the
     /// linger time), then emit `Event::Closed`.
     fn close(&mut self, now: Instant, reason: CloseReason) {
@@ -704,4 +704,16 @@ impl Session {
             self.events.push_back(Event::Closed(reason));
         }
     }
+}
+
+/// A complete response frame: size, correlation id, the response header's
+/// tagged fields (`header_tags`, empty for header v0), then `body`.
+fn response_frame(correlation_id: i32, header_tags: &[u8], body: &[u8]) -> Bytes {
+    let len = 4 + header_tags.len() + body.len();
+    let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + len);
+    frame.extend_from_slice(&frame::size_prefix(len));
+    frame.extend_from_slice(&correlation_id.to_be_bytes());
+    frame.extend_from_slice(header_tags);
+    frame.extend_from_slice(body);
+    frame.freeze()
 }

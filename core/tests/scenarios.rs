@@ -76,7 +76,7 @@ fn oversize_frame_closes_with_bounded_memory() {
 }
 
 #[test]
-fn response_matching_no_request_closes() {
+fn response_out_of_request_order_closes() {
     let mut h = Harness::new(config(Limits::default()));
     let c = h.connect(ListenerId::Bootstrap(0));
     h.client_send(c, &request(2, 1, 1, false, b"x"));
@@ -85,10 +85,47 @@ fn response_matching_no_request_closes() {
         h.conns[c].closed,
         Some(CloseReason::Protocol {
             side: Side::Upstream,
-            error: ProtocolError::UnexpectedResponse { correlation_id: 99 },
+            error: ProtocolError::OutOfOrder { got: 99, expected: 1 },
         })
     );
     assert!(h.conns[c].to_client.is_empty(), "the stray response is not forwarded");
+}
+
+#[test]
+fn response_to_nothing_closes() {
+    let mut h = Harness::new(config(Limits::default()));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.broker_send(c, &response(5, b"unsolicited"));
+    assert_eq!(
+        h.conns[c].closed,
+        Some(CloseReason::Protocol {
+            side: Side::Upstream,
+            error: ProtocolError::UnexpectedResponse { correlation_id: 5 },
+        })
+    );
+}
+
+#[test]
+fn local_answers_keep_request_order() {
+    let mut h = Harness::new(config(Limits::default()));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    let mut pipelined = request(2, 1, 1, false, b"list-offsets");
+    pipelined.extend(request(18, 9, 2, true, b"future api versions"));
+    pipelined.extend(request(2, 1, 3, false, b"list-offsets"));
+    h.client_send(c, &pipelined);
+    assert!(h.conns[c].to_client.is_empty(), "the local answer waits for response 1");
+    h.broker_send(c, &response(1, b"one"));
+    let ids: Vec<i32> = frames(&h.conns[c].to_client)
+        .iter()
+        .map(|f| i32::from_be_bytes(f[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    h.broker_send(c, &response(3, b"three"));
+    let ids: Vec<i32> = frames(&h.conns[c].to_client)
+        .iter()
+        .map(|f| i32::from_be_bytes(f[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3]);
 }
 
 #[test]

@@ -1,0 +1,147 @@
+//! The responses a client is owed, in the order it asked for them.
+//!
+//! Kafka answers requests on a connection in the order they were sent, and
+//! strict clients (the Java one) refuse anything else. Most responses come
+//! from the broker, but some the proxy writes itself (an ApiVersions
+//! downgrade, SASL replies, refusals): those must still reach the client in
+//! request order, after every earlier broker response. So each request
+//! leaves a place in one queue — "the broker will answer" or "here is the
+//! answer" — and answers leave in queue order.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::api::ApiKey;
+
+/// A request forwarded to the broker whose response is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// The request's correlation id, which the response must carry.
+    pub correlation_id: i32,
+    /// The request's API.
+    pub api_key: ApiKey,
+    /// The request's API version.
+    pub version: i16,
+}
+
+#[derive(Debug)]
+enum Owed {
+    Broker(Expected),
+    Local(Bytes),
+}
+
+/// Why a broker response does not fit the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// No broker response is owed.
+    NothingOwed,
+    /// The response's id is not the oldest owed one.
+    OutOfOrder {
+        /// The id the response carried.
+        got: i32,
+        /// The id of the oldest owed request.
+        expected: i32,
+    },
+}
+
+/// The queue of owed responses.
+#[derive(Debug, Default)]
+pub struct Responses {
+    queue: VecDeque<Owed>,
+    broker_owed: usize,
+}
+
+impl Responses {
+    /// An empty queue with room for `capacity` entries before growing.
+    pub fn with_capacity(capacity: usize) -> Responses {
+        Responses { queue: VecDeque::with_capacity(capacity), broker_owed: 0 }
+    }
+
+    /// Requests whose response has not been sent to the client yet.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when nothing is owed.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Responses still expected from the broker.
+    pub fn broker_owed(&self) -> usize {
+        self.broker_owed
+    }
+
+    /// The broker will answer this request.
+    pub fn expect(&mut self, expected: Expected) {
+        self.broker_owed += 1;
+        self.queue.push_back(Owed::Broker(expected));
+    }
+
+    /// The proxy answers this request with `frame` (size prefix included).
+    /// Returns the frame when it can be sent now (nothing owed before it).
+    #[must_use]
+    pub fn answer(&mut self, frame: Bytes) -> Option<Bytes> {
+        if self.queue.is_empty() {
+            Some(frame)
+        } else {
+            self.queue.push_back(Owed::Local(frame));
+            None
+        }
+    }
+
+    /// Matches a broker response carrying `correlation_id` to the oldest
+    /// request the broker owes an answer for.
+    pub fn take(&mut self, correlation_id: i32) -> Result<Expected, Mismatch> {
+        match self.queue.front() {
+            Some(Owed::Broker(e)) if e.correlation_id == correlation_id => {
+                let e = *e;
+                self.queue.pop_front();
+                self.broker_owed -= 1;
+                Ok(e)
+            }
+            Some(Owed::Broker(e)) => {
+                Err(Mismatch::OutOfOrder { got: correlation_id, expected: e.correlation_id })
+            }
+            // Local answers never stay at the front: `release` sends them.
+            Some(Owed::Local(_)) | None => Err(Mismatch::NothingOwed),
+        }
+    }
+
+    /// The proxy's own answers that are now at the front, in order.
+    pub fn release(&mut self) -> impl Iterator<Item = Bytes> + '_ {
+        std::iter::from_fn(move || match self.queue.front() {
+            Some(Owed::Local(_)) => match self.queue.pop_front() {
+                Some(Owed::Local(frame)) => Some(frame),
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expected(id: i32) -> Expected {
+        Expected { correlation_id: id, api_key: ApiKey::METADATA, version: 12 }
+    }
+
+    #[test]
+    fn local_answers_wait_for_earlier_broker_responses() {
+        let mut r = Responses::default();
+        assert_eq!(r.answer(Bytes::from_static(b"first")), Some(Bytes::from_static(b"first")));
+        r.expect(expected(1));
+        assert_eq!(r.answer(Bytes::from_static(b"second")), None, "held behind request 1");
+        r.expect(expected(3));
+        assert_eq!(r.broker_owed(), 2);
+        assert_eq!(r.take(3), Err(Mismatch::OutOfOrder { got: 3, expected: 1 }));
+        assert_eq!(r.take(1), Ok(expected(1)));
+        assert_eq!(r.release().collect::<Vec<_>>(), vec![Bytes::from_static(b"second")]);
+        assert_eq!(r.take(3), Ok(expected(3)));
+        assert!(r.is_empty());
+        assert_eq!(r.take(4), Err(Mismatch::NothingOwed));
+    }
+}
