@@ -806,14 +806,16 @@ fn api_versions(version: i16) -> impl Strategy<Value = ApiVersionsResponse> {
 }
 
 /// The ApiKeys a client must see: a sorted merge of the broker's keys and the
-/// pins, where a pin wins, hidden keys go, and decoded keys are clamped.
-fn expected_api_keys(input: &[ApiVersion], policy: &ApiVersionsPolicy) -> Vec<ApiVersion> {
+/// pins (only the broker's keys in an error reply), where a pin wins, hidden
+/// keys go, and decoded keys are clamped.
+fn expected_api_keys(input: &ApiVersionsResponse, policy: &ApiVersionsPolicy) -> Vec<ApiVersion> {
     let mut pins = BTreeMap::new();
     for &(key, lo, hi) in &policy.local {
         pins.entry(key.0).or_insert((lo, hi));
     }
-    let broker: BTreeMap<i16, &ApiVersion> = input.iter().map(|a| (a.api_key, a)).collect();
-    let keys: BTreeSet<i16> = broker.keys().chain(pins.keys()).copied().collect();
+    let broker: BTreeMap<i16, &ApiVersion> = input.api_keys.iter().map(|a| (a.api_key, a)).collect();
+    let inserted = pins.keys().filter(|_| input.error_code == 0);
+    let keys: BTreeSet<i16> = broker.keys().chain(inserted).copied().collect();
     let mut out = Vec::new();
     for key in keys {
         let mut entry = broker.get(&key).map_or_else(ApiVersion::default, |a| (*a).clone());
@@ -894,7 +896,7 @@ proptest! {
         let out = rewrite_api_versions(version, &body, &policy).expect("rewrite");
 
         let mut expected = input.clone();
-        expected.api_keys = expected_api_keys(&input.api_keys, &policy);
+        expected.api_keys = expected_api_keys(&input, &policy);
         // Byte for byte what the oracle (like Kafka) writes: default-valued
         // known tags left out, everything else kept.
         prop_assert_eq!(&out, &encode(&expected, version));
@@ -921,7 +923,7 @@ proptest! {
         let (input, body) = normalise(&msg, 0);
         let out = rewrite_api_versions(version, &body, &policy).expect("rewrite");
         let mut expected = input.clone();
-        expected.api_keys = expected_api_keys(&input.api_keys, &policy);
+        expected.api_keys = expected_api_keys(&input, &policy);
         prop_assert_eq!(&out, &encode(&expected, 0));
         let view = ApiVersionsView::parse(version, &body).expect("view");
         prop_assert_eq!(view.encoding_version(), 0);
@@ -959,4 +961,63 @@ fn unsupported_version_encoded_at_the_request_version_is_accepted() {
     entry.max_version = 4;
     msg.api_keys = vec![entry];
     assert_eq!(out, encode(&msg, 3));
+}
+
+// ---------------------------------------------------------------------------
+// Truncation: every proper prefix of a valid body is refused, never forwarded
+// and never a panic.
+
+fn assert_truncations_fail(api: ApiKey, version: i16, body: &Bytes) -> Result<(), TestCaseError> {
+    let map = TestMap { refuse_multiple_of: Some(3) };
+    for cut in 0..body.len() {
+        let prefix = body.slice(..cut);
+        let result = if api == ApiKey::API_VERSIONS {
+            rewrite_api_versions(version, &prefix, &ApiVersionsPolicy::terminating_sasl()).map(drop)
+        } else {
+            rewrite_response(api, version, &prefix, &map).map(drop)
+        };
+        match result {
+            Err(kafka_proxy_core::rewrite::RewriteError::Malformed { offset, .. }) => {
+                prop_assert!(offset <= cut, "{api} v{version}: fault offset {offset} beyond cut {cut}");
+            }
+            other => {
+                prop_assert!(false, "{api} v{version}: prefix of {cut}/{} bytes gave {other:?}", body.len())
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn truncated_metadata_is_refused((version, msg) in versioned(0..=13, metadata)) {
+        assert_truncations_fail(ApiKey::METADATA, version, &encode(&msg, version))?;
+    }
+
+    #[test]
+    fn truncated_find_coordinator_is_refused((version, msg) in versioned(0..=6, find_coordinator)) {
+        assert_truncations_fail(ApiKey::FIND_COORDINATOR, version, &encode(&msg, version))?;
+    }
+
+    #[test]
+    fn truncated_describe_cluster_is_refused((version, msg) in versioned(0..=2, describe_cluster)) {
+        assert_truncations_fail(ApiKey::DESCRIBE_CLUSTER, version, &encode(&msg, version))?;
+    }
+
+    #[test]
+    fn truncated_produce_is_refused((version, msg) in versioned(10..=13, produce)) {
+        assert_truncations_fail(ApiKey::PRODUCE, version, &encode(&msg, version))?;
+    }
+
+    #[test]
+    fn truncated_fetch_is_refused((version, msg) in versioned(16..=18, fetch)) {
+        assert_truncations_fail(ApiKey::FETCH, version, &encode(&msg, version))?;
+    }
+
+    #[test]
+    fn truncated_api_versions_is_refused((version, msg) in versioned(0..=4, api_versions)) {
+        let mut msg = msg;
+        msg.error_code = 0;
+        assert_truncations_fail(ApiKey::API_VERSIONS, version, &encode(&msg, version))?;
+    }
 }

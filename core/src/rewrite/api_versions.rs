@@ -36,8 +36,9 @@ fn max_version() -> i16 {
 pub struct ApiVersionsPolicy {
     /// APIs the proxy answers itself, with the exact `(min, max)` range it
     /// serves. They replace the broker's entry, or are inserted (in key order)
-    /// when the broker does not list them. A pin wins over [`api::HIDDEN`]
-    /// and the [`api::DECODED`] clamp; the first pin of a key wins.
+    /// when the broker does not list them and the reply is not an error. A
+    /// pin wins over [`api::HIDDEN`] and the [`api::DECODED`] clamp; the first
+    /// pin of a key wins.
     pub local: Vec<(ApiKey, i16, i16)>,
 }
 
@@ -276,7 +277,9 @@ pub fn rewrite_api_versions(
     let mut pins = policy.local.clone();
     pins.sort_by_key(|&(key, _, _)| key);
     pins.dedup_by_key(|&mut (key, _, _)| key);
-    pins.retain(|&(key, _, _)| view.get(key).is_none());
+    // Local APIs the broker does not list are added to a successful reply
+    // only: an error reply keeps its (usually empty or minimal) list.
+    pins.retain(|&(key, _, _)| view.error_code == 0 && view.get(key).is_none());
     let mut missing = pins.into_iter().peekable();
 
     let mut keys = ArrayOut::with_capacity(view.entries.len() + 8 * policy.local.len());
@@ -391,4 +394,36 @@ pub fn unsupported_version_body() -> Bytes {
     out.put_i16(0);
     out.put_i16(max_version());
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies() {
+        let p = ApiVersionsPolicy::with_local([(ApiKey(36), 0, 2), (ApiKey(17), 0, 1), (ApiKey(36), 1, 1)]);
+        assert_eq!(p.local, vec![(ApiKey(17), 0, 1), (ApiKey(36), 0, 2)]);
+        assert_eq!(ApiVersionsPolicy::terminating_sasl(), p);
+        assert!(ApiVersionsPolicy::passthrough().local.is_empty());
+    }
+
+    #[test]
+    fn highest_common_version() {
+        let r = ApiRange { key: ApiKey::SASL_AUTHENTICATE, min: 1, max: 3 };
+        assert_eq!(r.highest_common(0, 2), Some(2));
+        assert_eq!(r.highest_common(0, 0), None);
+        assert_eq!(r.highest_common(3, 9), Some(3));
+        assert_eq!(r.highest_common(4, 9), None);
+    }
+
+    #[test]
+    fn pins_are_inserted_in_key_order() {
+        // v0: ErrorCode 0, ApiKeys [{0, 0, 9}, {18, 0, 3}, {40, 0, 1}].
+        let body = [0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 9, 0, 18, 0, 0, 0, 3, 0, 40, 0, 0, 0, 1];
+        let out = rewrite_api_versions(0, &body, &ApiVersionsPolicy::terminating_sasl()).expect("rewrite");
+        let view = ApiVersionsView::parse(0, &out).expect("parse");
+        let ranges: Vec<_> = view.iter().map(|r| (r.key.0, r.min, r.max)).collect();
+        assert_eq!(ranges, vec![(0, 0, 9), (17, 0, 1), (18, 0, 3), (36, 0, 2), (40, 0, 1)]);
+    }
 }

@@ -8,6 +8,16 @@
 //!
 //! "Body" here means the response after its header (correlation id and, for
 //! flexible versions, the header's tagged fields); the session owns headers.
+//!
+//! Entry points: [`needs_rewrite`] and [`rewrite_response`] for the address
+//! carriers (Metadata, FindCoordinator, DescribeCluster, and KIP-951
+//! `NodeEndpoints` in Produce/Fetch); [`rewrite_api_versions`] for the
+//! ApiVersions intersection, [`ApiVersionsView`] to read a broker's ranges and
+//! [`unsupported_version_body`] for the proxy's own KIP-511 reply.
+//!
+//! Every rewriter validates the whole body (walking, not decoding, what it
+//! does not change) before it allocates, so a malformed or truncated body is
+//! refused with [`RewriteError::Malformed`] and costs no allocation.
 
 use std::borrow::Cow;
 
@@ -27,9 +37,7 @@ pub use api_versions::{
     ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
 };
 pub use find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
-pub use node_endpoints::{
-    FETCH_FROM as FETCH_NODE_ENDPOINTS_FROM, PRODUCE_FROM as PRODUCE_NODE_ENDPOINTS_FROM,
-};
+pub use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
 
 /// Where clients must connect to reach an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,8 +159,8 @@ impl std::error::Error for RewriteError {}
 pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
     match api {
         ApiKey::METADATA | ApiKey::FIND_COORDINATOR | ApiKey::DESCRIBE_CLUSTER => true,
-        ApiKey::PRODUCE => version >= node_endpoints::PRODUCE_FROM,
-        ApiKey::FETCH => version >= node_endpoints::FETCH_FROM,
+        ApiKey::PRODUCE => version >= PRODUCE_NODE_ENDPOINTS_FROM,
+        ApiKey::FETCH => version >= FETCH_NODE_ENDPOINTS_FROM,
         other => api::HIDDEN.contains(&other),
     }
 }

@@ -17,9 +17,9 @@ use super::reader::{Read, Reader};
 use super::{AddressMap, Body, Observed, Rewrite, RewriteError};
 
 /// First Produce version whose response can carry `NodeEndpoints`.
-pub const PRODUCE_FROM: i16 = 10;
+pub const PRODUCE_NODE_ENDPOINTS_FROM: i16 = 10;
 /// First Fetch version whose response can carry `NodeEndpoints`.
-pub const FETCH_FROM: i16 = 16;
+pub const FETCH_NODE_ENDPOINTS_FROM: i16 = 16;
 
 /// The tag of `NodeEndpoints` in both responses.
 const NODE_ENDPOINTS_TAG: u32 = 0;
@@ -41,8 +41,8 @@ impl Carrier {
 
     fn first_version(self) -> i16 {
         match self {
-            Carrier::Produce => PRODUCE_FROM,
-            Carrier::Fetch => FETCH_FROM,
+            Carrier::Produce => PRODUCE_NODE_ENDPOINTS_FROM,
+            Carrier::Fetch => FETCH_NODE_ENDPOINTS_FROM,
         }
     }
 }
@@ -137,6 +137,29 @@ fn skip_fetch(r: &mut Reader<'_>) -> Read<()> {
     Ok(())
 }
 
+/// Reads the `NodeEndpoints` array stored in `body[at..at + size]`, which it
+/// must fill exactly, handing each endpoint to `each`.
+fn read_endpoints<'a>(
+    body: &'a [u8],
+    at: usize,
+    size: usize,
+    mut each: impl FnMut(Endpoint<'a>),
+) -> Read<usize> {
+    let mut r = Reader::new(body.get(..at + size).unwrap_or_default());
+    r.skip(at, "node_endpoints")?;
+    let count = r.array_len(true, "node_endpoints")?;
+    for _ in 0..count {
+        each(Endpoint::read(&mut r, true, |r| {
+            r.nullable_string(true, "node endpoint rack")?;
+            r.tagged_fields("node endpoint tagged fields").map(drop)
+        })?);
+    }
+    if !r.rest().is_empty() {
+        return Err(r.fault("node_endpoints size"));
+    }
+    Ok(count)
+}
+
 /// Re-encodes the top-level tagged-field buffer at `body[at..end]` with tag 0
 /// rewritten (dropped if no endpoint remains, as Kafka omits an empty one) and
 /// every other field copied byte for byte. Returns the buffer and the endpoints seen.
@@ -147,50 +170,41 @@ fn rewrite_tagged_fields(
     end: usize,
     map: &dyn AddressMap,
 ) -> Read<(Bytes, Vec<super::Broker>)> {
+    // The buffer itself was validated; find tag 0 (the first field) and check
+    // its content before allocating anything.
     let mut r = Reader::new(body.get(..end).unwrap_or_default());
     r.skip(at, "tagged fields")?;
     let count = r.uvarint("tagged field count")?;
-    let mut fields = BytesMut::with_capacity(end - at + 64);
-    let mut kept = 0u32;
-    let mut seen = Vec::new();
-    for _ in 0..count {
-        let field_at = r.offset();
-        let tag = r.uvarint("tag")?;
-        let size = r.uvarint("tagged field size")? as usize;
-        let data_at = r.offset();
-        r.skip(size, "tagged field data")?;
-        if tag != NODE_ENDPOINTS_TAG {
-            fields.put_slice(r.since(field_at));
-            kept += 1;
-            continue;
-        }
-        let mut e = Reader::new(body.get(..data_at + size).unwrap_or_default());
-        e.skip(data_at, "node_endpoints")?;
-        let n = e.array_len(true, "node_endpoints")?;
-        seen.reserve_exact(n);
-        let mut endpoints = ArrayOut::with_capacity(size + 32 * n);
-        for _ in 0..n {
-            let endpoint = Endpoint::read(&mut e, true, |r| {
-                r.nullable_string(true, "node endpoint rack")?;
-                r.tagged_fields("node endpoint tagged fields").map(drop)
-            })?;
-            seen.push(endpoint.observed());
-            if let Some(to) = advertise(map, api, endpoint.node_id, endpoint.host, endpoint.port) {
-                endpoints.push(|out| endpoint.put_advertised(out, true, &to));
-            }
-        }
-        if !e.rest().is_empty() {
-            return Err(e.fault("node_endpoints size"));
-        }
-        if endpoints.count() > 0 {
-            wire::put_uvarint(&mut fields, NODE_ENDPOINTS_TAG);
-            wire::put_uvarint(&mut fields, u32::try_from(endpoints.encoded_len(true)).unwrap_or(u32::MAX));
-            endpoints.put_into(&mut fields, true);
-            kept += 1;
-        }
+    let tag = r.uvarint("tag")?;
+    if count == 0 || tag != NODE_ENDPOINTS_TAG {
+        return Err(r.fault("node_endpoints tag"));
     }
-    let mut new = BytesMut::with_capacity(wire::uvarint_len(kept) + fields.len());
-    wire::put_uvarint(&mut new, kept);
-    new.put_slice(&fields);
+    let size = r.uvarint("tagged field size")? as usize;
+    let data_at = r.offset();
+    let listed = read_endpoints(body, data_at, size, drop)?;
+    r.skip(size, "tagged field data")?;
+    let others = r.rest();
+
+    let mut seen = Vec::with_capacity(listed);
+    let mut endpoints = ArrayOut::with_capacity(size + 32 * listed);
+    read_endpoints(body, data_at, size, |endpoint| {
+        seen.push(endpoint.observed());
+        if let Some(to) = advertise(map, api, endpoint.node_id, endpoint.host, endpoint.port) {
+            endpoints.push(|out| endpoint.put_advertised(out, true, &to));
+        }
+    })?;
+    let tag_len = endpoints.encoded_len(true);
+    let tag_len_u32 = u32::try_from(tag_len).unwrap_or(u32::MAX);
+    let mut new = BytesMut::with_capacity(5 + 2 + 5 + tag_len + others.len());
+    if endpoints.count() > 0 {
+        wire::put_uvarint(&mut new, count);
+        wire::put_uvarint(&mut new, NODE_ENDPOINTS_TAG);
+        wire::put_uvarint(&mut new, tag_len_u32);
+        endpoints.put_into(&mut new, true);
+    } else {
+        // Kafka leaves an empty NodeEndpoints out.
+        wire::put_uvarint(&mut new, count.saturating_sub(1));
+    }
+    new.put_slice(others);
     Ok((new.freeze(), seen))
 }

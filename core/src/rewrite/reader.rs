@@ -3,7 +3,7 @@
 //! The rewriters read with the [`crate::wire`] primitives; this cursor runs
 //! them, advances past what they consumed and, when one fails, reports the body
 //! offset of the field that did not decode together with its name. That is the
-//! context [`RewriteError::Malformed`](super::RewriteError::Malformed) carries.
+//! context [`RewriteError::Malformed`] carries.
 
 use crate::api::ApiKey;
 use crate::wire::{self, PResult, TaggedFields};
