@@ -18,6 +18,7 @@ impl ApiKey {
     pub const SASL_HANDSHAKE: ApiKey = ApiKey(17);
     pub const API_VERSIONS: ApiKey = ApiKey(18);
     pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
+    pub const DESCRIBE_QUORUM: ApiKey = ApiKey(55);
     pub const DESCRIBE_CLUSTER: ApiKey = ApiKey(60);
     pub const SHARE_FETCH: ApiKey = ApiKey(78);
     pub const SHARE_ACKNOWLEDGE: ApiKey = ApiKey(79);
@@ -130,6 +131,9 @@ pub const DECODED: &[Decoded] = &[
     Decoded { key: ApiKey::API_VERSIONS, max_version: 4, flexible_from: 3 },
     Decoded { key: ApiKey::SASL_AUTHENTICATE, max_version: 2, flexible_from: 2 },
     Decoded { key: ApiKey::DESCRIBE_CLUSTER, max_version: 2, flexible_from: 0 },
+    // v2+ (KIP-853) answers with controller listener addresses the proxy
+    // cannot route to; v0–1 carry none.
+    Decoded { key: ApiKey::DESCRIBE_QUORUM, max_version: 1, flexible_from: 0 },
 ];
 
 /// The decoding description of `key`, if the proxy decodes it.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::config::{HostPort, Mapping, ProxyConfig};
-use crate::rewrite::api_versions::ApiVersionsPolicy;
+use crate::rewrite::ApiVersionsPolicy;
 use crate::rewrite::{Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::{ListenerId, Route};
@@ -78,7 +78,7 @@ impl Proxy {
         let session_config = Arc::new(SessionConfig {
             limits: config.limits.clone(),
             address_map: Arc::new(PortOffsetMap::new(port_offset.clone())),
-            api_versions: ApiVersionsPolicy::default(),
+            api_versions: ApiVersionsPolicy::passthrough(),
             linger: LINGER,
         });
         let mut proxy = Proxy {

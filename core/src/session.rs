@@ -25,8 +25,8 @@ use crate::config::Limits;
 use crate::correlation::{Expected, Mismatch, Responses};
 use crate::frame::{self, FrameDecoder, FrameError};
 use crate::header::{self, HeaderError};
-use crate::rewrite::api_versions::{self, ApiVersionsPolicy};
 use crate::rewrite::{self, AddressMap, Body, Observed, RewriteError};
+use crate::rewrite::{ApiVersionsPolicy, rewrite_api_versions, unsupported_version_body};
 use crate::route::Route;
 
 /// The two ends of a session.
@@ -585,7 +585,7 @@ impl Session {
             if h.api_key == ApiKey::API_VERSIONS {
                 // KIP-511: answer with UNSUPPORTED_VERSION and a v0 body; the
                 // client retries with a version from it.
-                let reply = api_versions::unsupported_version_body();
+                let reply = unsupported_version_body();
                 self.answer(response_frame(h.correlation_id, &[], &reply));
                 return Ok(());
             }
@@ -641,9 +641,8 @@ impl Session {
         if request.api_key == ApiKey::API_VERSIONS {
             // Always header v0 (KIP-511).
             let rest = body.get(4..).unwrap_or_default();
-            let rewritten =
-                api_versions::rewrite_api_versions(request.version, rest, &self.config.api_versions)
-                    .map_err(CloseReason::Rewrite)?;
+            let rewritten = rewrite_api_versions(request.version, rest, &self.config.api_versions)
+                .map_err(CloseReason::Rewrite)?;
             self.down.push(response_frame(correlation_id, &[], &rewritten));
             return Ok(());
         }

@@ -230,3 +230,92 @@ fn bootstrap_listeners_open_at_start() {
         vec![ProxyAction::Listen { id: ListenerId::Bootstrap(0), addr: "127.0.0.1:30000".parse().unwrap() }]
     );
 }
+
+mod metadata {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::BrokerId;
+    use kafka_protocol::messages::metadata_response::{MetadataResponse, MetadataResponseBroker};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    fn metadata_response(correlation_id: i32, brokers: &[(i32, &str, i32)]) -> Vec<u8> {
+        let response = MetadataResponse::default()
+            .with_brokers(
+                brokers
+                    .iter()
+                    .map(|(id, host, port)| {
+                        MetadataResponseBroker::default()
+                            .with_node_id(BrokerId(*id))
+                            .with_host(StrBytes::from_string(host.to_string()))
+                            .with_port(*port)
+                    })
+                    .collect(),
+            )
+            .with_cluster_id(Some(StrBytes::from_static_str("cluster")));
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&correlation_id.to_be_bytes());
+        body.extend_from_slice(&[0]); // response header v1: no tagged fields
+        response.encode(&mut body, 12).unwrap();
+        framed(&body)
+    }
+
+    fn client_view(frame: &[u8]) -> Vec<(i32, String, i32)> {
+        let mut body = bytes(&frame[5..]);
+        let decoded = MetadataResponse::decode(&mut body, 12).unwrap();
+        decoded.brokers.iter().map(|b| (b.node_id.0, b.host.to_string(), b.port)).collect()
+    }
+
+    #[test]
+    fn metadata_adds_then_removes_a_broker() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+        h.broker_send(
+            c,
+            &metadata_response(1, &[(111, "kafka-111.internal", 9092), (112, "kafka-112.internal", 9092)]),
+        );
+        let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+        assert_eq!(
+            seen,
+            vec![
+                (111, "127.0.0.1".to_string(), i32::from(BASE) + 131),
+                (112, "127.0.0.1".to_string(), i32::from(BASE) + 132)
+            ],
+            "clients only ever see proxy addresses"
+        );
+        assert!(h.listeners.contains_key(&ListenerId::Broker(111)));
+        assert!(h.listeners.contains_key(&ListenerId::Broker(112)));
+        // A client can now reach broker 112 through its own listener.
+        let c112 = h.connect(ListenerId::Broker(112));
+        assert_eq!(
+            h.conns[c112].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
+            Some(("kafka-112.internal", 9092))
+        );
+        // Broker 112 leaves the cluster.
+        h.client_send(c, &request(3, 12, 2, true, &[1, 0, 0]));
+        h.broker_send(c, &metadata_response(2, &[(111, "kafka-111.internal", 9092)]));
+        assert_eq!(h.actions.last(), Some(&ProxyAction::Unlisten { id: ListenerId::Broker(112) }));
+        assert!(!h.listeners.contains_key(&ListenerId::Broker(112)));
+        assert!(h.listeners.contains_key(&ListenerId::Broker(111)));
+        assert!(h.proxy.accept(h.now, ListenerId::Broker(112), "127.0.0.1:1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn broker_ids_beyond_max_are_not_exposed() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+        h.broker_send(
+            c,
+            &metadata_response(1, &[(111, "kafka-111.internal", 9092), (401, "kafka-401.internal", 9092)]),
+        );
+        let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+        assert_eq!(
+            seen,
+            vec![(111, "127.0.0.1".to_string(), i32::from(BASE) + 131)],
+            "no leak of broker 401"
+        );
+        assert!(!h.listeners.contains_key(&ListenerId::Broker(401)));
+        assert!(h.conns[c].closed.is_none());
+    }
+}

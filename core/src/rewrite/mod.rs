@@ -8,12 +8,36 @@
 //!
 //! "Body" here means the response after its header (correlation id and, for
 //! flexible versions, the header's tagged fields); the session owns headers.
+//!
+//! Entry points: [`needs_rewrite`] and [`rewrite_response`] for the address
+//! carriers (Metadata, FindCoordinator, DescribeCluster, and KIP-951
+//! `NodeEndpoints` in Produce/Fetch); [`rewrite_api_versions`] for the
+//! ApiVersions intersection, [`ApiVersionsView`] to read a broker's ranges and
+//! [`unsupported_version_body`] for the proxy's own KIP-511 reply.
+//!
+//! Every rewriter validates the whole body (walking, not decoding, what it
+//! does not change) before it allocates, so a malformed or truncated body is
+//! refused with [`RewriteError::Malformed`] and costs no allocation.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::api::ApiKey;
+use crate::api::{self, ApiKey};
+
+mod api_versions;
+mod describe_cluster;
+mod endpoint;
+mod find_coordinator;
+mod metadata;
+mod node_endpoints;
+mod reader;
+
+pub use api_versions::{
+    ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
+};
+pub use find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
+pub use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
 
 /// Where clients must connect to reach an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,5 +148,49 @@ impl std::fmt::Display for RewriteError {
 
 impl std::error::Error for RewriteError {}
 
-mod shim;
-pub use shim::*;
+/// True when a response of `api` at `version` may hold broker addresses and
+/// must go through [`rewrite_response`]: Metadata, FindCoordinator and
+/// DescribeCluster at every version, Produce from v10 and Fetch from v16
+/// (KIP-951 `NodeEndpoints`), and the [`api::HIDDEN`] APIs (which
+/// [`rewrite_response`] refuses, so their addresses are never forwarded).
+/// Versions above what the proxy parses are included, so that they reach
+/// [`rewrite_response`] and are refused there. ApiVersions is rewritten
+/// separately, by [`rewrite_api_versions`].
+pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
+    match api {
+        ApiKey::METADATA | ApiKey::FIND_COORDINATOR | ApiKey::DESCRIBE_CLUSTER => true,
+        ApiKey::PRODUCE => version >= PRODUCE_NODE_ENDPOINTS_FROM,
+        ApiKey::FETCH => version >= FETCH_NODE_ENDPOINTS_FROM,
+        other => api::HIDDEN.contains(&other),
+    }
+}
+
+/// Rewrites the broker addresses in a response body of `api` at `version`.
+///
+/// Returns [`RewriteError::UnsupportedVersion`] for a version outside what
+/// [`api::DECODED`] says the proxy parses (and for the [`api::HIDDEN`] APIs),
+/// [`RewriteError::Malformed`] for a body that does not decode. Responses
+/// without addresses come back as [`Rewrite::UNCHANGED`]; for APIs for which
+/// [`needs_rewrite`] is false that is all this returns.
+pub fn rewrite_response(
+    api: ApiKey,
+    version: i16,
+    body: &Bytes,
+    map: &dyn AddressMap,
+) -> Result<Rewrite, RewriteError> {
+    if !needs_rewrite(api, version) {
+        return Ok(Rewrite::UNCHANGED);
+    }
+    let parsed = api::decoded(api).is_some_and(|d| (0..=d.max_version).contains(&version));
+    if !parsed {
+        return Err(RewriteError::UnsupportedVersion { api, version });
+    }
+    match api {
+        ApiKey::METADATA => metadata::rewrite(version, body, map),
+        ApiKey::FIND_COORDINATOR => find_coordinator::rewrite(version, body, map),
+        ApiKey::DESCRIBE_CLUSTER => describe_cluster::rewrite(version, body, map),
+        ApiKey::PRODUCE => node_endpoints::rewrite(node_endpoints::Carrier::Produce, version, body, map),
+        ApiKey::FETCH => node_endpoints::rewrite(node_endpoints::Carrier::Fetch, version, body, map),
+        _ => Err(RewriteError::UnsupportedVersion { api, version }),
+    }
+}
