@@ -1,0 +1,257 @@
+//! The effective routing, in words: what `kafka-proxy check` prints. Never prints secrets.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use kafka_proxy_core::config::{HostPattern, PortOffset};
+
+use super::model::{
+    BrokerMapping, ClientAuth, Config, Downstream, OAuthKeys, PrincipalMapping, PrincipalRule, Upstream,
+    UpstreamAuth, UpstreamVerify, UserCredential,
+};
+
+impl Config {
+    /// A human-readable summary: bind address, mapping mode and the listeners it implies,
+    /// both sides' protocols and mechanisms, resolve overrides, limits, and warnings.
+    pub fn describe(&self) -> String {
+        let mut out = Vec::new();
+        out.push(format!("configuration: {}", self.path.display()));
+        out.push(format!("bind address: {}", self.bind_address));
+        self.describe_mapping(&mut out);
+        describe_upstream(&self.upstream, &mut out);
+        describe_downstream(&self.downstream, &mut out);
+        if self.resolve.is_empty() {
+            out.push("resolve: system DNS".to_owned());
+        } else {
+            out.push("resolve (instead of DNS):".to_owned());
+            for entry in &self.resolve {
+                let ips: Vec<String> = entry
+                    .ipv4
+                    .map(|ip| ip.to_string())
+                    .into_iter()
+                    .chain(entry.ipv6.map(|ip| ip.to_string()))
+                    .collect();
+                out.push(format!("  {} -> {}", pattern(&entry.host), ips.join(", ")));
+            }
+        }
+        let l = &self.limits;
+        out.push(format!(
+            "limits: max frame {} bytes, connect timeout {}, handshake timeout {}, idle timeout {}, \
+             {} bytes buffered per side, {} requests in flight",
+            l.max_frame_bytes,
+            duration(l.connect_timeout),
+            duration(l.handshake_timeout),
+            l.idle_timeout.map_or_else(|| "none".to_owned(), duration),
+            l.max_buffered_bytes,
+            l.max_in_flight
+        ));
+        match &self.admin {
+            Some(admin) => out.push(format!("admin: http://{}/ (/metrics, /health, /ready)", admin.bind)),
+            None => out.push("admin: off".to_owned()),
+        }
+        if self.policy.is_empty() {
+            out.push("policy: every API allowed".to_owned());
+        } else {
+            out.push("policy:".to_owned());
+            if !self.policy.forbidden_api_keys.is_empty() {
+                let keys: Vec<String> =
+                    self.policy.forbidden_api_keys.iter().map(ToString::to_string).collect();
+                out.push(format!("  forbidden for everyone: {}", keys.join(", ")));
+            }
+            for (principal, keys) in &self.policy.principals {
+                let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+                out.push(format!("  forbidden for {principal}: {}", keys.join(", ")));
+            }
+        }
+        out.push(format!("logging: {} ({})", self.logging.level, self.logging.format.name()));
+        out.push(format!("runtime: {}", self.runtime.name()));
+        if !self.warnings.is_empty() {
+            out.push("warnings:".to_owned());
+            out.extend(self.warnings.iter().map(|w| format!("  {w}")));
+        }
+        let mut text = out.join("\n");
+        text.push('\n');
+        text
+    }
+
+    fn describe_mapping(&self, out: &mut Vec<String>) {
+        match &self.mapping {
+            BrokerMapping::PortOffset(po) => {
+                out.push(format!("mapping: port_offset, advertised host {}", po.advertised_host));
+                for (slot, server) in self.upstream.bootstrap_servers.iter().enumerate() {
+                    let port = u16::try_from(slot).ok().and_then(|s| po.bootstrap_port(s));
+                    if let Some(port) = port {
+                        out.push(format!(
+                            "  listener {} -> bootstrap {server}",
+                            socket(self.bind_address, port)
+                        ));
+                    }
+                }
+                let first = po.broker_port(0).map_or_else(|| "?".to_owned(), |p| p.to_string());
+                let last = po.broker_port(po.max_broker_id).map_or_else(|| "?".to_owned(), |p| p.to_string());
+                out.push(format!(
+                    "  broker N -> port {}+N (N = 0..={}, ports {first}..={last}), learned at run time",
+                    u32::from(po.base) + u32::from(PortOffset::BOOTSTRAP_SLOTS),
+                    po.max_broker_id
+                ));
+            }
+            BrokerMapping::Sni(sni) => {
+                out.push(format!(
+                    "mapping: sni, one TLS listener {}",
+                    socket(self.bind_address, sni.bind_port)
+                ));
+                out.push(format!(
+                    "  upstream broker hosts matching {:?} are advertised as {:?} (port {})",
+                    sni.upstream.as_str(),
+                    sni.downstream.text,
+                    sni.bind_port
+                ));
+                if let Some(first) = self.upstream.bootstrap_servers.first() {
+                    out.push(format!("  other server names -> bootstrap {first}"));
+                }
+            }
+        }
+    }
+}
+
+fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
+    out.push(format!("upstream: {}", up.security_protocol));
+    let servers: Vec<String> = up.bootstrap_servers.iter().map(ToString::to_string).collect();
+    out.push(format!("  bootstrap servers: {}", servers.join(", ")));
+    if let Some(tls) = &up.tls {
+        let verify = match &tls.verify {
+            UpstreamVerify::SystemRoots => "system trust roots".to_owned(),
+            UpstreamVerify::CaFile(path) => format!("CA file {}", path.display()),
+            UpstreamVerify::TrustAll => {
+                "NOTHING (trust_server_certs: any certificate is accepted)".to_owned()
+            }
+        };
+        out.push(format!("  tls: broker certificates verified with {verify}"));
+        if let Some(ck) = &tls.client_cert {
+            out.push(format!("  tls: client certificate {} (key {})", ck.cert.display(), ck.key.display()));
+        }
+    }
+    let auth = match &up.auth {
+        UpstreamAuth::None => "none".to_owned(),
+        UpstreamAuth::PassThrough => "clients' own SASL exchange is forwarded".to_owned(),
+        UpstreamAuth::Service { mechanism, username, .. } => format!("SASL {mechanism} as {username}"),
+        UpstreamAuth::Swap { mechanism, swap } => {
+            let users: Vec<&str> = swap.upstream_credentials.keys().map(String::as_str).collect();
+            let mut text = format!("SASL {mechanism}, auth swap to {}", users.join(", "));
+            if !swap.mapping.is_empty() {
+                let pairs: Vec<String> =
+                    swap.mapping.iter().map(|(from, to)| format!("{from} -> {to}")).collect();
+                text.push_str(&format!(" (mapping: {})", pairs.join(", ")));
+            }
+            text
+        }
+    };
+    out.push(format!("  auth: {auth}"));
+}
+
+fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
+    out.push(format!("downstream: {}", down.security_protocol));
+    if let Some(tls) = &down.tls {
+        out.push(format!(
+            "  tls: certificate {} (key {})",
+            tls.cert_key.cert.display(),
+            tls.cert_key.key.display()
+        ));
+        match &tls.client_auth {
+            ClientAuth::None => out.push("  tls: one-way (no client certificate)".to_owned()),
+            ClientAuth::Required { ca_certs } => {
+                let principal = match &tls.principal_mapping {
+                    PrincipalMapping::CommonName => "the certificate CN".to_owned(),
+                    PrincipalMapping::Rules(rules) => format!("{} mapping rule(s)", rules.len()),
+                };
+                out.push(format!(
+                    "  tls: mTLS, client CA {}, principal from {principal}",
+                    ca_certs.display()
+                ));
+                if let PrincipalMapping::Rules(rules) = &tls.principal_mapping {
+                    for rule in rules {
+                        out.push(format!("    {}", rule_text(rule)));
+                    }
+                }
+            }
+        }
+    }
+    match &down.sasl {
+        None => {
+            let mtls = down.tls.as_ref().is_some_and(|t| t.client_auth != ClientAuth::None);
+            let who = if mtls { "principal from the client certificate" } else { "principal $anonymous" };
+            out.push(format!("  auth: no SASL ({who})"));
+        }
+        Some(sasl) => {
+            let names: Vec<&str> = sasl.mechanisms.iter().map(|m| m.name()).collect();
+            out.push(format!("  auth: SASL {}", names.join(", ")));
+            let inline: Vec<String> = sasl
+                .credentials
+                .users
+                .iter()
+                .map(|(name, c)| match c {
+                    UserCredential::Password { .. } => name.clone(),
+                    UserCredential::Scram(s) => format!("{name} ({} only)", s.mechanism),
+                })
+                .collect();
+            if !inline.is_empty() {
+                out.push(format!("  users: {}", inline.join(", ")));
+            }
+            if let Some(file) = &sasl.credentials.file {
+                out.push(format!("  users from {}: {} user(s)", file.path.display(), file.users.len()));
+            }
+            if let Some(oauth) = &sasl.oauthbearer {
+                let keys = match &oauth.keys {
+                    OAuthKeys::JwksFile(path) => format!("JWKS {}", path.display()),
+                    OAuthKeys::PublicKey(path) => format!("public key {}", path.display()),
+                };
+                let mut text = format!("  oauthbearer: keys from {keys}");
+                if let Some(iss) = &oauth.issuer {
+                    text.push_str(&format!(", issuer {iss}"));
+                }
+                if let Some(aud) = &oauth.audience {
+                    text.push_str(&format!(", audience {aud}"));
+                }
+                if !oauth.required_scopes.is_empty() {
+                    text.push_str(&format!(", scopes {}", oauth.required_scopes.join(" ")));
+                }
+                text.push_str(&format!(", clock skew {}", duration(oauth.clock_skew)));
+                out.push(text);
+            }
+            match sasl.session_lifetime {
+                Some(lifetime) => out.push(format!("  session lifetime: {} (KIP-368)", duration(lifetime))),
+                None => out.push("  session lifetime: unlimited".to_owned()),
+            }
+        }
+    }
+}
+
+fn rule_text(rule: &PrincipalRule) -> String {
+    match rule {
+        PrincipalRule::Default => "DEFAULT".to_owned(),
+        PrincipalRule::Rule { pattern, replacement, case } => {
+            let flag = match case {
+                Some(super::model::CaseChange::Lower) => "L",
+                Some(super::model::CaseChange::Upper) => "U",
+                None => "",
+            };
+            format!("RULE {} -> {replacement:?} {flag}", pattern.as_str())
+        }
+    }
+}
+
+fn pattern(p: &HostPattern) -> String {
+    match p {
+        HostPattern::Exact(name) => name.clone(),
+        HostPattern::Subdomains(suffix) => format!("*.{suffix}"),
+        HostPattern::Any => "*".to_owned(),
+    }
+}
+
+fn socket(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip, port)
+}
+
+fn duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}

@@ -1,0 +1,138 @@
+//! The `kafka-proxy` configuration file: loading, checking, and turning it into the
+//! engine's [`ProxyConfig`](kafka_proxy_core::config::ProxyConfig).
+//!
+//! The model is the seed proxy's (`bind_address`, `upstream`, `downstream`,
+//! `broker_mapping`, `auth_swap`, `resolve`) plus the extensions of CONFIG.md
+//! (credentials, OAUTHBEARER, admin, policy, limits, logging, runtime). A file written for
+//! the seed proxy loads with the same meaning. Loading happens in four steps:
+//!
+//! 1. `${VAR}` / `${VAR:default}` expansion of the text (`env.rs` documents the rules:
+//!    `$$` is a literal `$`, any other lone `$` stays, a malformed `${` is an error).
+//! 2. YAML into a serde model with unknown keys refused; scalars (host:port, names,
+//!    base64, regexes, ...) are parsed here, so their errors carry the YAML line.
+//! 3. Semantic checks across keys, collecting every problem.
+//! 4. A typed [`Config`].
+//!
+//! Every error names the file, the key path (`upstream.bootstrap_servers[1]`,
+//! `downstream.credentials.users.bob.iterations`) and what was expected.
+//!
+//! # Defaults and decisions
+//!
+//! * `bind_address`: `0.0.0.0` (an IP literal; `::` for IPv6).
+//! * `security_protocol` (both sides): `SASL_SSL` when absent, as in the seed proxy.
+//!   Names are case-insensitive; mechanisms accept `SCRAM-256` / `SCRAM-512`.
+//! * `tls.enabled` is optional: the protocol decides (SSL and SASL_SSL use TLS). An
+//!   `enabled` that contradicts the protocol is an error; a `tls` section under a protocol
+//!   without TLS is ignored with a warning (seed behaviour).
+//! * Downstream TLS files default to `server.pem` / `server_key.pem`, and under mTLS the
+//!   client CA to `ca.pem` (the seed proxy's names); the error names the key either way.
+//! * Files are resolved against the configuration file's directory and checked to exist
+//!   **at load**, so `kafka-proxy check` catches a missing file. The credentials file is
+//!   also read and checked at load.
+//! * `broker_mapping.mode`: `sni` when absent (seed). `port_offset.base` is required;
+//!   `port_offset.max_broker_id` defaults to 400 (`max_brokers` is accepted as an alias);
+//!   `port_offset.hostname` defaults to `bind_address`, or `localhost` when that is the
+//!   unspecified address (`0.0.0.0` / `::`). `sni` needs downstream TLS.
+//! * `upstream` identity: `sasl_username`/`sasl_password` (one identity), or `auth_swap`
+//!   (one per client principal), or neither: then the clients' own SASL exchange is
+//!   forwarded, which requires that the proxy does not run SASL towards clients.
+//! * `auth_swap` (seed semantics): disabled or with a non-SASL upstream it is ignored with
+//!   a warning; a principal without a mapping entry is refused, except `$anonymous`
+//!   (unauthenticated clients), which maps to itself. Its `downstream_credentials` merge
+//!   with `downstream.credentials` (a user may be defined in one place only).
+//! * mTLS principal: the certificate's CN (seed) unless
+//!   `downstream.tls.principal_mapping_rules` are given (Kafka's rules, whole-DN match).
+//! * `limits`: `kafka_proxy_core::config::Limits::default()`, overridable per key;
+//!   `idle_timeout_ms: 0` disables the idle timeout, other limits must be positive.
+//!   `max_buffered_bytes` and `max_in_flight` are accepted beyond CONFIG.md's list.
+//! * `logging`: `info`, `text`. `runtime`: `tokio`.
+
+mod credentials;
+mod describe;
+mod env;
+mod error;
+mod model;
+mod raw;
+mod scalar;
+mod to_core;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+// The module's public API; `kafka-proxy` names only part of it so far.
+#[allow(unused_imports)]
+pub use credentials::{MIN_SCRAM_ITERATIONS, load_credentials_file};
+#[allow(unused_imports)]
+pub use error::{ConfigError, EnvErrorKind, Problem, Warning};
+#[allow(unused_imports)]
+pub use model::{
+    ANONYMOUS, Admin, AuthSwap, BrokerMapping, CaseChange, CertKey, ClientAuth, Config, Credentials,
+    CredentialsFile, Downstream, DownstreamSasl, DownstreamTls, LogFormat, Logging, Mechanism, OAuthBearer,
+    OAuthKeys, Policy, PrincipalMapping, PrincipalRule, Resolve, RuntimeKind, ScramCredential, Secret,
+    SecurityProtocol, SniMapping, SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls,
+    UpstreamVerify, UserCredential,
+};
+#[allow(unused_imports)]
+pub use validate::{DEFAULT_MAX_BROKER_ID, DEFAULT_SECURITY_PROTOCOL, MAX_BOOTSTRAP_SERVERS};
+
+/// Loads and checks the configuration file at `path`, looking `${VAR}` placeholders up
+/// with `env` (pass [`process_env`] for the real environment).
+pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = expand_file(path, &env)?;
+    let raw: raw::RawConfig = parse_yaml(&text, path)?;
+    validate::validate(raw, path, &env)
+}
+
+/// The process environment, for [`load`]. A value that is not UTF-8 counts as unset.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Reads `path` and expands its placeholders.
+fn expand_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
+    env::expand(&text, env).map_err(|e| ConfigError::Env {
+        file: path.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        kind: e.kind,
+    })
+}
+
+/// Deserializes YAML `text` from `file`, turning the first error into a [`Problem`] with
+/// the key path, the line and serde's description.
+fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let position = inner.location().map(|l| (l.line(), l.column()));
+        let message = bare_message(&inner.to_string(), &path, position);
+        ConfigError::Invalid(vec![Problem { file: file.to_path_buf(), path, position, message }])
+    })
+}
+
+/// serde_yaml's message without the key path prefix and position suffix it adds itself
+/// (both are reported separately). Its path is the tracked path or one of its ancestors.
+fn bare_message(message: &str, path: &str, position: Option<(usize, usize)>) -> String {
+    let mut message = message;
+    if let Some((line, column)) = position {
+        message = message.strip_suffix(&format!(" at line {line} column {column}")).unwrap_or(message);
+    }
+    let mut prefix = path;
+    loop {
+        if let Some(rest) = message.strip_prefix(prefix).and_then(|m| m.strip_prefix(": ")) {
+            return rest.to_owned();
+        }
+        match prefix.rfind(['.', '[']) {
+            Some(cut) if cut > 0 => prefix = &prefix[..cut],
+            _ => return message.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The YAML as written: one struct per section, every key optional unless the seed
+//! proxy required it, unknown keys refused. Scalars are parsed here (see `scalar`);
+//! rules spanning several keys are checked in `validate`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+
+use kafka_proxy_core::config::{HostPattern, HostPort};
+use regex::Regex;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
+use super::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) bind_address: Option<Parsed<IpAddr>>,
+    pub(crate) upstream: RawUpstream,
+    pub(crate) downstream: Option<RawDownstream>,
+    pub(crate) broker_mapping: Option<RawBrokerMapping>,
+    pub(crate) auth_swap: Option<RawAuthSwap>,
+    pub(crate) resolve: Option<Vec<RawResolve>>,
+    pub(crate) admin: Option<RawAdmin>,
+    pub(crate) policy: Option<RawPolicy>,
+    pub(crate) limits: Option<RawLimits>,
+    pub(crate) logging: Option<RawLogging>,
+    pub(crate) runtime: Option<Parsed<RuntimeKind>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstream {
+    pub(crate) bootstrap_servers: Vec<Parsed<HostPort>>,
+    pub(crate) security_protocol: Option<Parsed<SecurityProtocol>>,
+    pub(crate) sasl_mechanism: Option<Parsed<Mechanism>>,
+    pub(crate) sasl_username: Option<String>,
+    pub(crate) sasl_password: Option<Secret>,
+    pub(crate) tls: Option<RawUpstreamTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) ca_certs: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+    pub(crate) trust_server_certs: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDownstream {
+    pub(crate) security_protocol: Option<Parsed<SecurityProtocol>>,
+    pub(crate) sasl_mechanism: Option<Parsed<Mechanism>>,
+    pub(crate) sasl_mechanisms: Option<Vec<Parsed<Mechanism>>>,
+    pub(crate) credentials: Option<RawCredentials>,
+    pub(crate) oauthbearer: Option<RawOAuthBearer>,
+    pub(crate) tls: Option<RawDownstreamTls>,
+    pub(crate) session_lifetime_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDownstreamTls {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) cert: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
+    pub(crate) mtls_enabled: Option<bool>,
+    pub(crate) ca_certs: Option<PathBuf>,
+    pub(crate) principal_mapping_rules: Option<Vec<Parsed<PrincipalRule>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredentials {
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) users: Option<UniqueMap<RawUser>>,
+}
+
+/// The document of a `downstream.credentials.file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredentialsFile {
+    pub(crate) users: UniqueMap<RawUser>,
+}
+
+/// One user: a password string (quoted if it looks like a number: `007` would
+/// otherwise read as 7, so numbers are refused), or a map (`password` [+ `iterations`], or
+/// pre-computed SCRAM `salt`/`iterations`/`stored_key`/`server_key` [+ `mechanism`]).
+#[derive(Debug)]
+pub(crate) enum RawUser {
+    Password(Secret),
+    Fields(RawUserFields),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUserFields {
+    pub(crate) password: Option<Secret>,
+    pub(crate) mechanism: Option<Parsed<Mechanism>>,
+    pub(crate) salt: Option<Parsed<Base64>>,
+    pub(crate) iterations: Option<u32>,
+    pub(crate) stored_key: Option<Parsed<Base64>>,
+    pub(crate) server_key: Option<Parsed<Base64>>,
+}
+
+impl<'de> Deserialize<'de> for RawUser {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct UserVisitor;
+        impl<'de> Visitor<'de> for UserVisitor {
+            type Value = RawUser;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a password string or a map of SCRAM credentials")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<RawUser, E> {
+                Ok(RawUser::Password(Secret::new(text.to_owned())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawUser, A::Error> {
+                RawUserFields::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawUser::Fields)
+            }
+        }
+        deserializer.deserialize_any(UserVisitor)
+    }
+}
+
+/// A string-keyed map that refuses duplicate keys (serde_yaml keeps the last one).
+#[derive(Debug)]
+pub(crate) struct UniqueMap<V>(pub(crate) BTreeMap<String, V>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of names")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UniqueMap<V>, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.contains_key(&key) {
+                        return Err(de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    let value = map.next_value()?;
+                    out.insert(key, value);
+                }
+                Ok(UniqueMap(out))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(PhantomData))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOAuthBearer {
+    pub(crate) jwks_file: Option<PathBuf>,
+    pub(crate) public_key_path: Option<PathBuf>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) audience: Option<String>,
+    pub(crate) required_scopes: Option<Vec<String>>,
+    pub(crate) clock_skew_seconds: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBrokerMapping {
+    pub(crate) mode: Option<Parsed<MappingMode>>,
+    pub(crate) port_offset: Option<RawPortOffset>,
+    pub(crate) sni: Option<RawSni>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPortOffset {
+    pub(crate) hostname: Option<Parsed<Host>>,
+    pub(crate) base: Option<Port>,
+    /// `max_brokers` is the seed proxy's older name.
+    #[serde(alias = "max_brokers")]
+    pub(crate) max_broker_id: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSni {
+    pub(crate) bind_port: Option<Port>,
+    pub(crate) upstream: Option<Parsed<Regex>>,
+    pub(crate) downstream: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuthSwap {
+    pub(crate) enabled: bool,
+    pub(crate) downstream_credentials: Option<Vec<Parsed<UserPassword>>>,
+    pub(crate) upstream_credentials: Option<Vec<Parsed<UserPassword>>>,
+    pub(crate) mapping: Option<Vec<Parsed<MappingEntry>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResolve {
+    pub(crate) host: Parsed<HostPattern>,
+    pub(crate) ipv4: Option<Parsed<Ipv4Addr>>,
+    pub(crate) ipv6: Option<Parsed<Ipv6Addr>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub(crate) bind: Parsed<HostPort>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub(crate) forbidden_api_keys: Option<Vec<ApiKeyNumber>>,
+    pub(crate) principals: Option<UniqueMap<RawPrincipalPolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrincipalPolicy {
+    pub(crate) forbidden_api_keys: Vec<ApiKeyNumber>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_frame_bytes: Option<NonZeroU32>,
+    pub(crate) connect_timeout_ms: Option<NonZeroU64>,
+    pub(crate) handshake_timeout_ms: Option<NonZeroU64>,
+    /// 0 disables the idle timeout.
+    pub(crate) idle_timeout_ms: Option<u64>,
+    pub(crate) max_buffered_bytes: Option<NonZeroUsize>,
+    pub(crate) max_in_flight: Option<NonZeroUsize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogging {
+    pub(crate) level: Option<String>,
+    pub(crate) format: Option<Parsed<LogFormat>>,
+}

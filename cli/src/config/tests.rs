@@ -1,0 +1,1181 @@
+//! Whole-file tests of [`load`], [`Config::to_core`] and [`Config::describe`], and the
+//! check that every file in `config-templates/` loads.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kafka_proxy_core::api::ApiKey;
+use kafka_proxy_core::config::{HostPattern, HostPort, Limits, Mapping, PortOffset};
+
+use super::*;
+
+/// A scratch directory under the system temp dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("kafka-proxy-config-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An environment holding exactly `pairs`.
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name| map.get(name).cloned()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// Writes `text` as `config.yaml` next to empty `files`, and loads it.
+fn load_with(
+    text: &str,
+    files: &[&str],
+    env: impl Fn(&str) -> Option<String>,
+) -> (Scratch, Result<Config, ConfigError>) {
+    let dir = Scratch::new();
+    for file in files {
+        dir.write(file, "");
+    }
+    let path = dir.write("config.yaml", text);
+    let result = load(&path, env);
+    (dir, result)
+}
+
+fn ok(text: &str) -> Config {
+    let (_dir, result) = load_with(text, &[], no_env);
+    result.unwrap_or_else(|e| panic!("expected the config to load:\n{e}"))
+}
+
+/// The error message of a config that must fail.
+fn fails(text: &str) -> String {
+    fails_with(text, &[])
+}
+
+fn fails_with(text: &str, files: &[&str]) -> String {
+    let (_dir, result) = load_with(text, files, no_env);
+    match result {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts that `message` names the config file, `path` and `needle`.
+#[track_caller]
+fn assert_names(message: &str, path: &str, needle: &str) {
+    let line = message
+        .lines()
+        .find(|l| l.contains(&format!(": {path}: ")))
+        .unwrap_or_else(|| panic!("no line for key path {path} in:\n{message}"));
+    assert!(line.contains("config.yaml"), "file not named in {line}");
+    assert!(line.contains(needle), "{needle:?} not in {line}");
+}
+
+const LOCAL: &str = "
+bind_address: 127.0.0.1
+upstream:
+  bootstrap_servers: [\"127.0.0.1:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: port_offset
+  port_offset:
+    hostname: 127.0.0.1
+    base: 19092
+";
+
+/// `LOCAL` with `line` replaced by `with` (which must be found).
+fn local(line: &str, with: &str) -> String {
+    assert!(LOCAL.contains(line), "{line}");
+    LOCAL.replacen(line, with, 1)
+}
+
+// ----- defaults -----
+
+#[test]
+fn local_plaintext_loads_with_defaults() {
+    let config = ok(LOCAL);
+    assert_eq!(config.bind_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(config.upstream.bootstrap_servers, vec![HostPort { host: "127.0.0.1".into(), port: 9092 }]);
+    assert!(matches!(config.upstream.auth, UpstreamAuth::None));
+    assert!(
+        config.upstream.tls.is_none() && config.downstream.tls.is_none() && config.downstream.sasl.is_none()
+    );
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!("port_offset expected") };
+    assert_eq!(po, &PortOffset { advertised_host: "127.0.0.1".into(), base: 19092, max_broker_id: 400 });
+    assert_eq!(config.limits, Limits::default());
+    assert_eq!(config.logging, Logging { level: "info".into(), format: LogFormat::Text });
+    assert_eq!(config.runtime, RuntimeKind::Tokio);
+    assert!(config.resolve.is_empty() && config.admin.is_none() && config.policy.is_empty());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn bind_address_and_advertised_host_defaults() {
+    let text = LOCAL.replace("bind_address: 127.0.0.1\n", "").replace("    hostname: 127.0.0.1\n", "");
+    let config = ok(&text);
+    assert_eq!(config.bind_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!(po.advertised_host, "localhost", "unspecified bind address advertises localhost");
+
+    let config = ok(&local("    hostname: 127.0.0.1\n", ""));
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!(po.advertised_host, "127.0.0.1", "a specific bind address is advertised");
+
+    let config =
+        ok(&local("bind_address: 127.0.0.1", "bind_address: \"::\"")
+            .replace("    hostname: 127.0.0.1\n", ""));
+    assert_eq!(config.bind_address, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!(po.advertised_host, "localhost");
+}
+
+#[test]
+fn max_brokers_is_an_alias() {
+    let config = ok(&local("    base: 19092", "    base: 19092\n    max_brokers: 10"));
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!(po.max_broker_id, 10);
+}
+
+#[test]
+fn protocols_default_to_sasl_ssl_like_the_seed() {
+    let text = LOCAL.replace("  security_protocol: PLAINTEXT\n", "");
+    let message = fails(&text);
+    assert_names(&message, "downstream.sasl_mechanism", "SASL_SSL (the default)");
+    assert_names(&message, "downstream.tls.cert", "(the default for downstream.tls.cert)");
+}
+
+#[test]
+fn mapping_mode_defaults_to_sni() {
+    let text = LOCAL.replace("  mode: port_offset\n", "");
+    let message = fails(&text);
+    assert_names(&message, "broker_mapping.mode", "sni (the default mode)");
+    assert_names(&message, "broker_mapping.sni", "required when broker_mapping.mode is sni");
+}
+
+#[test]
+fn limits_override_defaults() {
+    let config = ok(&format!(
+        "{LOCAL}limits:\n  max_frame_bytes: 1048576\n  connect_timeout_ms: 500\n  idle_timeout_ms: 0\n  max_in_flight: 8\n"
+    ));
+    let defaults = Limits::default();
+    assert_eq!(config.limits.max_frame_bytes, 1_048_576);
+    assert_eq!(config.limits.connect_timeout, Duration::from_millis(500));
+    assert_eq!(config.limits.handshake_timeout, defaults.handshake_timeout);
+    assert_eq!(config.limits.idle_timeout, None, "0 disables the idle timeout");
+    assert_eq!(config.limits.max_in_flight, 8);
+    assert_eq!(config.limits.max_buffered_bytes, defaults.max_buffered_bytes);
+}
+
+#[test]
+fn mechanism_aliases_and_case() {
+    let text = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: sasl_plaintext
+  sasl_mechanism: scram-512
+  sasl_username: svc
+  sasl_password: ${SVC_SECRET}
+downstream:
+  security_protocol: Sasl_Plaintext
+  sasl_mechanisms: [SCRAM-256, plain]
+  credentials:
+    users:
+      alice: alice-password
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+";
+    let (_dir, config) = load_with(text, &[], env_of(&[("SVC_SECRET", "s3cret")]));
+    let config = config.unwrap();
+    let UpstreamAuth::Service { mechanism, username, password } = &config.upstream.auth else {
+        panic!("service identity expected")
+    };
+    assert_eq!(
+        (*mechanism, username.as_str(), password.expose().as_str()),
+        (Mechanism::ScramSha512, "svc", "s3cret")
+    );
+    let sasl = config.downstream.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanisms, vec![Mechanism::ScramSha256, Mechanism::Plain]);
+    assert_eq!(config.downstream.security_protocol, SecurityProtocol::SaslPlaintext);
+}
+
+// ----- environment -----
+
+#[test]
+fn env_expansion_in_the_file() {
+    let text = local("    base: 19092", "    base: ${BASE:19092}").replace("127.0.0.1:9092", "${HOST}:9092");
+    let (_dir, config) = load_with(&text, &[], env_of(&[("HOST", "broker-7")]));
+    let config = config.unwrap();
+    assert_eq!(config.upstream.bootstrap_servers[0].host, "broker-7");
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!(po.base, 19092);
+}
+
+#[test]
+fn missing_env_names_file_line_and_variable() {
+    let text = local("    base: 19092", "    base: ${PROXY_BASE}");
+    let (dir, result) = load_with(&text, &[], no_env);
+    let err = result.unwrap_err();
+    let ConfigError::Env { file, line, kind, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(file, &dir.0.join("config.yaml"));
+    assert_eq!(*line, 12);
+    assert_eq!(kind, &EnvErrorKind::Unset { var: "PROXY_BASE".into() });
+    let message = err.to_string();
+    assert!(message.contains("config.yaml:12:11: environment variable PROXY_BASE is not set"), "{message}");
+}
+
+#[test]
+fn unreadable_file_is_named() {
+    let err = load(Path::new("/nonexistent/kafka-proxy/config.yaml"), no_env).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().starts_with("/nonexistent/kafka-proxy/config.yaml: cannot read"), "{err}");
+}
+
+// ----- parse errors: path, line, expectation -----
+
+#[test]
+fn host_port_error_names_index_and_line() {
+    let message = fails(&local("[\"127.0.0.1:9092\"]", "\n    - \"a:1\"\n    - broker"));
+    assert_names(&message, "upstream.bootstrap_servers[1]", "expected host:port, got \"broker\" (no port)");
+    assert!(message.contains("config.yaml:6:7: "), "line and column: {message}");
+}
+
+#[test]
+fn ipv6_needs_brackets() {
+    let message = fails(&local("127.0.0.1:9092", "::1:9092"));
+    assert_names(&message, "upstream.bootstrap_servers[0]", "brackets");
+    let config = ok(&local("\"127.0.0.1:9092\"", "\"[::1]:9092\""));
+    assert_eq!(config.upstream.bootstrap_servers[0], HostPort { host: "::1".into(), port: 9092 });
+}
+
+#[test]
+fn unknown_keys_list_the_allowed_ones() {
+    let message = fails(&local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protcol: PLAINTEXT\ndownstream",
+    ));
+    assert_names(&message, "upstream.security_protcol", "unknown field `security_protcol`, expected one of");
+    assert!(message.contains("`security_protocol`"), "{message}");
+    assert!(message.contains("config.yaml:5:3"), "{message}");
+
+    let message = fails(&format!("{LOCAL}listen: {{}}\n"));
+    assert_names(&message, "listen", "expected one of `bind_address`, `upstream`");
+}
+
+#[test]
+fn yaml_syntax_error_has_a_line() {
+    let message = fails("upstream:\n  bootstrap_servers: [a:1\n");
+    assert!(message.contains("config.yaml:3:"), "{message}");
+}
+
+#[test]
+fn missing_required_key() {
+    let message = fails("bind_address: 0.0.0.0\n");
+    assert!(message.contains("config.yaml:1:1: (top level): missing field `upstream`"), "{message}");
+}
+
+#[test]
+fn bad_enums_say_what_was_expected() {
+    let message =
+        fails(&local("  security_protocol: PLAINTEXT\ndownstream", "  security_protocol: TLS\ndownstream"));
+    assert_names(
+        &message,
+        "upstream.security_protocol",
+        "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got \"TLS\"",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}runtime: uring\n")),
+        "runtime",
+        "expected tokio or mio, got \"uring\"",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}logging:\n  format: xml\n")),
+        "logging.format",
+        "expected text or json",
+    );
+    assert_names(&fails(&format!("{LOCAL}logging:\n  level: loud\n")), "logging.level", "got \"loud\"");
+    assert!(
+        ok(&format!("{LOCAL}logging:\n  level: kafka_proxy=debug,warn\n  format: json\n")).logging.format
+            == LogFormat::Json
+    );
+    assert_names(
+        &fails(&local("mode: port_offset", "mode: static")),
+        "broker_mapping.mode",
+        "expected port_offset or sni",
+    );
+    assert_names(
+        &fails(&local("bind_address: 127.0.0.1", "bind_address: localhost")),
+        "bind_address",
+        "an IP address",
+    );
+}
+
+#[test]
+fn ports_and_numbers_are_checked() {
+    assert_names(
+        &fails(&local("base: 19092", "base: 0")),
+        "broker_mapping.port_offset.base",
+        "expected a port 1-65535, got 0",
+    );
+    assert_names(
+        &fails(&local("base: 19092", "base: 70000")),
+        "broker_mapping.port_offset.base",
+        "got 70000",
+    );
+    let message = fails(&local("base: 19092", "base: 65200"));
+    assert_names(
+        &message,
+        "broker_mapping.port_offset.base",
+        "expected base + 20 + max_broker_id <= 65535, got 65200 + 20 + 400 = 65620",
+    );
+    let message = fails(&local("base: 19092", "base: 60000\n    max_broker_id: 6000"));
+    assert_names(&message, "broker_mapping.port_offset.max_broker_id", "= 66020");
+    assert!(ok(&local("base: 19092", "base: 65115")).to_core().is_ok(), "65115 + 20 + 400 = 65535 fits");
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  max_frame_bytes: 0\n")),
+        "limits.max_frame_bytes",
+        "nonzero",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  connect_timeout_ms: 0\n")),
+        "limits.connect_timeout_ms",
+        "nonzero",
+    );
+    assert_names(&fails(&format!("{LOCAL}limits:\n  idle_timeout_ms: -5\n")), "limits.idle_timeout_ms", "-5");
+}
+
+#[test]
+fn bootstrap_servers_count_and_duplicates() {
+    let message = fails(&local("[\"127.0.0.1:9092\"]", "[]"));
+    assert_names(&message, "upstream.bootstrap_servers", "expected 1 to 20 host:port entries");
+    let many: Vec<String> = (0..21).map(|i| format!("\"b{i}:9092\"")).collect();
+    let message = fails(&local("[\"127.0.0.1:9092\"]", &format!("[{}]", many.join(", "))));
+    assert_names(&message, "upstream.bootstrap_servers", "got 21");
+    let message = fails(&local("[\"127.0.0.1:9092\"]", "[\"a:1\", \"b:1\", \"a:1\"]"));
+    assert_names(&message, "upstream.bootstrap_servers[2]", "already at [0]");
+}
+
+#[test]
+fn admin_and_policy() {
+    let config = ok(&format!(
+        "{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n  principals:\n    alice: {{ forbidden_api_keys: [19, 20] }}\n"
+    ));
+    assert_eq!(config.admin.as_ref().unwrap().bind, HostPort { host: "127.0.0.1".into(), port: 9080 });
+    assert!(config.policy.forbidden_api_keys.contains(&ApiKey(20)));
+    assert_eq!(config.policy.principals["alice"].len(), 2);
+    assert_names(
+        &fails(&format!("{LOCAL}admin:\n  bind: 9080\n")),
+        "admin.bind",
+        "expected host:port, got \"9080\"",
+    );
+    let message = fails(&format!("{LOCAL}policy:\n  forbidden_api_keys: [20, 40000]\n"));
+    assert_names(
+        &message,
+        "policy.forbidden_api_keys[1]",
+        "expected a Kafka API key number 0-32767, got 40000",
+    );
+    let message =
+        fails(&format!("{LOCAL}policy:\n  principals:\n    bob:\n      forbidden_api_keys: [-1]\n"));
+    assert_names(
+        &message,
+        "policy.principals.bob.forbidden_api_keys[0]",
+        "expected a Kafka API key number 0-32767, got -1",
+    );
+    let config = ok(&format!("{LOCAL}policy:\n  forbidden_api_keys: [18]\n"));
+    assert!(config.warnings.iter().any(|w| w.path == "policy.forbidden_api_keys"), "{:?}", config.warnings);
+}
+
+// ----- TLS -----
+
+const TLS_BOTH: &str = "
+upstream:
+  bootstrap_servers: [\"b:9093\"]
+  security_protocol: SSL
+  tls:
+    ca_certs: server_ca.pem
+downstream:
+  security_protocol: SSL
+  tls:
+    cert: server.pem
+    key: server_key.pem
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+";
+
+#[test]
+fn tls_files_resolve_against_the_config_directory() {
+    let (dir, config) = load_with(TLS_BOTH, &["server_ca.pem", "server.pem", "server_key.pem"], no_env);
+    let config = config.unwrap();
+    let up = config.upstream.tls.as_ref().unwrap();
+    assert_eq!(up.verify, UpstreamVerify::CaFile(dir.0.join("server_ca.pem")));
+    let down = config.downstream.tls.as_ref().unwrap();
+    assert_eq!(down.cert_key, CertKey { cert: dir.0.join("server.pem"), key: dir.0.join("server_key.pem") });
+    assert_eq!(down.client_auth, ClientAuth::None);
+    assert!(matches!(down.principal_mapping, PrincipalMapping::CommonName));
+}
+
+#[test]
+fn missing_tls_files_are_named() {
+    let message = fails_with(TLS_BOTH, &["server.pem"]);
+    assert_names(&message, "upstream.tls.ca_certs", "server_ca.pem");
+    assert_names(&message, "downstream.tls.key", "server_key.pem");
+    assert_eq!(message.lines().count(), 2, "both problems at once: {message}");
+}
+
+#[test]
+fn mtls_needs_a_client_ca() {
+    let text =
+        TLS_BOTH.replace("    key: server_key.pem\n", "    key: server_key.pem\n    mtls_enabled: true\n");
+    let message = fails_with(&text, &["server_ca.pem", "server.pem", "server_key.pem"]);
+    assert_names(&message, "downstream.tls.ca_certs", "ca.pem (the default for downstream.tls.ca_certs)");
+    let (dir, config) =
+        load_with(&text, &["server_ca.pem", "server.pem", "server_key.pem", "ca.pem"], no_env);
+    let config = config.unwrap();
+    assert_eq!(
+        config.downstream.tls.unwrap().client_auth,
+        ClientAuth::Required { ca_certs: dir.0.join("ca.pem") }
+    );
+}
+
+#[test]
+fn tls_enabled_must_agree_with_the_protocol() {
+    let text = TLS_BOTH.replace("    ca_certs: server_ca.pem\n", "    enabled: false\n");
+    let message = fails_with(&text, &["server.pem", "server_key.pem"]);
+    assert_names(
+        &message,
+        "upstream.tls.enabled",
+        "expected true or no value: upstream.security_protocol SSL uses TLS",
+    );
+    let message = fails(&local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  tls: { enabled: true }\ndownstream",
+    ));
+    assert_names(&message, "upstream.tls.enabled", "does not use TLS");
+    let config = ok(&local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  tls: { ca_certs: x.pem }\ndownstream",
+    ));
+    assert!(config.warnings.iter().any(|w| w.path == "upstream.tls" && w.message.contains("ignored")));
+}
+
+#[test]
+fn upstream_trust_all_and_client_certificates() {
+    let text = TLS_BOTH
+        .replace("    ca_certs: server_ca.pem\n", "    trust_server_certs: true\n    client_cert: c.pem\n");
+    let message = fails_with(&text, &["server.pem", "server_key.pem", "c.pem"]);
+    assert_names(&message, "upstream.tls.client_key", "required when upstream.tls.client_cert is set");
+    let text = text.replace("client_cert: c.pem\n", "client_cert: c.pem\n    client_key: k.pem\n");
+    let (_dir, config) = load_with(&text, &["server.pem", "server_key.pem", "c.pem", "k.pem"], no_env);
+    let config = config.unwrap();
+    let tls = config.upstream.tls.as_ref().unwrap();
+    assert_eq!(tls.verify, UpstreamVerify::TrustAll);
+    assert!(tls.client_cert.is_some());
+    assert!(config.warnings.iter().any(|w| w.path == "upstream.tls.trust_server_certs"));
+}
+
+#[test]
+fn principal_mapping_rules() {
+    let text = TLS_BOTH.replace(
+        "    key: server_key.pem\n",
+        "    key: server_key.pem\n    mtls_enabled: true\n    ca_certs: ca.pem\n    principal_mapping_rules: [\"RULE:^CN=([^,]+).*$/$1/L\", DEFAULT]\n",
+    );
+    let files = ["server_ca.pem", "server.pem", "server_key.pem", "ca.pem"];
+    let (_dir, config) = load_with(&text, &files, no_env);
+    let PrincipalMapping::Rules(rules) = config.unwrap().downstream.tls.unwrap().principal_mapping else {
+        panic!()
+    };
+    assert_eq!(rules.len(), 2);
+    let bad = text.replace("$1/L", "$1/X");
+    assert_names(&fails_with(&bad, &files), "downstream.tls.principal_mapping_rules[0]", "L, U or nothing");
+}
+
+// ----- SASL, credentials, auth swap -----
+
+const SCRAM: &str = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanisms: [SCRAM-SHA-256, PLAIN]
+  credentials:
+    users:
+      alice: alice-password
+      bob:
+        mechanism: SCRAM-SHA-256
+        salt: c2FsdA==
+        iterations: 8192
+        stored_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+        server_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+";
+
+#[test]
+fn credentials_load() {
+    let config = ok(SCRAM);
+    let sasl = config.downstream.sasl.as_ref().unwrap();
+    let Some(UserCredential::Scram(bob)) = sasl.credentials.get("bob") else { panic!() };
+    assert_eq!(
+        (bob.mechanism, bob.iterations, bob.salt.as_slice()),
+        (Mechanism::ScramSha256, 8192, &b"salt"[..])
+    );
+    assert_eq!(bob.stored_key.expose().len(), 32);
+    let Some(UserCredential::Password { password, iterations: None }) = sasl.credentials.get("alice") else {
+        panic!()
+    };
+    assert_eq!(password.expose(), "alice-password");
+    assert!(matches!(config.upstream.auth, UpstreamAuth::None));
+}
+
+#[test]
+fn scram_iterations_minimum() {
+    let message = fails(&SCRAM.replace("iterations: 8192", "iterations: 1000"));
+    assert_names(
+        &message,
+        "downstream.credentials.users.bob.iterations",
+        "expected at least 4096 SCRAM iterations, got 1000",
+    );
+    let message = fails(&SCRAM.replace("alice: alice-password", "alice: { password: x, iterations: 10 }"));
+    assert_names(&message, "downstream.credentials.users.alice.iterations", "got 10");
+}
+
+#[test]
+fn scram_fields_are_checked() {
+    let message = fails(&SCRAM.replace("salt: c2FsdA==", "salt: \"not base64!\""));
+    assert_names(&message, "downstream.credentials.users.bob.salt", "expected base64");
+    assert!(message.contains("config.yaml:13:15"), "{message}");
+    let message = fails(&SCRAM.replace("mechanism: SCRAM-SHA-256", "mechanism: SCRAM-SHA-512"));
+    assert_names(
+        &message,
+        "downstream.credentials.users.bob.stored_key",
+        "expected 64 bytes for SCRAM-SHA-512, got 32",
+    );
+    let config = ok(&SCRAM.replace("        mechanism: SCRAM-SHA-256\n", ""));
+    let Some(UserCredential::Scram(bob)) = config.downstream.sasl.unwrap().credentials.get("bob").cloned()
+    else {
+        panic!()
+    };
+    assert_eq!(bob.mechanism, Mechanism::ScramSha256, "inferred from the 32-byte keys");
+    let message = fails(&SCRAM.replace("        iterations: 8192\n", ""));
+    assert_names(
+        &message,
+        "downstream.credentials.users.bob.iterations",
+        "required for pre-computed SCRAM credentials",
+    );
+    let message =
+        fails(&SCRAM.replace("        salt: c2FsdA==\n", "        salt: c2FsdA==\n        password: x\n"));
+    assert_names(&message, "downstream.credentials.users.bob.salt", "not both");
+    let message =
+        fails(&SCRAM.replace("        salt: c2FsdA==\n", "        salt: c2FsdA==\n        pepper: x\n"));
+    assert_names(
+        &message,
+        "downstream.credentials.users.bob.pepper",
+        "expected one of `password`, `mechanism`",
+    );
+    let message = fails(
+        &SCRAM.replace("      alice: alice-password\n", "      alice: alice-password\n      alice: again\n"),
+    );
+    assert_names(&message, "downstream.credentials.users", "duplicate key `alice`");
+    let message = fails(&SCRAM.replace("alice: alice-password", "alice: 123456"));
+    assert_names(&message, "downstream.credentials.users.alice", "expected a password string");
+}
+
+#[test]
+fn credentials_file_is_read_and_checked() {
+    let text =
+        SCRAM.replace("    users:\n      alice: alice-password\n", "    file: creds.yaml\n    users:\n");
+    let dir = Scratch::new();
+    dir.write("creds.yaml", "users:\n  alice: ${ALICE_PW}\n  carol:\n    password: c\n");
+    let path = dir.write("config.yaml", &text);
+    let config = load(&path, env_of(&[("ALICE_PW", "from-env")])).unwrap();
+    let credentials = &config.downstream.sasl.as_ref().unwrap().credentials;
+    assert_eq!(credentials.file.as_ref().unwrap().path, dir.0.join("creds.yaml"));
+    assert_eq!(credentials.user_names().into_iter().collect::<Vec<_>>(), vec!["alice", "bob", "carol"]);
+    let Some(UserCredential::Password { password, .. }) = credentials.get("alice") else { panic!() };
+    assert_eq!(password.expose(), "from-env");
+
+    dir.write("creds.yaml", "users:\n  dave:\n    password: d\n    iterations: 12\n");
+    let message = load(&path, no_env).unwrap_err().to_string();
+    assert!(message.contains("creds.yaml: users.dave.iterations: expected at least 4096"), "{message}");
+
+    dir.write("creds.yaml", "users:\n  bob: again\n");
+    let message = load(&path, no_env).unwrap_err().to_string();
+    assert_names(&message, "downstream.credentials.file", "user bob in");
+    assert!(message.contains("already defined at downstream.credentials.users.bob"), "{message}");
+}
+
+#[test]
+fn sasl_needs_mechanisms_and_users() {
+    let message = fails(&SCRAM.replace("  sasl_mechanisms: [SCRAM-SHA-256, PLAIN]\n", ""));
+    assert_names(
+        &message,
+        "downstream.sasl_mechanism",
+        "required when downstream.security_protocol is SASL_PLAINTEXT",
+    );
+    let message = fails(&SCRAM.replace(
+        "  sasl_mechanisms: [SCRAM-SHA-256, PLAIN]\n",
+        "  sasl_mechanisms: [PLAIN]\n  sasl_mechanism: PLAIN\n",
+    ));
+    assert_names(&message, "downstream.sasl_mechanisms", "not both");
+    let no_users = SCRAM.split("  credentials:").next().unwrap().to_owned()
+        + "broker_mapping:\n  mode: port_offset\n  port_offset: { base: 9092 }\n";
+    assert_names(&fails(&no_users), "downstream.credentials", "expected users for SCRAM-SHA-256, PLAIN");
+    let message = fails(&local(
+        "  security_protocol: PLAINTEXT\nbroker",
+        "  security_protocol: PLAINTEXT\n  sasl_mechanism: PLAIN\nbroker",
+    ));
+    assert_names(&message, "downstream.sasl_mechanism", "does not use SASL");
+}
+
+#[test]
+fn oauthbearer() {
+    let text = SCRAM.replace("[SCRAM-SHA-256, PLAIN]", "[OAUTHBEARER, PLAIN]");
+    assert_names(&fails(&text), "downstream.oauthbearer", "required when OAUTHBEARER is offered");
+    let text = text.replace(
+        "  credentials:",
+        "  oauthbearer:\n    jwks_file: jwks.json\n    issuer: https://auth.example.com\n    required_scopes: [kafka]\n  credentials:",
+    );
+    let (dir, config) = load_with(&text, &["jwks.json"], no_env);
+    let oauth = config.unwrap().downstream.sasl.unwrap().oauthbearer.unwrap();
+    assert_eq!(oauth.keys, OAuthKeys::JwksFile(dir.0.join("jwks.json")));
+    assert_eq!(oauth.clock_skew, Duration::from_secs(60));
+    assert_eq!(oauth.required_scopes, vec!["kafka".to_owned()]);
+    assert_names(&fails(&text), "downstream.oauthbearer.jwks_file", "expected an existing file");
+}
+
+const SWAP: &str = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+downstream:
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+auth_swap:
+  enabled: true
+  downstream_credentials: [\"alice=alice-secret\"]
+  upstream_credentials: [\"svc-a=${SVC_A_SECRET}\"]
+  mapping: [\"alice=svc-a\"]
+";
+
+#[test]
+fn auth_swap_loads() {
+    let (_dir, config) = load_with(SWAP, &[], env_of(&[("SVC_A_SECRET", "a-secret")]));
+    let config = config.unwrap();
+    let UpstreamAuth::Swap { mechanism, swap } = &config.upstream.auth else { panic!() };
+    assert_eq!(*mechanism, Mechanism::Plain);
+    let (user, password) = swap.upstream_for("alice").unwrap();
+    assert_eq!((user, password.expose().as_str()), ("svc-a", "a-secret"));
+    assert!(swap.upstream_for("bob").is_none());
+    let credentials = &config.downstream.sasl.as_ref().unwrap().credentials;
+    assert!(matches!(credentials.get("alice"), Some(UserCredential::Password { .. })));
+}
+
+#[test]
+fn auth_swap_entries_are_checked() {
+    let env = env_of(&[("SVC_A_SECRET", "a-secret")]);
+    let (_dir, result) =
+        load_with(&SWAP.replace("\"svc-a=${SVC_A_SECRET}\"", "\"svc-a:${SVC_A_SECRET}\""), &[], &env);
+    let message = result.unwrap_err().to_string();
+    assert_names(
+        &message,
+        "auth_swap.upstream_credentials[0]",
+        "expected user=password, got an entry without '='",
+    );
+    assert!(!message.contains("a-secret"), "secret leaked: {message}");
+
+    let (_dir, result) = load_with(&SWAP.replace("alice=svc-a", "alice=svc-b"), &[], &env);
+    let message = result.unwrap_err().to_string();
+    assert_names(
+        &message,
+        "auth_swap.mapping[0]",
+        "expected an upstream user listed in auth_swap.upstream_credentials (svc-a), got \"svc-b\"",
+    );
+
+    let (_dir, result) = load_with(&SWAP.replace("[\"alice=svc-a\"]", "[\"alice\"]"), &[], &env);
+    assert_names(
+        &result.unwrap_err().to_string(),
+        "auth_swap.mapping[0]",
+        "expected downstream_principal=upstream_user",
+    );
+
+    let text = SWAP.replace(
+        "  sasl_mechanism: PLAIN\ndownstream",
+        "  sasl_mechanism: PLAIN\n  sasl_username: u\n  sasl_password: p\ndownstream",
+    );
+    let (_dir, result) = load_with(&text, &[], &env);
+    assert_names(&result.unwrap_err().to_string(), "upstream.sasl_username", "not both");
+}
+
+#[test]
+fn anonymous_clients_need_a_route() {
+    let text = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+auth_swap:
+  enabled: true
+  upstream_credentials: [\"svc=pw\"]
+";
+    assert_names(&fails(text), "auth_swap.mapping", "expected a mapping $anonymous=<upstream user>");
+    let config = ok(&format!("{text}  mapping: [\"$anonymous=svc\"]\n"));
+    let UpstreamAuth::Swap { swap, .. } = &config.upstream.auth else { panic!() };
+    assert_eq!(swap.upstream_for(ANONYMOUS).unwrap().0, "svc");
+    let config = ok(&text.replace("svc=pw", "$anonymous=pw"));
+    let UpstreamAuth::Swap { swap, .. } = &config.upstream.auth else { panic!() };
+    assert_eq!(swap.upstream_for(ANONYMOUS).unwrap().0, "$anonymous", "seed: $anonymous maps to itself");
+}
+
+#[test]
+fn upstream_sasl_without_credentials_forwards_the_clients_exchange() {
+    let text = local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: SASL_PLAINTEXT\ndownstream",
+    );
+    assert!(matches!(ok(&text).upstream.auth, UpstreamAuth::PassThrough));
+    let text = SWAP.replace("auth_swap:\n  enabled: true", "auth_swap:\n  enabled: false");
+    let (_dir, result) = load_with(&text, &[], env_of(&[("SVC_A_SECRET", "x")]));
+    let message = result.unwrap_err().to_string();
+    assert_names(&message, "upstream.security_protocol", "needs credentials towards brokers");
+}
+
+#[test]
+fn disabled_or_unusable_auth_swap_is_ignored_with_a_warning() {
+    let config = ok(&format!("{LOCAL}auth_swap:\n  enabled: true\n  upstream_credentials: [\"a=b\"]\n"));
+    assert!(config.warnings.iter().any(|w| w.path == "auth_swap" && w.message.contains("no SASL")));
+    let config = ok(&format!("{LOCAL}auth_swap:\n  enabled: false\n  upstream_credentials: []\n"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn user_in_two_places_is_an_error() {
+    let text = SWAP.replace(
+        "  sasl_mechanism: PLAIN\nbroker",
+        "  sasl_mechanism: PLAIN\n  credentials:\n    users: { alice: other }\nbroker",
+    );
+    let (_dir, result) = load_with(&text, &[], env_of(&[("SVC_A_SECRET", "x")]));
+    let message = result.unwrap_err().to_string();
+    assert_names(
+        &message,
+        "auth_swap.downstream_credentials[0]",
+        "already defined at downstream.credentials.users.alice",
+    );
+}
+
+// ----- sni, resolve -----
+
+const SNI: &str = "
+upstream:
+  bootstrap_servers: [\"b1.region.example.cloud:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: SSL
+broker_mapping:
+  mode: sni
+  sni:
+    bind_port: 9092
+    upstream: \"(.*)\\\\.region\\\\.example\\\\.cloud\"
+    downstream: \"<$1>-b<$id>.proxy.example.com\"
+";
+
+#[test]
+fn sni_template_and_regex() {
+    let files = ["server.pem", "server_key.pem"];
+    let (_dir, config) = load_with(SNI, &files, no_env);
+    let config = config.unwrap();
+    let BrokerMapping::Sni(sni) = &config.mapping else { panic!() };
+    let captures = sni.upstream.captures("b1.region.example.cloud").unwrap();
+    assert_eq!(sni.downstream.render(&captures, 7), "b1-b7.proxy.example.com");
+
+    let message = fails_with(&SNI.replace("<$1>", "<$2>"), &files);
+    assert_names(&message, "broker_mapping.sni.downstream", "(which has 1), got <$2>");
+    let message = fails_with(&SNI.replace("<$1>", "<$name>"), &files);
+    assert_names(&message, "broker_mapping.sni.downstream", "expected <$N> or <$id>, got <$name>");
+    let message = fails_with(&SNI.replace("<$1>-b<$id>", "fixed"), &files);
+    assert_names(&message, "broker_mapping.sni.downstream", "every broker would get the same name");
+    let message = fails_with(&SNI.replace("(.*)", "(.*"), &files);
+    assert_names(&message, "broker_mapping.sni.upstream", "expected a regular expression");
+    let message = fails_with(&SNI.replace("security_protocol: SSL", "security_protocol: PLAINTEXT"), &files);
+    assert_names(
+        &message,
+        "broker_mapping.mode",
+        "expected downstream.security_protocol SSL or SASL_SSL, got PLAINTEXT",
+    );
+    let message = fails_with(&SNI.replace("    bind_port: 9092\n", ""), &files);
+    assert_names(&message, "broker_mapping.sni.bind_port", "required");
+}
+
+#[test]
+fn resolve_entries() {
+    let config = ok(&format!(
+        "{LOCAL}resolve:\n  - host: \"*\"\n    ipv4: 10.0.0.1\n  - host: \"*.example.com\"\n    ipv4: 10.0.0.2\n    ipv6: \"2001:db8::2\"\n  - host: b1.example.com\n    ipv4: 10.0.0.3\n"
+    ));
+    assert_eq!(config.resolve.len(), 3);
+    let core = config.to_core().unwrap();
+    assert_eq!(
+        core.resolve_override("b1.example.com"),
+        Some("10.0.0.3".parse().unwrap()),
+        "exact beats wildcards"
+    );
+    assert_eq!(
+        core.resolve_override("b2.example.com"),
+        Some("2001:db8::2".parse().unwrap()),
+        "longer wildcard, later ip"
+    );
+    assert_eq!(core.resolve_override("other.net"), Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(core.resolve[0].pattern, HostPattern::Exact("b1.example.com".into()));
+
+    let message = fails(&format!("{LOCAL}resolve:\n  - host: \"b*.example.com\"\n    ipv4: 10.0.0.1\n"));
+    assert_names(&message, "resolve[0].host", "expected a host name, *.suffix or *");
+    assert_names(
+        &fails(&format!("{LOCAL}resolve:\n  - host: x.com\n")),
+        "resolve[0]",
+        "expected ipv4 and/or ipv6",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}resolve:\n  - host: x.com\n    ipv4: \"::1\"\n")),
+        "resolve[0].ipv4",
+        "an IPv4 address",
+    );
+}
+
+// ----- several problems at once -----
+
+#[test]
+fn semantic_problems_are_collected() {
+    let text = "
+upstream:
+  bootstrap_servers: [\"a:1\", \"a:1\"]
+  security_protocol: PLAINTEXT
+  sasl_username: svc
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 65500 }
+resolve:
+  - host: x.com
+";
+    let message = fails(text);
+    assert_eq!(message.lines().count(), 4, "{message}");
+    assert_names(&message, "upstream.bootstrap_servers[1]", "already at [0]");
+    assert_names(&message, "upstream.sasl_username", "does not use SASL");
+    assert_names(&message, "broker_mapping.port_offset.base", "<= 65535");
+    assert_names(&message, "resolve[0]", "ipv4");
+}
+
+// ----- secrets, to_core, describe -----
+
+#[test]
+fn secrets_never_print() {
+    let (_dir, config) = load_with(SWAP, &[], env_of(&[("SVC_A_SECRET", "a-secret-value")]));
+    let config = config.unwrap();
+    let debug = format!("{config:?}");
+    let described = config.describe();
+    for text in [&debug, &described] {
+        assert!(!text.contains("a-secret-value") && !text.contains("alice-secret"), "{text}");
+    }
+    assert!(debug.contains("***"));
+    assert_eq!(Secret::new("x".to_owned()).to_string(), "***");
+}
+
+#[test]
+fn to_core_for_plaintext_port_offset() {
+    let core = ok(LOCAL).to_core().unwrap();
+    assert_eq!(core.bind_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(core.bootstrap, vec![HostPort { host: "127.0.0.1".into(), port: 9092 }]);
+    let Mapping::PortOffset(po) = &core.mapping;
+    assert_eq!(po.broker_port(3), Some(19115));
+    assert_eq!(core.limits, Limits::default());
+}
+
+#[test]
+fn to_core_refuses_what_the_engine_cannot_run() {
+    let (_dir, config) = load_with(SWAP, &[], env_of(&[("SVC_A_SECRET", "x")]));
+    let err = config.unwrap().to_core().unwrap_err();
+    assert!(matches!(err, ConfigError::Unsupported(_)));
+    let message = err.to_string();
+    assert_names(
+        &message,
+        "upstream.security_protocol",
+        "SASL_PLAINTEXT towards brokers is not supported yet",
+    );
+    assert_names(
+        &message,
+        "downstream.security_protocol",
+        "SASL_PLAINTEXT towards clients is not supported yet",
+    );
+    assert_names(&message, "auth_swap", "auth swap is not supported yet");
+
+    let (_dir, config) = load_with(SNI, &["server.pem", "server_key.pem"], no_env);
+    let message = config.unwrap().to_core().unwrap_err().to_string();
+    assert_names(&message, "broker_mapping.mode", "the sni mapping is not supported yet");
+
+    let message =
+        ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n"))
+            .to_core()
+            .unwrap_err()
+            .to_string();
+    assert_names(&message, "admin.bind", "the admin endpoint is not supported yet");
+    assert_names(&message, "policy", "forbidding API keys is not supported yet");
+}
+
+#[test]
+fn describe_shows_the_listeners() {
+    let text = local("[\"127.0.0.1:9092\"]", "[\"127.0.0.1:9092\", \"127.0.0.2:9092\"]");
+    let described = ok(&text).describe();
+    assert!(described.contains("bind address: 127.0.0.1"), "{described}");
+    assert!(described.contains("mapping: port_offset, advertised host 127.0.0.1"), "{described}");
+    assert!(described.contains("listener 127.0.0.1:19092 -> bootstrap 127.0.0.1:9092"), "{described}");
+    assert!(described.contains("listener 127.0.0.1:19093 -> bootstrap 127.0.0.2:9092"), "{described}");
+    assert!(
+        described
+            .contains("broker N -> port 19112+N (N = 0..=400, ports 19112..=19512), learned at run time"),
+        "{described}"
+    );
+    assert!(
+        described.contains("upstream: PLAINTEXT") && described.contains("downstream: PLAINTEXT"),
+        "{described}"
+    );
+    assert!(described.contains("limits: max frame 104857600 bytes"), "{described}");
+}
+
+// ----- the shipped templates -----
+
+/// Every file in `config-templates/` loads, given its environment variables and the
+/// files it names (created empty in a scratch copy of the directory).
+#[test]
+fn every_template_loads() {
+    let templates = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-templates"));
+    let env = env_of(&[
+        ("KAFKA_API_KEY", "api-key"),
+        ("KAFKA_API_SECRET", "api-secret"),
+        ("ALICE_PASSWORD", "alice-password"),
+        ("APP1_PASSWORD", "app1-password"),
+    ]);
+    let mut names: Vec<PathBuf> = std::fs::read_dir(templates)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 8, "00 plus seed 000's seven templates: {names:?}");
+    let scratch = Scratch::new();
+    for file in ["server.pem", "server_key.pem", "ca.pem", "server_ca.pem"] {
+        scratch.write(file, "");
+    }
+    for template in &names {
+        let name = template.file_name().unwrap().to_str().unwrap();
+        let copy = scratch.write(name, &std::fs::read_to_string(template).unwrap());
+        let config = load(&copy, &env).unwrap_or_else(|e| panic!("{name} does not load:\n{e}"));
+        assert!(config.warnings.is_empty(), "{name}: {:?}", config.warnings);
+        assert!(!config.describe().contains("api-secret"), "{name} prints a secret");
+    }
+}
+
+#[test]
+fn the_local_template_runs_on_the_engine() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-templates/00-local-plaintext.yaml"));
+    let config = load(path, env_of(&[("BROKER_PORT", "9093")])).unwrap();
+    let core = config.to_core().unwrap();
+    assert_eq!(core.bootstrap, vec![HostPort { host: "127.0.0.1".into(), port: 9093 }]);
+    let Mapping::PortOffset(po) = &core.mapping;
+    assert_eq!((po.advertised_host.as_str(), po.base), ("127.0.0.1", 19092));
+    assert_eq!(core.bind_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
+}
+
+#[test]
+fn seven_seed_templates_keep_their_names() {
+    for name in [
+        "01-client-plaintext-noauth_upstream-saslssl-plain.yaml",
+        "02-client-saslssl-scram_upstream-saslssl-plain.yaml",
+        "03-client-saslplaintext-plain_upstream-saslssl-plain.yaml",
+        "04-client-mtls-with-sasl-scram256-server-saslssl-plain.yaml",
+        "05-client-ssl-onewaytls_upstream-saslssl-plain.yaml",
+        "06-client-ssl-mtls_upstream-saslssl-plain.yaml",
+        "07-client-plaintext-noauth_upstream-plaintext-noauth.yaml",
+    ] {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config-templates")).join(name);
+        assert!(path.is_file(), "{name} missing");
+    }
+}
+
+// ----- CONFIG.md's examples -----
+
+/// The base block of CONFIG.md (the seed model), as written there.
+const CONFIG_MD_BASE: &str = r#"
+bind_address: 0.0.0.0
+upstream:
+  bootstrap_servers: ["broker-1:9092", "broker-2:9092"]
+  security_protocol: SASL_SSL        # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+  sasl_mechanism: PLAIN              # PLAIN | SCRAM-SHA-256 (SCRAM-256) | SCRAM-SHA-512 (SCRAM-512)
+  tls:
+    enabled: true
+    ca_certs: server_ca.pem          # absent: system roots
+    client_cert: client.pem          # optional, client certificate towards brokers
+    client_key: client_key.pem
+    trust_server_certs: false        # true: accept any certificate (tests only; warn loudly)
+downstream:
+  security_protocol: SASL_SSL
+  sasl_mechanism: SCRAM-SHA-512      # absent with a SASL protocol: mechanisms come from sasl_mechanisms
+  tls:
+    enabled: true
+    cert: server.pem
+    key: server_key.pem
+    mtls_enabled: false
+    ca_certs: ca.pem                 # client CA, needed when mtls_enabled
+broker_mapping:
+  mode: port_offset                  # port_offset | sni
+  port_offset:
+    hostname: proxy.example.com      # advertised host
+    base: 9092                       # bootstrap slots base..base+19, broker N at base+20+N
+    max_broker_id: 400
+  sni:
+    bind_port: 9092
+    upstream: "(.*)\\.region\\.example\\.cloud"   # regex over upstream broker host names
+    downstream: "b<$id>.proxy.example.com"         # template: <$1>.. capture groups, <$id> broker id
+auth_swap:
+  enabled: true
+  downstream_credentials: ["alice=alice-secret"]   # user=password accepted from clients
+  upstream_credentials: ["svc-a=${SVC_A_SECRET}"]  # user=password used towards brokers
+  mapping: ["alice=svc-a"]                         # downstream principal = upstream user
+resolve:
+  - host: "*.internal.example.com"
+    ipv4: 10.0.0.7
+"#;
+
+#[test]
+fn config_md_base_example_loads() {
+    let files = ["server_ca.pem", "client.pem", "client_key.pem", "server.pem", "server_key.pem", "ca.pem"];
+    let (dir, config) = load_with(CONFIG_MD_BASE, &files, env_of(&[("SVC_A_SECRET", "svc-a-secret")]));
+    let config = config.unwrap();
+    assert_eq!(config.upstream.bootstrap_servers.len(), 2);
+    let tls = config.upstream.tls.as_ref().unwrap();
+    assert_eq!(tls.verify, UpstreamVerify::CaFile(dir.0.join("server_ca.pem")));
+    assert_eq!(tls.client_cert.as_ref().unwrap().key, dir.0.join("client_key.pem"));
+    let UpstreamAuth::Swap { swap, .. } = &config.upstream.auth else { panic!() };
+    assert_eq!(swap.upstream_for("alice").unwrap().1.expose(), "svc-a-secret");
+    let down_tls = config.downstream.tls.as_ref().unwrap();
+    assert_eq!(down_tls.client_auth, ClientAuth::None);
+    assert_eq!(down_tls.ca_certs, Some(dir.0.join("ca.pem")));
+    assert_eq!(config.downstream.sasl.as_ref().unwrap().mechanisms, vec![Mechanism::ScramSha512]);
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!((po.advertised_host.as_str(), po.base, po.max_broker_id), ("proxy.example.com", 9092, 400));
+    let paths: Vec<&str> = config.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(paths, vec!["broker_mapping.sni"], "the unused sni section is reported, not dropped");
+}
+
+#[test]
+fn config_md_extensions_load() {
+    let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let text = format!(
+        r#"
+upstream:
+  bootstrap_servers: ["broker-1:9092"]
+  security_protocol: SASL_SSL
+  sasl_mechanism: SCRAM-SHA-256
+  sasl_username: svc
+  sasl_password: ${{SVC_SECRET}}
+downstream:
+  security_protocol: SASL_SSL
+  sasl_mechanisms: [SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER]
+  credentials:
+    file: credentials.yaml
+    users:
+      alice: "alice-password"
+      bob:
+        mechanism: SCRAM-SHA-256
+        salt: "c2FsdA=="
+        iterations: 8192
+        stored_key: "{key}"
+        server_key: "{key}"
+  oauthbearer:
+    jwks_file: jwks.json
+    issuer: https://auth.example.com
+    audience: kafka-proxy
+    required_scopes: [kafka]
+    clock_skew_seconds: 30
+  tls:
+    cert: server.pem
+    key: server_key.pem
+    mtls_enabled: true
+    ca_certs: ca.pem
+    principal_mapping_rules: ["RULE:^CN=([^,]+).*$/$1/L", "DEFAULT"]
+  session_lifetime_ms: 3600000
+broker_mapping:
+  mode: port_offset
+  port_offset: {{ base: 9092 }}
+admin:
+  bind: 127.0.0.1:9080
+policy:
+  forbidden_api_keys: [20]
+  principals:
+    alice: {{ forbidden_api_keys: [19, 20] }}
+limits:
+  max_frame_bytes: 104857600
+  connect_timeout_ms: 15000
+  handshake_timeout_ms: 10000
+  idle_timeout_ms: 600000
+logging:
+  level: info
+  format: json
+runtime: mio
+"#
+    );
+    let dir = Scratch::new();
+    for file in ["jwks.json", "server.pem", "server_key.pem", "ca.pem"] {
+        dir.write(file, "");
+    }
+    dir.write("credentials.yaml", "users:\n  carol: carol-password\n");
+    let path = dir.write("config.yaml", &text);
+    let config = load(&path, env_of(&[("SVC_SECRET", "svc-secret")])).unwrap_or_else(|e| panic!("{e}"));
+    let sasl = config.downstream.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanisms.len(), 4);
+    assert_eq!(sasl.session_lifetime, Some(Duration::from_secs(3600)));
+    assert_eq!(sasl.oauthbearer.as_ref().unwrap().clock_skew, Duration::from_secs(30));
+    assert_eq!(sasl.credentials.user_names().len(), 3);
+    assert!(matches!(config.upstream.auth, UpstreamAuth::Service { .. }));
+    assert_eq!(config.runtime, RuntimeKind::Mio);
+    assert_eq!(config.logging.format, LogFormat::Json);
+    assert_eq!(config.limits, Limits::default());
+    let tls = config.downstream.tls.as_ref().unwrap();
+    assert!(matches!(&tls.principal_mapping, PrincipalMapping::Rules(rules) if rules.len() == 2));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let described = config.describe();
+    assert!(described.contains("auth: SASL SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER"), "{described}");
+    assert!(!described.contains("svc-secret") && !described.contains("alice-password"), "{described}");
+}

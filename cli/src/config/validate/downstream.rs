@@ -1,0 +1,351 @@
+//! `downstream`: TLS termination, SASL mechanisms, client credentials, OAUTHBEARER.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Checker, DEFAULT_CLOCK_SKEW, Protocol};
+use crate::config::credentials::{self, load_credentials_file};
+use crate::config::error::{ConfigError, Problem};
+use crate::config::model::{
+    CertKey, ClientAuth, Credentials, CredentialsFile, Downstream, DownstreamSasl, DownstreamTls, Mechanism,
+    OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
+};
+use crate::config::raw::{RawCredentials, RawDownstream, RawDownstreamTls, RawOAuthBearer};
+use crate::config::scalar::UserPassword;
+
+impl Checker<'_> {
+    pub(super) fn downstream(
+        &mut self,
+        mut raw: RawDownstream,
+        protocol: Protocol,
+        swap_users: Option<&Vec<(String, UserPassword)>>,
+    ) -> Downstream {
+        let raw_tls = raw.tls.take();
+        self.tls_enabled("downstream", raw_tls.as_ref().and_then(|t| t.enabled), protocol);
+        let tls = if protocol.value.uses_tls() {
+            Some(self.downstream_tls(raw_tls.unwrap_or_else(empty_downstream_tls)))
+        } else {
+            if let Some(tls) = &raw_tls
+                && (tls.cert.is_some()
+                    || tls.key.is_some()
+                    || tls.ca_certs.is_some()
+                    || tls.mtls_enabled.is_some()
+                    || tls.principal_mapping_rules.is_some())
+            {
+                self.report.warn(
+                    "downstream.tls",
+                    format!("ignored: downstream.security_protocol {} does not use TLS", protocol.shown()),
+                );
+            }
+            None
+        };
+        let sasl = if protocol.value.uses_sasl() {
+            self.downstream_sasl(raw, protocol, swap_users)
+        } else {
+            for (key, set) in [
+                ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+                ("sasl_mechanisms", raw.sasl_mechanisms.is_some()),
+            ] {
+                if set {
+                    self.report.error(
+                        format!("downstream.{key}"),
+                        format!(
+                            "set, but downstream.security_protocol {} does not use SASL: expected \
+                             SASL_PLAINTEXT or SASL_SSL, or remove downstream.{key}",
+                            protocol.shown()
+                        ),
+                    );
+                }
+            }
+            for (key, set) in [
+                ("credentials", raw.credentials.is_some()),
+                ("oauthbearer", raw.oauthbearer.is_some()),
+                ("session_lifetime_ms", raw.session_lifetime_ms.is_some()),
+            ] {
+                if set {
+                    self.report.warn(
+                        format!("downstream.{key}"),
+                        format!(
+                            "ignored: downstream.security_protocol {} does not use SASL",
+                            protocol.shown()
+                        ),
+                    );
+                }
+            }
+            None
+        };
+        Downstream { security_protocol: protocol.value, tls, sasl }
+    }
+
+    fn downstream_tls(&mut self, raw: RawDownstreamTls) -> DownstreamTls {
+        let cert = self.existing_file(
+            "downstream.tls.cert",
+            raw.cert.as_deref().unwrap_or(Path::new("server.pem")),
+            raw.cert.is_none(),
+        );
+        let key = self.existing_file(
+            "downstream.tls.key",
+            raw.key.as_deref().unwrap_or(Path::new("server_key.pem")),
+            raw.key.is_none(),
+        );
+        let mtls = raw.mtls_enabled.unwrap_or(false);
+        let ca_certs = match (&raw.ca_certs, mtls) {
+            (Some(ca), _) => Some(self.existing_file("downstream.tls.ca_certs", ca, false)),
+            (None, true) => Some(self.existing_file("downstream.tls.ca_certs", Path::new("ca.pem"), true)),
+            (None, false) => None,
+        };
+        let client_auth = match (&ca_certs, mtls) {
+            (Some(ca), true) => ClientAuth::Required { ca_certs: ca.clone() },
+            _ => ClientAuth::None,
+        };
+        let principal_mapping = match raw.principal_mapping_rules {
+            None => PrincipalMapping::CommonName,
+            Some(rules) => {
+                if rules.is_empty() {
+                    self.report.error(
+                        "downstream.tls.principal_mapping_rules",
+                        "expected at least one rule (or remove the key for the CN)",
+                    );
+                }
+                if !mtls {
+                    self.report.warn(
+                        "downstream.tls.principal_mapping_rules",
+                        "ignored: clients present no certificate unless downstream.tls.mtls_enabled is true",
+                    );
+                }
+                PrincipalMapping::Rules(rules.into_iter().map(|r| r.0).collect())
+            }
+        };
+        DownstreamTls { cert_key: CertKey { cert, key }, ca_certs, client_auth, principal_mapping }
+    }
+
+    /// The SASL settings of `raw` (whose `tls` has been taken).
+    fn downstream_sasl(
+        &mut self,
+        raw: RawDownstream,
+        protocol: Protocol,
+        swap_users: Option<&Vec<(String, UserPassword)>>,
+    ) -> Option<DownstreamSasl> {
+        let RawDownstream {
+            sasl_mechanism: mechanism,
+            sasl_mechanisms: mechanisms,
+            credentials,
+            oauthbearer,
+            session_lifetime_ms,
+            ..
+        } = raw;
+        let mechanisms: Vec<Mechanism> = match (mechanism, mechanisms) {
+            (Some(_), Some(_)) => {
+                self.report.error(
+                    "downstream.sasl_mechanisms",
+                    "expected either downstream.sasl_mechanism or downstream.sasl_mechanisms, not both",
+                );
+                return None;
+            }
+            (Some(one), None) => vec![one.0],
+            (None, Some(list)) => {
+                let mut seen = BTreeSet::new();
+                for (i, m) in list.iter().enumerate() {
+                    if !seen.insert(m.0) {
+                        self.report.error(
+                            format!("downstream.sasl_mechanisms[{i}]"),
+                            format!("expected distinct mechanisms, got {} again", m.0),
+                        );
+                    }
+                }
+                if list.is_empty() {
+                    self.report.error("downstream.sasl_mechanisms", "expected at least one mechanism");
+                }
+                list.into_iter().map(|m| m.0).collect()
+            }
+            (None, None) => {
+                self.report.error(
+                    "downstream.sasl_mechanism",
+                    format!(
+                        "required when downstream.security_protocol is {} (or list downstream.sasl_mechanisms): \
+                         expected PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
+                        protocol.shown()
+                    ),
+                );
+                return None;
+            }
+        };
+
+        let credentials = self.credentials(credentials, swap_users);
+        let password_based: Vec<&Mechanism> =
+            mechanisms.iter().filter(|m| **m != Mechanism::OAuthBearer).collect();
+        if !password_based.is_empty() && credentials.is_empty() {
+            let names: Vec<&str> = password_based.iter().map(|m| m.name()).collect();
+            self.report.error(
+                "downstream.credentials",
+                format!(
+                    "expected users for {}: add downstream.credentials.users, downstream.credentials.file \
+                     or auth_swap.downstream_credentials",
+                    names.join(", ")
+                ),
+            );
+        }
+        for (name, credential) in
+            credentials.users.iter().chain(credentials.file.iter().flat_map(|f| f.users.iter()))
+        {
+            if let UserCredential::Scram(scram) = credential
+                && !mechanisms.contains(&scram.mechanism)
+            {
+                self.report.warn(
+                    format!("downstream.credentials.users.{name}"),
+                    format!("unused: {} is not among the offered SASL mechanisms", scram.mechanism),
+                );
+            }
+        }
+
+        let oauthbearer = match (mechanisms.contains(&Mechanism::OAuthBearer), oauthbearer) {
+            (true, Some(raw)) => self.oauthbearer(raw),
+            (true, None) => {
+                self.report.error(
+                    "downstream.oauthbearer",
+                    "required when OAUTHBEARER is offered: expected jwks_file or public_key_path",
+                );
+                None
+            }
+            (false, Some(_)) => {
+                self.report.warn(
+                    "downstream.oauthbearer",
+                    "ignored: OAUTHBEARER is not among the offered SASL mechanisms",
+                );
+                None
+            }
+            (false, None) => None,
+        };
+        let session_lifetime = session_lifetime_ms.filter(|&ms| ms > 0).map(Duration::from_millis);
+        Some(DownstreamSasl { mechanisms, credentials, oauthbearer, session_lifetime })
+    }
+
+    /// Merges the three sources of client credentials; a user may appear in one only.
+    fn credentials(
+        &mut self,
+        raw: Option<RawCredentials>,
+        swap_users: Option<&Vec<(String, UserPassword)>>,
+    ) -> Credentials {
+        let (file, inline) = match raw {
+            Some(raw) => (raw.file, raw.users.map(|u| u.0).unwrap_or_default()),
+            None => (None, BTreeMap::new()),
+        };
+        let mut origin: BTreeMap<String, String> = BTreeMap::new();
+        let mut users = credentials::users(inline, "downstream.credentials.users", &mut self.report);
+        for name in users.keys() {
+            origin.insert(name.clone(), format!("downstream.credentials.users.{name}"));
+        }
+        for (path, entry) in swap_users.into_iter().flatten() {
+            if let Some(first) = origin.get(&entry.user) {
+                self.report.error(path, format!("user {} is already defined at {first}", entry.user));
+                continue;
+            }
+            if entry.password.expose().is_empty() {
+                self.report.error(path, "expected user=password with a non-empty password");
+                continue;
+            }
+            origin.insert(entry.user.clone(), path.clone());
+            users.insert(
+                entry.user.clone(),
+                UserCredential::Password { password: entry.password.clone(), iterations: None },
+            );
+        }
+        let file = file.map(|path| {
+            let full = self.existing_file("downstream.credentials.file", &path, false);
+            let loaded =
+                if full.is_file() { load_credentials_file(&full, self.env) } else { Ok(BTreeMap::new()) };
+            let users = loaded.unwrap_or_else(|err| {
+                self.report.problems.extend(problems_of(err, "downstream.credentials.file"));
+                BTreeMap::new()
+            });
+            for name in users.keys() {
+                if let Some(first) = origin.get(name) {
+                    self.report.error(
+                        "downstream.credentials.file",
+                        format!("user {name} in {} is already defined at {first}", full.display()),
+                    );
+                }
+            }
+            CredentialsFile { path: full, users }
+        });
+        Credentials { users, file }
+    }
+
+    fn oauthbearer(&mut self, raw: RawOAuthBearer) -> Option<OAuthBearer> {
+        let keys = match (raw.jwks_file, raw.public_key_path) {
+            (Some(jwks), None) => {
+                OAuthKeys::JwksFile(self.existing_file("downstream.oauthbearer.jwks_file", &jwks, false))
+            }
+            (None, Some(pem)) => OAuthKeys::PublicKey(self.existing_file(
+                "downstream.oauthbearer.public_key_path",
+                &pem,
+                false,
+            )),
+            (Some(_), Some(_)) => {
+                self.report
+                    .error("downstream.oauthbearer", "expected jwks_file or public_key_path, not both");
+                return None;
+            }
+            (None, None) => {
+                self.report.error("downstream.oauthbearer", "expected jwks_file or public_key_path");
+                return None;
+            }
+        };
+        Some(OAuthBearer {
+            keys,
+            issuer: raw.issuer,
+            audience: raw.audience,
+            required_scopes: raw.required_scopes.unwrap_or_default(),
+            clock_skew: raw
+                .clock_skew_seconds
+                .map_or(DEFAULT_CLOCK_SKEW, |s| Duration::from_secs(u64::from(s))),
+        })
+    }
+}
+
+pub(super) fn empty_downstream() -> RawDownstream {
+    RawDownstream {
+        security_protocol: None,
+        sasl_mechanism: None,
+        sasl_mechanisms: None,
+        credentials: None,
+        oauthbearer: None,
+        tls: None,
+        session_lifetime_ms: None,
+    }
+}
+
+fn empty_downstream_tls() -> RawDownstreamTls {
+    RawDownstreamTls {
+        enabled: None,
+        cert: None,
+        key: None,
+        mtls_enabled: None,
+        ca_certs: None,
+        principal_mapping_rules: None,
+    }
+}
+
+/// Turns a credentials-file error into problems reported under `key` of the configuration.
+fn problems_of(err: ConfigError, key: &str) -> Vec<Problem> {
+    match err {
+        ConfigError::Read { file, source } => {
+            vec![Problem {
+                file,
+                path: key.to_owned(),
+                position: None,
+                message: format!("cannot read: {source}"),
+            }]
+        }
+        ConfigError::Env { file, line, column, kind } => {
+            vec![Problem {
+                file,
+                path: ".".to_owned(),
+                position: Some((line, column)),
+                message: kind.to_string(),
+            }]
+        }
+        ConfigError::Invalid(problems) | ConfigError::Unsupported(problems) => problems,
+    }
+}

@@ -1,0 +1,250 @@
+//! From the YAML as written ([`RawConfig`]) to a checked [`Config`]: defaults, rules that
+//! span several keys, file existence, and the seed proxy's semantics. Every independent
+//! problem is collected, so one run of `kafka-proxy check` shows them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kafka_proxy_core::api::ApiKey;
+use kafka_proxy_core::config::{Limits, PortOffset};
+
+use super::error::{ConfigError, Report};
+use super::model::{Admin, Config, LogFormat, Logging, Policy, Resolve, RuntimeKind, SecurityProtocol};
+use super::raw::{RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve};
+use super::scalar::Parsed;
+
+mod auth_swap;
+mod downstream;
+mod mapping;
+mod upstream;
+
+use downstream::empty_downstream;
+
+/// Most bootstrap servers: `port_offset` reserves 20 bootstrap ports.
+pub const MAX_BOOTSTRAP_SERVERS: usize = PortOffset::BOOTSTRAP_SLOTS as usize;
+/// `broker_mapping.port_offset.max_broker_id` when absent (seed 000).
+pub const DEFAULT_MAX_BROKER_ID: u16 = 400;
+/// `security_protocol` of either side when absent (seed 000).
+pub const DEFAULT_SECURITY_PROTOCOL: SecurityProtocol = SecurityProtocol::SaslSsl;
+/// `downstream.oauthbearer.clock_skew_seconds` when absent.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Checks `raw`, loaded from `file`, into a [`Config`].
+pub(crate) fn validate(
+    raw: RawConfig,
+    file: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let dir =
+        std::path::absolute(file).ok().and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_default();
+    let mut cx = Checker { report: Report::new(file), dir, env };
+    let config = cx.config(raw);
+    if cx.report.problems.is_empty() {
+        let mut config = config;
+        config.warnings = cx.report.warnings;
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(cx.report.problems))
+    }
+}
+
+/// The state of one validation run.
+struct Checker<'a> {
+    report: Report<'a>,
+    /// The configuration file's directory: relative paths are resolved against it.
+    dir: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// A side's protocol and whether it was written or defaulted (for messages).
+#[derive(Clone, Copy)]
+struct Protocol {
+    value: SecurityProtocol,
+    defaulted: bool,
+}
+
+impl Protocol {
+    fn new(raw: Option<Parsed<SecurityProtocol>>) -> Protocol {
+        match raw {
+            Some(p) => Protocol { value: p.0, defaulted: false },
+            None => Protocol { value: DEFAULT_SECURITY_PROTOCOL, defaulted: true },
+        }
+    }
+
+    /// `SASL_SSL` or `SASL_SSL (the default)`.
+    fn shown(self) -> String {
+        if self.defaulted { format!("{} (the default)", self.value) } else { self.value.to_string() }
+    }
+}
+
+impl Checker<'_> {
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let bind_address = raw.bind_address.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.0);
+        let raw_downstream = raw.downstream.unwrap_or_else(empty_downstream);
+        let up_protocol = Protocol::new(raw.upstream.security_protocol.clone());
+        let down_protocol = Protocol::new(raw_downstream.security_protocol.clone());
+
+        let swap = self.auth_swap(raw.auth_swap, up_protocol, down_protocol);
+        let downstream = self.downstream(raw_downstream, down_protocol, swap.as_ref().map(|s| &s.downstream));
+        let upstream = self.upstream(raw.upstream, up_protocol, swap.map(|s| s.swap), &downstream);
+        self.swap_routes(&upstream, &downstream);
+        let mapping = self.mapping(raw.broker_mapping, bind_address, &downstream);
+        Config {
+            path: self.report.file.to_path_buf(),
+            bind_address,
+            upstream,
+            downstream,
+            mapping,
+            resolve: self.resolve(raw.resolve.unwrap_or_default()),
+            admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
+            policy: self.policy(raw.policy),
+            limits: limits(raw.limits),
+            logging: self.logging(raw.logging),
+            runtime: raw.runtime.map_or(RuntimeKind::Tokio, |r| r.0),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Checks an explicit `tls.enabled` against the protocol: the protocol decides, and a
+    /// contradicting `enabled` is an error rather than a guess.
+    fn tls_enabled(&mut self, side: &str, enabled: Option<bool>, protocol: Protocol) {
+        match enabled {
+            Some(false) if protocol.value.uses_tls() => self.report.error(
+                format!("{side}.tls.enabled"),
+                format!(
+                    "expected true or no value: {side}.security_protocol {} uses TLS \
+                     (use PLAINTEXT or SASL_PLAINTEXT for no TLS)",
+                    protocol.shown()
+                ),
+            ),
+            Some(true) if !protocol.value.uses_tls() => self.report.error(
+                format!("{side}.tls.enabled"),
+                format!(
+                    "expected false or no value: {side}.security_protocol {} does not use TLS \
+                     (use SSL or SASL_SSL for TLS)",
+                    protocol.shown()
+                ),
+            ),
+            _ => {}
+        }
+    }
+
+    /// Resolves `path` against the configuration's directory and checks that it is a file.
+    /// `key` names the setting; `defaulted` says the name came from a default.
+    fn existing_file(&mut self, key: &str, path: &Path, defaulted: bool) -> PathBuf {
+        let full = self.dir.join(path);
+        let origin = if defaulted { format!(" (the default for {key})") } else { String::new() };
+        if path.as_os_str().is_empty() {
+            self.report.error(key, "expected a file name, got an empty value");
+        } else {
+            match std::fs::metadata(&full) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => self.report.error(key, format!("expected a file, got {}{origin}", full.display())),
+                Err(e) => self
+                    .report
+                    .error(key, format!("expected an existing file, got {}{origin}: {e}", full.display())),
+            }
+        }
+        full
+    }
+
+    fn resolve(&mut self, raw: Vec<RawResolve>) -> Vec<Resolve> {
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, entry) in raw.into_iter().enumerate() {
+            if entry.ipv4.is_none() && entry.ipv6.is_none() {
+                self.report.error(format!("resolve[{i}]"), "expected ipv4 and/or ipv6 next to host");
+                continue;
+            }
+            out.push(Resolve {
+                host: entry.host.0,
+                ipv4: entry.ipv4.map(|a| a.0),
+                ipv6: entry.ipv6.map(|a| a.0),
+            });
+        }
+        out
+    }
+
+    fn policy(&mut self, raw: Option<RawPolicy>) -> Policy {
+        let Some(raw) = raw else { return Policy::default() };
+        let forbidden_api_keys: BTreeSet<ApiKey> =
+            raw.forbidden_api_keys.unwrap_or_default().into_iter().map(|k| k.0).collect();
+        let principals: BTreeMap<String, BTreeSet<ApiKey>> = raw
+            .principals
+            .map(|p| p.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, p)| (name, p.forbidden_api_keys.into_iter().map(|k| k.0).collect()))
+            .collect();
+        let handshake = [ApiKey::API_VERSIONS, ApiKey::SASL_HANDSHAKE, ApiKey::SASL_AUTHENTICATE];
+        let global = forbidden_api_keys.iter().map(|k| ("policy.forbidden_api_keys".to_owned(), *k));
+        let per_principal = principals.iter().flat_map(|(name, keys)| {
+            keys.iter().map(move |k| (format!("policy.principals.{name}.forbidden_api_keys"), *k))
+        });
+        let mut warnings = Vec::new();
+        for (path, key) in global.chain(per_principal) {
+            if handshake.contains(&key) {
+                warnings.push((
+                    path,
+                    format!("{key} is needed by every client to connect; forbidding it locks clients out"),
+                ));
+            }
+        }
+        for (path, message) in warnings {
+            self.report.warn(path, message);
+        }
+        Policy { forbidden_api_keys, principals }
+    }
+
+    fn logging(&mut self, raw: Option<RawLogging>) -> Logging {
+        let (level, format) = match raw {
+            Some(raw) => (raw.level, raw.format.map(|f| f.0)),
+            None => (None, None),
+        };
+        let level = level.unwrap_or_else(|| "info".to_owned());
+        if let Err(why) = check_log_level(&level) {
+            self.report.error("logging.level", why);
+        }
+        Logging { level, format: format.unwrap_or(LogFormat::Text) }
+    }
+}
+
+fn limits(raw: Option<RawLimits>) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(raw) = raw {
+        if let Some(v) = raw.max_frame_bytes {
+            limits.max_frame_bytes = v.get();
+        }
+        if let Some(v) = raw.connect_timeout_ms {
+            limits.connect_timeout = Duration::from_millis(v.get());
+        }
+        if let Some(v) = raw.handshake_timeout_ms {
+            limits.handshake_timeout = Duration::from_millis(v.get());
+        }
+        if let Some(v) = raw.idle_timeout_ms {
+            limits.idle_timeout = (v > 0).then(|| Duration::from_millis(v));
+        }
+        if let Some(v) = raw.max_buffered_bytes {
+            limits.max_buffered_bytes = v.get();
+        }
+        if let Some(v) = raw.max_in_flight {
+            limits.max_in_flight = v.get();
+        }
+    }
+    limits
+}
+
+/// A bare level name, or a `tracing` filter with targets (`kafka_proxy=debug,warn`).
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let bare = !level.contains(['=', ',', '[', ':']);
+    if bare && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "expected trace, debug, info, warn, error, off or a filter like kafka_proxy=debug, got {level:?}"
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| format!("expected a log filter like info or kafka_proxy=debug,warn, got {level:?}: {e}"))
+}
