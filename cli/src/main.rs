@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 const ABOUT: &str = "A Kafka proxy: clients connect to it as if it were the cluster.";
 
@@ -65,12 +65,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
-    let loaded = config::load(path, env).and_then(|c| {
+    let loaded = config::load(path, config::process_env).and_then(|c| {
         let core = c.to_core()?;
         Ok((c, core))
     });
@@ -83,23 +79,28 @@ fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyC
 fn check(path: &Path) -> ExitCode {
     match load(path) {
         Ok((config, _)) => {
+            for warning in &config.warnings {
+                println!("warning: {warning}");
+            }
             println!("{}: OK", path.display());
-            println!("{}", config.describe());
+            println!("{}", config.describe().trim_end());
             ExitCode::SUCCESS
         }
         Err(code) => code,
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr: `RUST_LOG` if set, else `logging.level`; text or JSON.
+fn init_logging(logging: &config::Logging) {
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&logging.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match logging.format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
@@ -107,12 +108,18 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
-    let (_config, core) = match load(path) {
+    let (config, core) = match load(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    init_logging();
-    let runtime = runtime.unwrap_or(RuntimeKind::Tokio);
+    init_logging(&config.logging);
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let runtime = runtime.unwrap_or(match config.runtime {
+        config::RuntimeKind::Tokio => RuntimeKind::Tokio,
+        config::RuntimeKind::Mio => RuntimeKind::Mio,
+    });
     info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
     let proxy = Proxy::new(core);
     let result = match runtime {
