@@ -65,43 +65,88 @@ impl PortOffset {
     }
 }
 
-/// Which upstream host names a [`ResolveRule`] applies to.
+/// Which upstream host names a [`ResolveRule`] applies to (seed 000 rules:
+/// `*` matches any run of characters within one label, never a dot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostPattern {
     /// Exactly this name (case-insensitive).
     Exact(String),
-    /// Any name ending in `.suffix` (written `*.suffix`), case-insensitive.
-    Subdomains(String),
-    /// Every name (written `*`).
-    Any,
+    /// A name with `*` wildcards, each standing for zero or more characters
+    /// other than `.` (case-insensitive): `*.example.com` matches
+    /// `b1.example.com` but not `a.b1.example.com`.
+    Wildcard(String),
 }
 
 impl HostPattern {
-    /// Parses `name`, `*.suffix` or `*`.
+    /// Parses a name, with or without `*` wildcards.
     pub fn parse(text: &str) -> HostPattern {
-        if text == "*" {
-            HostPattern::Any
-        } else if let Some(suffix) = text.strip_prefix("*.") {
-            HostPattern::Subdomains(suffix.to_ascii_lowercase())
-        } else {
-            HostPattern::Exact(text.to_ascii_lowercase())
-        }
+        let lower = text.to_ascii_lowercase();
+        if lower.contains('*') { HostPattern::Wildcard(lower) } else { HostPattern::Exact(lower) }
     }
 
     /// True when `host` matches.
     pub fn matches(&self, host: &str) -> bool {
         match self {
-            HostPattern::Any => true,
             HostPattern::Exact(name) => host.eq_ignore_ascii_case(name),
-            HostPattern::Subdomains(suffix) => {
-                host.len() > suffix.len() + 1
-                    && host
-                        .get(host.len() - suffix.len()..)
-                        .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
-                    && host.as_bytes().get(host.len() - suffix.len() - 1) == Some(&b'.')
+            HostPattern::Wildcard(pattern) => {
+                let mut labels = host.split('.');
+                let mut globs = pattern.split('.');
+                loop {
+                    match (globs.next(), labels.next()) {
+                        (None, None) => return true,
+                        (Some(glob), Some(label)) if label_matches(glob.as_bytes(), label.as_bytes()) => {}
+                        _ => return false,
+                    }
+                }
             }
         }
     }
+
+    /// How specific the pattern is: exact names above every wildcard, and
+    /// wildcards by how many literal characters they hold. The most specific
+    /// matching rule wins (seed 000 semantics).
+    pub fn specificity(&self) -> usize {
+        match self {
+            HostPattern::Exact(_) => usize::MAX,
+            HostPattern::Wildcard(pattern) => pattern.chars().filter(|c| *c != '*').count(),
+        }
+    }
+}
+
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPattern::Exact(p) | HostPattern::Wildcard(p) => f.write_str(p),
+        }
+    }
+}
+
+/// Glob match of one DNS label, `*` matching any run of characters,
+/// ASCII case-insensitively (greedy, with one backtrack point: linear time).
+fn label_matches(glob: &[u8], label: &[u8]) -> bool {
+    let (mut g, mut l) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while l < label.len() {
+        match glob.get(g) {
+            Some(b'*') => {
+                star = Some((g, l));
+                g += 1;
+            }
+            Some(c) if label.get(l).is_some_and(|x| x.eq_ignore_ascii_case(c)) => {
+                g += 1;
+                l += 1;
+            }
+            _ => match star {
+                Some((sg, sl)) => {
+                    g = sg + 1;
+                    l = sl + 1;
+                    star = Some((sg, sl + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    glob.get(g..).unwrap_or_default().iter().all(|c| *c == b'*')
 }
 
 /// An address override for upstream host names (seed 000 `resolve`).
@@ -190,9 +235,25 @@ mod tests {
         assert!(!HostPattern::parse("broker-1.example.com").matches("broker-2.example.com"));
         let wild = HostPattern::parse("*.internal.example.com");
         assert!(wild.matches("b1.internal.example.com"));
-        assert!(wild.matches("a.b1.internal.example.com"));
+        assert!(!wild.matches("a.b1.internal.example.com"), "a star never spans a dot");
         assert!(!wild.matches("internal.example.com"));
         assert!(!wild.matches("xinternal.example.com"));
-        assert!(HostPattern::parse("*").matches("anything"));
+        let inner = HostPattern::parse("pkc-*.us-*-1.aws.confluent.cloud");
+        assert!(inner.matches("pkc-12ab.us-east-1.aws.confluent.cloud"));
+        assert!(inner.matches("pkc-.us--1.aws.confluent.cloud"), "a star may match nothing");
+        assert!(!inner.matches("pkc-12ab.eu-west-1.aws.confluent.cloud"));
+        assert!(HostPattern::parse("*").matches("localhost"));
+        assert!(!HostPattern::parse("*").matches("broker.example.com"), "`*` is one label");
+        assert!(HostPattern::parse("b*r*").matches("broker"));
+        assert!(!HostPattern::parse("b*r*x").matches("broker"));
+        assert!(HostPattern::parse("b*ok*r").matches("brokoker"), "backtracking");
+        assert!(
+            HostPattern::parse("b1.x").specificity()
+                > HostPattern::parse("*.longer.example.com").specificity()
+        );
+        assert!(
+            HostPattern::parse("*.a.example.com").specificity()
+                > HostPattern::parse("*.example.com").specificity()
+        );
     }
 }

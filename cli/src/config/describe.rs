@@ -241,11 +241,7 @@ fn rule_text(rule: &PrincipalRule) -> String {
 }
 
 fn pattern(p: &HostPattern) -> String {
-    match p {
-        HostPattern::Exact(name) => name.clone(),
-        HostPattern::Subdomains(suffix) => format!("*.{suffix}"),
-        HostPattern::Any => "*".to_owned(),
-    }
+    p.to_string()
 }
 
 fn socket(ip: IpAddr, port: u16) -> SocketAddr {

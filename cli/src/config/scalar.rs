@@ -210,13 +210,14 @@ impl FromConfigStr for Regex {
 }
 
 impl FromConfigStr for HostPattern {
-    const EXPECTED: &'static str = "a host name, *.suffix or *";
+    const EXPECTED: &'static str = "a host name, where * matches any characters within one label";
     fn parse_config(text: &str) -> Result<Self, String> {
-        let name = text.strip_prefix("*.").unwrap_or(text);
-        if text == "*" || is_host_name(name) {
+        // A `*` stands for letters within a label, so the name must be valid
+        // with each `*` read as one letter.
+        if is_host_name(&text.replace('*', "x")) {
             Ok(HostPattern::parse(text))
         } else {
-            Err(expected(Self::EXPECTED, text, "* is allowed only alone or as a leading *."))
+            Err(expected(Self::EXPECTED, text, "not a host name pattern"))
         }
     }
 }
@@ -417,16 +418,20 @@ mod tests {
 
     #[test]
     fn host_patterns() {
-        assert_eq!(HostPattern::parse_config("*"), Ok(HostPattern::Any));
+        assert_eq!(HostPattern::parse_config("*"), Ok(HostPattern::Wildcard("*".into())));
         assert_eq!(
             HostPattern::parse_config("*.Example.com"),
-            Ok(HostPattern::Subdomains("example.com".into()))
+            Ok(HostPattern::Wildcard("*.example.com".into()))
+        );
+        assert_eq!(
+            HostPattern::parse_config("pkc-*.us-*-1.aws.confluent.cloud"),
+            Ok(HostPattern::Wildcard("pkc-*.us-*-1.aws.confluent.cloud".into()))
         );
         assert_eq!(
             HostPattern::parse_config("b1.example.com"),
             Ok(HostPattern::Exact("b1.example.com".into()))
         );
-        for bad in ["b*.example.com", "*example.com", "*.", "", "*.*.x"] {
+        for bad in ["*.", "", "a..b", "b1 .x", "*.ex ample.com"] {
             assert!(HostPattern::parse_config(bad).is_err(), "{bad}");
         }
     }

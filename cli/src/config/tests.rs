@@ -856,11 +856,16 @@ fn resolve_entries() {
         Some("2001:db8::2".parse().unwrap()),
         "longer wildcard, later ip"
     );
-    assert_eq!(core.resolve_override("other.net"), Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(core.resolve_override("localhost"), Some("10.0.0.1".parse().unwrap()), "`*` is one label");
+    assert_eq!(core.resolve_override("other.net"), None, "a star never spans a dot");
     assert_eq!(core.resolve[0].pattern, HostPattern::Exact("b1.example.com".into()));
 
-    let message = fails(&format!("{LOCAL}resolve:\n  - host: \"b*.example.com\"\n    ipv4: 10.0.0.1\n"));
-    assert_names(&message, "resolve[0].host", "expected a host name, *.suffix or *");
+    let message = fails(&format!("{LOCAL}resolve:\n  - host: \"b *.example.com\"\n    ipv4: 10.0.0.1\n"));
+    assert_names(
+        &message,
+        "resolve[0].host",
+        "expected a host name, where * matches any characters within one label",
+    );
     assert_names(
         &fails(&format!("{LOCAL}resolve:\n  - host: x.com\n")),
         "resolve[0]",

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use kafka_proxy_core::config::{HostPattern, Mapping, ProxyConfig, ResolveRule};
+use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule};
 
 use super::error::{ConfigError, Problem};
 use super::model::{BrokerMapping, Config, Resolve, SecurityProtocol, UpstreamAuth};
@@ -68,7 +68,7 @@ pub(crate) fn resolve_rules(entries: &[Resolve]) -> Vec<ResolveRule> {
             if let Some(ip) = ip {
                 rules.push((
                     index * 2 + within,
-                    specificity(&entry.host),
+                    entry.host.specificity(),
                     ResolveRule { pattern: entry.host.clone(), ip },
                 ));
             }
@@ -76,13 +76,4 @@ pub(crate) fn resolve_rules(entries: &[Resolve]) -> Vec<ResolveRule> {
     }
     rules.sort_by(|(order_a, spec_a, _), (order_b, spec_b, _)| spec_b.cmp(spec_a).then(order_b.cmp(order_a)));
     rules.into_iter().map(|(_, _, rule)| rule).collect()
-}
-
-/// Higher is more specific: exact names above every wildcard, then by suffix length.
-fn specificity(pattern: &HostPattern) -> usize {
-    match pattern {
-        HostPattern::Exact(_) => usize::MAX,
-        HostPattern::Subdomains(suffix) => suffix.len() + 1,
-        HostPattern::Any => 0,
-    }
 }
