@@ -5,7 +5,7 @@ use std::fmt;
 
 /// A secret value. `Debug` prints `***`; the value is reached only through
 /// [`Secret::expose`], which makes every use of it visible in review.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Secret<T>(T);
 
 impl<T> Secret<T> {

@@ -69,7 +69,7 @@ fn pbkdf2_with<D: EagerHash>(password: &[u8], salt: &[u8], rounds: u32, out: &mu
 }
 
 /// `H(data)`.
-pub(super) fn hash(mechanism: ScramMechanism, data: &[u8]) -> Digest {
+pub(crate) fn hash(mechanism: ScramMechanism, data: &[u8]) -> Digest {
     match mechanism {
         ScramMechanism::Sha256 => copy(&Sha256::digest(data)),
         ScramMechanism::Sha512 => copy(&Sha512::digest(data)),
@@ -77,7 +77,7 @@ pub(super) fn hash(mechanism: ScramMechanism, data: &[u8]) -> Digest {
 }
 
 /// `HMAC(key, parts[0] || parts[1] || ...)`.
-pub(super) fn hmac(mechanism: ScramMechanism, key: &[u8], parts: &[&[u8]]) -> Result<Digest, ScramError> {
+pub(crate) fn hmac(mechanism: ScramMechanism, key: &[u8], parts: &[&[u8]]) -> Result<Digest, ScramError> {
     match mechanism {
         ScramMechanism::Sha256 => mac_with::<Sha256>(key, parts),
         ScramMechanism::Sha512 => mac_with::<Sha512>(key, parts),

@@ -8,7 +8,7 @@
 
 mod attributes;
 mod client;
-mod crypto;
+pub(crate) mod crypto;
 mod server;
 
 use std::fmt;
