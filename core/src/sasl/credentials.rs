@@ -161,7 +161,10 @@ pub struct CredentialStoreBuilder {
 impl CredentialStore {
     /// Starts a store whose passwords are hashed for the SCRAM mechanisms in
     /// `derive_for` (the enabled ones) with `iterations` and a random salt each.
-    pub fn builder(iterations: u32, derive_for: &[ScramMechanism]) -> Result<CredentialStoreBuilder, CredentialError> {
+    pub fn builder(
+        iterations: u32,
+        derive_for: &[ScramMechanism],
+    ) -> Result<CredentialStoreBuilder, CredentialError> {
         if !(MIN_ITERATIONS..=super::scram::MAX_ITERATIONS).contains(&iterations) {
             return Err(CredentialError::Iterations(iterations));
         }
@@ -359,8 +362,9 @@ mod tests {
         let mut b = CredentialStore::builder(4096, &[ScramMechanism::Sha256]).expect("builder");
         b.password("alice", Secret::new("alice-secret".into())).expect("alice");
         b.user_password_entry("carol=pa=ss").expect("carol");
-        let bob = ScramCredential::from_password(ScramMechanism::Sha512, b"bob-secret", b"salt".to_vec(), 4096)
-            .expect("bob");
+        let bob =
+            ScramCredential::from_password(ScramMechanism::Sha512, b"bob-secret", b"salt".to_vec(), 4096)
+                .expect("bob");
         b.scram("bob", bob).expect("bob");
         b.build(&FixedRandom::new()).expect("build")
     }

@@ -101,13 +101,16 @@ impl AuthFailure {
     /// otherwise one generic text that does not tell whether the user exists.
     pub fn client_message(&self, mechanism: Mechanism, reauthentication: bool) -> String {
         match self {
-            AuthFailure::Plain(PlainError::AuthzidMismatch) | AuthFailure::Scram(ScramError::AuthzidMismatch) => {
+            AuthFailure::Plain(PlainError::AuthzidMismatch)
+            | AuthFailure::Scram(ScramError::AuthzidMismatch) => {
                 "Authentication failed: Client requested an authorization id that is different from username"
                     .to_owned()
             }
-            AuthFailure::OAuthBearer(OAuthError::AuthzidMismatch) => "Authentication failed: Client requested an \
+            AuthFailure::OAuthBearer(OAuthError::AuthzidMismatch) => {
+                "Authentication failed: Client requested an \
                  authorization id that is different from the token's principal name"
-                .to_owned(),
+                    .to_owned()
+            }
             AuthFailure::OAuthBearer(OAuthError::InvalidToken(_)) => {
                 String::from_utf8_lossy(oauthbearer::INVALID_TOKEN_CHALLENGE).into_owned()
             }
@@ -119,7 +122,9 @@ impl AuthFailure {
 /// Kafka's message for bad credentials.
 pub fn generic_failure_message(mechanism: Mechanism, reauthentication: bool) -> String {
     let during = if reauthentication { "re-authentication" } else { "authentication" };
-    format!("Authentication failed during {during} due to invalid credentials with SASL mechanism {mechanism}")
+    format!(
+        "Authentication failed during {during} due to invalid credentials with SASL mechanism {mechanism}"
+    )
 }
 
 /// One exchange of one mechanism.
@@ -204,7 +209,9 @@ impl Exchange {
                     OAuthStep::Failure(e) => MechanismStep::Fail(AuthFailure::OAuthBearer(e)),
                 }
             }
-            Exchange::OAuthChallenged(sent) => MechanismStep::Fail(AuthFailure::OAuthBearer(sent.client_reply(token))),
+            Exchange::OAuthChallenged(sent) => {
+                MechanismStep::Fail(AuthFailure::OAuthBearer(sent.client_reply(token)))
+            }
         }
     }
 }

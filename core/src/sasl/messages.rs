@@ -78,12 +78,19 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn malformed(api_key: ApiKey, field: &'static str) -> impl FnOnce(nom::Err<nom::error::Error<&[u8]>>) -> DecodeError {
+fn malformed(
+    api_key: ApiKey,
+    field: &'static str,
+) -> impl FnOnce(nom::Err<nom::error::Error<&[u8]>>) -> DecodeError {
     move |_| DecodeError::Malformed { api_key, field }
 }
 
 fn check_version(api_key: ApiKey, version: i16, max: i16) -> Result<(), DecodeError> {
-    if (0..=max).contains(&version) { Ok(()) } else { Err(DecodeError::UnsupportedVersion { api_key, version }) }
+    if (0..=max).contains(&version) {
+        Ok(())
+    } else {
+        Err(DecodeError::UnsupportedVersion { api_key, version })
+    }
 }
 
 fn authenticate_flexible(version: i16) -> bool {
@@ -342,7 +349,8 @@ mod tests {
     #[test]
     fn handshake_request_round_trips_through_the_oracle() {
         for version in 0..=1 {
-            let frame = SaslHandshakeRequest { mechanism: b"SCRAM-SHA-512" }.encode_frame(7, version, CLIENT_ID);
+            let frame =
+                SaslHandshakeRequest { mechanism: b"SCRAM-SHA-512" }.encode_frame(7, version, CLIENT_ID);
             let mut p = payload(&frame);
             let header = RequestHeader::decode(&mut p, 1).expect("header");
             assert_eq!(header.request_api_key, 17);
@@ -352,14 +360,18 @@ mod tests {
             let body = p.clone();
             let req = KpHsReq::decode(&mut p, version).expect("body");
             assert_eq!(req.mechanism.as_str(), "SCRAM-SHA-512");
-            assert_eq!(SaslHandshakeRequest::decode(&body, version).map(|r| r.mechanism), Ok(&b"SCRAM-SHA-512"[..]));
+            assert_eq!(
+                SaslHandshakeRequest::decode(&body, version).map(|r| r.mechanism),
+                Ok(&b"SCRAM-SHA-512"[..])
+            );
         }
     }
 
     #[test]
     fn authenticate_request_round_trips_through_the_oracle() {
         for version in 0..=2 {
-            let frame = SaslAuthenticateRequest { auth_bytes: b"\0u\0p" }.encode_frame(-3, version, CLIENT_ID);
+            let frame =
+                SaslAuthenticateRequest { auth_bytes: b"\0u\0p" }.encode_frame(-3, version, CLIENT_ID);
             let mut p = payload(&frame);
             let header_version = if version >= 2 { 2 } else { 1 };
             let header = RequestHeader::decode(&mut p, header_version).expect("header");

@@ -44,7 +44,8 @@ pub fn parse(message: &[u8]) -> Result<PlainMessage<'_>, PlainError> {
     else {
         return Err(PlainError::Malformed("expected 3 NUL-separated fields"));
     };
-    let username = std::str::from_utf8(username).map_err(|_| PlainError::Malformed("user name is not UTF-8"))?;
+    let username =
+        std::str::from_utf8(username).map_err(|_| PlainError::Malformed("user name is not UTF-8"))?;
     if username.is_empty() {
         return Err(PlainError::Malformed("empty user name"));
     }
@@ -86,7 +87,10 @@ mod tests {
         assert_eq!((m.username, *m.password.expose()), ("alice", &b"secret"[..]));
         assert_eq!(parse(b"alice\0alice\0secret").map(|m| m.username), Ok("alice"), "authzid = user");
         assert_eq!(parse(b"admin\0alice\0secret").map(|m| m.username), Err(PlainError::AuthzidMismatch));
-        assert_eq!(parse(b"\0alice\0pass\0word").map(|_| ()), Err(PlainError::Malformed("expected 3 NUL-separated fields")));
+        assert_eq!(
+            parse(b"\0alice\0pass\0word").map(|_| ()),
+            Err(PlainError::Malformed("expected 3 NUL-separated fields"))
+        );
         assert!(matches!(parse(b"\0alice"), Err(PlainError::Malformed(_))));
         assert!(matches!(parse(b""), Err(PlainError::Malformed(_))));
         assert!(matches!(parse(b"\0\0secret"), Err(PlainError::Malformed("empty user name"))));

@@ -219,7 +219,9 @@ impl fmt::Display for FailureReason {
             FailureReason::UnsupportedMechanism { requested } => {
                 write!(f, "unsupported SASL mechanism {requested:?}")
             }
-            FailureReason::IllegalState { api_key } => write!(f, "unexpected {api_key} during SASL authentication"),
+            FailureReason::IllegalState { api_key } => {
+                write!(f, "unexpected {api_key} during SASL authentication")
+            }
             FailureReason::UnexpectedRawToken => f.write_str("unexpected raw SASL token"),
             FailureReason::Decode(e) => e.fmt(f),
             FailureReason::TokenTooLarge { len } => write!(f, "SASL token of {len} bytes is too large"),
@@ -389,7 +391,8 @@ fn lifetime_ms(lifetime: Option<Duration>) -> i64 {
 /// KIP-368: min(configured lifetime, credential expiry − now), `None` if neither applies.
 fn session_lifetime(max: Option<Duration>, expiry: Option<SystemTime>, wall: SystemTime) -> Option<Duration> {
     let max = max.filter(|d| !d.is_zero());
-    let remaining = expiry.map(|e| e.duration_since(wall).unwrap_or(Duration::ZERO).max(Duration::from_millis(1)));
+    let remaining =
+        expiry.map(|e| e.duration_since(wall).unwrap_or(Duration::ZERO).max(Duration::from_millis(1)));
     match (max, remaining) {
         (None, r) => r,
         (m, None) => m,
@@ -481,7 +484,9 @@ impl SaslServer {
             _ if self.expects_raw_token() => self.refuse(FailureReason::IllegalState { api_key }, delay),
             _ if sasl => Admission::Sasl,
             State::Initial if api_key == ApiKey::API_VERSIONS => Admission::Pass,
-            State::Authenticated(_) if self.is_expired(now) => self.refuse(FailureReason::SessionExpired, Duration::ZERO),
+            State::Authenticated(_) if self.is_expired(now) => {
+                self.refuse(FailureReason::SessionExpired, Duration::ZERO)
+            }
             State::Authenticated(_) => Admission::Pass,
             State::Initial | State::Exchanging(_) | State::ReauthBadMechanism { .. } => {
                 self.refuse(FailureReason::IllegalState { api_key }, delay)
@@ -501,7 +506,9 @@ impl SaslServer {
     /// Handles a raw token (after SaslHandshake v0): the frame's payload.
     pub fn on_raw_token(&mut self, token: &[u8], now: Instant, wall: SystemTime) -> ServerStep {
         match std::mem::replace(&mut self.state, State::Failed) {
-            State::Exchanging(ex) if ex.framing == Framing::Raw => self.token_step(ex, token, ReplyTo::Raw, now, wall),
+            State::Exchanging(ex) if ex.framing == Framing::Raw => {
+                self.token_step(ex, token, ReplyTo::Raw, now, wall)
+            }
             State::ReauthBadMechanism { framing: Framing::Raw, to, previous } => self.fail(
                 None,
                 FailureReason::ReauthMechanismChanged { from: previous.mechanism, to },
@@ -513,7 +520,8 @@ impl SaslServer {
     }
 
     fn handshake_reply(&self, correlation_id: i32, error_code: ErrorCode) -> Bytes {
-        SaslHandshakeResponse { error_code, mechanisms: self.config.mechanism_names() }.encode_frame(correlation_id)
+        SaslHandshakeResponse { error_code, mechanisms: self.config.mechanism_names() }
+            .encode_frame(correlation_id)
     }
 
     fn on_handshake(&mut self, request: RequestRef<'_>, now: Instant) -> ServerStep {
@@ -526,20 +534,30 @@ impl SaslServer {
         let previous = match state {
             State::Initial => None,
             State::Authenticated(session) => {
-                if session.last_reauth_start.is_some_and(|t| now.saturating_duration_since(t) < MIN_REAUTH_INTERVAL) {
+                if session
+                    .last_reauth_start
+                    .is_some_and(|t| now.saturating_duration_since(t) < MIN_REAUTH_INTERVAL)
+                {
                     // Too soon: Kafka answers as a normal request and keeps the session.
                     self.state = State::Authenticated(session);
-                    return ServerStep::Reply(self.handshake_reply(request.correlation_id, ErrorCode::ILLEGAL_SASL_STATE));
+                    return ServerStep::Reply(
+                        self.handshake_reply(request.correlation_id, ErrorCode::ILLEGAL_SASL_STATE),
+                    );
                 }
                 Some(Session { last_reauth_start: Some(now), ..session })
             }
             State::Failed => return self.fail(None, FailureReason::AlreadyFailed, Duration::ZERO),
             State::Exchanging(_) | State::ReauthBadMechanism { .. } => {
                 let reply = self.handshake_reply(request.correlation_id, ErrorCode::ILLEGAL_SASL_STATE);
-                return self.fail(Some(reply), FailureReason::IllegalState { api_key: ApiKey::SASL_HANDSHAKE }, delay);
+                return self.fail(
+                    Some(reply),
+                    FailureReason::IllegalState { api_key: ApiKey::SASL_HANDSHAKE },
+                    delay,
+                );
             }
         };
-        let enabled = Mechanism::from_name(handshake.mechanism).filter(|m| self.config.mechanisms.contains(m));
+        let enabled =
+            Mechanism::from_name(handshake.mechanism).filter(|m| self.config.mechanisms.contains(m));
         let Some(mechanism) = enabled else {
             let reply = self.handshake_reply(request.correlation_id, ErrorCode::UNSUPPORTED_SASL_MECHANISM);
             let requested = lossy_name(handshake.mechanism);
@@ -550,7 +568,12 @@ impl SaslServer {
             Some(previous) if previous.mechanism != mechanism => {
                 State::ReauthBadMechanism { framing, to: mechanism, previous }
             }
-            previous => State::Exchanging(Exchanging { mechanism, framing, exchange: Exchange::new(mechanism), previous }),
+            previous => State::Exchanging(Exchanging {
+                mechanism,
+                framing,
+                exchange: Exchange::new(mechanism),
+                previous,
+            }),
         };
         ServerStep::Reply(self.handshake_reply(request.correlation_id, ErrorCode::NONE))
     }
@@ -562,7 +585,8 @@ impl SaslServer {
             Ok(a) => a,
             Err(e) => return self.fail(None, FailureReason::Decode(e), Duration::ZERO),
         };
-        let reply_to = ReplyTo::Authenticate { correlation_id: request.correlation_id, version: request.version };
+        let reply_to =
+            ReplyTo::Authenticate { correlation_id: request.correlation_id, version: request.version };
         match state {
             State::Exchanging(ex) if ex.framing == Framing::Kafka => {
                 self.token_step(ex, auth.auth_bytes, reply_to, now, wall)
@@ -573,7 +597,11 @@ impl SaslServer {
                     previous.mechanism
                 );
                 let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
-                self.fail(reply, FailureReason::ReauthMechanismChanged { from: previous.mechanism, to }, delay)
+                self.fail(
+                    reply,
+                    FailureReason::ReauthMechanismChanged { from: previous.mechanism, to },
+                    delay,
+                )
             }
             State::Authenticated(session) => {
                 // Kafka's KafkaApis: an error response, the session goes on.
@@ -618,7 +646,11 @@ impl SaslServer {
             MechanismStep::Fail(failure) => {
                 let message = failure.client_message(mechanism, reauthentication);
                 let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
-                self.fail(reply, FailureReason::Authentication { mechanism, failure, reauthentication }, delay)
+                self.fail(
+                    reply,
+                    FailureReason::Authentication { mechanism, failure, reauthentication },
+                    delay,
+                )
             }
             MechanismStep::Done { response, principal, expires_at } => {
                 let principal = Principal::user(principal);
@@ -628,7 +660,10 @@ impl SaslServer {
                         previous.principal, principal
                     );
                     let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
-                    let reason = FailureReason::ReauthPrincipalChanged { from: previous.principal.clone(), to: principal };
+                    let reason = FailureReason::ReauthPrincipalChanged {
+                        from: previous.principal.clone(),
+                        to: principal,
+                    };
                     return self.fail(reply, reason, delay);
                 }
                 let lifetime = session_lifetime(config.session_lifetime, expires_at, wall);
@@ -642,7 +677,13 @@ impl SaslServer {
                 self.state = State::Authenticated(session);
                 ServerStep::Authenticated {
                     reply: reply_to.ok(&response, lifetime_ms(lifetime)),
-                    authentication: Authentication { principal, mechanism, lifetime, expires_at, reauthentication },
+                    authentication: Authentication {
+                        principal,
+                        mechanism,
+                        lifetime,
+                        expires_at,
+                        reauthentication,
+                    },
                 }
             }
         }

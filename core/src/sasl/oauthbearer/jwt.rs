@@ -141,15 +141,20 @@ fn system_time(ms: i64) -> SystemTime {
 }
 
 /// Strings of a claim that is a string (split on spaces) or an array of strings.
-fn string_list(claims: &Map<String, Value>, name: &'static str, split: bool) -> Result<Vec<String>, JwtError> {
+fn string_list(
+    claims: &Map<String, Value>,
+    name: &'static str,
+    split: bool,
+) -> Result<Vec<String>, JwtError> {
     match claims.get(name) {
         None => Ok(Vec::new()),
-        Some(Value::String(s)) if split => Ok(s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect()),
+        Some(Value::String(s)) if split => {
+            Ok(s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+        }
         Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_owned).ok_or(JwtError::InvalidClaim(name)))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().map(str::to_owned).ok_or(JwtError::InvalidClaim(name))).collect()
+        }
         Some(_) => Err(JwtError::InvalidClaim(name)),
     }
 }
@@ -177,7 +182,8 @@ impl JwtValidator {
             return Err(JwtError::Malformed("expected three parts"));
         };
         let header = json_object(&decode_part(header_b64, "header")?, "header")?;
-        let alg = header.get("alg").and_then(Value::as_str).ok_or(JwtError::Malformed("header without alg"))?;
+        let alg =
+            header.get("alg").and_then(Value::as_str).ok_or(JwtError::Malformed("header without alg"))?;
         let alg = JwsAlgorithm::from_name(alg).ok_or(JwtError::UnsupportedAlgorithm)?;
         if header.contains_key("crit") {
             return Err(JwtError::CriticalHeader);
@@ -219,10 +225,10 @@ impl JwtValidator {
         if iat > now.saturating_add(skew) {
             return Err(JwtError::IssuedInFuture);
         }
-        if let Some(nbf) = numeric_date(claims, "nbf")? {
-            if now.saturating_add(skew) < nbf {
-                return Err(JwtError::NotYetValid);
-            }
+        if let Some(nbf) = numeric_date(claims, "nbf")?
+            && now.saturating_add(skew) < nbf
+        {
+            return Err(JwtError::NotYetValid);
         }
         let subject = match claims.get("sub") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),

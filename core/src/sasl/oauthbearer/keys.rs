@@ -236,8 +236,8 @@ impl KeySet {
             let key = match block.label.as_str() {
                 "PUBLIC KEY" => spki_key(&block.contents)?,
                 "RSA PUBLIC KEY" => {
-                    let (_, rsa) =
-                        RSAPublicKey::from_der(&block.contents).map_err(|_| KeyError::Malformed("RSA public key"))?;
+                    let (_, rsa) = RSAPublicKey::from_der(&block.contents)
+                        .map_err(|_| KeyError::Malformed("RSA public key"))?;
                     PublicKey::rsa(rsa.modulus, rsa.exponent)?
                 }
                 "CERTIFICATE" => {
@@ -258,8 +258,10 @@ impl KeySet {
     /// (`use: enc`) and of unsupported types are skipped; malformed supported
     /// keys are errors, and so is a document with no usable key.
     pub fn from_jwks(json: &str) -> Result<KeySet, KeyError> {
-        let doc: serde_json::Value = serde_json::from_str(json).map_err(|_| KeyError::Malformed("JWKS JSON"))?;
-        let list = doc.get("keys").and_then(|k| k.as_array()).ok_or(KeyError::Malformed("JWKS without keys"))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(json).map_err(|_| KeyError::Malformed("JWKS JSON"))?;
+        let list =
+            doc.get("keys").and_then(|k| k.as_array()).ok_or(KeyError::Malformed("JWKS without keys"))?;
         let mut keys = Vec::new();
         for jwk in list {
             if let Some(key) = jwk_key(jwk)? {
@@ -291,7 +293,8 @@ impl KeySet {
 
 fn spki_key(der: &[u8]) -> Result<PublicKey, KeyError> {
     use x509_parser::oid_registry::{OID_EC_P256, OID_NIST_EC_P384};
-    let (_, spki) = SubjectPublicKeyInfo::from_der(der).map_err(|_| KeyError::Malformed("SubjectPublicKeyInfo"))?;
+    let (_, spki) =
+        SubjectPublicKeyInfo::from_der(der).map_err(|_| KeyError::Malformed("SubjectPublicKeyInfo"))?;
     match spki.parsed().map_err(|_| KeyError::Malformed("SubjectPublicKeyInfo"))? {
         SpkiKey::RSA(rsa) => PublicKey::rsa(rsa.modulus, rsa.exponent),
         SpkiKey::EC(point) => {

@@ -46,7 +46,9 @@ impl fmt::Display for OAuthError {
             OAuthError::Malformed(what) => write!(f, "malformed OAUTHBEARER message: {what}"),
             OAuthError::InvalidToken(e) => write!(f, "invalid token: {e}"),
             OAuthError::AuthzidMismatch => f.write_str("authorization id differs from the token's subject"),
-            OAuthError::UnexpectedAfterChallenge => f.write_str("client did not acknowledge the error challenge"),
+            OAuthError::UnexpectedAfterChallenge => {
+                f.write_str("client did not acknowledge the error challenge")
+            }
         }
     }
 }
@@ -68,7 +70,9 @@ pub struct ClientInitialResponse<'a> {
 fn valid_token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
 /// Parses the client initial response.
@@ -96,14 +100,17 @@ pub fn parse_client_initial_response(message: &[u8]) -> Result<ClientInitialResp
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphabetic()) {
             return Err(OAuthError::Malformed("bad key"));
         }
-        if value.is_empty() || !value.bytes().all(|b| (0x21..=0x7e).contains(&b) || matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+        if value.is_empty()
+            || !value.bytes().all(|b| (0x21..=0x7e).contains(&b) || matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
             return Err(OAuthError::Malformed("bad value"));
         }
         if key == "auth" {
             if token.is_some() {
                 return Err(OAuthError::Malformed("auth given twice"));
             }
-            let (scheme, credentials) = value.split_once(' ').ok_or(OAuthError::Malformed("auth without scheme"))?;
+            let (scheme, credentials) =
+                value.split_once(' ').ok_or(OAuthError::Malformed("auth without scheme"))?;
             if !scheme.eq_ignore_ascii_case("bearer") {
                 return Err(OAuthError::Malformed("auth scheme is not Bearer"));
             }
@@ -185,6 +192,10 @@ impl OAuthChallengeSent {
 
     /// Takes the client's reply to the challenge: the exchange fails either way.
     pub fn client_reply(self, message: &[u8]) -> OAuthError {
-        if message == [SEPARATOR] { OAuthError::InvalidToken(self.reason) } else { OAuthError::UnexpectedAfterChallenge }
+        if message == [SEPARATOR] {
+            OAuthError::InvalidToken(self.reason)
+        } else {
+            OAuthError::UnexpectedAfterChallenge
+        }
     }
 }

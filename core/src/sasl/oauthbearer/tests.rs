@@ -32,7 +32,8 @@ fn hex(text: &str) -> Vec<u8> {
 
 fn pem(label: &str, der: &[u8]) -> Vec<u8> {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    let lines: Vec<&str> =
+        body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n")).into_bytes()
 }
 
@@ -124,7 +125,8 @@ impl TestKey {
 
     fn token_with(&self, header: Value, claims: &Value) -> String {
         let alg = header["alg"].as_str().unwrap_or("RS256").to_owned();
-        let signing_input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let signing_input =
+            format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
         let sig = self.sign(&alg, signing_input.as_bytes());
         format!("{signing_input}.{}", b64(&sig))
     }
@@ -183,7 +185,11 @@ fn every_supported_algorithm_verifies_from_pem_and_jwks() {
     for curve in [EcCurve::P256, EcCurve::P384] {
         let key = TestKey::ec(curve);
         let token = key.token(&claims());
-        assert_eq!(validator(&key).validate(&token, wall()).map(|t| t.subject), Ok("alice".into()), "{curve:?} PEM");
+        assert_eq!(
+            validator(&key).validate(&token, wall()).map(|t| t.subject),
+            Ok("alice".into()),
+            "{curve:?} PEM"
+        );
         let jwks = json!({"keys": [key.jwk("k1")]}).to_string();
         let v = JwtValidator::new(KeySet::from_jwks(&jwks).expect("jwks"), rules());
         assert!(v.validate(&token, wall()).is_ok(), "{curve:?} JWKS");
@@ -300,9 +306,15 @@ fn each_claim_check_fails_on_its_own() {
 fn key_loading_errors() {
     assert_eq!(KeySet::from_pem(b"not a pem"), Err(KeyError::Pem));
     assert!(matches!(KeySet::from_pem(RSA_PKCS8_PEM), Err(KeyError::PemLabel(_))), "private keys refused");
-    assert!(matches!(KeySet::from_pem(&pem("PUBLIC KEY", b"\x30\x03\x02\x01\x00")), Err(KeyError::Malformed(_))));
+    assert!(matches!(
+        KeySet::from_pem(&pem("PUBLIC KEY", b"\x30\x03\x02\x01\x00")),
+        Err(KeyError::Malformed(_))
+    ));
     assert!(matches!(PublicKey::rsa(&[0xff; 128], &[1, 0, 1]), Err(KeyError::RsaSize { bits: 1024 })));
-    assert!(PublicKey::rsa(&[[0u8; 3].as_slice(), &[0xff; 256]].concat(), &[0, 1, 0, 1]).is_ok(), "leading zeros");
+    assert!(
+        PublicKey::rsa(&[[0u8; 3].as_slice(), &[0xff; 256]].concat(), &[0, 1, 0, 1]).is_ok(),
+        "leading zeros"
+    );
     assert!(PublicKey::ec(EcCurve::P256, &[2; 33]).is_err(), "compressed points unsupported");
     assert_eq!(KeySet::from_jwks(r#"{"keys": []}"#), Err(KeyError::NoUsableKey));
     assert!(KeySet::from_jwks("[]").is_err());

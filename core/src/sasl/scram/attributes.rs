@@ -259,7 +259,10 @@ mod tests {
     #[test]
     fn client_first_grammar() {
         let m = parse_client_first(b"n,,n=user,r=abc").expect("minimal");
-        assert_eq!((m.gs2_header, m.username.as_str(), m.nonce, m.bare), ("n,,", "user", "abc", "n=user,r=abc"));
+        assert_eq!(
+            (m.gs2_header, m.username.as_str(), m.nonce, m.bare),
+            ("n,,", "user", "abc", "n=user,r=abc")
+        );
         assert_eq!(m.authzid, None);
         assert!(!m.tokenauth);
 
@@ -270,7 +273,10 @@ mod tests {
 
         assert!(parse_client_first(b"n,,n=u,r=abc,tokenauth=true").expect("token").tokenauth);
         assert_eq!(parse_client_first(b"y,,n=u,r=abc"), Err(ScramError::ChannelBindingUnsupported));
-        assert_eq!(parse_client_first(b"p=tls-unique,,n=u,r=abc"), Err(ScramError::ChannelBindingUnsupported));
+        assert_eq!(
+            parse_client_first(b"p=tls-unique,,n=u,r=abc"),
+            Err(ScramError::ChannelBindingUnsupported)
+        );
         assert_eq!(parse_client_first(b"n,,m=x,n=u,r=abc"), Err(ScramError::MandatoryExtension));
         for bad in [
             &b"n,,n=u"[..],
@@ -310,9 +316,14 @@ mod tests {
     #[test]
     fn client_and_server_final_grammar() {
         let m = parse_client_final(b"c=biws,r=abc,p=AAEC").expect("valid");
-        assert_eq!((m.channel_binding, m.nonce, &m.proof[..], m.without_proof), ("biws", "abc", &[0u8, 1, 2][..], "c=biws,r=abc"));
+        assert_eq!(
+            (m.channel_binding, m.nonce, &m.proof[..], m.without_proof),
+            ("biws", "abc", &[0u8, 1, 2][..], "c=biws,r=abc")
+        );
         assert!(parse_client_final(b"c=biws,r=abc,x=1,p=AAEC").is_ok(), "extension before the proof");
-        for bad in [&b"c=biws,r=abc"[..], b"c=biws,r=abc,p=AAEC,x=1", b"r=abc,c=biws,p=AAEC", b"c=biws,r=abc,p=!"] {
+        for bad in
+            [&b"c=biws,r=abc"[..], b"c=biws,r=abc,p=AAEC,x=1", b"r=abc,c=biws,p=AAEC", b"c=biws,r=abc,p=!"]
+        {
             assert!(matches!(parse_client_final(bad), Err(ScramError::Malformed { .. })), "{bad:?}");
         }
         assert_eq!(parse_server_final(b"v=AAEC"), Ok(ServerFinal::Verifier(vec![0, 1, 2])));

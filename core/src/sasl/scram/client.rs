@@ -69,7 +69,8 @@ impl ScramClientFirstSent {
             return Err(ScramError::Iterations { iterations: first.iterations });
         }
         let m = self.mechanism;
-        let salted = crypto::salted_password(m, self.password.expose().as_bytes(), &first.salt, first.iterations)?;
+        let salted =
+            crypto::salted_password(m, self.password.expose().as_bytes(), &first.salt, first.iterations)?;
         let client_key = crypto::client_key(m, salted.expose())?;
         let stored_key = crypto::hash(m, client_key.expose().as_bytes());
         let without_proof = attributes::client_final_without_proof("n,,", first.nonce);

@@ -64,7 +64,12 @@ fn mac_with<D: EagerHash>(key: &[u8], parts: &[&[u8]]) -> Result<Digest, ScramEr
     Ok(copy(&mac.finalize().into_bytes()))
 }
 
-fn pbkdf2_with<D: EagerHash>(password: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) -> Result<(), ScramError> {
+fn pbkdf2_with<D: EagerHash>(
+    password: &[u8],
+    salt: &[u8],
+    rounds: u32,
+    out: &mut [u8],
+) -> Result<(), ScramError> {
     pbkdf2::pbkdf2::<Hmac<D>>(password, salt, rounds, out).map_err(|_| ScramError::Hmac)
 }
 

@@ -125,10 +125,16 @@ impl fmt::Display for ScramError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ScramError::Malformed { message, detail } => write!(f, "malformed SCRAM {message}: {detail}"),
-            ScramError::ChannelBindingUnsupported => f.write_str("channel binding requested but not supported"),
-            ScramError::ChannelBindingMismatch => f.write_str("channel binding data does not match the GS2 header"),
+            ScramError::ChannelBindingUnsupported => {
+                f.write_str("channel binding requested but not supported")
+            }
+            ScramError::ChannelBindingMismatch => {
+                f.write_str("channel binding data does not match the GS2 header")
+            }
             ScramError::MandatoryExtension => f.write_str("unsupported mandatory extension"),
-            ScramError::TokenAuthRefused => f.write_str("delegation token authentication (tokenauth) is refused"),
+            ScramError::TokenAuthRefused => {
+                f.write_str("delegation token authentication (tokenauth) is refused")
+            }
             ScramError::AuthzidMismatch => f.write_str("authorization id differs from the user name"),
             ScramError::UnknownUser => f.write_str("unknown user"),
             ScramError::InvalidProof => f.write_str("invalid client proof"),
@@ -286,7 +292,11 @@ pub struct ScramCredentialBase64 {
 }
 
 fn check_iterations(iterations: u32, max: u32) -> Result<(), ScramError> {
-    if (MIN_ITERATIONS..=max).contains(&iterations) { Ok(()) } else { Err(ScramError::Iterations { iterations }) }
+    if (MIN_ITERATIONS..=max).contains(&iterations) {
+        Ok(())
+    } else {
+        Err(ScramError::Iterations { iterations })
+    }
 }
 
 #[cfg(test)]

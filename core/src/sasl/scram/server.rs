@@ -109,7 +109,8 @@ impl ScramServerFirstSent {
         if last.nonce != self.nonce {
             return Err(ScramError::NonceMismatch);
         }
-        let binding = STANDARD.decode(last.channel_binding).map_err(|_| ScramError::ChannelBindingMismatch)?;
+        let binding =
+            STANDARD.decode(last.channel_binding).map_err(|_| ScramError::ChannelBindingMismatch)?;
         if binding != self.gs2_header.as_bytes() {
             return Err(ScramError::ChannelBindingMismatch);
         }

@@ -13,8 +13,7 @@ const SERVER_FIRST: &str =
     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 
 /// RFC 7677 §3 (SCRAM-SHA-256, user "user", password "pencil").
-const RFC7677_CLIENT_FINAL: &str =
-    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+const RFC7677_CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
 const RFC7677_SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
 
 // SCRAM-SHA-512 with the same inputs. Produced by an independent implementation
@@ -102,8 +101,9 @@ fn sha512_stored_and_server_keys_match_the_independent_derivation() {
 fn wrong_password_fails_on_both_sides() {
     for mechanism in ScramMechanism::ALL {
         let (c, first) = client(mechanism, "pencil2").client_first();
-        let (s, server_first) =
-            ScramServer::new(mechanism).client_first(&first, known(pencil(mechanism)), SERVER_NONCE).expect("first");
+        let (s, server_first) = ScramServer::new(mechanism)
+            .client_first(&first, known(pencil(mechanism)), SERVER_NONCE)
+            .expect("first");
         let (_, last) = c.server_first(&server_first).expect("client final");
         assert_eq!(s.client_final(&last), Err(ScramError::InvalidProof));
         // And a client refuses a server that does not know the password.
@@ -135,7 +135,8 @@ fn unknown_user_runs_the_exchange_and_fails_at_the_end() {
 #[test]
 fn server_refusals() {
     let m = ScramMechanism::Sha256;
-    let first = |msg: &[u8]| ScramServer::new(m).client_first(msg, known(pencil(m)), SERVER_NONCE).map(|_| ());
+    let first =
+        |msg: &[u8]| ScramServer::new(m).client_first(msg, known(pencil(m)), SERVER_NONCE).map(|_| ());
     assert_eq!(first(b"n,,n=user,r=abc,tokenauth=true"), Err(ScramError::TokenAuthRefused));
     assert_eq!(first(b"n,a=admin,n=user,r=abc"), Err(ScramError::AuthzidMismatch));
     assert_eq!(first(b"y,,n=user,r=abc"), Err(ScramError::ChannelBindingUnsupported));
@@ -155,9 +156,8 @@ fn server_refusals() {
     assert_eq!(start().client_final(short.as_bytes()), Err(ScramError::InvalidProof));
 
     // With authzid, c= must carry the same GS2 header.
-    let (s, _) = ScramServer::new(m)
-        .client_first(b"n,a=user,n=user,r=abc", known(pencil(m)), "xyz")
-        .expect("first");
+    let (s, _) =
+        ScramServer::new(m).client_first(b"n,a=user,n=user,r=abc", known(pencil(m)), "xyz").expect("first");
     assert_eq!(s.client_final(b"c=biws,r=abcxyz,p=AAAA"), Err(ScramError::ChannelBindingMismatch));
 }
 
@@ -170,7 +170,10 @@ fn client_refusals() {
     let same = "r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
     assert_eq!(start().server_first(same.as_bytes()).map(|_| ()), Err(ScramError::NonceMismatch));
     let weak = SERVER_FIRST.replace("i=4096", "i=4095");
-    assert_eq!(start().server_first(weak.as_bytes()).map(|_| ()), Err(ScramError::Iterations { iterations: 4095 }));
+    assert_eq!(
+        start().server_first(weak.as_bytes()).map(|_| ()),
+        Err(ScramError::Iterations { iterations: 4095 })
+    );
     let costly = SERVER_FIRST.replace("i=4096", "i=100001");
     assert!(matches!(start().server_first(costly.as_bytes()), Err(ScramError::Iterations { .. })));
     let (c, _) = start().server_first(SERVER_FIRST.as_bytes()).expect("final");
@@ -185,10 +188,14 @@ fn usernames_are_escaped_on_the_wire() {
     assert_eq!(first, b"n,,n=a=2Cb=3Dc,r=nonce");
     let cred = ScramCredential::from_password(m, b"pw", b"salt".to_vec(), 4096).expect("cred");
     let (s, _) = ScramServer::new(m)
-        .client_first(&first, |_, user| {
-            assert_eq!(user, "a,b=c");
-            ScramLookup { credential: cred, known: true }
-        }, "srv")
+        .client_first(
+            &first,
+            |_, user| {
+                assert_eq!(user, "a,b=c");
+                ScramLookup { credential: cred, known: true }
+            },
+            "srv",
+        )
         .expect("first");
     assert_eq!(s.username(), "a,b=c");
 }

@@ -164,7 +164,8 @@ fn handshake_v0_then_raw_tokens() {
     let mut s = f.server();
     handshake(&mut s, 0, "SCRAM-SHA-512", f.now);
     let (c, first) =
-        ScramClient::new(ScramMechanism::Sha512, "bob", Secret::new("bob-secret".into()), "cn".into()).client_first();
+        ScramClient::new(ScramMechanism::Sha512, "bob", Secret::new("bob-secret".into()), "cn".into())
+            .client_first();
     let step = s.on_raw_token(&first, f.now, wall());
     let server_first = reply(&step)[4..].to_vec();
     assert!(server_first.starts_with(b"r=cnsrv-nonce-1,s="), "{:?}", String::from_utf8_lossy(&server_first));
@@ -177,7 +178,9 @@ fn handshake_v0_then_raw_tokens() {
     let mut s = f.server();
     handshake(&mut s, 0, "PLAIN", f.now);
     let step = s.on_raw_token(&plain("alice", "wrong"), f.now, wall());
-    assert!(matches!(step, ServerStep::Failed { reply: None, close_after, .. } if close_after == DEFAULT_FAILURE_DELAY));
+    assert!(
+        matches!(step, ServerStep::Failed { reply: None, close_after, .. } if close_after == DEFAULT_FAILURE_DELAY)
+    );
     // A raw token when none is expected.
     let mut s = f.server();
     assert!(matches!(failure(&s.on_raw_token(b"x", f.now, wall())).0, FailureReason::UnexpectedRawToken));
@@ -223,7 +226,8 @@ fn scram_unknown_user_gets_a_plausible_challenge() {
     ] {
         let mut s = f.server();
         handshake(&mut s, 1, mechanism, f.now);
-        let (c, first) = ScramClient::new(scram, user, Secret::new("guess".into()), "cn".into()).client_first();
+        let (c, first) =
+            ScramClient::new(scram, user, Secret::new("guess".into()), "cn".into()).client_first();
         let step = authenticate(&mut s, 2, &first, f.now);
         let (code, _, server_first, _) = auth_reply(reply(&step), 2);
         assert_eq!(code, ErrorCode::NONE);
@@ -285,7 +289,10 @@ fn oauthbearer_success_lifetime_and_expired_token() {
     assert_eq!(challenge, br#"{"status":"invalid_token"}"#);
     let step = authenticate(&mut s, 1, &[1], f.now);
     let (reason, _) = failure(&step);
-    assert!(matches!(reason, FailureReason::Authentication { mechanism: Mechanism::OAuthBearer, .. }), "{reason}");
+    assert!(
+        matches!(reason, FailureReason::Authentication { mechanism: Mechanism::OAuthBearer, .. }),
+        "{reason}"
+    );
     assert!(reason.to_string().contains("expired"), "{reason}");
     let (code, message, _, _) = auth_reply(reply(&step), 1);
     assert_eq!(code, ErrorCode::SASL_AUTHENTICATION_FAILED);
@@ -299,9 +306,16 @@ fn session_lifetime_rules() {
     assert_eq!(session_lifetime(Some(Duration::from_secs(5)), None, wall()), Some(Duration::from_secs(5)));
     let exp = wall() + Duration::from_secs(9);
     assert_eq!(session_lifetime(None, Some(exp), wall()), Some(Duration::from_secs(9)));
-    assert_eq!(session_lifetime(Some(Duration::from_secs(5)), Some(exp), wall()), Some(Duration::from_secs(5)));
+    assert_eq!(
+        session_lifetime(Some(Duration::from_secs(5)), Some(exp), wall()),
+        Some(Duration::from_secs(5))
+    );
     let past = wall() - Duration::from_secs(9);
-    assert_eq!(session_lifetime(None, Some(past), wall()), Some(Duration::from_millis(1)), "never 0 = unlimited");
+    assert_eq!(
+        session_lifetime(None, Some(past), wall()),
+        Some(Duration::from_millis(1)),
+        "never 0 = unlimited"
+    );
     assert_eq!(lifetime_ms(None), 0);
     assert_eq!(lifetime_ms(Some(Duration::from_micros(10))), 1);
 
@@ -323,7 +337,10 @@ fn illegal_sasl_state() {
     let refused = s.admit(ApiKey::METADATA, f.now);
     assert_eq!(
         refused,
-        Admission::Refuse { reason: FailureReason::IllegalState { api_key: ApiKey::METADATA }, close_after: DEFAULT_FAILURE_DELAY }
+        Admission::Refuse {
+            reason: FailureReason::IllegalState { api_key: ApiKey::METADATA },
+            close_after: DEFAULT_FAILURE_DELAY
+        }
     );
     if let Admission::Refuse { reason, .. } = refused {
         assert_eq!(reason.error_code(), Some(ErrorCode::ILLEGAL_SASL_STATE));
@@ -370,7 +387,9 @@ fn malformed_requests_close_without_reply() {
         f.now,
         wall(),
     );
-    assert!(matches!(step, ServerStep::Failed { reply: None, reason: FailureReason::Decode(_), close_after } if close_after.is_zero()));
+    assert!(
+        matches!(step, ServerStep::Failed { reply: None, reason: FailureReason::Decode(_), close_after } if close_after.is_zero())
+    );
     let mut s = f.server();
     let step = s.on_request(
         RequestRef { api_key: ApiKey::SASL_HANDSHAKE, version: 2, correlation_id: 1, body: &[0, 1, b'P'] },
@@ -392,9 +411,13 @@ fn reauthentication_same_principal_and_mechanism() {
     let mut s = f.server();
     handshake(&mut s, 1, "SCRAM-SHA-256", f.now);
     let run_scram = |s: &mut SaslServer, now: Instant| {
-        let (c, first) =
-            ScramClient::new(ScramMechanism::Sha256, "alice", Secret::new("alice-secret".into()), "cn".into())
-                .client_first();
+        let (c, first) = ScramClient::new(
+            ScramMechanism::Sha256,
+            "alice",
+            Secret::new("alice-secret".into()),
+            "cn".into(),
+        )
+        .client_first();
         let step = authenticate(s, 2, &first, now);
         let (_, last) = c.server_first(&auth_reply(reply(&step), 2).2).expect("final");
         authenticate(s, 2, &last, now)
@@ -450,7 +473,10 @@ fn reauthentication_with_another_principal_fails() {
     assert_eq!(delay, DEFAULT_FAILURE_DELAY);
     let (code, message, _, _) = auth_reply(reply(&step), 2);
     assert_eq!(code, ErrorCode::SASL_AUTHENTICATION_FAILED);
-    assert_eq!(message.as_deref(), Some("Cannot change principals during re-authentication from User:alice: User:bob"));
+    assert_eq!(
+        message.as_deref(),
+        Some("Cannot change principals during re-authentication from User:alice: User:bob")
+    );
 
     // Bad credentials during re-authentication say so.
     let mut s = f.server();
@@ -472,7 +498,10 @@ fn reauthentication_with_another_mechanism_fails() {
     let step = handshake(&mut s, 1, "SCRAM-SHA-512", f.now);
     assert_eq!(handshake_reply(reply(&step)).0, ErrorCode::NONE);
     let step = authenticate(&mut s, 1, b"n,,n=alice,r=abc", f.now);
-    assert_eq!(failure(&step).0, &FailureReason::ReauthMechanismChanged { from: Mechanism::Plain, to: SHA512 });
+    assert_eq!(
+        failure(&step).0,
+        &FailureReason::ReauthMechanismChanged { from: Mechanism::Plain, to: SHA512 }
+    );
     let message = auth_reply(reply(&step), 1).1.expect("message");
     assert_eq!(
         message,
@@ -503,7 +532,8 @@ fn config_validation_and_debug() {
     assert_eq!(c.validate(), Err(ServerConfigError::OAuthBearerWithoutValidator));
     c.mechanisms.clear();
     assert_eq!(c.validate(), Err(ServerConfigError::NoMechanism));
-    let deduped = ServerConfig::new(&[Mechanism::Plain, Mechanism::Plain], store(), Arc::new(FixedRandom::new()));
+    let deduped =
+        ServerConfig::new(&[Mechanism::Plain, Mechanism::Plain], store(), Arc::new(FixedRandom::new()));
     assert_eq!(deduped.mechanisms, [Mechanism::Plain]);
     let debug = format!("{:?}", f.config);
     assert!(!debug.contains("alice-secret"));
