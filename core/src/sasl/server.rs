@@ -482,11 +482,12 @@ impl SaslServer {
         match &self.state {
             State::Failed => self.refuse(FailureReason::AlreadyFailed, Duration::ZERO),
             _ if self.expects_raw_token() => self.refuse(FailureReason::IllegalState { api_key }, delay),
-            _ if sasl => Admission::Sasl,
-            State::Initial if api_key == ApiKey::API_VERSIONS => Admission::Pass,
-            State::Authenticated(_) if self.is_expired(now) => {
+            // An expired session may only re-authenticate (Kafka's SocketServer).
+            State::Authenticated(_) if api_key != ApiKey::SASL_HANDSHAKE && self.is_expired(now) => {
                 self.refuse(FailureReason::SessionExpired, Duration::ZERO)
             }
+            _ if sasl => Admission::Sasl,
+            State::Initial if api_key == ApiKey::API_VERSIONS => Admission::Pass,
             State::Authenticated(_) => Admission::Pass,
             State::Initial | State::Exchanging(_) | State::ReauthBadMechanism { .. } => {
                 self.refuse(FailureReason::IllegalState { api_key }, delay)

@@ -517,6 +517,14 @@ fn expired_session_can_still_reauthenticate() {
     authenticate(&mut s, 1, &plain("alice", "alice-secret"), f.now);
     let late = f.now + Duration::from_secs(11);
     assert!(s.is_expired(late));
+    let mut other = f.server();
+    handshake(&mut other, 1, "PLAIN", f.now);
+    authenticate(&mut other, 1, &plain("alice", "alice-secret"), f.now);
+    assert_eq!(
+        other.admit(ApiKey::SASL_AUTHENTICATE, late),
+        Admission::Refuse { reason: FailureReason::SessionExpired, close_after: Duration::ZERO },
+        "only SaslHandshake once expired"
+    );
     let step = handshake(&mut s, 1, "PLAIN", late);
     assert_eq!(handshake_reply(reply(&step)).0, ErrorCode::NONE);
     let step = authenticate(&mut s, 1, &plain("alice", "alice-secret"), late);
