@@ -1,6 +1,7 @@
 //! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
 
 mod config;
+mod sasl_tools;
 mod signals;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,23 @@ enum Command {
     Run,
     /// Validate the configuration, print the listeners and routes it implies, and exit.
     Check,
+    /// Turn a password into pre-computed SCRAM credentials for `downstream.credentials.users`,
+    /// so no plaintext password needs to be stored. The password is read from the first line
+    /// of standard input (or from the environment variable named by --password-env).
+    ScramCredentials {
+        /// SCRAM-SHA-256 or SCRAM-SHA-512 (SCRAM-256 / SCRAM-512 accepted).
+        #[arg(long, default_value = "SCRAM-SHA-256")]
+        mechanism: String,
+        /// PBKDF2 iterations (at least 4096).
+        #[arg(long, default_value_t = 4096)]
+        iterations: u32,
+        /// Print the entry nested under this user name.
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the password from this environment variable instead of standard input.
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +79,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
+        Command::ScramCredentials { mechanism, iterations, user, password_env } => {
+            scram_credentials(&mechanism, iterations, user.as_deref(), password_env.as_deref())
+        }
         Command::Run => run(&cli.config, cli.runtime),
     }
 }
@@ -74,6 +95,53 @@ fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyC
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
+}
+
+fn scram_credentials(
+    mechanism: &str,
+    iterations: u32,
+    user: Option<&str>,
+    password_env: Option<&str>,
+) -> ExitCode {
+    let Some(mechanism) = sasl_tools::parse_scram_mechanism(mechanism) else {
+        eprintln!("error: --mechanism: expected SCRAM-SHA-256 or SCRAM-SHA-512, got {mechanism:?}");
+        return ExitCode::from(2);
+    };
+    let password = match password_env {
+        Some(var) => match std::env::var(var) {
+            Ok(p) if !p.is_empty() => p,
+            _ => {
+                eprintln!("error: --password-env: environment variable {var} is not set or empty");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("error: cannot read the password from standard input: {e}");
+                return ExitCode::from(2);
+            }
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.is_empty() {
+        eprintln!("error: the password is empty");
+        return ExitCode::from(2);
+    }
+    let yaml = match user {
+        Some(user) => sasl_tools::scram_credentials_entry(user, mechanism, &password, iterations),
+        None => sasl_tools::scram_credentials(mechanism, &password, iterations),
+    };
+    match yaml {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn check(path: &Path) -> ExitCode {
