@@ -29,6 +29,7 @@
 pub mod api;
 pub mod config;
 pub mod rewrite;
+pub mod route;
 pub mod sasl;
 pub mod tls;
 pub mod wire;

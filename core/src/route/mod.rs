@@ -1,0 +1,3 @@
+//! Routing: which upstream a connection goes to.
+
+pub mod sni;
