@@ -457,3 +457,279 @@ impl ServerCertVerifier for ChainRecorder {
         self.signatures.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use kafka_proxy_core::tls::config::{
+        CertKeyPem, ClientAuth, PemItem, ServerTlsOptions, certificates_from_pem, server_config,
+    };
+    use kafka_proxy_core::tls::principal::PrincipalMapper;
+
+    use super::*;
+
+    /// A fresh, empty directory under the system temp dir.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("kafka-proxy-certs-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn read(dir: &Path, file: &str) -> Vec<u8> {
+        fs::read(dir.join(file)).unwrap()
+    }
+
+    struct End {
+        tls: RustlsSession,
+        incoming: BytesMut,
+        plaintext: BytesMut,
+        outgoing: BytesMut,
+    }
+
+    impl End {
+        fn new(tls: RustlsSession) -> Self {
+            End { tls, incoming: BytesMut::new(), plaintext: BytesMut::new(), outgoing: BytesMut::new() }
+        }
+        fn process(&mut self) -> Result<(), TlsError> {
+            let mut io = TlsIo {
+                incoming: &mut self.incoming,
+                plaintext: &mut self.plaintext,
+                outgoing: &mut self.outgoing,
+            };
+            self.tls.process(&mut io).map(|_| ())
+        }
+    }
+
+    /// Runs a handshake in memory; returns each side's first error.
+    fn handshake(client: &mut End, server: &mut End) -> (Option<TlsError>, Option<TlsError>) {
+        let (mut c_err, mut s_err) = (client.process().err(), None);
+        for _ in 0..100 {
+            let to_server = client.outgoing.split();
+            let to_client = server.outgoing.split();
+            if to_server.is_empty() && to_client.is_empty() {
+                break;
+            }
+            server.incoming.extend_from_slice(&to_server);
+            client.incoming.extend_from_slice(&to_client);
+            s_err = s_err.or_else(|| server.process().err());
+            c_err = c_err.or_else(|| client.process().err());
+        }
+        (c_err, s_err)
+    }
+
+    #[test]
+    fn generated_certificates_work_for_mtls() {
+        let dir = scratch("mtls");
+        let written = generate_certs(&dir, "*.kafka.test", false).unwrap();
+        assert_eq!(written.len(), 7);
+        let server = server_config(&ServerTlsOptions {
+            identity: CertKeyPem {
+                cert_chain: &read(&dir, SERVER_CERT_FILE),
+                key: &read(&dir, SERVER_KEY_FILE),
+            },
+            client_auth: ClientAuth::Required { ca_certs: &read(&dir, CA_FILE) },
+            versions: TlsVersions::Tls12And13,
+        })
+        .unwrap();
+        let roots = certificates_from_pem(&read(&dir, CA_FILE), PemItem::ServerCaBundle).unwrap();
+        for (client_name, cert_file, key_file) in CLIENTS {
+            for host in ["broker-1.kafka.test", "kafka.test", "localhost", "127.0.0.1"] {
+                let cert = read(&dir, cert_file);
+                let key = read(&dir, key_file);
+                let client = client_config(&ClientTlsOptions {
+                    verification: ServerVerification::Roots(roots.clone()),
+                    identity: Some(CertKeyPem { cert_chain: &cert, key: &key }),
+                    versions: TlsVersions::Tls12And13,
+                })
+                .unwrap();
+                let mut c = End::new(RustlsSession::client(client, server_name(host).unwrap()).unwrap());
+                let mut s = End::new(RustlsSession::server(server.clone()).unwrap());
+                assert_eq!(handshake(&mut c, &mut s), (None, None), "{client_name} to {host}");
+                assert!(s.tls.status().handshake_complete);
+                let principal = PrincipalMapper::default().principal(s.tls.peer_certificates()).unwrap();
+                assert_eq!(principal, client_name);
+            }
+        }
+        // A name outside the SANs is refused.
+        let client = client_config(&ClientTlsOptions {
+            verification: ServerVerification::Roots(roots),
+            identity: None,
+            versions: TlsVersions::Tls12And13,
+        })
+        .unwrap();
+        let mut c = End::new(RustlsSession::client(client, server_name("other.test").unwrap()).unwrap());
+        let mut s = End::new(RustlsSession::server(server).unwrap());
+        assert!(matches!(handshake(&mut c, &mut s).0, Some(TlsError::PeerCertificate { .. })));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join(SERVER_KEY_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "private keys are not readable by others");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn never_overwrites_without_force() {
+        let dir = scratch("overwrite");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("client2_key.pem"), b"keep me").unwrap();
+        match generate_certs(&dir, "kafka.test", false) {
+            Err(CertsError::Exists { path }) => {
+                assert_eq!(path, dir.join("client2_key.pem"));
+                let text = CertsError::Exists { path }.to_string();
+                assert!(text.contains("client2_key.pem") && text.contains("--force"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!dir.join(CA_FILE).exists(), "nothing written when one file exists");
+        assert_eq!(read(&dir, "client2_key.pem"), b"keep me");
+        generate_certs(&dir, "kafka.test", true).unwrap();
+        assert_ne!(read(&dir, "client2_key.pem"), b"keep me");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_suffix_refused() {
+        let dir = scratch("suffix");
+        assert!(matches!(generate_certs(&dir, "not a name", false), Err(CertsError::InvalidSuffix { .. })));
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(
+            split_host_port("pkc-1.aws.confluent.cloud:9092"),
+            Some(("pkc-1.aws.confluent.cloud", 9092))
+        );
+        assert_eq!(split_host_port("[::1]:9093"), Some(("::1", 9093)));
+        assert_eq!(split_host_port("127.0.0.1:1"), Some(("127.0.0.1", 1)));
+        assert_eq!(split_host_port("broker"), None);
+        assert_eq!(split_host_port("::1:9092"), None);
+        assert_eq!(split_host_port(":9092"), None);
+        assert_eq!(split_host_port("broker:port"), None);
+    }
+
+    /// Serves one TLS handshake on 127.0.0.1 with `chain`/`key`, on a thread.
+    fn tls_server(chain: Vec<u8>, key: Vec<u8>) -> (String, thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = server_config(&ServerTlsOptions {
+            identity: CertKeyPem { cert_chain: &chain, key: &key },
+            client_auth: ClientAuth::None,
+            versions: TlsVersions::Tls12And13,
+        })
+        .unwrap();
+        let handle = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut end = End::new(RustlsSession::server(config).unwrap());
+            let mut buf = [0u8; 4096];
+            for _ in 0..1000 {
+                let result = end.process();
+                let _ = stream.write_all(&end.outgoing.split());
+                if result.is_err() || end.tls.status().peer_closed {
+                    return;
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => end.incoming.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        (format!("127.0.0.1:{}", addr.port()), handle)
+    }
+
+    #[test]
+    fn saves_the_issuer_chain() {
+        let dir = scratch("save");
+        generate_certs(&dir, "kafka.test", false).unwrap();
+        let mut chain = read(&dir, SERVER_CERT_FILE);
+        chain.extend_from_slice(&read(&dir, CA_FILE));
+        let (server, handle) = tls_server(chain, read(&dir, SERVER_KEY_FILE));
+        let out = dir.join(SERVER_CA_FILE);
+        let saved = save_ca_certs(&server, &out, false).unwrap();
+        handle.join().unwrap();
+        assert_eq!(saved.subjects, vec!["CN=kafka-proxy test CA (kafka.test)".to_owned()]);
+        assert!(!saved.self_signed_leaf && saved.handshake_failed.is_none());
+        let written = certificates_from_pem(&read(&dir, SERVER_CA_FILE), PemItem::ServerCaBundle).unwrap();
+        let ca = certificates_from_pem(&read(&dir, CA_FILE), PemItem::ServerCaBundle).unwrap();
+        assert_eq!(written, ca);
+        // The saved file is a usable trust store for that server.
+        client_config(&ClientTlsOptions {
+            verification: ServerVerification::Roots(written),
+            identity: None,
+            versions: TlsVersions::Tls12And13,
+        })
+        .unwrap();
+        // A second run refuses to overwrite, before connecting.
+        match save_ca_certs("127.0.0.1:1", &out, false) {
+            Err(CertsError::Exists { path }) => assert_eq!(path, out),
+            other => panic!("{other:?}"),
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn leaf_without_issuer_is_reported() {
+        let dir = scratch("leaf");
+        generate_certs(&dir, "kafka.test", false).unwrap();
+        let (server, handle) = tls_server(read(&dir, SERVER_CERT_FILE), read(&dir, SERVER_KEY_FILE));
+        let result = save_ca_certs(&server, &dir.join(SERVER_CA_FILE), false);
+        handle.join().unwrap();
+        match result {
+            Err(CertsError::NoIssuer { subject, .. }) => assert_eq!(subject, "CN=kafka.test"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!dir.join(SERVER_CA_FILE).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn self_signed_leaf_is_written_and_flagged() {
+        let dir = scratch("selfsigned");
+        fs::create_dir_all(&dir).unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert_pem = certified.cert.pem();
+        let (server, handle) =
+            tls_server(cert_pem.clone().into_bytes(), certified.signing_key.serialize_pem().into_bytes());
+        let out = dir.join("pinned.pem");
+        let saved = save_ca_certs(&server, &out, false).unwrap();
+        handle.join().unwrap();
+        assert!(saved.self_signed_leaf);
+        assert_eq!(
+            certificates_from_pem(&read(&dir, "pinned.pem"), PemItem::ServerCaBundle).unwrap(),
+            certificates_from_pem(cert_pem.as_bytes(), PemItem::ServerCaBundle).unwrap()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unreachable_or_malformed_servers() {
+        let dir = scratch("unreachable");
+        let out = dir.join(SERVER_CA_FILE);
+        assert!(matches!(save_ca_certs("no-port", &out, false), Err(CertsError::InvalidServer { .. })));
+        // A port with nothing listening (bound then released).
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(matches!(
+            save_ca_certs(&format!("127.0.0.1:{port}"), &out, false),
+            Err(CertsError::Connect { .. })
+        ));
+        // A plaintext server answering garbage.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        match save_ca_certs(&addr.to_string(), &out, false) {
+            Err(CertsError::Tls { error: TlsError::NotTls { .. }, .. })
+            | Err(CertsError::ClosedEarly { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        handle.join().unwrap();
+        assert!(!out.exists());
+    }
+}

@@ -313,3 +313,136 @@ fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, SniConfigE
     }
     Ok(parts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort { host: host.into(), port }
+    }
+
+    fn router() -> SniRouter {
+        SniRouter::new(r"(.*)\.region\.example\.cloud", "<$1>-b<$id>.proxy.example.com", 9092).unwrap()
+    }
+
+    #[test]
+    fn advertise_and_route_back() {
+        let mut sni = router();
+        let upstream = hp("pkc-123.region.example.cloud", 9092);
+        let advertised = sni.advertise(3, &upstream).unwrap();
+        assert_eq!(advertised, hp("pkc-123-b3.proxy.example.com", 9092));
+        assert_eq!(
+            sni.route(Some("pkc-123-b3.proxy.example.com")),
+            SniRoute::Broker { node_id: 3, upstream: &upstream }
+        );
+        assert_eq!(
+            sni.route(Some("PKC-123-B3.Proxy.Example.Com.")),
+            SniRoute::Broker { node_id: 3, upstream: &upstream },
+            "DNS names compare case-insensitively, trailing dot ignored"
+        );
+        assert_eq!(sni.route(Some("pkc-123-b4.proxy.example.com")), SniRoute::Bootstrap);
+        assert_eq!(sni.route(Some("bootstrap.proxy.example.com")), SniRoute::Bootstrap);
+        assert_eq!(sni.route(None), SniRoute::Bootstrap);
+        // Advertising again is idempotent.
+        assert_eq!(sni.advertise(3, &upstream).unwrap(), advertised);
+        assert_eq!(sni.learned(), 1);
+    }
+
+    #[test]
+    fn seed_style_id_template() {
+        let mut sni =
+            SniRouter::new(r"(.*)\.region\.example\.cloud", "b<$id>.proxy.example.com", 443).unwrap();
+        let a = hp("b0-pkc.region.example.cloud", 9092);
+        let b = hp("b1-pkc.region.example.cloud", 9092);
+        assert_eq!(sni.advertise(0, &a).unwrap(), hp("b0.proxy.example.com", 443));
+        assert_eq!(sni.advertise(1, &b).unwrap(), hp("b1.proxy.example.com", 443));
+        assert_eq!(sni.route(Some("b1.proxy.example.com")), SniRoute::Broker { node_id: 1, upstream: &b });
+        // Broker 1 moves to a new host: same id, same name, new upstream.
+        let moved = hp("b1-new.region.example.cloud", 9093);
+        assert_eq!(sni.advertise(1, &moved).unwrap(), hp("b1.proxy.example.com", 443));
+        assert_eq!(
+            sni.route(Some("b1.proxy.example.com")),
+            SniRoute::Broker { node_id: 1, upstream: &moved }
+        );
+    }
+
+    #[test]
+    fn collisions_are_refused() {
+        let mut sni =
+            SniRouter::new(r"[^.]+\.(zone-[a-z])\.example\.cloud", "<$1>.proxy.test", 9092).unwrap();
+        let first = hp("b0.zone-a.example.cloud", 9092);
+        let second = hp("b1.zone-a.example.cloud", 9092);
+        sni.advertise(0, &first).unwrap();
+        let error = sni.advertise(1, &second).unwrap_err();
+        assert_eq!(
+            error,
+            NotAdvertised::Collision {
+                name: "zone-a.proxy.test".into(),
+                existing: (0, first.clone()),
+                refused: (1, second)
+            }
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains("zone-a.proxy.test") && text.contains("b0.zone-a") && text.contains("b1.zone-a"),
+            "{text}"
+        );
+        // The first broker keeps its route.
+        assert_eq!(sni.route(Some("zone-a.proxy.test")), SniRoute::Broker { node_id: 0, upstream: &first });
+    }
+
+    #[test]
+    fn unmatched_or_invalid_hosts_are_not_advertised() {
+        let mut sni = router();
+        assert_eq!(
+            sni.advertise(1, &hp("broker.elsewhere.net", 9092)),
+            Err(NotAdvertised::NoMatch {
+                host: "broker.elsewhere.net".into(),
+                pattern: r"(.*)\.region\.example\.cloud".into()
+            })
+        );
+        // The regex must match the whole host name.
+        assert!(matches!(
+            sni.advertise(1, &hp("x.region.example.cloud.evil.net", 9092)),
+            Err(NotAdvertised::NoMatch { .. })
+        ));
+        assert!(matches!(
+            sni.advertise(1, &hp("bad..name.region.example.cloud", 9092)),
+            Err(NotAdvertised::InvalidName { .. })
+        ));
+        assert_eq!(sni.learned(), 0);
+        // Matching is case-insensitive, output lower-case.
+        assert_eq!(
+            sni.advertise(2, &hp("PKC.Region.Example.Cloud", 9092)).unwrap(),
+            hp("pkc-b2.proxy.example.com", 9092)
+        );
+    }
+
+    #[test]
+    fn configuration_errors() {
+        assert!(matches!(SniRouter::new("(", "b<$id>.x", 1), Err(SniConfigError::Regex { .. })));
+        assert!(matches!(SniRouter::new("(a)|b)", "b<$id>.x", 1), Err(SniConfigError::Regex { .. })));
+        assert!(matches!(
+            SniRouter::new("(.*)", "<$2>.x", 1),
+            Err(SniConfigError::NoSuchGroup { group: 2, groups: 1, .. })
+        ));
+        assert!(matches!(SniRouter::new("(.*)", "<$x>.x", 1), Err(SniConfigError::BadPlaceholder { .. })));
+        assert!(matches!(SniRouter::new("(.*)", "<$10>.x", 1), Err(SniConfigError::BadPlaceholder { .. })));
+        assert!(matches!(SniRouter::new("(.*)", "b<$id.x", 1), Err(SniConfigError::BadPlaceholder { .. })));
+        assert!(matches!(
+            SniRouter::new("(.*)", "broker.x", 1),
+            Err(SniConfigError::ConstantTemplate { .. })
+        ));
+        let text = SniRouter::new("(.*)", "<$3>.x", 1).unwrap_err().to_string();
+        assert!(text.contains("<$3>") && text.contains("1 capture group"), "{text}");
+    }
+
+    #[test]
+    fn downstream_name_does_not_learn() {
+        let sni = router();
+        assert_eq!(sni.downstream_name(5, "a.region.example.cloud").unwrap(), "a-b5.proxy.example.com");
+        assert_eq!(sni.learned(), 0);
+        assert_eq!(sni.advertised_port(), 9092);
+    }
+}

@@ -37,6 +37,10 @@ pub const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
 /// encrypted write); rustls never asks for more unless something is wrong.
 const MAX_APPEND: usize = 64 * 1024 * 1024;
 
+/// Plaintext encrypted per rustls call (64 full records): a 100 MiB frame is
+/// encrypted in steps instead of one giant output window.
+const ENCRYPT_BATCH: usize = 64 * MAX_RECORD_PLAINTEXT;
+
 /// How many times one encode/encrypt may ask for a larger buffer.
 const MAX_GROW_ATTEMPTS: usize = 4;
 
@@ -695,9 +699,11 @@ fn encrypt_slices<D>(
         while !rest.is_empty() {
             if scratch.is_empty() && (index == last || rest.len() >= MAX_RECORD_PLAINTEXT) {
                 // Nothing packed: encrypt straight from the caller's slice, whole
-                // records only unless this is the final piece.
-                let take =
+                // records only unless this is the final piece, at most
+                // `ENCRYPT_BATCH` at a time so the output window stays small.
+                let whole =
                     if index == last { rest.len() } else { rest.len() - rest.len() % MAX_RECORD_PLAINTEXT };
+                let take = whole.min(ENCRYPT_BATCH);
                 let (now, later) = rest.split_at(take);
                 encrypt_one(traffic, now, out)?;
                 rest = later;
@@ -961,6 +967,17 @@ mod tests {
             assert_eq!(&pair.server.plaintext[..], &expected[..], "{versions:?}");
             assert_eq!(&pair.client.plaintext[..], b"small reply");
         }
+    }
+
+    #[test]
+    fn large_writes_are_encrypted_in_batches() {
+        let mut pair = one_way(TlsVersions::Tls12And13);
+        pair.handshake();
+        let body: Vec<u8> = (0..(3 * ENCRYPT_BATCH + 12_345)).map(|i| (i % 241) as u8).collect();
+        pair.client.write(&[&[1, 2, 3, 4], &body]).unwrap();
+        pair.run(&[usize::MAX], &[usize::MAX]);
+        assert_eq!(pair.server.plaintext.len(), 4 + body.len());
+        assert_eq!(&pair.server.plaintext[4..], &body[..]);
     }
 
     #[test]
