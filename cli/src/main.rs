@@ -1,5 +1,6 @@
 //! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
 
+mod certs;
 mod config;
 mod sasl_tools;
 mod signals;
@@ -40,6 +41,37 @@ struct Cli {
     #[arg(long, value_enum, value_name = "RUNTIME")]
     runtime: Option<RuntimeKind>,
 
+    /// Write a CA, a server certificate (SANs *.SUFFIX, SUFFIX, localhost) and two client
+    /// certificates into --out-dir: ca.pem, server.pem, server_key.pem, client1.pem,
+    /// client1_key.pem, client2.pem, client2_key.pem.
+    #[arg(long, requires = "sni_suffix", conflicts_with = "save_ca_certs")]
+    generate_certs: bool,
+
+    /// The domain the generated server certificate covers (with --generate-certs).
+    #[arg(long, value_name = "SUFFIX", requires = "generate_certs")]
+    sni_suffix: Option<String>,
+
+    /// Connect to --server over TLS and write the issuer chain it presents to server_ca.pem
+    /// (or --out), for `upstream.tls.ca_certs`.
+    #[arg(long, requires = "server")]
+    save_ca_certs: bool,
+
+    /// The TLS server to read certificates from (host:port, with --save-ca-certs).
+    #[arg(long, value_name = "HOST:PORT", requires = "save_ca_certs")]
+    server: Option<String>,
+
+    /// Where --generate-certs writes its files.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out_dir: PathBuf,
+
+    /// Where --save-ca-certs writes the chain.
+    #[arg(long, value_name = "FILE", default_value = certs::SERVER_CA_FILE)]
+    out: PathBuf,
+
+    /// Overwrite existing files (the certificate tools never do otherwise).
+    #[arg(long)]
+    force: bool,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -77,6 +109,12 @@ enum RuntimeKind {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.generate_certs {
+        return generate_certs(&cli.out_dir, cli.sni_suffix.as_deref().unwrap_or_default(), cli.force);
+    }
+    if cli.save_ca_certs {
+        return save_ca_certs(cli.server.as_deref().unwrap_or_default(), &cli.out, cli.force);
+    }
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
         Command::ScramCredentials { mechanism, iterations, user, password_env } => {
@@ -140,6 +178,47 @@ fn scram_credentials(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn generate_certs(dir: &Path, suffix: &str, force: bool) -> ExitCode {
+    match certs::generate_certs(dir, suffix, force) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
+    match certs::save_ca_certs(server, out, force) {
+        Ok(saved) => {
+            if let Some(e) = &saved.handshake_failed {
+                eprintln!(
+                    "warning: the TLS handshake did not complete ({e}); the chain was read before that"
+                );
+            }
+            if saved.self_signed_leaf {
+                eprintln!(
+                    "warning: {server} presented only a self-signed certificate; trusting it pins that exact certificate"
+                );
+            }
+            for subject in &saved.subjects {
+                println!("saved {subject}");
+            }
+            println!("wrote {}", saved.path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

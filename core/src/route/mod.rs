@@ -2,6 +2,7 @@
 //! are told for each broker.
 
 pub mod port_offset;
+pub mod sni;
 
 use std::net::IpAddr;
 
