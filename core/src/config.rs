@@ -3,8 +3,14 @@
 //! The `kafka-proxy` CLI reads YAML, checks it and builds these values; the
 //! core trusts them. Nothing here touches files or the network.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::route::sni::SniRouter;
+use crate::sasl;
+use crate::tls::principal::PrincipalMapper;
 
 /// A `host:port` pair as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -30,6 +36,17 @@ impl std::fmt::Display for HostPort {
 pub enum Mapping {
     /// One port per broker (`base + 20 + node_id`), bootstrap ports `base..base+19`.
     PortOffset(PortOffset),
+    /// One TLS port; the broker is chosen by the SNI name the client sends.
+    Sni(SniMapping),
+}
+
+/// The `sni` mapping (requires downstream TLS).
+#[derive(Debug, Clone)]
+pub struct SniMapping {
+    /// The one port clients connect to.
+    pub bind_port: u16,
+    /// Upstream host → client-visible name (and the names learned so far).
+    pub router: SniRouter,
 }
 
 /// The `port_offset` mapping.
@@ -188,6 +205,61 @@ impl Default for Limits {
     }
 }
 
+/// TLS towards clients.
+#[derive(Debug, Clone)]
+pub struct DownstreamTls {
+    /// The server configuration (certificate, client-certificate policy).
+    pub config: Arc<rustls::ServerConfig>,
+    /// Client certificate subject → principal (Kafka's `ssl.principal.mapping.rules`).
+    pub principal: Arc<PrincipalMapper>,
+}
+
+/// What the proxy does with SASL towards clients.
+#[derive(Debug, Clone, Default)]
+pub enum DownstreamSasl {
+    /// No SASL: the principal comes from the client certificate, or is `$anonymous`.
+    #[default]
+    Off,
+    /// The client's own SASL exchange goes to the broker untouched.
+    PassThrough,
+    /// The proxy authenticates clients itself.
+    Terminate(Arc<sasl::server::ServerConfig>),
+}
+
+/// TLS towards brokers; the server name checked is the broker's host name
+/// as the cluster (or the configuration) gave it.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    /// The client configuration (roots or trust-all, optional client certificate).
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+/// How the proxy logs in to brokers.
+#[derive(Debug, Clone, Default)]
+pub enum UpstreamLogin {
+    /// It does not (no SASL upstream, or SASL passed through from the client).
+    #[default]
+    Off,
+    /// One service identity for every connection.
+    Service(Arc<sasl::client::ClientConfig>),
+    /// Auth swap: each client principal logs in as the identity mapped to it;
+    /// a principal without one is refused.
+    Swap(Arc<BTreeMap<String, Arc<sasl::client::ClientConfig>>>),
+}
+
+/// Security on both sides.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// TLS towards clients.
+    pub downstream_tls: Option<DownstreamTls>,
+    /// SASL towards clients.
+    pub downstream_sasl: DownstreamSasl,
+    /// TLS towards brokers.
+    pub upstream_tls: Option<UpstreamTls>,
+    /// SASL towards brokers.
+    pub upstream_login: UpstreamLogin,
+}
+
 /// Everything the core needs to run.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -201,6 +273,8 @@ pub struct ProxyConfig {
     pub resolve: Vec<ResolveRule>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// TLS and SASL on both sides.
+    pub security: Security,
 }
 
 impl ProxyConfig {

@@ -28,6 +28,8 @@ pub struct Expected {
 #[derive(Debug)]
 enum Owed {
     Broker(Expected),
+    /// A raw SASL token (after SaslHandshake v0): no header, no correlation id.
+    BrokerRaw,
     Local(Bytes),
 }
 
@@ -40,6 +42,13 @@ pub enum Mismatch {
     OutOfOrder {
         /// The id the response carried.
         got: i32,
+        /// The id of the oldest owed request.
+        expected: i32,
+    },
+    /// A Kafka response arrived where a raw SASL token was owed.
+    ExpectedRaw,
+    /// A raw SASL token arrived where a Kafka response was owed.
+    ExpectedKafka {
         /// The id of the oldest owed request.
         expected: i32,
     },
@@ -79,6 +88,26 @@ impl Responses {
         self.queue.push_back(Owed::Broker(expected));
     }
 
+    /// The broker will answer this raw SASL token with a raw token.
+    pub fn expect_raw(&mut self) {
+        self.broker_owed += 1;
+        self.queue.push_back(Owed::BrokerRaw);
+    }
+
+    /// Matches a raw SASL token from the broker to the oldest owed answer,
+    /// which must be for a raw token.
+    pub fn take_raw(&mut self) -> Result<(), Mismatch> {
+        match self.queue.front() {
+            Some(Owed::BrokerRaw) => {
+                self.queue.pop_front();
+                self.broker_owed -= 1;
+                Ok(())
+            }
+            Some(Owed::Broker(e)) => Err(Mismatch::ExpectedKafka { expected: e.correlation_id }),
+            Some(Owed::Local(_)) | None => Err(Mismatch::NothingOwed),
+        }
+    }
+
     /// The proxy answers this request with `frame` (size prefix included).
     /// Returns the frame when it can be sent now (nothing owed before it).
     #[must_use]
@@ -104,6 +133,7 @@ impl Responses {
             Some(Owed::Broker(e)) => {
                 Err(Mismatch::OutOfOrder { got: correlation_id, expected: e.correlation_id })
             }
+            Some(Owed::BrokerRaw) => Err(Mismatch::ExpectedRaw),
             // Local answers never stay at the front: `release` sends them.
             Some(Owed::Local(_)) | None => Err(Mismatch::NothingOwed),
         }
@@ -116,7 +146,7 @@ impl Responses {
                 Some(Owed::Local(frame)) => Some(frame),
                 _ => None,
             },
-            _ => None,
+            Some(Owed::Broker(_) | Owed::BrokerRaw) | None => None,
         })
     }
 }

@@ -2,20 +2,20 @@
 //!
 //! [`Proxy`] decides what an accepted connection is (which bootstrap server
 //! or broker it reaches) and turns what sessions observe about the cluster
-//! into listener changes. It never touches a socket: it emits
-//! [`ProxyAction`]s that the runtime carries out.
+//! into listener changes (`port_offset`) or SNI routes (`sni`). It never
+//! touches a socket: it emits [`ProxyAction`]s that the runtime carries out.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 
-use crate::config::{HostPort, Mapping, ProxyConfig};
-use crate::rewrite::ApiVersionsPolicy;
-use crate::rewrite::{Broker, Observed};
+use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
+use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
+use crate::route::sni::{SniRoute, SniRouter};
 use crate::route::{ListenerId, Route};
 use crate::session::{Session, SessionConfig};
 
@@ -67,21 +67,37 @@ pub struct Proxy {
     listeners: BTreeSet<ListenerId>,
     /// Node ids already reported as not exposable, so the log says it once.
     refused: BTreeSet<i32>,
+    /// SNI mode: the name mapping and the routes learned so far.
+    sni: Option<SniRouter>,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
 }
 
 impl Proxy {
-    /// A proxy for `config`; its first actions open the bootstrap listeners.
+    /// A proxy for `config`; its first actions open the bootstrap listeners
+    /// (`port_offset`) or the SNI listener (`sni`).
     pub fn new(config: ProxyConfig) -> Proxy {
-        let Mapping::PortOffset(port_offset) = &config.mapping;
+        let address_map: Arc<dyn AddressMap + Send + Sync> = match &config.mapping {
+            Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
+            Mapping::Sni(sni) => Arc::new(sni.router.clone()),
+        };
+        let api_versions = match config.security.downstream_sasl {
+            DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
+            DownstreamSasl::Off | DownstreamSasl::PassThrough => ApiVersionsPolicy::passthrough(),
+        };
         let session_config = Arc::new(SessionConfig {
             limits: config.limits.clone(),
-            address_map: Arc::new(PortOffsetMap::new(port_offset.clone())),
-            api_versions: ApiVersionsPolicy::passthrough(),
+            address_map,
+            api_versions,
             linger: LINGER,
+            security: config.security.clone(),
         });
+        let sni = match &config.mapping {
+            Mapping::Sni(sni) => Some(sni.router.clone()),
+            Mapping::PortOffset(_) => None,
+        };
         let mut proxy = Proxy {
+            sni,
             config: Arc::new(config),
             session_config,
             brokers: BTreeMap::new(),
@@ -90,10 +106,15 @@ impl Proxy {
             actions: VecDeque::new(),
             next_session: 1,
         };
-        for slot in 0..proxy.config.bootstrap.len() {
-            if let Ok(slot) = u16::try_from(slot) {
-                proxy.listen(ListenerId::Bootstrap(slot));
+        match &proxy.config.mapping {
+            Mapping::PortOffset(_) => {
+                for slot in 0..proxy.config.bootstrap.len() {
+                    if let Ok(slot) = u16::try_from(slot) {
+                        proxy.listen(ListenerId::Bootstrap(slot));
+                    }
+                }
             }
+            Mapping::Sni(_) => proxy.listen(ListenerId::Sni),
         }
         proxy
     }
@@ -115,30 +136,64 @@ impl Proxy {
 
     /// The socket address a listener binds to.
     pub fn listener_addr(&self, id: ListenerId) -> Option<SocketAddr> {
-        let Mapping::PortOffset(p) = &self.config.mapping;
-        let port = match id {
-            ListenerId::Bootstrap(slot) => p.bootstrap_port(slot)?,
-            ListenerId::Broker(node_id) => p.broker_port(node_id)?,
+        let port = match (&self.config.mapping, id) {
+            (Mapping::PortOffset(p), ListenerId::Bootstrap(slot)) => p.bootstrap_port(slot)?,
+            (Mapping::PortOffset(p), ListenerId::Broker(node_id)) => p.broker_port(node_id)?,
+            (Mapping::Sni(sni), ListenerId::Sni) => sni.bind_port,
+            _ => return None,
         };
         Some(SocketAddr::new(self.config.bind_ip, port))
     }
 
-    /// A client connected to listener `id` from `peer`: the session that
-    /// serves it. Its first event asks the runtime to connect upstream.
-    pub fn accept(&mut self, now: Instant, id: ListenerId, peer: SocketAddr) -> Result<Session, AcceptError> {
-        let upstream = match id {
-            ListenerId::Bootstrap(slot) => self.config.bootstrap.get(usize::from(slot)),
-            ListenerId::Broker(node_id) => self.brokers.get(&node_id),
+    /// A client connected to listener `id` from `peer` at `now` (`wall` is
+    /// the wall-clock time at `now`, for JWT claims): the session that serves
+    /// it. Its first event asks the runtime to connect upstream (or, on the
+    /// SNI listener, to route it).
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        id: ListenerId,
+        peer: SocketAddr,
+    ) -> Result<Session, AcceptError> {
+        if !self.listeners.contains(&id) {
+            return Err(AcceptError::UnknownListener(id));
         }
-        .filter(|_| self.listeners.contains(&id))
-        .cloned()
-        .ok_or(AcceptError::UnknownListener(id))?;
-        let addr_override = self.resolve(&upstream.host);
+        let route = match id {
+            ListenerId::Sni => None,
+            ListenerId::Bootstrap(slot) => {
+                let upstream = self.config.bootstrap.get(usize::from(slot)).cloned();
+                Some(self.route_to(id, upstream.ok_or(AcceptError::UnknownListener(id))?))
+            }
+            ListenerId::Broker(node_id) => {
+                let upstream = self.brokers.get(&node_id).cloned();
+                Some(self.route_to(id, upstream.ok_or(AcceptError::UnknownListener(id))?))
+            }
+        };
         let session_id = self.next_session;
         self.next_session += 1;
-        tracing::debug!(session = session_id, %peer, listener = %id, %upstream, "accepted");
-        let route = Route { listener: id, upstream, addr_override };
-        Ok(Session::new(session_id, now, self.session_config.clone(), route))
+        tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
+        Ok(Session::new(session_id, now, wall, self.session_config.clone(), route))
+    }
+
+    fn route_to(&self, listener: ListenerId, upstream: HostPort) -> Route {
+        let addr_override = self.resolve(&upstream.host);
+        Route { listener, upstream, addr_override }
+    }
+
+    /// The route for an SNI name (answer to `Event::Route`): a learned broker,
+    /// or the first bootstrap server for names not learned yet (and none).
+    pub fn route_sni(&self, name: Option<&str>) -> Option<Route> {
+        let sni = self.sni.as_ref()?;
+        match sni.route(name) {
+            SniRoute::Broker { node_id, upstream } => {
+                Some(self.route_to(ListenerId::Broker(node_id), upstream.clone()))
+            }
+            SniRoute::Bootstrap => {
+                let upstream = self.config.bootstrap.first()?.clone();
+                Some(self.route_to(ListenerId::Bootstrap(0), upstream))
+            }
+        }
     }
 
     /// The runtime could not bind listener `id`; it is forgotten so a later
@@ -149,7 +204,7 @@ impl Proxy {
     }
 
     /// A session saw brokers in a response: learn them and open or close
-    /// their listeners.
+    /// their listeners (or SNI routes).
     pub fn handle_observed(&mut self, _now: Instant, observed: Observed) {
         match observed {
             Observed::Nothing => {}
@@ -176,29 +231,51 @@ impl Proxy {
     }
 
     fn learn(&mut self, broker: Broker) {
-        let id = ListenerId::Broker(broker.node_id);
         let Ok(port) = u16::try_from(broker.port) else {
             warn!(node_id = broker.node_id, port = broker.port, "broker advertised an invalid port; ignored");
             return;
         };
-        if self.listener_addr(id).is_none() {
-            if self.refused.insert(broker.node_id) {
-                let Mapping::PortOffset(p) = &self.config.mapping;
-                warn!(
-                    node_id = broker.node_id,
-                    max_broker_id = p.max_broker_id,
-                    "broker id outside 0..=max_broker_id (or beyond port 65535): not exposed through the proxy"
-                );
-            }
-            return;
-        }
         let addr = HostPort { host: broker.host, port };
-        match self.brokers.insert(broker.node_id, addr.clone()) {
-            Some(old) if old == addr => {}
-            Some(old) => info!(node_id = broker.node_id, from = %old, to = %addr, "broker moved"),
-            None => info!(node_id = broker.node_id, upstream = %addr, "broker learned"),
+        match &self.sni {
+            None => {
+                let id = ListenerId::Broker(broker.node_id);
+                if self.listener_addr(id).is_none() {
+                    if self.refused.insert(broker.node_id) {
+                        let max_broker_id = match &self.config.mapping {
+                            Mapping::PortOffset(p) => p.max_broker_id,
+                            Mapping::Sni(_) => 0,
+                        };
+                        warn!(
+                            node_id = broker.node_id,
+                            max_broker_id,
+                            "broker id outside 0..=max_broker_id (or beyond port 65535): not exposed through the proxy"
+                        );
+                    }
+                    return;
+                }
+                self.remember(broker.node_id, addr);
+                self.listen(id);
+            }
+            Some(_) => {
+                let Some(sni) = self.sni.as_mut() else { return };
+                match sni.advertise(broker.node_id, &addr) {
+                    Ok(_) => self.remember(broker.node_id, addr),
+                    Err(error) => {
+                        if self.refused.insert(broker.node_id) {
+                            warn!(node_id = broker.node_id, upstream = %addr, %error, "broker not exposed through SNI");
+                        }
+                    }
+                }
+            }
         }
-        self.listen(id);
+    }
+
+    fn remember(&mut self, node_id: i32, addr: HostPort) {
+        match self.brokers.insert(node_id, addr.clone()) {
+            Some(old) if old == addr => {}
+            Some(old) => info!(node_id, from = %old, to = %addr, "broker moved"),
+            None => info!(node_id, upstream = %addr, "broker learned"),
+        }
     }
 
     fn listen(&mut self, id: ListenerId) {

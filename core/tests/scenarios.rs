@@ -297,7 +297,16 @@ mod metadata {
         assert_eq!(h.actions.last(), Some(&ProxyAction::Unlisten { id: ListenerId::Broker(112) }));
         assert!(!h.listeners.contains_key(&ListenerId::Broker(112)));
         assert!(h.listeners.contains_key(&ListenerId::Broker(111)));
-        assert!(h.proxy.accept(h.now, ListenerId::Broker(112), "127.0.0.1:1".parse().unwrap()).is_err());
+        assert!(
+            h.proxy
+                .accept(
+                    h.now,
+                    std::time::SystemTime::now(),
+                    ListenerId::Broker(112),
+                    "127.0.0.1:1".parse().unwrap()
+                )
+                .is_err()
+        );
     }
 
     #[test]

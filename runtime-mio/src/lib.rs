@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
@@ -317,7 +317,7 @@ impl Loop {
                     return;
                 }
             };
-            let session = match self.proxy.accept(Instant::now(), id, peer) {
+            let session = match self.proxy.accept(Instant::now(), SystemTime::now(), id, peer) {
                 Ok(session) => session,
                 Err(error) => {
                     warn!(listener = %id, %peer, %error, "connection refused");
@@ -367,6 +367,10 @@ impl Loop {
                 match event {
                     Event::Connect(target) => connect = Some(target),
                     Event::Observed(o) => observed.push(o),
+                    Event::Route(name) => match self.proxy.route_sni(name.as_deref()) {
+                        Some(route) => conn.session.handle_route(Instant::now(), route),
+                        None => conn.session.handle_no_route(Instant::now(), name.as_deref().unwrap_or("")),
+                    },
                     Event::Closed(reason) => {
                         if reason.is_normal() {
                             debug!(%reason, "connection closed");

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
@@ -138,7 +138,7 @@ impl Shared {
                     continue;
                 }
             };
-            let session = self.proxy().accept(Instant::now(), id, peer);
+            let session = self.proxy().accept(Instant::now(), SystemTime::now(), id, peer);
             match session {
                 Ok(session) => {
                     let span = info_span!("conn", id = session.id(), %peer, listener = %id);
@@ -243,6 +243,15 @@ impl Connection {
                     Event::Observed(observed) => {
                         shared.proxy().handle_observed(Instant::now(), observed);
                         shared.apply_actions().await;
+                    }
+                    Event::Route(name) => {
+                        let route = shared.proxy().route_sni(name.as_deref());
+                        match route {
+                            Some(route) => self.session.handle_route(Instant::now(), route),
+                            None => {
+                                self.session.handle_no_route(Instant::now(), name.as_deref().unwrap_or(""))
+                            }
+                        }
                     }
                     Event::Closed(reason) => {
                         if reason.is_normal() {

@@ -177,6 +177,11 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
         }
     }
     match &down.sasl {
+        None if down.sasl_pass_through => {
+            out.push(
+                "  auth: SASL passed through to the brokers (the proxy holds no credentials)".to_owned(),
+            );
+        }
         None => {
             let mtls = down.tls.as_ref().is_some_and(|t| t.client_auth != ClientAuth::None);
             let who = if mtls { "principal from the client certificate" } else { "principal $anonymous" };
@@ -227,17 +232,7 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
 }
 
 fn rule_text(rule: &PrincipalRule) -> String {
-    match rule {
-        PrincipalRule::Default => "DEFAULT".to_owned(),
-        PrincipalRule::Rule { pattern, replacement, case } => {
-            let flag = match case {
-                Some(super::model::CaseChange::Lower) => "L",
-                Some(super::model::CaseChange::Upper) => "U",
-                None => "",
-            };
-            format!("RULE {} -> {replacement:?} {flag}", pattern.as_str())
-        }
-    }
+    rule.0.clone()
 }
 
 fn pattern(p: &HostPattern) -> String {

@@ -54,6 +54,7 @@ mod error;
 mod model;
 mod raw;
 mod scalar;
+mod security;
 mod to_core;
 mod validate;
 
@@ -71,11 +72,11 @@ pub use credentials::{MIN_SCRAM_ITERATIONS, load_credentials_file};
 pub use error::{ConfigError, EnvErrorKind, Problem, Warning};
 #[allow(unused_imports)]
 pub use model::{
-    ANONYMOUS, Admin, AuthSwap, BrokerMapping, CaseChange, CertKey, ClientAuth, Config, Credentials,
-    CredentialsFile, Downstream, DownstreamSasl, DownstreamTls, LogFormat, Logging, Mechanism, OAuthBearer,
-    OAuthKeys, Policy, PrincipalMapping, PrincipalRule, Resolve, RuntimeKind, ScramCredential, Secret,
-    SecurityProtocol, SniMapping, SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls,
-    UpstreamVerify, UserCredential,
+    ANONYMOUS, Admin, AuthSwap, BrokerMapping, CertKey, ClientAuth, Config, Credentials, CredentialsFile,
+    Downstream, DownstreamSasl, DownstreamTls, LogFormat, Logging, Mechanism, OAuthBearer, OAuthKeys, Policy,
+    PrincipalMapping, PrincipalRule, Resolve, RuntimeKind, ScramCredential, Secret, SecurityProtocol,
+    SniMapping, SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
+    UserCredential,
 };
 #[allow(unused_imports)]
 pub use validate::{DEFAULT_MAX_BROKER_ID, DEFAULT_SECURITY_PROTOCOL, MAX_BOOTSTRAP_SERVERS};

@@ -285,8 +285,12 @@ pub struct Downstream {
     pub security_protocol: SecurityProtocol,
     /// TLS termination; `Some` exactly when the protocol uses TLS.
     pub tls: Option<DownstreamTls>,
-    /// SASL towards clients; `Some` exactly when the protocol uses SASL.
+    /// SASL the proxy runs towards clients; `None` without SASL, or when the
+    /// client's own exchange passes through (`sasl_pass_through`).
     pub sasl: Option<DownstreamSasl>,
+    /// SASL on both sides and no credentials at the proxy: the client's own
+    /// exchange goes to the broker untouched.
+    pub sasl_pass_through: bool,
 }
 
 /// TLS termination towards clients.
@@ -324,30 +328,11 @@ pub enum PrincipalMapping {
     Rules(Vec<PrincipalRule>),
 }
 
-/// One Kafka-style principal mapping rule.
-#[derive(Debug, Clone)]
-pub enum PrincipalRule {
-    /// `DEFAULT`: the full distinguished name.
-    Default,
-    /// `RULE:pattern/replacement/[LU]`.
-    Rule {
-        /// The pattern, anchored at both ends (Kafka requires a whole-DN match).
-        pattern: Regex,
-        /// The replacement, with `$1`.. for capture groups.
-        replacement: String,
-        /// Optional case change of the result.
-        case: Option<CaseChange>,
-    },
-}
-
-/// The `L` / `U` suffix of a principal mapping rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaseChange {
-    /// `L`: lower case.
-    Lower,
-    /// `U`: upper case.
-    Upper,
-}
+/// One Kafka-style principal mapping rule (`DEFAULT` or
+/// `RULE:pattern/replacement/[LU]`), as written; checked at load with the
+/// engine's own parser, which applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRule(pub String);
 
 /// SASL towards clients.
 #[derive(Debug, Clone)]

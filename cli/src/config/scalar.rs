@@ -12,9 +12,7 @@ use kafka_proxy_core::config::{HostPattern, HostPort};
 use regex::Regex;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::model::{
-    CaseChange, LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol,
-};
+use super::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
 
 /// A value written as a YAML string and parsed into `Self`.
 pub(crate) trait FromConfigStr: Sized {
@@ -272,45 +270,11 @@ impl FromConfigStr for MappingEntry {
 impl FromConfigStr for PrincipalRule {
     const EXPECTED: &'static str = "DEFAULT or RULE:pattern/replacement/[LU]";
     fn parse_config(text: &str) -> Result<Self, String> {
-        if text == "DEFAULT" {
-            return Ok(PrincipalRule::Default);
-        }
-        let fail = |why: &str| expected(Self::EXPECTED, text, why);
-        let body = text.strip_prefix("RULE:").ok_or_else(|| fail(""))?;
-        let (pattern, rest) =
-            split_unescaped_slash(body).ok_or_else(|| fail("missing / after the pattern"))?;
-        let (replacement, flags) =
-            split_unescaped_slash(rest).ok_or_else(|| fail("missing / after the replacement"))?;
-        let case = match flags {
-            "" => None,
-            "L" => Some(CaseChange::Lower),
-            "U" => Some(CaseChange::Upper),
-            _ => return Err(fail("the flag after the last / must be L, U or nothing")),
-        };
-        let pattern = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| fail(&e.to_string()))?;
-        Ok(PrincipalRule::Rule { pattern, replacement, case })
-    }
-}
-
-/// Splits at the first `/` not escaped by `\`, unescaping `\/` in the first part.
-fn split_unescaped_slash(text: &str) -> Option<(String, &str)> {
-    let mut out = String::new();
-    let mut chars = text.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '/' => return Some((out, &text[i + 1..])),
-            '\\' => match chars.next() {
-                Some((_, '/')) => out.push('/'),
-                Some((_, other)) => {
-                    out.push('\\');
-                    out.push(other);
-                }
-                None => out.push('\\'),
-            },
-            other => out.push(other),
+        match kafka_proxy_core::tls::principal::PrincipalMapper::from_rules([text]) {
+            Ok(_) => Ok(PrincipalRule(text.to_owned())),
+            Err(e) => Err(expected(Self::EXPECTED, text, &e.to_string())),
         }
     }
-    None
 }
 
 /// A TCP port, 1-65535.
@@ -452,25 +416,13 @@ mod tests {
 
     #[test]
     fn principal_rules() {
-        assert!(matches!(PrincipalRule::parse_config("DEFAULT"), Ok(PrincipalRule::Default)));
-        let Ok(PrincipalRule::Rule { pattern, replacement, case }) =
-            PrincipalRule::parse_config("RULE:^CN=([^,]+).*$/$1/L")
-        else {
-            panic!("rule should parse");
-        };
-        assert_eq!(replacement, "$1");
-        assert_eq!(case, Some(CaseChange::Lower));
-        assert!(pattern.is_match("CN=Alice,OU=Eng"));
-        let Ok(PrincipalRule::Rule { pattern, replacement, case: None }) =
-            PrincipalRule::parse_config("RULE:O=a\\/b/x\\/$1/")
-        else {
-            panic!("escaped slashes should parse");
-        };
-        assert!(pattern.is_match("O=a/b"));
-        assert!(!pattern.is_match("O=a/bc"), "rules match the whole DN");
-        assert_eq!(replacement, "x/$1");
+        assert_eq!(PrincipalRule::parse_config("DEFAULT"), Ok(PrincipalRule("DEFAULT".into())));
+        assert!(PrincipalRule::parse_config("RULE:^CN=([^,]+).*$/$1/L").is_ok());
+        let escaped = PrincipalRule::parse_config("RULE:O=(a\\/b)/x\\/$1/");
+        assert!(escaped.is_ok(), "escaped slashes: {escaped:?}");
         for bad in ["RULE:abc", "RULE:a/b", "RULE:a/b/X", "RULE:(/x/", "default"] {
-            assert!(PrincipalRule::parse_config(bad).is_err(), "{bad}");
+            let err = PrincipalRule::parse_config(bad).unwrap_err();
+            assert!(err.contains("DEFAULT or RULE:pattern/replacement/[LU]"), "{bad}: {err}");
         }
     }
 

@@ -162,8 +162,12 @@ fn max_brokers_is_an_alias() {
 fn protocols_default_to_sasl_ssl_like_the_seed() {
     let text = LOCAL.replace("  security_protocol: PLAINTEXT\n", "");
     let message = fails(&text);
-    assert_names(&message, "downstream.sasl_mechanism", "SASL_SSL (the default)");
     assert_names(&message, "downstream.tls.cert", "(the default for downstream.tls.cert)");
+    // With credentials at the proxy, SASL_SSL (the default) needs a mechanism.
+    let text = format!(
+        "{text}auth_swap:\n  enabled: true\n  downstream_credentials: [\"a=b\"]\n  upstream_credentials: [\"c=d\"]\n  mapping: [\"a=c\"]\n"
+    );
+    assert_names(&fails(&text), "downstream.sasl_mechanism", "SASL_SSL (the default)");
 }
 
 #[test]
@@ -509,7 +513,11 @@ fn principal_mapping_rules() {
     };
     assert_eq!(rules.len(), 2);
     let bad = text.replace("$1/L", "$1/X");
-    assert_names(&fails_with(&bad, &files), "downstream.tls.principal_mapping_rules[0]", "L, U or nothing");
+    assert_names(
+        &fails_with(&bad, &files),
+        "downstream.tls.principal_mapping_rules[0]",
+        "unexpected \"X\" after the rule",
+    );
 }
 
 // ----- SASL, credentials, auth swap -----
@@ -767,7 +775,16 @@ fn upstream_sasl_without_credentials_forwards_the_clients_exchange() {
         "  security_protocol: SASL_PLAINTEXT\ndownstream",
     );
     assert!(matches!(ok(&text).upstream.auth, UpstreamAuth::PassThrough));
-    let text = SWAP.replace("auth_swap:\n  enabled: true", "auth_swap:\n  enabled: false");
+    let both = text.replace(
+        "downstream:\n  security_protocol: PLAINTEXT",
+        "downstream:\n  security_protocol: SASL_PLAINTEXT",
+    );
+    assert!(ok(&both).downstream.sasl_pass_through, "SASL both sides, no credentials: pass-through");
+    // Credentials at the proxy but no identity towards brokers cannot work.
+    let text = SWAP.replace("auth_swap:\n  enabled: true", "auth_swap:\n  enabled: false").replace(
+        "  sasl_mechanism: PLAIN\nbroker",
+        "  sasl_mechanism: PLAIN\n  credentials:\n    users: { bob: pw }\nbroker",
+    );
     let (_dir, result) = load_with(&text, &[], env_of(&[("SVC_A_SECRET", "x")]));
     let message = result.unwrap_err().to_string();
     assert_names(&message, "upstream.security_protocol", "needs credentials towards brokers");
@@ -923,32 +940,20 @@ fn to_core_for_plaintext_port_offset() {
     let core = ok(LOCAL).to_core().unwrap();
     assert_eq!(core.bind_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert_eq!(core.bootstrap, vec![HostPort { host: "127.0.0.1".into(), port: 9092 }]);
-    let Mapping::PortOffset(po) = &core.mapping;
+    let Mapping::PortOffset(po) = &core.mapping else { panic!("port_offset expected") };
     assert_eq!(po.broker_port(3), Some(19115));
     assert_eq!(core.limits, Limits::default());
 }
 
 #[test]
-fn to_core_refuses_what_the_engine_cannot_run() {
+fn to_core_builds_security_and_refuses_what_the_engine_cannot_run() {
     let (_dir, config) = load_with(SWAP, &[], env_of(&[("SVC_A_SECRET", "x")]));
-    let err = config.unwrap().to_core().unwrap_err();
-    assert!(matches!(err, ConfigError::Unsupported(_)));
-    let message = err.to_string();
-    assert_names(
-        &message,
-        "upstream.security_protocol",
-        "SASL_PLAINTEXT towards brokers is not supported yet",
-    );
-    assert_names(
-        &message,
-        "downstream.security_protocol",
-        "SASL_PLAINTEXT towards clients is not supported yet",
-    );
-    assert_names(&message, "auth_swap", "auth swap is not supported yet");
-
-    let (_dir, config) = load_with(SNI, &["server.pem", "server_key.pem"], no_env);
-    let message = config.unwrap().to_core().unwrap_err().to_string();
-    assert_names(&message, "broker_mapping.mode", "the sni mapping is not supported yet");
+    let core = config.unwrap().to_core().unwrap();
+    assert!(matches!(core.security.downstream_sasl, kafka_proxy_core::config::DownstreamSasl::Terminate(_)));
+    let kafka_proxy_core::config::UpstreamLogin::Swap(map) = &core.security.upstream_login else {
+        panic!("auth swap expected")
+    };
+    assert_eq!(map.get("alice").map(|c| c.username()), Some("svc-a"));
 
     let message =
         ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n"))
@@ -1018,7 +1023,7 @@ fn the_local_template_runs_on_the_engine() {
     let config = load(path, env_of(&[("BROKER_PORT", "9093")])).unwrap();
     let core = config.to_core().unwrap();
     assert_eq!(core.bootstrap, vec![HostPort { host: "127.0.0.1".into(), port: 9093 }]);
-    let Mapping::PortOffset(po) = &core.mapping;
+    let Mapping::PortOffset(po) = &core.mapping else { panic!("port_offset expected") };
     assert_eq!((po.advertised_host.as_str(), po.base), ("127.0.0.1", 19092));
     assert_eq!(core.bind_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
 }

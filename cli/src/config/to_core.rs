@@ -2,58 +2,54 @@
 
 use std::net::IpAddr;
 
-use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule};
+use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping};
+use kafka_proxy_core::route::sni::SniRouter;
 
 use super::error::{ConfigError, Problem};
-use super::model::{BrokerMapping, Config, Resolve, SecurityProtocol, UpstreamAuth};
+use super::model::{BrokerMapping, Config, Resolve};
 
 impl Config {
-    /// The engine configuration. Today the engine runs PLAINTEXT on both sides with the
-    /// `port_offset` mapping; every other setting in use is reported as
-    /// [`ConfigError::Unsupported`] under its key path, never dropped.
+    /// The engine configuration: files read, TLS configurations built,
+    /// passwords hashed. The admin endpoint and the request policy are not
+    /// implemented yet and are refused under their key paths, never dropped.
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
-        let mut refuse = |path: &str, what: &str| {
-            unsupported.push(Problem::new(&self.path, path, format!("{what} is not supported yet")));
-        };
-        let (up, down) = (self.upstream.security_protocol, self.downstream.security_protocol);
-        if up != SecurityProtocol::Plaintext {
-            refuse("upstream.security_protocol", &format!("{up} towards brokers"));
-        }
-        if down != SecurityProtocol::Plaintext {
-            refuse("downstream.security_protocol", &format!("{down} towards clients"));
-        }
-        match &self.upstream.auth {
-            // Both need a SASL upstream, refused above.
-            UpstreamAuth::None | UpstreamAuth::PassThrough => {}
-            UpstreamAuth::Service { .. } => {
-                refuse("upstream.sasl_username", "a service identity towards brokers")
-            }
-            UpstreamAuth::Swap { .. } => refuse("auth_swap", "auth swap"),
-        }
-        let mapping = match &self.mapping {
-            BrokerMapping::PortOffset(port_offset) => Some(Mapping::PortOffset(port_offset.clone())),
-            BrokerMapping::Sni(_) => {
-                refuse("broker_mapping.mode", "the sni mapping");
-                None
-            }
-        };
         if self.admin.is_some() {
-            refuse("admin.bind", "the admin endpoint");
+            unsupported.push(Problem::new(
+                &self.path,
+                "admin.bind",
+                "the admin endpoint is not supported yet",
+            ));
         }
         if !self.policy.is_empty() {
-            refuse("policy", "forbidding API keys");
+            unsupported.push(Problem::new(&self.path, "policy", "forbidding API keys is not supported yet"));
         }
-        match mapping {
-            Some(mapping) if unsupported.is_empty() => Ok(ProxyConfig {
-                bind_ip: self.bind_address,
-                mapping,
-                bootstrap: self.upstream.bootstrap_servers.clone(),
-                resolve: resolve_rules(&self.resolve),
-                limits: self.limits.clone(),
-            }),
-            _ => Err(ConfigError::Unsupported(unsupported)),
+        if !unsupported.is_empty() {
+            return Err(ConfigError::Unsupported(unsupported));
         }
+        let mapping = match &self.mapping {
+            BrokerMapping::PortOffset(port_offset) => Mapping::PortOffset(port_offset.clone()),
+            BrokerMapping::Sni(sni) => {
+                let router = SniRouter::new(sni.upstream.as_str(), &sni.downstream.text, sni.bind_port)
+                    .map_err(|e| {
+                        ConfigError::Invalid(vec![Problem::new(
+                            &self.path,
+                            "broker_mapping.sni",
+                            e.to_string(),
+                        )])
+                    })?;
+                Mapping::Sni(SniMapping { bind_port: sni.bind_port, router })
+            }
+        };
+        let security = self.security().map_err(ConfigError::Invalid)?;
+        Ok(ProxyConfig {
+            bind_ip: self.bind_address,
+            mapping,
+            bootstrap: self.upstream.bootstrap_servers.clone(),
+            resolve: resolve_rules(&self.resolve),
+            limits: self.limits.clone(),
+            security,
+        })
     }
 }
 

@@ -15,6 +15,8 @@ pub enum ListenerId {
     Bootstrap(u16),
     /// The listener of broker `node_id`.
     Broker(i32),
+    /// The one TLS listener of `sni` mode; the route comes from the ClientHello.
+    Sni,
 }
 
 impl std::fmt::Display for ListenerId {
@@ -22,6 +24,7 @@ impl std::fmt::Display for ListenerId {
         match self {
             ListenerId::Bootstrap(slot) => write!(f, "bootstrap[{slot}]"),
             ListenerId::Broker(id) => write!(f, "broker {id}"),
+            ListenerId::Sni => f.write_str("sni"),
         }
     }
 }
@@ -29,7 +32,7 @@ impl std::fmt::Display for ListenerId {
 /// Where an accepted connection is forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// What the client connected to.
+    /// What the client reaches: a bootstrap slot or a broker.
     pub listener: ListenerId,
     /// The upstream address, as configured or as the cluster advertised it.
     pub upstream: HostPort,

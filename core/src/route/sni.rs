@@ -314,6 +314,19 @@ fn parse_template(template: &str, groups: usize) -> Result<Vec<Part>, SniConfigE
     Ok(parts)
 }
 
+/// Rewrites broker addresses to their SNI names on the one proxy port. The
+/// routes themselves are learned by the [`crate::proxy::Proxy`] from what
+/// sessions observe; rewriting only computes names.
+impl crate::rewrite::AddressMap for SniRouter {
+    fn advertised(&self, node_id: i32, host: &str, _port: i32) -> Option<crate::rewrite::Advertised<'_>> {
+        let name = self.downstream_name(node_id, host).ok()?;
+        Some(crate::rewrite::Advertised {
+            host: std::borrow::Cow::Owned(name),
+            port: i32::from(self.advertised_port()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,6 +237,11 @@ impl SaslClient {
         Ok(frame)
     }
 
+    /// The credentials and mechanism this client logs in with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
     /// The request awaiting its response, if any.
     pub fn pending(&self) -> Option<Pending> {
         match &self.state {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_proxy_core::config::{HostPort, Limits, Mapping, PortOffset, ProxyConfig};
@@ -32,6 +32,7 @@ pub fn config(limits: Limits) -> ProxyConfig {
         bootstrap: vec![HostPort { host: "kafka-0.internal".into(), port: 9092 }],
         resolve: vec![],
         limits,
+        security: Default::default(),
     }
 }
 
@@ -98,7 +99,7 @@ impl Harness {
     pub fn connect(&mut self, id: ListenerId) -> usize {
         assert!(self.listeners.contains_key(&id), "no listener {id}");
         let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
-        let session = self.proxy.accept(self.now, id, peer).expect("accept");
+        let session = self.proxy.accept(self.now, SystemTime::now(), id, peer).expect("accept");
         self.conns.push(Conn {
             session,
             to_client: Vec::new(),
@@ -153,6 +154,7 @@ impl Harness {
         let (read_size, write_size, auto_connect) = (self.read_size, self.write_size, self.auto_connect);
         let mut progress = false;
         let mut observed = Vec::new();
+        let mut routes = Vec::new();
         {
             let conn = &mut self.conns[c];
             while let Some(event) = conn.session.poll_event() {
@@ -165,6 +167,7 @@ impl Harness {
                         }
                     }
                     Event::Observed(o) => observed.push(o),
+                    Event::Route(name) => routes.push(name),
                     Event::Closed(reason) => conn.closed = Some(reason),
                 }
             }
@@ -220,6 +223,15 @@ impl Harness {
         }
         for o in observed {
             self.proxy.handle_observed(now, o);
+        }
+        for name in routes {
+            let route = self.proxy.route_sni(name.as_deref());
+            let conn = &mut self.conns[c];
+            match route {
+                Some(route) => conn.session.handle_route(now, route),
+                None => conn.session.handle_no_route(now, name.as_deref().unwrap_or("")),
+            }
+            progress = true;
         }
         progress
     }

@@ -20,6 +20,7 @@ impl Checker<'_> {
         mut raw: RawDownstream,
         protocol: Protocol,
         swap_users: Option<&Vec<(String, UserPassword)>>,
+        upstream_login_missing: bool,
     ) -> Downstream {
         let raw_tls = raw.tls.take();
         self.tls_enabled("downstream", raw_tls.as_ref().and_then(|t| t.enabled), protocol);
@@ -40,7 +41,28 @@ impl Checker<'_> {
             }
             None
         };
-        let sasl = if protocol.value.uses_sasl() {
+        // SASL on both sides and no credentials anywhere at the proxy: the
+        // client's own exchange passes through to the broker.
+        let sasl_pass_through = protocol.value.uses_sasl()
+            && upstream_login_missing
+            && swap_users.is_none()
+            && raw.credentials.is_none()
+            && raw.oauthbearer.is_none();
+        let sasl = if sasl_pass_through {
+            for (key, set) in [
+                ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+                ("sasl_mechanisms", raw.sasl_mechanisms.is_some()),
+                ("session_lifetime_ms", raw.session_lifetime_ms.is_some()),
+            ] {
+                if set {
+                    self.report.warn(
+                        format!("downstream.{key}"),
+                        "ignored: without credentials at the proxy, clients' SASL passes through to the brokers",
+                    );
+                }
+            }
+            None
+        } else if protocol.value.uses_sasl() {
             self.downstream_sasl(raw, protocol, swap_users)
         } else {
             for (key, set) in [
@@ -75,7 +97,7 @@ impl Checker<'_> {
             }
             None
         };
-        Downstream { security_protocol: protocol.value, tls, sasl }
+        Downstream { security_protocol: protocol.value, tls, sasl, sasl_pass_through }
     }
 
     fn downstream_tls(&mut self, raw: RawDownstreamTls) -> DownstreamTls {

@@ -87,7 +87,13 @@ impl Checker<'_> {
         let down_protocol = Protocol::new(raw_downstream.security_protocol.clone());
 
         let swap = self.auth_swap(raw.auth_swap, up_protocol, down_protocol);
-        let downstream = self.downstream(raw_downstream, down_protocol, swap.as_ref().map(|s| &s.downstream));
+        let upstream_login_missing = up_protocol.value.uses_sasl() && raw.upstream.sasl_username.is_none();
+        let downstream = self.downstream(
+            raw_downstream,
+            down_protocol,
+            swap.as_ref().map(|s| &s.downstream),
+            upstream_login_missing,
+        );
         let upstream = self.upstream(raw.upstream, up_protocol, swap.map(|s| s.swap), &downstream);
         self.swap_routes(&upstream, &downstream);
         let mapping = self.mapping(raw.broker_mapping, bind_address, &downstream);

@@ -1,0 +1,227 @@
+//! The client's side of a session: requests in, through the SASL gate, on
+//! to the broker (or answered by the proxy).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::{debug, info};
+
+use super::{BrokerOwes, CloseReason, DownAuth, Held, ProtocolError, Session, Side, UpAuth, response_frame};
+use crate::api::{self, ApiKey, ErrorCode};
+use crate::config::UpstreamLogin;
+use crate::correlation::Expected;
+use crate::frame;
+use crate::header::{self, RequestHeader};
+use crate::rewrite::unsupported_version_body;
+use crate::sasl::RequestRef;
+use crate::sasl::messages::SaslAuthenticateResponse;
+use crate::sasl::server::{Admission, ServerStep};
+
+/// Where a SASL reply goes, for the replies the proxy must write itself.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AuthenticateRequest {
+    correlation_id: i32,
+    version: i16,
+}
+
+impl Session {
+    /// A complete frame from the client.
+    pub(super) fn on_client_frame(&mut self, now: Instant, frame: Bytes) -> Result<(), CloseReason> {
+        let violation = |error| CloseReason::Protocol { side: Side::Downstream, error };
+        let body = frame.get(frame::SIZE_LEN..).unwrap_or_default();
+        let wall = self.wall(now);
+        // After SaslHandshake v0, frames are raw tokens without Kafka headers.
+        match &mut self.down_auth {
+            DownAuth::Terminate(server) if server.expects_raw_token() => {
+                let step = server.on_raw_token(body, now, wall);
+                self.on_server_step(now, step, None);
+                return Ok(());
+            }
+            DownAuth::PassThrough(raw) if raw.active() => {
+                self.responses.expect_raw();
+                self.forward_to_broker(frame, Some(BrokerOwes::ClientRaw), ApiKey::SASL_AUTHENTICATE);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let h = header::peek_request(body).map_err(|e| violation(ProtocolError::Header(e)))?;
+        if let Some(reply) = self.version_gate(&h)? {
+            self.answer(reply);
+            return Ok(());
+        }
+        if let DownAuth::Terminate(server) = &mut self.down_auth {
+            match server.admit(h.api_key, now) {
+                Admission::Pass => {}
+                Admission::Sasl => {
+                    let start = request_body_start(body, &h).map_err(violation)?;
+                    let request = RequestRef {
+                        api_key: h.api_key,
+                        version: h.api_version,
+                        correlation_id: h.correlation_id,
+                        body: body.get(start..).unwrap_or_default(),
+                    };
+                    let step = server.on_request(request, now, wall);
+                    let reply_to = (h.api_key == ApiKey::SASL_AUTHENTICATE).then_some(AuthenticateRequest {
+                        correlation_id: h.correlation_id,
+                        version: h.api_version,
+                    });
+                    self.on_server_step(now, step, reply_to);
+                    return Ok(());
+                }
+                Admission::Refuse { reason, close_after } => {
+                    debug!(session = self.id, api = %h.api_key, "request refused by the SASL gate");
+                    self.refuse(now, None, CloseReason::Refused(reason), close_after);
+                    return Ok(());
+                }
+            }
+        }
+        if h.api_key == ApiKey::SASL_HANDSHAKE
+            && let DownAuth::PassThrough(raw) = &mut self.down_auth
+        {
+            let start = request_body_start(body, &h).map_err(violation)?;
+            raw.on_handshake_request(h.api_version, body.get(start..).unwrap_or_default());
+        }
+        let expects_response = h.api_key != ApiKey::PRODUCE
+            || header::produce_acks(body, h.api_version).map_err(|e| violation(ProtocolError::Header(e)))?
+                != 0;
+        if expects_response {
+            self.responses.expect(Expected {
+                correlation_id: h.correlation_id,
+                api_key: h.api_key,
+                version: h.api_version,
+            });
+        }
+        self.forward_to_broker(frame, expects_response.then_some(BrokerOwes::Client), h.api_key);
+        Ok(())
+    }
+
+    /// Refuses APIs and versions the proxy did not advertise; answers an
+    /// ApiVersions request newer than it parses with Kafka's downgrade reply.
+    fn version_gate(&self, h: &RequestHeader) -> Result<Option<Bytes>, CloseReason> {
+        let violation = |error| CloseReason::Protocol { side: Side::Downstream, error };
+        if api::HIDDEN.contains(&h.api_key) {
+            return Err(violation(ProtocolError::ApiNotAdvertised(h.api_key)));
+        }
+        match api::decoded(h.api_key) {
+            Some(d) if h.api_version > d.max_version => {
+                if h.api_key == ApiKey::API_VERSIONS {
+                    // KIP-511: UNSUPPORTED_VERSION with a v0 body; the client
+                    // retries with a version from it.
+                    return Ok(Some(response_frame(h.correlation_id, &[], &unsupported_version_body())));
+                }
+                Err(violation(ProtocolError::VersionNotAdvertised {
+                    api: h.api_key,
+                    version: h.api_version,
+                    max: d.max_version,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Acts on what the SASL server decided.
+    fn on_server_step(&mut self, now: Instant, step: ServerStep, reply_to: Option<AuthenticateRequest>) {
+        match step {
+            ServerStep::Reply(frame) => self.answer(frame),
+            ServerStep::Authenticated { reply, authentication } => {
+                let principal = authentication.principal.name().to_owned();
+                if !authentication.reauthentication && !self.has_upstream_identity(&principal) {
+                    // Auth swap without a mapping: Kafka's authentication failure,
+                    // with the same message as bad credentials.
+                    let refusal = reply_to.map(|to| {
+                        let message = format!(
+                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                            authentication.mechanism.name()
+                        );
+                        SaslAuthenticateResponse {
+                            error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
+                            error_message: Some(message.as_bytes()),
+                            auth_bytes: &[],
+                            session_lifetime_ms: 0,
+                        }
+                        .encode_frame(to.correlation_id, to.version)
+                    });
+                    let delay = match &self.config.security.downstream_sasl {
+                        crate::config::DownstreamSasl::Terminate(c) => c.failure_delay,
+                        _ => std::time::Duration::ZERO,
+                    };
+                    let reason =
+                        CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" };
+                    return self.refuse(now, refusal, reason, delay);
+                }
+                self.answer(reply);
+                if authentication.reauthentication {
+                    debug!(session = self.id, %principal, "client re-authenticated");
+                } else {
+                    info!(
+                        session = self.id,
+                        %principal,
+                        mechanism = authentication.mechanism.name(),
+                        lifetime_ms = authentication.lifetime.map(|l| l.as_millis() as u64),
+                        "client authenticated"
+                    );
+                    self.set_principal(now, principal);
+                }
+            }
+            ServerStep::Failed { reply, reason, close_after } => {
+                self.refuse(now, reply, CloseReason::Refused(reason), close_after)
+            }
+        }
+    }
+
+    /// False only under auth swap, for a principal without an upstream identity.
+    fn has_upstream_identity(&self, principal: &str) -> bool {
+        match &self.config.security.upstream_login {
+            UpstreamLogin::Swap(map) => map.contains_key(principal),
+            _ => true,
+        }
+    }
+
+    /// Sends a client request to the broker, or holds it while the upstream
+    /// connection cannot carry it yet (connecting, TLS, the proxy's own login).
+    pub(super) fn forward_to_broker(&mut self, frame: Bytes, owes: Option<BrokerOwes>, api_key: ApiKey) {
+        if self.held.is_empty() && self.gate_admits(api_key) {
+            if let Some(owes) = owes {
+                self.broker_owes.push_back(owes);
+            }
+            self.send_broker(&[frame]);
+        } else {
+            self.held_len += frame.len();
+            self.held.push_back(Held { frame, owes, api_key });
+        }
+    }
+
+    /// True when a client request for `api_key` may go to the broker now.
+    fn gate_admits(&self, api_key: ApiKey) -> bool {
+        if !self.up.open || !self.up.is_secured() {
+            return false;
+        }
+        match self.up_auth {
+            UpAuth::Off | UpAuth::Done(_) => true,
+            // Brokers answer ApiVersions before authentication.
+            UpAuth::AwaitPrincipal => api_key == ApiKey::API_VERSIONS,
+            UpAuth::Ready(_) | UpAuth::Exchanging(_) => false,
+        }
+    }
+
+    /// Sends held requests, in order, as far as the gate now admits them.
+    pub(super) fn release_held(&mut self) {
+        while let Some(next) = self.held.front() {
+            if !self.gate_admits(next.api_key) {
+                return;
+            }
+            let Some(held) = self.held.pop_front() else { return };
+            self.held_len -= held.frame.len();
+            if let Some(owes) = held.owes {
+                self.broker_owes.push_back(owes);
+            }
+            self.send_broker(&[held.frame]);
+        }
+    }
+}
+
+/// Where the body of a request starts (after its full header).
+fn request_body_start(body: &[u8], h: &RequestHeader) -> Result<usize, ProtocolError> {
+    let flexible = api::decoded(h.api_key).is_some_and(|d| api::is_flexible(d, h.api_version));
+    header::request_header_len(body, flexible).map_err(ProtocolError::Header)
+}

@@ -1,0 +1,233 @@
+//! One side of a session: its socket buffers and, when it speaks TLS, its
+//! TLS engine. Above this module everything is plaintext Kafka frames.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::tls::{TlsDriver, TlsError, TlsIo, TlsStatus};
+
+/// What a TLS step changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Progress {
+    /// The handshake completed during this step.
+    pub secured: bool,
+    /// The peer sent close_notify.
+    pub peer_closed: bool,
+}
+
+/// A side's buffers and transport.
+pub(super) struct Peer {
+    /// Bytes read from the socket: ciphertext under TLS, frames otherwise.
+    pub rx: BytesMut,
+    /// Decrypted bytes, framed from here under TLS.
+    plain: BytesMut,
+    tls: Option<Box<dyn TlsDriver + Send>>,
+    /// TLS output before it joins `tx` (reused, so records need no allocation each).
+    tls_out: BytesMut,
+    /// Chunks to write to the socket, front first.
+    tx: VecDeque<Bytes>,
+    /// Bytes in `tx`.
+    tx_len: usize,
+    /// Plaintext frames waiting for the TLS handshake to complete.
+    waiting: VecDeque<Bytes>,
+    waiting_len: usize,
+    /// The socket is connected and usable.
+    pub open: bool,
+    /// No TLS, or the TLS handshake has completed.
+    secured: bool,
+    /// A TLS write decrypted input on the side: frames may be waiting.
+    pub fresh_plaintext: bool,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("rx", &self.rx.len())
+            .field("tls", &self.tls.is_some())
+            .field("tx_len", &self.tx_len)
+            .field("open", &self.open)
+            .field("secured", &self.secured)
+            .finish()
+    }
+}
+
+impl Peer {
+    /// A side without TLS.
+    pub fn plain(open: bool) -> Peer {
+        Peer {
+            rx: BytesMut::new(),
+            plain: BytesMut::new(),
+            tls: None,
+            tls_out: BytesMut::new(),
+            tx: VecDeque::with_capacity(8),
+            tx_len: 0,
+            waiting: VecDeque::new(),
+            waiting_len: 0,
+            open,
+            secured: true,
+            fresh_plaintext: false,
+        }
+    }
+
+    /// Switches this side to TLS (before any byte flowed).
+    pub fn use_tls(&mut self, driver: Box<dyn TlsDriver + Send>) {
+        self.tls = Some(driver);
+        self.secured = false;
+    }
+
+    /// True when this side speaks TLS.
+    pub fn has_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// True when application data can flow (no TLS, or handshake complete).
+    pub fn is_secured(&self) -> bool {
+        self.secured
+    }
+
+    /// The peer's certificate chain, once verified.
+    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+        self.tls.as_ref().and_then(|t| t.peer_certificates())
+    }
+
+    /// The buffer Kafka frames are assembled in.
+    pub fn frames(&mut self) -> &mut BytesMut {
+        if self.tls.is_some() { &mut self.plain } else { &mut self.rx }
+    }
+
+    /// Runs TLS over what was received (or, for a client, starts the
+    /// handshake when nothing was): decrypted data lands in the frame buffer,
+    /// TLS records to send join the transmit queue.
+    pub fn process_tls(&mut self) -> Result<Progress, TlsError> {
+        let Some(tls) = self.tls.as_mut() else { return Ok(Progress::default()) };
+        let was_secured = self.secured;
+        let mut io =
+            TlsIo { incoming: &mut self.rx, plaintext: &mut self.plain, outgoing: &mut self.tls_out };
+        let result = tls.process(&mut io);
+        self.flush_tls_out();
+        let status = result?;
+        self.after_status(status, was_secured)
+    }
+
+    fn after_status(&mut self, status: TlsStatus, was_secured: bool) -> Result<Progress, TlsError> {
+        let mut progress = Progress { peer_closed: status.peer_closed, secured: false };
+        if status.handshake_complete && !was_secured {
+            self.secured = true;
+            progress.secured = true;
+            let waiting = std::mem::take(&mut self.waiting);
+            self.waiting_len = 0;
+            for frame in waiting {
+                self.send(&[frame])?;
+            }
+        }
+        Ok(progress)
+    }
+
+    fn flush_tls_out(&mut self) {
+        if !self.tls_out.is_empty() {
+            let records = self.tls_out.split().freeze();
+            self.tx_len += records.len();
+            self.tx.push_back(records);
+        }
+    }
+
+    /// Queues one frame, given as consecutive chunks, for the socket:
+    /// as is, or encrypted (after the handshake; held until then).
+    pub fn send(&mut self, chunks: &[Bytes]) -> Result<(), TlsError> {
+        let Some(tls) = self.tls.as_mut() else {
+            for chunk in chunks {
+                if !chunk.is_empty() {
+                    self.tx_len += chunk.len();
+                    self.tx.push_back(chunk.clone());
+                }
+            }
+            return Ok(());
+        };
+        if !self.secured {
+            for chunk in chunks {
+                self.waiting_len += chunk.len();
+                self.waiting.push_back(chunk.clone());
+            }
+            return Ok(());
+        }
+        let mut slices: [&[u8]; 8] = [&[]; 8];
+        let mut result = Ok(TlsStatus::default());
+        let plain_before = self.plain.len();
+        for group in chunks.chunks(slices.len()) {
+            for (slot, chunk) in slices.iter_mut().zip(group) {
+                *slot = chunk;
+            }
+            let mut io =
+                TlsIo { incoming: &mut self.rx, plaintext: &mut self.plain, outgoing: &mut self.tls_out };
+            result = tls.write(&mut io, slices.get(..group.len()).unwrap_or_default());
+            if result.is_err() {
+                break;
+            }
+        }
+        self.flush_tls_out();
+        if self.plain.len() > plain_before {
+            self.fresh_plaintext = true;
+        }
+        result.map(|_| ())
+    }
+
+    /// Queues close_notify (TLS only; nothing before the handshake ends).
+    pub fn close_notify(&mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            let mut io =
+                TlsIo { incoming: &mut self.rx, plaintext: &mut self.plain, outgoing: &mut self.tls_out };
+            let _ = tls.close(&mut io);
+            self.flush_tls_out();
+        }
+    }
+
+    /// Bytes queued towards this side (including frames held for TLS).
+    pub fn queued(&self) -> usize {
+        self.tx_len + self.waiting_len
+    }
+
+    /// True when bytes wait for the socket.
+    pub fn has_tx(&self) -> bool {
+        !self.tx.is_empty()
+    }
+
+    /// The queued chunks, front first.
+    pub fn tx_chunks(&self) -> impl Iterator<Item = &Bytes> {
+        self.tx.iter()
+    }
+
+    /// `n` bytes were written to the socket.
+    pub fn consume(&mut self, mut n: usize) {
+        self.tx_len = self.tx_len.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = self.tx.front_mut() else { break };
+            if n >= front.len() {
+                n -= front.len();
+                self.tx.pop_front();
+            } else {
+                let _ = front.split_to(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// Nothing more will be written to this side.
+    pub fn drained(&self) -> bool {
+        !self.open || self.tx.is_empty()
+    }
+
+    /// Forgets everything queued; the socket is unusable.
+    pub fn shut(&mut self) {
+        self.open = false;
+        self.tx.clear();
+        self.tx_len = 0;
+        self.waiting.clear();
+        self.waiting_len = 0;
+    }
+
+    /// Memory held by this side's buffers.
+    pub fn footprint(&self) -> usize {
+        self.rx.capacity() + self.plain.capacity() + self.tls_out.capacity() + self.tx_len + self.waiting_len
+    }
+}
