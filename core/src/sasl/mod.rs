@@ -28,7 +28,7 @@ pub mod secret;
 pub mod server;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use client::{ClientAuthentication, ClientConfig, ClientError, ClientStep, Pending, SaslClient};
 pub use credentials::{CredentialError, CredentialStore, CredentialStoreBuilder};

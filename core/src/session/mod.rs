@@ -23,6 +23,8 @@ mod broker;
 mod client;
 mod passthrough;
 mod peer;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
