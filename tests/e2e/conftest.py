@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from kafka_e2e.clients import CLIENT_LIBS, client_lib
-from kafka_e2e.paths import PROXY_BINARY
+from kafka_e2e.paths import PROXY_BINARY, tansu_sqlite_binary
 from kafka_e2e.ports import pick_port, pick_proxy_base
 from kafka_e2e.procs import ManagedProcess, kill_all_live
 from kafka_e2e.proxy import RUNTIMES, KafkaProxy, PortLayout, StandInProxy, render_config
-from kafka_e2e.tansu import TANSU_NODE_ID, TansuBroker
+from kafka_e2e.tansu import SCRAM_USERS, TANSU_NODE_ID, TansuBroker
 
 
 def pytest_addoption(parser):
@@ -106,6 +106,29 @@ def tansu(request, tmp_path: Path, layout: PortLayout, stand_in: bool):
     span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
     advertised = layout.broker_port(TANSU_NODE_ID) if stand_in else None
     broker = _tansu(request, tmp_path / "tansu", span, advertised)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def sasl_tansu(request, tmp_path: Path):
+    """tansu 0.6.0 built with sqlite, requiring SASL (SCRAM_USERS exist), own port advertised.
+
+    Users are created while authentication is off, then the broker restarts with
+    --authentication on the same sqlite file.
+    """
+    binary = tansu_sqlite_binary()
+    if binary is None:
+        pytest.skip("tansu with sqlite not installed (scripts/install-test-deps.sh --with-sasl-broker)")
+    broker = TansuBroker(pick_port(), tmp_path / "tansu-sqlite", binary=binary,
+                         storage="sqlite://tansu.db", name="tansu-sqlite")
+    _track(request, broker.process)
+    broker.start()
+    for user, password, mechanism in SCRAM_USERS.values():
+        broker.create_user(user, password, mechanism)
+    broker.stop()
+    broker.authentication = True
+    broker.start()
     yield broker
     broker.stop()
 

@@ -3,12 +3,13 @@ and the facts the proxy scenarios rely on."""
 
 from __future__ import annotations
 
-
+import pytest
 
 from kafka_e2e import kcat
+from kafka_e2e.clients import ClientError, Sasl, client_lib
 from kafka_e2e.ports import HOST
 from kafka_e2e.scenarios import roundtrip
-from kafka_e2e.tansu import TANSU_NODE_ID
+from kafka_e2e.tansu import SCRAM_USERS, TANSU_NODE_ID
 from kafka_e2e.wire import Broker, KafkaWire
 
 
@@ -57,3 +58,19 @@ def test_kcat_with_librdkafka_2_16_works_direct(direct_tansu, tmp_path, unique):
                   "-f", "%k:%s\\n"], libdir=libdir)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.splitlines() == lines
+
+
+@pytest.mark.parametrize("mechanism", sorted(SCRAM_USERS))
+def test_sasl_scram_direct(lib, sasl_tansu, mechanism, unique):
+    """The SASL peer works: SCRAM logins and a full round trip against the sqlite tansu."""
+    user, password, _ = SCRAM_USERS[mechanism]
+    authed = client_lib(lib.name, Sasl(mechanism, user, password))
+    r = roundtrip(authed, sasl_tansu.bootstrap, f"sasl-{unique}", f"g-{unique}", n=50)
+    assert r.consumed == 50
+
+
+def test_sasl_wrong_password_is_refused_direct(lib, sasl_tansu):
+    user, _, _ = SCRAM_USERS["SCRAM-SHA-256"]
+    refused = client_lib(lib.name, Sasl("SCRAM-SHA-256", user, "not-the-password"))
+    with pytest.raises(ClientError):
+        refused.metadata(sasl_tansu.bootstrap, timeout=3)

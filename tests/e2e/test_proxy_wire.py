@@ -11,8 +11,9 @@ from kafka_e2e.wire import Broker, KafkaWire
 
 @pytest.mark.parametrize("port_kind", ["bootstrap", "broker"])
 def test_addresses_rewritten_at_every_probe_version(tansu, proxy, port_kind):
-    port = proxy.layout.bootstrap_port(0) if port_kind == "bootstrap" else proxy.layout.broker_port(TANSU_NODE_ID)
-    me = Broker(TANSU_NODE_ID, HOST, proxy.layout.broker_port(TANSU_NODE_ID))
+    broker_port = proxy.layout.broker_port(TANSU_NODE_ID)
+    port = proxy.layout.bootstrap_port(0) if port_kind == "bootstrap" else broker_port
+    me = Broker(TANSU_NODE_ID, HOST, broker_port)
     with KafkaWire(HOST, port) as w:
         assert w.metadata(1).brokers == [me]
         assert w.metadata(12).brokers == [me]

@@ -18,6 +18,15 @@ from .wire import Broker
 CLIENT_LIBS = ("confluent", "kafka-python")
 
 
+@dataclass(frozen=True)
+class Sasl:
+    """SASL_PLAINTEXT credentials; mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."""
+
+    mechanism: str
+    username: str
+    password: str
+
+
 class ClientError(RuntimeError):
     """A client operation failed or did not finish in time."""
 
@@ -152,10 +161,16 @@ class _ConfluentConsumer:
 class ConfluentLib:
     name = "confluent"
 
+    def __init__(self, sasl: Sasl | None = None):
+        self.extra = {} if sasl is None else {
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": sasl.mechanism,
+            "sasl.username": sasl.username, "sasl.password": sasl.password,
+        }
+
     def admin(self, bootstrap: str):
         from confluent_kafka.admin import AdminClient
 
-        return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+        return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000, **self.extra})
 
     def create_topic(self, bootstrap: str, topic: str, partitions: int, timeout: float = 20.0,
                      exist_ok: bool = False) -> None:
@@ -188,10 +203,10 @@ class ConfluentLib:
         return None if t is None or t.error is not None else len(t.partitions)
 
     def producer(self, bootstrap: str, topic: str, **overrides) -> _ConfluentProducer:
-        return _ConfluentProducer(bootstrap, topic, **overrides)
+        return _ConfluentProducer(bootstrap, topic, **{**self.extra, **overrides})
 
     def consumer(self, bootstrap: str, topic: str, group: str, **overrides) -> _ConfluentConsumer:
-        return _ConfluentConsumer(bootstrap, topic, group, **overrides)
+        return _ConfluentConsumer(bootstrap, topic, group, **{**self.extra, **overrides})
 
 
 # -------------------------------------------------------------- kafka-python
@@ -287,11 +302,18 @@ class _KPConsumer:
 class KafkaPythonLib:
     name = "kafka-python"
 
+    def __init__(self, sasl: Sasl | None = None):
+        self.extra = {} if sasl is None else dict(
+            security_protocol="SASL_PLAINTEXT", sasl_mechanism=sasl.mechanism,
+            sasl_plain_username=sasl.username, sasl_plain_password=sasl.password,
+        )
+
     def admin(self, bootstrap: str, timeout: float = 10.0):
         from kafka import KafkaAdminClient
 
         return KafkaAdminClient(bootstrap_servers=[bootstrap], request_timeout_ms=int(timeout * 1000),
-                                bootstrap_timeout_ms=int(timeout * 1000), reconnect_backoff_max_ms=1000)
+                                bootstrap_timeout_ms=int(timeout * 1000), reconnect_backoff_max_ms=1000,
+                                **self.extra)
 
     def create_topic(self, bootstrap: str, topic: str, partitions: int, timeout: float = 20.0,
                      exist_ok: bool = False) -> None:
@@ -319,17 +341,17 @@ class KafkaPythonLib:
         return [Broker(b["broker_id"], b["host"], b["port"]) for b in md["brokers"]]
 
     def producer(self, bootstrap: str, topic: str, **overrides) -> _KPProducer:
-        return _KPProducer(bootstrap, topic, **overrides)
+        return _KPProducer(bootstrap, topic, **{**self.extra, **overrides})
 
     def consumer(self, bootstrap: str, topic: str, group: str, **overrides) -> _KPConsumer:
-        return _KPConsumer(bootstrap, topic, group, **overrides)
+        return _KPConsumer(bootstrap, topic, group, **{**self.extra, **overrides})
 
 
-def client_lib(name: str):
+def client_lib(name: str, sasl: Sasl | None = None):
     if name == "confluent":
-        return ConfluentLib()
+        return ConfluentLib(sasl)
     if name == "kafka-python":
-        return KafkaPythonLib()
+        return KafkaPythonLib(sasl)
     raise ValueError(f"unknown client library {name!r}")
 
 

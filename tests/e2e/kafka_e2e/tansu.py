@@ -12,6 +12,12 @@ from .wire import KafkaWire, WireError
 
 TANSU_NODE_ID = 111
 
+# SCRAM users the sasl_tansu fixture creates: mechanism -> (user, password, tansu's name for it).
+SCRAM_USERS = {
+    "SCRAM-SHA-256": ("alice", "alice-secret", "scram256"),
+    "SCRAM-SHA-512": ("bob", "bob-secret", "scram512"),
+}
+
 
 class TansuBroker:
     """tansu listening on `port`, advertising `advertised_port` (its own port unless told).

@@ -69,9 +69,10 @@ def sasl_round(work: Path, relay_port: int, tansu_port: int, record: Path, used)
         for k, vs in _versions(record).items():
             used["confluent"][k] |= vs
         record.write_text("")
-        admin = KafkaAdminClient(bootstrap_servers=[f"{HOST}:{relay_port}"], security_protocol="SASL_PLAINTEXT",
-                                 sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
-                                 sasl_plain_password="alice-secret", bootstrap_timeout_ms=10000)
+        admin = KafkaAdminClient(bootstrap_servers=[f"{HOST}:{relay_port}"],
+                                 security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-256",
+                                 sasl_plain_username="alice", sasl_plain_password="alice-secret",
+                                 bootstrap_timeout_ms=10000)
         admin.describe_cluster()
         admin.close()
         for k, vs in _versions(record).items():
