@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kafka_e2e.ports import HOST
+from kafka_e2e.procs import port_accepts, wait_until
 from kafka_e2e.tansu import TANSU_NODE_ID
 from kafka_e2e.wire import Broker, KafkaWire
 
@@ -14,6 +15,10 @@ def test_addresses_rewritten_at_every_probe_version(tansu, proxy, port_kind):
     broker_port = proxy.layout.broker_port(TANSU_NODE_ID)
     port = proxy.layout.bootstrap_port(0) if port_kind == "bootstrap" else broker_port
     me = Broker(TANSU_NODE_ID, HOST, broker_port)
+    # Clients learn broker ports from bootstrap metadata; the proxy may open them only then.
+    with KafkaWire(HOST, proxy.layout.bootstrap_port(0)) as w:
+        assert w.metadata(1).brokers == [me]
+    wait_until(lambda: port_accepts(HOST, broker_port), 5, what=f"proxy broker port {broker_port}")
     with KafkaWire(HOST, port) as w:
         assert w.metadata(1).brokers == [me]
         assert w.metadata(12).brokers == [me]
