@@ -49,10 +49,22 @@ as_root() {
 }
 
 # ---------------------------------------------------------------- Python venv
-PYTHON_BOOT="${KAFKA_PROXY_PYTHON:-python3}"
-command -v "$PYTHON_BOOT" >/dev/null || die "$PYTHON_BOOT not found (Python 3.$PY_MIN_MINOR+ needed)"
-"$PYTHON_BOOT" -c "import sys; sys.exit(0 if sys.version_info >= (3, $PY_MIN_MINOR) else 1)" \
-  || die "$("$PYTHON_BOOT" --version 2>&1) is too old: Python 3.$PY_MIN_MINOR+ needed (set KAFKA_PROXY_PYTHON)"
+# The first Python 3.10+ that can make a venv: $KAFKA_PROXY_PYTHON, python3 (pyenv here), Debian's.
+PYTHON_BOOT=""
+for cand in ${KAFKA_PROXY_PYTHON:-} python3 python3.11 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import sys, ensurepip, venv; \
+      sys.exit(0 if sys.version_info >= (3, $PY_MIN_MINOR) else 1)" 2>/dev/null; then
+    PYTHON_BOOT="$cand"; break
+  fi
+done
+if [ -z "$PYTHON_BOOT" ] && command -v apt-get >/dev/null; then
+  say "no Python 3.$PY_MIN_MINOR+ with venv found: installing Debian python3-venv"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } \
+    || true
+  /usr/bin/python3 -c "import ensurepip" 2>/dev/null && PYTHON_BOOT=/usr/bin/python3
+fi
+[ -n "$PYTHON_BOOT" ] || die "no Python 3.$PY_MIN_MINOR+ with the venv module (set KAFKA_PROXY_PYTHON)"
 
 VENV="$DEPS/venv"
 PY="$VENV/bin/python"
