@@ -8,8 +8,11 @@ import time
 import pytest
 
 from kafka_e2e.clients import ClientError, retry
-from kafka_e2e.procs import wait_until
+from kafka_e2e.ports import HOST
+from kafka_e2e.procs import port_accepts, wait_until
 from kafka_e2e.scenarios import consume_until, stream_through_disruption
+from kafka_e2e.tansu import TANSU_NODE_ID
+from kafka_e2e.wire import KafkaWire
 
 SHORT_DELIVERY = {
     "confluent": {"message.timeout.ms": 5000, "socket.timeout.ms": 3000},
@@ -31,6 +34,20 @@ def test_proxy_sigkill_and_restart_mid_stream(lib, tansu, proxy, unique):
     assert not r.lost, f"{len(r.lost)} acknowledged records never consumed, e.g. {r.lost[:5]}"
     assert not r.failed, f"{len(r.failed)} deliveries failed, e.g. {r.failed[:3]}"
     assert r.acked_after_disruption >= 300
+
+
+def test_restarted_proxy_listens_on_known_broker_ports(tansu, proxy):
+    """After a restart, broker ports clients already know must accept again without any
+    client first going through bootstrap: kafka-python, for one, reconnects only to the
+    broker addresses it has and never returns to its bootstrap servers."""
+    broker_port = proxy.layout.broker_port(TANSU_NODE_ID)
+    with KafkaWire(HOST, proxy.layout.bootstrap_port(0)) as w:
+        w.metadata(12)
+    wait_until(lambda: port_accepts(HOST, broker_port), 5, what=f"broker port {broker_port}")
+    proxy.kill()
+    proxy.start()
+    wait_until(lambda: port_accepts(HOST, broker_port), 10,
+               what=f"the restarted proxy to listen on broker port {broker_port} again")
 
 
 def test_broker_down_errors_then_recovery(lib, tansu, proxy, unique):
