@@ -34,9 +34,32 @@ done
 TIMINGS=()
 CURRENT=""
 T_START=$SECONDS
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/kafka-proxy-test.XXXXXX")"
+
+# Total of the cargo test and pytest counts seen so far, as one "N passed, N failed" line.
+totals() {
+  local passed=0 failed=0 skipped=0 n
+  if [ -f "$LOGDIR/unit.log" ]; then
+    n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+    passed=$((passed + n))
+    n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+    failed=$((failed + n))
+    n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ ignored' | awk '{s+=$1} END {print s+0}')
+    skipped=$((skipped + n))
+  fi
+  if [ -f "$LOGDIR/e2e.log" ]; then
+    local line
+    line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?).* in [0-9.]+s' "$LOGDIR/e2e.log" | tail -1 || true)
+    n=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{s+=$1} END {print s+0}'); passed=$((passed + n))
+    n=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s+=$1} END {print s+0}'); failed=$((failed + n))
+    n=$(grep -oE '[0-9]+ skipped' <<<"$line" | awk '{s+=$1} END {print s+0}'); skipped=$((skipped + n))
+  fi
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+}
 
 summary() {
   local rc=$?
+  set +e +o pipefail  # counting below must not abort the report
   echo
   echo "==================== test.sh summary ===================="
   for t in "${TIMINGS[@]}"; do echo "  $t"; done
@@ -45,7 +68,9 @@ summary() {
   elif [ "$rc" -eq 0 ]; then
     echo "  all phases passed in $((SECONDS - T_START)) s"
   fi
+  echo "  logs: $LOGDIR"
   echo "=========================================================="
+  totals
 }
 trap summary EXIT
 
@@ -80,7 +105,7 @@ e2e() {
   [ -x target/release/kafka-proxy ] || echo "NOTE: target/release/kafka-proxy missing: proxy scenarios will skip"
   local rc=0
   # shellcheck disable=SC2086
-  "$PYTHON" -m pytest tests/e2e ${PYTEST_ARGS:-} || rc=$?
+  "$PYTHON" -m pytest tests/e2e ${PYTEST_ARGS:-} 2>&1 | tee "$LOGDIR/e2e.log" || rc=$?
   if [ "$rc" -eq 5 ]; then
     echo "e2e: pytest collected no tests: the suite is broken" >&2
   fi
@@ -105,7 +130,9 @@ fuzz_smoke() {
 
 phase deps deps
 phase lint lint
-phase unit cargo test --workspace --locked
+unit() { cargo test --workspace --locked 2>&1 | tee "$LOGDIR/unit.log"; }
+
+phase unit unit
 phase release cargo build --release --locked
 phase e2e e2e
 phase fuzz fuzz_smoke
