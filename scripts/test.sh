@@ -102,6 +102,11 @@ lint() {
 }
 
 e2e() {
+  if [ -z "${PYTHON:-}" ]; then
+    # shellcheck disable=SC1091
+    source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
+      || { echo "e2e: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
+  fi
   [ -x target/release/kafka-proxy ] || echo "NOTE: target/release/kafka-proxy missing: proxy scenarios will skip"
   local rc=0
   # shellcheck disable=SC2086
