@@ -111,6 +111,9 @@ def main() -> int:
     except KeyboardInterrupt:
         print("interrupted")
         return 130
+    except Exception as e:  # a failed step: say which, with the process log, not a traceback
+        print(f"\ndemo FAILED: {e}")
+        return 1
     finally:
         print()
         if proxy is not None and proxy.process.running():
