@@ -1,0 +1,179 @@
+"""kafka-proxy benchmark: the same broker and load driver, direct and through the proxy.
+
+For each mode (direct, proxy on --runtime tokio, proxy on --runtime mio) a fresh
+tansu (memory storage) is started; for each workload a fresh proxy is started
+(so its peak RSS belongs to that workload), the native load driver
+(bench/loadgen, librdkafka) moves the records, and the proxy's utime+stime
+(/proc/<pid>/stat) and VmHWM (/proc/<pid>/status) are read before and after.
+
+Workloads (1 KiB records, one producer or consumer connection, one partition):
+  produce-large  linger 50 ms, batch.size 1 MB
+  consume        read back everything produce-large wrote
+  produce-16k    batch.size 16 KiB, linger 0
+
+Run through bench/run.sh, which installs peers and builds both binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from kafka_e2e.ports import pick_port, pick_proxy_base  # noqa: E402
+from kafka_e2e.procs import proc_stats  # noqa: E402
+from kafka_e2e.proxy import KafkaProxy, PortLayout, render_config  # noqa: E402
+from kafka_e2e.tansu import TansuBroker  # noqa: E402
+
+WORKLOADS = {
+    "produce-large": ("produce", "bench-large", ["linger.ms=50", "batch.size=1000000",
+                                                 "queue.buffering.max.kbytes=2097152"]),
+    "consume": ("consume", "bench-large", ["fetch.max.bytes=52428800",
+                                           "max.partition.fetch.bytes=16777216",
+                                           "queued.max.messages.kbytes=1048576"]),
+    "produce-16k": ("produce", "bench-16k", ["linger.ms=0", "batch.size=16384",
+                                             "queue.buffering.max.kbytes=2097152"]),
+}
+MODES = ("direct", "tokio", "mio")
+
+
+def run_loadgen(loadgen: Path, kind: str, bootstrap: str, topic: str, records: int, record_size: int,
+                props: list[str], timeout: int) -> dict:
+    argv = [str(loadgen), kind, "--bootstrap", bootstrap, "--topic", topic, "--records", str(records),
+            "--record-size", str(record_size), "--timeout", str(timeout)]
+    for p in props:
+        argv += ["-X", p]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"loadgen {kind} failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def bench_mode(mode: str, args, work: Path) -> list[dict]:
+    rows = []
+    tansu = TansuBroker(pick_port(), work / f"tansu-{mode}", name=f"tansu-{mode}")
+    tansu.start()
+    try:
+        for topic in {t for _, t, _ in WORKLOADS.values()}:
+            tansu.create_topic(topic, partitions=1)
+        layout = None
+        config = None
+        if mode != "direct":
+            layout = PortLayout(pick_proxy_base(avoid={tansu.port}))
+            config = work / f"proxy-{mode}.yaml"
+            config.write_text(render_config([tansu.bootstrap], layout))
+        for wl in args.workloads:
+            kind, topic, props = WORKLOADS[wl]
+            proxy = None
+            bootstrap = tansu.bootstrap
+            if mode != "direct":
+                proxy = KafkaProxy(config, layout, mode, work / f"{mode}-{wl}", binary=args.proxy)
+                proxy.start()
+                bootstrap = proxy.bootstrap
+            try:
+                t_before = proc_stats(tansu.process.pid)
+                p_before = proc_stats(proxy.process.pid) if proxy else None
+                res = run_loadgen(args.loadgen, kind, bootstrap, topic, args.records, args.record_size,
+                                  props, args.timeout)
+                t_after = proc_stats(tansu.process.pid)
+                p_after = proc_stats(proxy.process.pid) if proxy else None
+            finally:
+                if proxy:
+                    proxy.stop()
+            gb = res["bytes"] / 1e9
+            row = {
+                "mode": mode, "workload": wl, "records": res["records"], "bytes": res["bytes"],
+                "seconds": res["seconds"], "mb_per_s": res["mb_per_s"],
+                "broker_cpu_s_per_gb": (t_after.cpu_seconds - t_before.cpu_seconds) / gb,
+                "proxy_cpu_s_per_gb": None, "proxy_peak_rss_mib": None,
+            }
+            if proxy:
+                row["proxy_cpu_s_per_gb"] = (p_after.cpu_seconds - p_before.cpu_seconds) / gb
+                row["proxy_peak_rss_mib"] = p_after.vm_hwm_kib / 1024
+            rows.append(row)
+            print(f"  {mode:6} {wl:13} {row['mb_per_s']:8.1f} MB/s", flush=True)
+    finally:
+        tansu.stop()
+    return rows
+
+
+def markdown(rows: list[dict], args) -> str:
+    out = [
+        f"# kafka-proxy benchmark, {dt.datetime.now().isoformat(timespec='seconds')}",
+        "",
+        f"- {args.records} records of {args.record_size} B per workload "
+        f"({args.records * args.record_size / 1e9:.2f} GB); one connection, one partition",
+        "- broker: tansu 0.6.0, memory storage, fresh per mode; load driver: bench/loadgen (librdkafka)",
+        f"- machine: {os.cpu_count()} cores, {platform.platform()}; load average at start "
+        f"{args.loadavg}",
+        "- MB = 10^6 bytes; CPU-s/GB = (utime+stime) over the workload / GB moved",
+        "",
+        "| workload | path | MB/s | proxy CPU-s/GB | proxy peak RSS (MiB) | broker CPU-s/GB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    order = {w: i for i, w in enumerate(WORKLOADS)}
+    for r in sorted(rows, key=lambda r: (order[r["workload"]], MODES.index(r["mode"]))):
+        path = "direct" if r["mode"] == "direct" else f"proxy ({r['mode']})"
+        pcpu = "—" if r["proxy_cpu_s_per_gb"] is None else f"{r['proxy_cpu_s_per_gb']:.2f}"
+        prss = "—" if r["proxy_peak_rss_mib"] is None else f"{r['proxy_peak_rss_mib']:.1f}"
+        out.append(f"| {r['workload']} | {path} | {r['mb_per_s']:.1f} | {pcpu} | {prss} | "
+                   f"{r['broker_cpu_s_per_gb']:.2f} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gb", type=float, default=1.0, help="GiB per workload (default 1)")
+    ap.add_argument("--record-size", type=int, default=1024)
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--loadgen", type=Path, default=REPO / "bench/loadgen/target/release/kafka-proxy-loadgen")
+    ap.add_argument("--proxy", type=Path, default=REPO / "target/release/kafka-proxy")
+    ap.add_argument("--out", type=Path, default=REPO / "bench/results")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per workload run")
+    args = ap.parse_args()
+    args.modes = [m for m in args.modes.split(",") if m]
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    for m in args.modes:
+        if m not in MODES:
+            ap.error(f"unknown mode {m}")
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            ap.error(f"unknown workload {w}")
+    if "consume" in args.workloads and "produce-large" not in args.workloads:
+        ap.error("consume reads what produce-large wrote: list both")
+    if any(m != "direct" for m in args.modes) and not args.proxy.is_file():
+        ap.error(f"{args.proxy} missing: build it (cargo build --release) or use --modes direct")
+    args.records = int(args.gb * 1024**3) // args.record_size
+    args.loadavg = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="kafka-proxy-bench-"))
+    rows = []
+    t0 = time.monotonic()
+    for mode in args.modes:
+        print(f"mode {mode}:", flush=True)
+        rows += bench_mode(mode, args, work)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    md = markdown(rows, args)
+    (args.out / f"bench-{stamp}.md").write_text(md)
+    (args.out / f"bench-{stamp}.json").write_text(json.dumps(rows, indent=2))
+    print()
+    print(md)
+    print(f"results: {args.out}/bench-{stamp}.md (.json); logs: {work}; took {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

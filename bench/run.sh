@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The benchmark: tansu (memory storage) direct vs through kafka-proxy on tokio and mio,
+# same native load driver (bench/loadgen, librdkafka), 1 KiB records, >= 1 GiB per workload.
+# Results (Markdown + JSON) go to bench/results/.
+#
+# Usage: bench/run.sh [--gb N] [--modes direct,tokio,mio] [--workloads produce-large,consume,produce-16k]
+#                     [--record-size BYTES] [--timeout SECONDS]
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+t0=$SECONDS
+scripts/install-test-deps.sh
+# shellcheck disable=SC1091
+source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh"
+echo "==> cargo build --release (kafka-proxy)"
+cargo build --release --locked
+echo "==> cargo build --release (bench/loadgen: librdkafka from rdkafka-sys sources, gcc + make)"
+(cd bench/loadgen && cargo build --release --locked)
+echo "==> setup took $((SECONDS - t0)) s"
+exec "$PYTHON" bench/bench.py "$@"

