@@ -7,7 +7,9 @@
 #   <deps>/rdkafka-2.16/   librdkafka.so.1 -> the wheel's librdkafka 2.16 (LD_LIBRARY_PATH use)
 #   <deps>/tansu-sqlite/   tansu 0.6.0 built with sqlite, SASL SCRAM capable (--with-sasl-broker)
 #   kcat (Debian 1.7.1-2, links librdkafka 2.0.2; a test uses that on purpose)
-#   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, RDKAFKA_216_LIBDIR
+#   <deps>/cargo-fuzz/     cargo-fuzz 0.13.2 (the fuzz phase of scripts/test.sh)
+#   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
+#   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ, RDKAFKA_216_LIBDIR
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -17,6 +19,7 @@ set -euo pipefail
 
 TANSU_VERSION=0.6.0
 KCAT_DEB_VERSION=1.7.1-2
+STUNNEL_DEB_VERSION=3:5.68-2+deb12u1
 PY_MIN_MINOR=10
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -110,20 +113,28 @@ RDKAFKA_216_LIBDIR="$DEPS/rdkafka-2.16"
 mkdir -p "$RDKAFKA_216_LIBDIR"
 ln -sfn "$RDK_LIB" "$RDKAFKA_216_LIBDIR/librdkafka.so.1"
 
-# ---------------------------------------------------------------- Debian kcat
-kcat_version() { dpkg-query -W -f='${Version}' kcat 2>/dev/null || true; }
-if [ "$(kcat_version)" = "$KCAT_DEB_VERSION" ]; then
-  say "kcat $KCAT_DEB_VERSION ok"
-else
-  command -v apt-get >/dev/null || die "apt-get not found: kcat $KCAT_DEB_VERSION must come from Debian"
-  say "installing Debian kcat=$KCAT_DEB_VERSION"
-  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "kcat=$KCAT_DEB_VERSION" >/dev/null 2>&1; then
-    as_root apt-get update -qq >/dev/null || die "apt-get update failed"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "kcat=$KCAT_DEB_VERSION" >/dev/null \
-      || die "apt-get install kcat=$KCAT_DEB_VERSION failed"
+# ---------------------------------------------------------------- Debian packages
+# deb_install PACKAGE VERSION: that exact version from Debian, or fail.
+deb_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+deb_install() {
+  local pkg=$1 want=$2
+  if [ "$(deb_version "$pkg")" = "$want" ]; then
+    say "$pkg $want ok"
+    return
   fi
-  [ "$(kcat_version)" = "$KCAT_DEB_VERSION" ] || die "kcat is $(kcat_version), wanted $KCAT_DEB_VERSION"
-fi
+  command -v apt-get >/dev/null || die "apt-get not found: $pkg $want must come from Debian"
+  say "installing Debian $pkg=$want"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg=$want" >/dev/null 2>&1; then
+    as_root apt-get update -qq >/dev/null || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg=$want" >/dev/null \
+      || die "apt-get install $pkg=$want failed"
+  fi
+  [ "$(deb_version "$pkg")" = "$want" ] || die "$pkg is $(deb_version "$pkg"), wanted $want"
+}
+deb_install kcat "$KCAT_DEB_VERSION"
+# stunnel: the TLS endpoint in front of tansu (tansu 0.6.0 does not wire up --cert/--key).
+deb_install stunnel4 "$STUNNEL_DEB_VERSION"
+STUNNEL="$(command -v stunnel4 || command -v stunnel)"
 KCAT="$(command -v kcat)"
 
 # ------------------------------------------------- tansu with sqlite (SASL broker)
@@ -152,6 +163,17 @@ else
   say "tansu sqlite not installed (pass --with-sasl-broker to build it; SASL tests will skip)"
 fi
 
+# ---------------------------------------------------------------- cargo-fuzz
+CARGO_FUZZ_VERSION=0.13.2
+CARGO_FUZZ="$DEPS/cargo-fuzz/bin/cargo-fuzz"
+if [ -x "$CARGO_FUZZ" ] && "$CARGO_FUZZ" --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
+  say "cargo-fuzz $CARGO_FUZZ_VERSION ok"
+else
+  say "building cargo-fuzz $CARGO_FUZZ_VERSION (about 1 min)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$DEPS/cargo-fuzz" >/dev/null 2>&1 \
+    || die "cargo install cargo-fuzz $CARGO_FUZZ_VERSION failed"
+fi
+
 # ---------------------------------------------------------------- env.sh
 {
   echo "# Written by scripts/install-test-deps.sh; source it."
@@ -160,6 +182,8 @@ fi
   echo "export TANSU='$TANSU'"
   if tansu_sqlite_ok; then echo "export TANSU_SQLITE='$TANSU_SQLITE'"; else echo "unset TANSU_SQLITE"; fi
   echo "export KCAT='$KCAT'"
+  echo "export STUNNEL='$STUNNEL'"
+  echo "export CARGO_FUZZ='$CARGO_FUZZ'"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
@@ -176,4 +200,5 @@ print(f"[install-test-deps]   pytest         {version('pytest')}  python {sys.ve
 print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
 EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
+say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
 say "env file: $DEPS/env.sh"
