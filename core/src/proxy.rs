@@ -22,6 +22,20 @@ use crate::session::{Session, SessionConfig};
 /// How long a closing session may flush what it already queued.
 const LINGER: Duration = Duration::from_secs(5);
 
+/// First and longest wait between failed probes of the cluster.
+const PROBE_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+
+/// Whether the proxy still has to learn the cluster on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Learned (or probing is impossible with this configuration).
+    Done,
+    /// A probe session is out.
+    Running,
+    /// The next probe starts at this time.
+    Due(Instant),
+}
+
 /// A listener change for the runtime, drained with [`Proxy::poll_action`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyAction {
@@ -37,6 +51,9 @@ pub enum ProxyAction {
         /// The listener.
         id: ListenerId,
     },
+    /// Learn the cluster now: call [`Proxy::probe`] and drive the session it
+    /// returns like any other, without a client socket.
+    Probe,
 }
 
 /// Why an accepted connection cannot be served.
@@ -69,6 +86,8 @@ pub struct Proxy {
     refused: BTreeSet<i32>,
     /// SNI mode: the name mapping and the routes learned so far.
     sni: Option<SniRouter>,
+    probe: Probe,
+    probe_backoff: Duration,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
 }
@@ -98,6 +117,8 @@ impl Proxy {
         };
         let mut proxy = Proxy {
             sni,
+            probe: Probe::Running,
+            probe_backoff: PROBE_BACKOFF.0,
             config: Arc::new(config),
             session_config,
             brokers: BTreeMap::new(),
@@ -116,7 +137,75 @@ impl Proxy {
             }
             Mapping::Sni(_) => proxy.listen(ListenerId::Sni),
         }
+        // A restarted proxy must reopen broker ports (and SNI routes) clients
+        // already know, before any client asks bootstrap for Metadata again.
+        if proxy.can_probe() {
+            proxy.actions.push_back(ProxyAction::Probe);
+        } else {
+            proxy.probe = Probe::Done;
+            info!("brokers are learned from client traffic (no identity to ask the cluster with)");
+        }
         proxy
+    }
+
+    /// True when the proxy can ask the cluster for Metadata by itself: it
+    /// needs an upstream identity unless the brokers take unauthenticated clients.
+    fn can_probe(&self) -> bool {
+        use crate::config::UpstreamLogin;
+        match (&self.config.security.downstream_sasl, &self.config.security.upstream_login) {
+            (DownstreamSasl::PassThrough, _) => false,
+            (_, UpstreamLogin::Swap(map)) => map.contains_key(crate::session::ANONYMOUS),
+            _ => true,
+        }
+    }
+
+    /// A session that asks bootstrap server 0 for the cluster's brokers and
+    /// closes (answer to [`ProxyAction::Probe`]); `None` when no probe is due.
+    pub fn probe(&mut self, now: Instant, wall: SystemTime) -> Option<Session> {
+        if self.probe != Probe::Running {
+            return None;
+        }
+        let upstream = self.config.bootstrap.first()?.clone();
+        let route = self.route_to(ListenerId::Bootstrap(0), upstream);
+        let session_id = self.next_session;
+        self.next_session += 1;
+        tracing::debug!(session = session_id, upstream = %route.upstream, "probing the cluster");
+        Some(Session::new_probe(session_id, now, wall, self.session_config.clone(), route))
+    }
+
+    /// The probe session ended: done when brokers were learned, otherwise
+    /// tried again later (with growing pauses).
+    pub fn handle_probe_closed(&mut self, now: Instant) {
+        if !self.brokers.is_empty() {
+            self.probe = Probe::Done;
+            return;
+        }
+        info!(retry_in = ?self.probe_backoff, "could not learn the cluster's brokers yet");
+        self.probe = Probe::Due(now + self.probe_backoff);
+        self.probe_backoff = (self.probe_backoff * 2).min(PROBE_BACKOFF.1);
+    }
+
+    /// The earliest moment [`Proxy::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.probe {
+            Probe::Due(at) => Some(at),
+            Probe::Done | Probe::Running => None,
+        }
+    }
+
+    /// Time has reached a deadline from `poll_timeout`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Probe::Due(at) = self.probe
+            && now >= at
+        {
+            if self.brokers.is_empty() {
+                self.probe = Probe::Running;
+                self.actions.push_back(ProxyAction::Probe);
+            } else {
+                // A client's Metadata taught the proxy in the meantime.
+                self.probe = Probe::Done;
+            }
+        }
     }
 
     /// The configuration.

@@ -227,7 +227,10 @@ fn bootstrap_listeners_open_at_start() {
     let h = Harness::new(config(Limits::default()));
     assert_eq!(
         h.actions,
-        vec![ProxyAction::Listen { id: ListenerId::Bootstrap(0), addr: "127.0.0.1:30000".parse().unwrap() }]
+        vec![
+            ProxyAction::Listen { id: ListenerId::Bootstrap(0), addr: "127.0.0.1:30000".parse().unwrap() },
+            ProxyAction::Probe,
+        ]
     );
 }
 
@@ -326,5 +329,54 @@ mod metadata {
         );
         assert!(!h.listeners.contains_key(&ListenerId::Broker(401)));
         assert!(h.conns[c].closed.is_none());
+    }
+
+    #[test]
+    fn a_started_proxy_probes_the_cluster_for_its_brokers() {
+        let mut h = Harness::with_probes(config(Limits::default()));
+        let probe = 0;
+        assert!(h.conns[probe].session.is_probe());
+        let asked = frames(&h.conns[probe].to_broker);
+        assert_eq!(asked.len(), 1, "one Metadata request");
+        assert_eq!(&asked[0][..4], &[0, 3, 0, 4], "Metadata v4");
+        assert!(!h.listeners.contains_key(&ListenerId::Broker(111)));
+        let mut reply = metadata_response(1, &[(111, "kafka-111.internal", 9092)]);
+        // The probe asked with v4 (classic header, no tags): re-encode for that.
+        reply = {
+            let response = MetadataResponse::decode(&mut bytes(&reply[9..]), 12).unwrap();
+            let mut body = BytesMut::new();
+            body.extend_from_slice(&1i32.to_be_bytes());
+            response.encode(&mut body, 4).unwrap();
+            framed(&body)
+        };
+        h.broker_send(probe, &reply);
+        assert!(
+            h.listeners.contains_key(&ListenerId::Broker(111)),
+            "broker port open before any client: {:?} {:?}",
+            h.conns[probe].closed,
+            h.actions
+        );
+        assert_eq!(h.conns[probe].closed, Some(CloseReason::ProbeComplete));
+        assert_eq!(h.proxy.poll_timeout(), None, "no further probe");
+    }
+
+    #[test]
+    fn a_failed_probe_is_retried_with_backoff() {
+        let mut h = Harness::with_probes(config(Limits::default()));
+        let now = h.now;
+        let broker_gone = |h: &mut Harness, c: usize| {
+            let now = h.now;
+            let _ =
+                h.conns[c].session.read_from(now, Side::Upstream, |_| Ok::<_, std::convert::Infallible>(0));
+            h.drive();
+        };
+        broker_gone(&mut h, 0);
+        assert_eq!(h.conns[0].closed, Some(CloseReason::PeerClosed(Side::Upstream)));
+        assert_eq!(h.proxy.poll_timeout(), Some(now + Duration::from_secs(1)));
+        h.advance(Duration::from_secs(1));
+        assert_eq!(h.conns.len(), 2, "a second probe");
+        let now = h.now;
+        broker_gone(&mut h, 1);
+        assert_eq!(h.proxy.poll_timeout(), Some(now + Duration::from_secs(2)), "the pause doubles");
     }
 }

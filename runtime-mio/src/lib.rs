@@ -118,10 +118,11 @@ struct Listener {
     socket: TcpListener,
 }
 
-/// One client connection, its upstream connection and their session.
+/// One client connection (none for a probe), its upstream connection and
+/// their session.
 struct Conn {
     session: Session,
-    client: TcpStream,
+    client: Option<TcpStream>,
     broker: Option<TcpStream>,
     /// The broker socket is connecting (waiting for its writable edge).
     connecting: bool,
@@ -169,11 +170,24 @@ struct Loop {
 
 impl Loop {
     fn open_initial_listeners(&mut self) -> Result<(), StartError> {
+        let mut probe = false;
         while let Some(action) = self.proxy.poll_action() {
-            if let ProxyAction::Listen { id, addr } = action {
-                let socket = TcpListener::bind(addr).map_err(|error| StartError::Bind { id, addr, error })?;
-                self.add_listener(id, addr, socket).map_err(|error| StartError::Bind { id, addr, error })?;
+            match action {
+                ProxyAction::Listen { id, addr } => {
+                    let socket =
+                        TcpListener::bind(addr).map_err(|error| StartError::Bind { id, addr, error })?;
+                    self.add_listener(id, addr, socket).map_err(|error| StartError::Bind {
+                        id,
+                        addr,
+                        error,
+                    })?;
+                }
+                ProxyAction::Unlisten { .. } => {}
+                ProxyAction::Probe => probe = true,
             }
+        }
+        if probe {
+            self.start_probe();
         }
         Ok(())
     }
@@ -220,8 +234,28 @@ impl Loop {
                         info!(listener = %id, "stopped listening");
                     }
                 }
+                ProxyAction::Probe => self.start_probe(),
             }
         }
+    }
+
+    /// Starts the proxy's own Metadata probe of the cluster: a connection
+    /// without a client.
+    fn start_probe(&mut self) {
+        let Some(session) = self.proxy.probe(Instant::now(), SystemTime::now()) else { return };
+        let span = info_span!("probe", id = session.id());
+        let slot = self.conns.insert(Conn {
+            session,
+            client: None,
+            broker: None,
+            connecting: false,
+            candidates: Vec::new(),
+            readable: [false; 2],
+            writable: [false; 2],
+            timer: None,
+            span,
+        });
+        self.pump(slot);
     }
 
     fn serve(&mut self, stop: &AtomicBool) {
@@ -247,7 +281,11 @@ impl Loop {
                 return;
             }
             let timeout = if self.dirty.is_empty() && self.dirty_listeners.is_empty() {
-                let next_timer = self.timers.first().map(|(t, _)| t.saturating_duration_since(now));
+                let next_timer = [self.timers.first().map(|(t, _)| *t), self.proxy.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|t| t.saturating_duration_since(now));
                 match (next_timer, stopping) {
                     (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(now))),
                     (t, None) => t,
@@ -294,6 +332,11 @@ impl Loop {
             }
             self.fire_timers();
             self.reap();
+            let now = Instant::now();
+            if self.proxy.poll_timeout().is_some_and(|t| t <= now) {
+                self.proxy.handle_timeout(now);
+                self.apply_actions();
+            }
         }
     }
 
@@ -330,7 +373,7 @@ impl Loop {
             let span = info_span!("conn", id = session.id(), %peer, listener = %id);
             let slot = self.conns.insert(Conn {
                 session,
-                client,
+                client: Some(client),
                 broker: None,
                 connecting: false,
                 candidates: Vec::new(),
@@ -340,11 +383,13 @@ impl Loop {
                 span,
             });
             let Some(conn) = self.conns.get_mut(slot) else { continue };
-            if let Err(error) = self.poll.registry().register(
-                &mut conn.client,
-                token(slot, Side::Downstream),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
+            if let Some(client) = conn.client.as_mut()
+                && let Err(error) = self.poll.registry().register(
+                    client,
+                    token(slot, Side::Downstream),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+            {
                 conn.session.handle_io_error(Instant::now(), Side::Downstream, &error);
             }
             self.pump(slot);
@@ -549,12 +594,18 @@ impl Loop {
         for slot in std::mem::take(&mut self.closed) {
             if let Some(mut conn) = self.conns.remove(slot) {
                 let registry = self.poll.registry();
-                let _ = registry.deregister(&mut conn.client);
+                if let Some(mut client) = conn.client.take() {
+                    let _ = registry.deregister(&mut client);
+                }
                 if let Some(mut broker) = conn.broker.take() {
                     let _ = registry.deregister(&mut broker);
                 }
                 if let Some(t) = conn.timer {
                     self.timers.remove(&(t, slot));
+                }
+                if conn.session.is_probe() {
+                    self.proxy.handle_probe_closed(Instant::now());
+                    self.apply_actions();
                 }
             }
         }
@@ -568,7 +619,10 @@ fn flush(conn: &mut Conn, side: Side) -> bool {
         return false;
     }
     let stream = match side {
-        Side::Downstream => &mut conn.client,
+        Side::Downstream => match conn.client.as_mut() {
+            Some(s) => s,
+            None => return false,
+        },
         Side::Upstream => match conn.broker.as_mut() {
             Some(s) if !conn.connecting => s,
             _ => return false,
@@ -597,7 +651,10 @@ fn flush(conn: &mut Conn, side: Side) -> bool {
 fn read(conn: &mut Conn, side: Side) -> bool {
     let i = side_index(side);
     let stream = match side {
-        Side::Downstream => &mut conn.client,
+        Side::Downstream => match conn.client.as_mut() {
+            Some(s) => s,
+            None => return false,
+        },
         Side::Upstream => match conn.broker.as_mut() {
             Some(s) if !conn.connecting => s,
             _ => return false,

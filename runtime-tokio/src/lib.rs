@@ -84,6 +84,8 @@ struct Shared {
     listeners: Mutex<HashMap<ListenerId, JoinHandle<()>>>,
     shutdown: watch::Receiver<bool>,
     connections: AtomicUsize,
+    /// Wakes the proxy timer task when its deadline may have changed.
+    timer: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -114,6 +116,38 @@ impl Shared {
                         info!(listener = %id, "stopped listening");
                     }
                 }
+                ProxyAction::Probe => self.spawn_probe(),
+            }
+        }
+    }
+
+    /// Starts the proxy's own Metadata probe of the cluster.
+    fn spawn_probe(self: &Arc<Self>) {
+        let session = self.proxy().probe(Instant::now(), SystemTime::now());
+        let Some(session) = session else { return };
+        let span = info_span!("probe", id = session.id());
+        let shared = self.clone();
+        tokio::spawn(
+            async move {
+                Connection { session, client: None, broker: None, connecting: None }.run(&shared).await;
+                shared.proxy().handle_probe_closed(Instant::now());
+                shared.timer.notify_one();
+                shared.apply_actions().await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Fires the proxy's own deadlines (probe retries).
+    async fn timer_loop(self: Arc<Self>) {
+        loop {
+            let due = self.proxy().poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                () = maybe(due.map(tokio::time::sleep_until)) => {
+                    self.proxy().handle_timeout(Instant::now());
+                    self.apply_actions().await;
+                }
+                () = self.timer.notified() => {}
             }
         }
     }
@@ -166,6 +200,7 @@ async fn serve(proxy: Proxy, shutdown: impl Future<Output = ()> + Send + 'static
         listeners: Mutex::new(HashMap::new()),
         shutdown: stop_rx,
         connections: AtomicUsize::new(0),
+        timer: tokio::sync::Notify::new(),
     });
     // The initial listeners must all bind, or the proxy cannot serve.
     loop {
@@ -178,11 +213,14 @@ async fn serve(proxy: Proxy, shutdown: impl Future<Output = ()> + Send + 'static
                 shared.spawn_accept(id, listener);
             }
             Some(ProxyAction::Unlisten { .. }) => {}
+            Some(ProxyAction::Probe) => shared.spawn_probe(),
             None => break,
         }
     }
+    let timer = tokio::spawn(shared.clone().timer_loop());
     shutdown.await;
     info!("shutting down");
+    timer.abort();
     for (_, task) in shared.listeners.lock().unwrap_or_else(PoisonError::into_inner).drain() {
         task.abort();
     }
@@ -196,10 +234,11 @@ async fn serve(proxy: Proxy, shutdown: impl Future<Output = ()> + Send + 'static
 
 type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
-/// One client connection, its upstream connection and their session.
+/// One client connection (none for a probe), its upstream connection and
+/// their session.
 struct Connection {
     session: Session,
-    client: TcpStream,
+    client: Option<TcpStream>,
     broker: Option<TcpStream>,
     connecting: Option<Connecting>,
 }
@@ -218,13 +257,13 @@ impl Connection {
         if let Err(error) = client.set_nodelay(true) {
             debug!(%error, "cannot set TCP_NODELAY on the client socket");
         }
-        Connection { session, client, broker: None, connecting: None }
+        Connection { session, client: Some(client), broker: None, connecting: None }
     }
 
     /// The session and the socket of `side`, borrowed apart.
     fn split(&mut self, side: Side) -> (&mut Session, Option<&TcpStream>) {
         let stream = match side {
-            Side::Downstream => Some(&self.client),
+            Side::Downstream => self.client.as_ref(),
             Side::Upstream => self.broker.as_ref(),
         };
         (&mut self.session, stream)
@@ -270,13 +309,14 @@ impl Connection {
                 continue;
             }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
-            let read_client = self.session.wants_read(Side::Downstream);
+            let read_client = self.client.is_some() && self.session.wants_read(Side::Downstream);
             let read_broker = self.broker.is_some() && self.session.wants_read(Side::Upstream);
-            let write_client = self.session.wants_write(Side::Downstream);
+            let write_client = self.client.is_some() && self.session.wants_write(Side::Downstream);
             let write_broker = self.broker.is_some() && self.session.wants_write(Side::Upstream);
             let broker = self.broker.as_ref();
+            let client = self.client.as_ref();
             tokio::select! {
-                r = self.client.readable(), if read_client => match r {
+                r = maybe(client.map(TcpStream::readable)), if read_client => match r {
                     Ok(()) => self.read(Side::Downstream),
                     Err(e) => self.session.handle_io_error(Instant::now(), Side::Downstream, &e),
                 },
@@ -284,7 +324,7 @@ impl Connection {
                     Ok(()) => self.read(Side::Upstream),
                     Err(e) => self.session.handle_io_error(Instant::now(), Side::Upstream, &e),
                 },
-                r = self.client.writable(), if write_client => if let Err(e) = r {
+                r = maybe(client.map(TcpStream::writable)), if write_client => if let Err(e) = r {
                     self.session.handle_io_error(Instant::now(), Side::Downstream, &e);
                 },
                 r = maybe(broker.map(TcpStream::writable)), if write_broker => if let Err(e) = r {

@@ -47,6 +47,9 @@ impl Session {
                 })?;
                 self.forward_response(request, frame, body)?;
                 self.release_answers();
+                if self.probe && self.responses.is_empty() {
+                    self.close(now, CloseReason::ProbeComplete);
+                }
                 Ok(())
             }
         }

@@ -260,6 +260,8 @@ pub enum CloseReason {
     Rewrite(RewriteError),
     /// The SNI name routes nowhere.
     NoRoute(String),
+    /// A probe session learned what it asked for.
+    ProbeComplete,
     /// Nothing moved for `idle_timeout`.
     IdleTimeout,
     /// The runtime is shutting down.
@@ -289,6 +291,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::UpstreamLogin(e) => write!(f, "login at the broker failed: {e}"),
             CloseReason::Rewrite(e) => write!(f, "cannot rewrite broker response: {e}"),
             CloseReason::NoRoute(name) => write!(f, "no route for SNI name {name}"),
+            CloseReason::ProbeComplete => f.write_str("cluster probe complete"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
             CloseReason::Shutdown => f.write_str("proxy shutting down"),
         }
@@ -299,7 +302,13 @@ impl CloseReason {
     /// True for endings that are part of normal operation (a peer hanging up,
     /// idleness, shutdown), false for failures worth a warning.
     pub fn is_normal(&self) -> bool {
-        matches!(self, CloseReason::PeerClosed(_) | CloseReason::IdleTimeout | CloseReason::Shutdown)
+        matches!(
+            self,
+            CloseReason::PeerClosed(_)
+                | CloseReason::IdleTimeout
+                | CloseReason::Shutdown
+                | CloseReason::ProbeComplete
+        )
     }
 }
 
@@ -428,6 +437,8 @@ pub struct Session {
     /// derived from the monotonic time passed in).
     anchor_wall: SystemTime,
     anchor_instant: Instant,
+    /// A probe: no client; the proxy asks the cluster for its brokers.
+    probe: bool,
 }
 
 /// The principal of clients nobody authenticated (seed 000).
@@ -491,6 +502,7 @@ impl Session {
             handshake_deadline: needs_handshake.then(|| now + config.limits.handshake_timeout),
             anchor_wall: wall,
             anchor_instant: now,
+            probe: false,
             config,
         };
         if let Some(principal) = session.principal.clone() {
@@ -507,6 +519,48 @@ impl Session {
             None => {}
         }
         session
+    }
+
+    /// A session without a client that asks the cluster (through `route`,
+    /// with the configured upstream TLS and login) for its brokers, reports
+    /// them as [`Event::Observed`], and closes.
+    pub fn new_probe(
+        id: u64,
+        now: Instant,
+        wall: SystemTime,
+        config: Arc<SessionConfig>,
+        route: Route,
+    ) -> Session {
+        let mut session = Session::new(id, now, wall, config, None);
+        session.probe = true;
+        session.down = Peer::plain(false);
+        session.down_auth = DownAuth::Off;
+        if let UpAuth::AwaitPrincipal = session.up_auth {
+            session.set_principal(now, ANONYMOUS.to_owned());
+        }
+        session.phase = Phase::Routing { asked: false };
+        session.events.clear();
+        session.handle_route(now, route);
+        // Metadata v4, no topics: the broker list only.
+        let mut request = BytesMut::with_capacity(32);
+        request.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
+        request.extend_from_slice(&4i16.to_be_bytes());
+        request.extend_from_slice(&1i32.to_be_bytes());
+        crate::wire::put_string(&mut request, false, b"kafka-proxy");
+        request.extend_from_slice(&0i32.to_be_bytes());
+        request.extend_from_slice(&[0]);
+        let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + request.len());
+        frame.extend_from_slice(&frame::size_prefix(request.len()));
+        frame.extend_from_slice(&request);
+        if let Err(reason) = session.on_client_frame(now, frame.freeze()) {
+            session.close(now, reason);
+        }
+        session
+    }
+
+    /// True for a probe session ([`Session::new_probe`]).
+    pub fn is_probe(&self) -> bool {
+        self.probe
     }
 
     /// The id given at creation, for logs.

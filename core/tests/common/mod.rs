@@ -63,6 +63,8 @@ pub struct Harness {
     pub write_size: usize,
     /// Connect upstream as soon as asked.
     pub auto_connect: bool,
+    /// Run the proxy's probe sessions (as connections without a client).
+    pub run_probes: bool,
 }
 
 impl Harness {
@@ -76,8 +78,27 @@ impl Harness {
             read_size: 64 * 1024,
             write_size: usize::MAX,
             auto_connect: true,
+            run_probes: false,
         };
         h.drain_proxy();
+        h
+    }
+
+    /// A harness that runs the proxy's probe sessions (the first is `conns[0]`).
+    pub fn with_probes(config: ProxyConfig) -> Harness {
+        let mut h = Harness {
+            now: Instant::now(),
+            proxy: Proxy::new(config),
+            listeners: BTreeMap::new(),
+            actions: Vec::new(),
+            conns: Vec::new(),
+            read_size: 64 * 1024,
+            write_size: usize::MAX,
+            auto_connect: true,
+            run_probes: true,
+        };
+        h.drain_proxy();
+        h.drive();
         h
     }
 
@@ -89,6 +110,21 @@ impl Harness {
                 }
                 ProxyAction::Unlisten { id } => {
                     self.listeners.remove(id);
+                }
+                ProxyAction::Probe => {
+                    if self.run_probes
+                        && let Some(session) = self.proxy.probe(self.now, SystemTime::now())
+                    {
+                        self.conns.push(Conn {
+                            session,
+                            to_client: Vec::new(),
+                            to_broker: Vec::new(),
+                            from_client: Vec::new(),
+                            from_broker: Vec::new(),
+                            connect: None,
+                            closed: None,
+                        });
+                    }
                 }
             }
             self.actions.push(action);
@@ -126,6 +162,10 @@ impl Harness {
     /// Moves the clock forward and fires due timers.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;
+        if self.proxy.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.proxy.handle_timeout(self.now);
+            self.drain_proxy();
+        }
         for conn in &mut self.conns {
             if conn.session.poll_timeout().is_some_and(|t| t <= self.now) {
                 conn.session.handle_timeout(self.now);
@@ -155,6 +195,7 @@ impl Harness {
         let mut progress = false;
         let mut observed = Vec::new();
         let mut routes = Vec::new();
+        let mut probe_closed = false;
         {
             let conn = &mut self.conns[c];
             while let Some(event) = conn.session.poll_event() {
@@ -168,13 +209,17 @@ impl Harness {
                     }
                     Event::Observed(o) => observed.push(o),
                     Event::Route(name) => routes.push(name),
-                    Event::Closed(reason) => conn.closed = Some(reason),
+                    Event::Closed(reason) => {
+                        if conn.session.is_probe() {
+                            probe_closed = true;
+                        }
+                        conn.closed = Some(reason)
+                    }
                 }
             }
-            if conn.closed.is_some() {
-                return progress;
-            }
-            for side in [Side::Downstream, Side::Upstream] {
+            let sides: &[Side] =
+                if conn.closed.is_some() { &[] } else { &[Side::Downstream, Side::Upstream] };
+            for &side in sides {
                 loop {
                     let sink = match side {
                         Side::Downstream => &mut conn.to_client,
@@ -223,6 +268,9 @@ impl Harness {
         }
         for o in observed {
             self.proxy.handle_observed(now, o);
+        }
+        if probe_closed {
+            self.proxy.handle_probe_closed(now);
         }
         for name in routes {
             let route = self.proxy.route_sni(name.as_deref());
