@@ -408,6 +408,7 @@ impl Loop {
             let mut progress = false;
             let mut observed = Vec::new();
             let mut connect = None;
+            let mut closed = None;
             while let Some(event) = conn.session.poll_event() {
                 match event {
                     Event::Connect(target) => connect = Some(target),
@@ -416,16 +417,22 @@ impl Loop {
                         Some(route) => conn.session.handle_route(Instant::now(), route),
                         None => conn.session.handle_no_route(Instant::now(), name.as_deref().unwrap_or("")),
                     },
-                    Event::Closed(reason) => {
-                        if reason.is_normal() {
-                            debug!(%reason, "connection closed");
-                        } else {
-                            info!(%reason, "connection closed");
-                        }
-                        self.closed.push(slot);
-                        return;
-                    }
+                    Event::Closed(reason) => closed = Some(reason),
                 }
+            }
+            if let Some(reason) = closed {
+                if reason.is_normal() {
+                    debug!(%reason, "connection closed");
+                } else {
+                    info!(%reason, "connection closed");
+                }
+                let now = Instant::now();
+                for o in observed {
+                    self.proxy.handle_observed(now, o);
+                }
+                self.apply_actions();
+                self.closed.push(slot);
+                return;
             }
             if !observed.is_empty() {
                 let now = Instant::now();

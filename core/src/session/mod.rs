@@ -927,7 +927,7 @@ impl Session {
                 }
             }
             Side::Upstream => {
-                debug!(session = self.id, "TLS with the broker established");
+                debug!(session = self.id, tls = self.up.has_tls(), "upstream ready");
                 self.start_login(now);
                 self.release_held();
             }
