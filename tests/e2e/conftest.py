@@ -33,12 +33,12 @@ def pytest_addoption(parser):
 # ---------------------------------------------------------------------------
 def require_proxy_binary() -> None:
     if not PROXY_BINARY.is_file():
-        pytest.skip(f"proxy scenarios skipped: {PROXY_BINARY} is missing (cargo build --release)")
+        pytest.fail(f"{PROXY_BINARY} is missing: run `cargo build --release` first (scripts/test.sh does)")
 
 
 @pytest.fixture
 def proxy_binary() -> Path:
-    """The release binary, for tests that run it themselves (skips while it is missing)."""
+    """The release binary, for tests that run it themselves (fails when it is missing)."""
     require_proxy_binary()
     return PROXY_BINARY
 
