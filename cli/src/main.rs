@@ -1,5 +1,6 @@
 //! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
 
+mod alloc;
 mod certs;
 mod config;
 mod sasl_tools;
@@ -251,6 +252,7 @@ fn init_logging(logging: &config::Logging) {
 }
 
 fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
+    alloc::tune();
     if let Err(e) = signals::block() {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;

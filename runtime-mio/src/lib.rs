@@ -131,6 +131,9 @@ struct Conn {
     /// Remembered edge readiness, per side: [client, broker].
     readable: [bool; 2],
     writable: [bool; 2],
+    /// The socket is registered for writable edges too. Only while a write
+    /// is blocked: otherwise every ACK from the peer would wake the loop.
+    write_interest: [bool; 2],
     /// The deadline registered in the timer set.
     timer: Option<Instant>,
     span: tracing::Span,
@@ -252,6 +255,7 @@ impl Loop {
             candidates: Vec::new(),
             readable: [false; 2],
             writable: [false; 2],
+            write_interest: [false; 2],
             timer: None,
             span,
         });
@@ -319,6 +323,8 @@ impl Loop {
                         if side == Side::Upstream && conn.connecting && (conn.writable[1] || event.is_error())
                         {
                             self.finish_connect(slot);
+                        } else if conn.writable[i] && conn.write_interest[i] {
+                            self.set_write_interest(slot, side, false);
                         }
                         self.pump(slot);
                     }
@@ -378,17 +384,16 @@ impl Loop {
                 connecting: false,
                 candidates: Vec::new(),
                 readable: [false; 2],
-                writable: [false; 2],
+                // A fresh connection's send buffer is empty.
+                writable: [true, false],
+                write_interest: [false; 2],
                 timer: None,
                 span,
             });
             let Some(conn) = self.conns.get_mut(slot) else { continue };
             if let Some(client) = conn.client.as_mut()
-                && let Err(error) = self.poll.registry().register(
-                    client,
-                    token(slot, Side::Downstream),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+                && let Err(error) =
+                    self.poll.registry().register(client, token(slot, Side::Downstream), Interest::READABLE)
             {
                 conn.session.handle_io_error(Instant::now(), Side::Downstream, &error);
             }
@@ -446,9 +451,18 @@ impl Loop {
                 self.start_connect(slot, target);
                 continue;
             }
+            let mut blocked = [false; 2];
             for side in [Side::Upstream, Side::Downstream] {
-                progress |= flush(conn, side);
+                let (moved, full) = flush(conn, side);
+                progress |= moved;
+                blocked[side_index(side)] = full && !conn.write_interest[side_index(side)];
             }
+            for side in [Side::Upstream, Side::Downstream] {
+                if blocked[side_index(side)] {
+                    self.set_write_interest(slot, side, true);
+                }
+            }
+            let Some(conn) = self.conns.get_mut(slot) else { return };
             for side in [Side::Downstream, Side::Upstream] {
                 let i = side_index(side);
                 if conn.readable[i] && conn.session.wants_read(side) {
@@ -466,6 +480,22 @@ impl Loop {
                 self.rearm_timer(slot);
                 return;
             }
+        }
+    }
+
+    /// Adds or drops writable edges for one socket of a connection.
+    fn set_write_interest(&mut self, slot: usize, side: Side, on: bool) {
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let i = side_index(side);
+        let socket = match side {
+            Side::Downstream => conn.client.as_mut(),
+            Side::Upstream => conn.broker.as_mut(),
+        };
+        let Some(socket) = socket else { return };
+        let interest = if on { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        match self.poll.registry().reregister(socket, token(slot, side), interest) {
+            Ok(()) => conn.write_interest[i] = on,
+            Err(error) => conn.session.handle_io_error(Instant::now(), side, &error),
         }
     }
 
@@ -549,6 +579,8 @@ impl Loop {
                             conn.connecting = true;
                             conn.readable[1] = false;
                             conn.writable[1] = false;
+                            // Writable edges announce the end of the connect.
+                            conn.write_interest[1] = true;
                             return;
                         }
                         Err(e) => last_error = Some(e),
@@ -584,6 +616,7 @@ impl Loop {
                     debug!(%error, "cannot set TCP_NODELAY on the broker socket");
                 }
                 conn.session.handle_connected(Instant::now());
+                self.set_write_interest(slot, Side::Upstream, false);
             }
             Some(e) => {
                 if let Some(mut old) = conn.broker.take() {
@@ -619,39 +652,53 @@ impl Loop {
     }
 }
 
-/// Writes what is queued for `side` until done or the socket is full.
-fn flush(conn: &mut Conn, side: Side) -> bool {
+/// Writes what is queued for `side` until done or the socket is full:
+/// (bytes moved, the socket is full and needs a writable edge).
+fn flush(conn: &mut Conn, side: Side) -> (bool, bool) {
     let i = side_index(side);
     if !conn.writable[i] || !conn.session.wants_write(side) {
-        return false;
+        return (false, false);
     }
     let stream = match side {
         Side::Downstream => match conn.client.as_mut() {
             Some(s) => s,
-            None => return false,
+            None => return (false, false),
         },
         Side::Upstream => match conn.broker.as_mut() {
             Some(s) if !conn.connecting => s,
-            _ => return false,
+            _ => return (false, false),
         },
     };
     let mut progress = false;
     for _ in 0..BUDGET {
-        match conn.session.write_to(Instant::now(), side, |iov| stream.write_vectored(iov)) {
+        let mut short = false;
+        let written = conn.session.write_to(Instant::now(), side, |iov| {
+            let offered: usize = iov.iter().map(|s| s.len()).sum();
+            let n = stream.write_vectored(iov)?;
+            short = n < offered;
+            Ok::<_, io::Error>(n)
+        });
+        match written {
+            // A short write means the send buffer is full: the next write
+            // would only say WouldBlock.
+            Ok(WriteOutcome::Written(n)) if n > 0 && short => {
+                conn.writable[i] = false;
+                return (true, true);
+            }
             Ok(WriteOutcome::Written(n)) if n > 0 => progress = true,
             Ok(_) => break,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.writable[i] = false;
-                break;
+                return (progress, true);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 conn.session.handle_io_error(Instant::now(), side, &e);
-                return true;
+                return (true, false);
             }
         }
     }
-    progress
+    (progress, false)
 }
 
 /// Reads once from `side` into the session.
@@ -667,7 +714,20 @@ fn read(conn: &mut Conn, side: Side) -> bool {
             _ => return false,
         },
     };
-    match conn.session.read_from(Instant::now(), side, |buf| sys::read_into(stream, buf)) {
+    let mut short = false;
+    let outcome = conn.session.read_from(Instant::now(), side, |buf| {
+        let spare = buf.capacity() - buf.len();
+        let n = sys::read_into(stream, buf)?;
+        short = n < spare;
+        Ok::<_, io::Error>(n)
+    });
+    match outcome {
+        // A short read drained the socket: the next read would only say
+        // WouldBlock, and new data brings a new edge.
+        Ok(ReadOutcome::Read(_)) if short => {
+            conn.readable[i] = false;
+            true
+        }
         Ok(ReadOutcome::Read(_)) => true,
         Ok(ReadOutcome::Eof) => {
             conn.readable[i] = false;
