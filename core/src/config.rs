@@ -199,7 +199,7 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
-            max_buffered_bytes: 4 * 1024 * 1024,
+            max_buffered_bytes: 512 * 1024,
             max_in_flight: 1024,
         }
     }

@@ -59,12 +59,15 @@ pub enum Mismatch {
 pub struct Responses {
     queue: VecDeque<Owed>,
     broker_owed: usize,
+    /// A broker response is being forwarded as its bytes arrive: nothing
+    /// else may be sent to the client until it ends.
+    streaming: bool,
 }
 
 impl Responses {
     /// An empty queue with room for `capacity` entries before growing.
     pub fn with_capacity(capacity: usize) -> Responses {
-        Responses { queue: VecDeque::with_capacity(capacity), broker_owed: 0 }
+        Responses { queue: VecDeque::with_capacity(capacity), broker_owed: 0, streaming: false }
     }
 
     /// Requests whose response has not been sent to the client yet.
@@ -112,7 +115,7 @@ impl Responses {
     /// Returns the frame when it can be sent now (nothing owed before it).
     #[must_use]
     pub fn answer(&mut self, frame: Bytes) -> Option<Bytes> {
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && !self.streaming {
             Some(frame)
         } else {
             self.queue.push_back(Owed::Local(frame));
@@ -139,9 +142,25 @@ impl Responses {
         }
     }
 
+    /// Marks the start (`true`) or end of a broker response forwarded in
+    /// pieces; answers wait while it lasts.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.streaming = streaming;
+    }
+
+    /// The oldest owed broker response, without taking it.
+    pub fn peek(&self) -> Option<Expected> {
+        match self.queue.front() {
+            Some(Owed::Broker(e)) => Some(*e),
+            _ => None,
+        }
+    }
+
     /// The proxy's own answers that are now at the front, in order.
     pub fn release(&mut self) -> impl Iterator<Item = Bytes> + '_ {
+        let streaming = self.streaming;
         std::iter::from_fn(move || match self.queue.front() {
+            _ if streaming => None,
             Some(Owed::Local(_)) => match self.queue.pop_front() {
                 Some(Owed::Local(frame)) => Some(frame),
                 _ => None,

@@ -380,3 +380,61 @@ mod metadata {
         assert_eq!(h.proxy.poll_timeout(), Some(now + Duration::from_secs(2)), "the pause doubles");
     }
 }
+
+mod cut_through {
+    use super::*;
+
+    #[test]
+    fn large_requests_flow_through_in_pieces_with_small_buffers() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.read_size = 32 * 1024;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let payload: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+        let req = produce_v8(1, 1, &payload);
+        let mut peak = 0;
+        for piece in req.chunks(100_000) {
+            h.client_send(c, piece);
+            peak = peak.max(h.conns[c].session.buffered_bytes());
+        }
+        assert_eq!(h.conns[c].to_broker, req, "byte for byte");
+        assert!(peak < 1024 * 1024, "a 2 MB request never sits whole in the proxy: peak {peak}");
+        h.broker_send(c, &response(1, b"ok"));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1);
+        assert!(h.conns[c].closed.is_none());
+    }
+
+    #[test]
+    fn local_answers_never_land_inside_a_response_being_cut_through() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        // ListOffsets (pass-through), then an ApiVersions v9 the proxy answers itself.
+        let mut reqs = request(2, 1, 1, false, b"x");
+        reqs.extend(request(18, 9, 2, true, b""));
+        h.client_send(c, &reqs);
+        let big: Vec<u8> = (0..500_000u32).map(|i| (i % 7) as u8).collect();
+        let resp = response(1, &big);
+        h.broker_send(c, &resp[..200_000]);
+        assert_eq!(h.conns[c].to_client.len(), 200_000, "forwarded before its end arrived");
+        h.broker_send(c, &resp[200_000..]);
+        let got = frames(&h.conns[c].to_client);
+        assert_eq!(got.len(), 2, "the big response whole, then the local answer");
+        assert_eq!(got[0].len(), resp.len() - 4);
+        assert_eq!(&got[1][..4], &2i32.to_be_bytes());
+    }
+
+    #[test]
+    fn acks0_large_produce_expects_no_response() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let req = produce_v8(1, 0, &vec![9u8; 300_000]);
+        h.client_send(c, &req[..100_000]);
+        h.client_send(c, &req[100_000..]);
+        assert_eq!(h.conns[c].to_broker, req);
+        assert_eq!(h.conns[c].session.in_flight(), 0);
+        // The next request/response pair still matches.
+        h.client_send(c, &request(2, 1, 7, false, b"y"));
+        h.broker_send(c, &response(7, b"z"));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1);
+        assert!(h.conns[c].closed.is_none());
+    }
+}

@@ -353,7 +353,7 @@ impl Connection {
     /// One read from `side`, processed by the session.
     fn read(&mut self, side: Side) {
         let (session, Some(stream)) = self.split(side) else { return };
-        match session.read_from(Instant::now(), side, |buf| stream.try_read_buf(buf)) {
+        match session.read_from(Instant::now(), side, |buf| read_drained(stream, buf)) {
             Ok(ReadOutcome::Read(_) | ReadOutcome::Eof | ReadOutcome::Paused) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => session.handle_io_error(Instant::now(), side, &e),
@@ -364,13 +364,52 @@ impl Connection {
     fn flush(&mut self, side: Side) {
         let (session, Some(stream)) = self.split(side) else { return };
         loop {
-            match session.write_to(Instant::now(), side, |iov| stream.try_write_vectored(iov)) {
-                Ok(WriteOutcome::Written(n)) if n > 0 => continue,
+            let mut full = false;
+            let written = session.write_to(Instant::now(), side, |iov| {
+                let (n, short) = write_until_full(stream, iov)?;
+                full = short;
+                Ok::<_, io::Error>(n)
+            });
+            match written {
+                Ok(WriteOutcome::Written(n)) if n > 0 && !full => continue,
                 Ok(_) => return,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => return session.handle_io_error(Instant::now(), side, &e),
             }
         }
+    }
+}
+
+/// Reads into `buf`. A short read drained the socket, so tokio is told the
+/// socket is no longer readable right away (through `try_io`, whose readiness
+/// snapshot precedes the read, so no newer event is lost) instead of finding
+/// out with one more read that returns `WouldBlock`.
+fn read_drained(stream: &TcpStream, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    let mut got = 0;
+    let result = stream.try_io(tokio::io::Interest::READABLE, || {
+        let spare = buf.capacity() - buf.len();
+        got = stream.try_read_buf(buf)?;
+        if got > 0 && got < spare { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(got) }
+    });
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
+    }
+}
+
+/// Writes `iov`; a short write means the send buffer is full, and tokio is
+/// told so at once (see [`read_drained`]). Returns (written, short).
+fn write_until_full(stream: &TcpStream, iov: &[std::io::IoSlice<'_>]) -> io::Result<(usize, bool)> {
+    let offered: usize = iov.iter().map(|s| s.len()).sum();
+    let mut wrote = 0;
+    let result = stream.try_io(tokio::io::Interest::WRITABLE, || {
+        wrote = stream.try_write_vectored(iov)?;
+        if wrote > 0 && wrote < offered { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(wrote) }
+    });
+    match result {
+        Ok(n) => Ok((n, false)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && wrote > 0 => Ok((wrote, true)),
+        Err(e) => Err(e),
     }
 }
 

@@ -56,7 +56,7 @@ impl Session {
     }
 
     /// Sends the proxy's own answers that are now due.
-    fn release_answers(&mut self) {
+    pub(super) fn release_answers(&mut self) {
         let due: Vec<Bytes> = self.responses.release().collect();
         for answer in due {
             self.send_client(&[answer]);
@@ -138,6 +138,10 @@ impl Session {
     /// KIP-368: re-authenticate before the broker's session ends. New client
     /// requests wait; responses to earlier ones keep flowing.
     pub(super) fn maybe_reauthenticate(&mut self, now: Instant) {
+        if self.down.cut_through > 0 {
+            // A client request is half-way to the broker; its end comes back here.
+            return;
+        }
         if let UpAuth::Done(client) = &self.up_auth
             && client.needs_reauth(now)
             && let UpAuth::Done(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off)

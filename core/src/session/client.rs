@@ -97,7 +97,7 @@ impl Session {
 
     /// Refuses APIs and versions the proxy did not advertise; answers an
     /// ApiVersions request newer than it parses with Kafka's downgrade reply.
-    fn version_gate(&self, h: &RequestHeader) -> Result<Option<Bytes>, CloseReason> {
+    pub(super) fn version_gate(&self, h: &RequestHeader) -> Result<Option<Bytes>, CloseReason> {
         let violation = |error| CloseReason::Protocol { side: Side::Downstream, error };
         if api::HIDDEN.contains(&h.api_key) {
             return Err(violation(ProtocolError::ApiNotAdvertised(h.api_key)));
@@ -192,7 +192,7 @@ impl Session {
     }
 
     /// True when a client request for `api_key` may go to the broker now.
-    fn gate_admits(&self, api_key: ApiKey) -> bool {
+    pub(super) fn gate_admits(&self, api_key: ApiKey) -> bool {
         if !self.up.open || !self.up.is_secured() {
             return false;
         }

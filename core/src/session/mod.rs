@@ -21,6 +21,7 @@
 
 mod broker;
 mod client;
+mod cut_through;
 mod passthrough;
 mod peer;
 #[cfg(test)]
@@ -614,7 +615,8 @@ impl Session {
             Phase::Open => self.config.limits.idle_timeout.map(|idle| self.last_activity + idle),
         };
         let reauth = match &self.up_auth {
-            UpAuth::Done(client) => client.reauth_at(),
+            // Re-authentication waits for a request being cut through; its end re-checks.
+            UpAuth::Done(client) if self.down.cut_through == 0 => client.reauth_at(),
             _ => None,
         };
         [phase, reauth, self.handshake_deadline].into_iter().flatten().min()
@@ -757,11 +759,12 @@ impl Session {
         }
         let decoder = self.decoder;
         let peer = self.peer_mut(side);
-        let reserved = if peer.has_tls() {
-            // Ciphertext arrives in records of at most ~16 KiB; frames are
-            // sized on the plaintext side.
+        let reserved = if peer.has_tls() || peer.cut_through > 0 {
+            // Ciphertext arrives in records of at most ~16 KiB (frames are
+            // sized on the plaintext side); a frame being cut through needs
+            // no room for itself.
             if peer.rx.capacity() - peer.rx.len() < frame::READ_CHUNK {
-                peer.rx.reserve(frame::READ_CHUNK);
+                peer.rx.reserve(cut_through::READ_SIZE);
             }
             Ok(())
         } else {
@@ -935,11 +938,18 @@ impl Session {
         self.check_established();
     }
 
-    /// Frames everything complete in `side`'s frame buffer.
+    /// Frames everything in `side`'s frame buffer: whole frames, and large
+    /// pass-through frames cut through as their bytes arrive.
     fn frames(&mut self, now: Instant, side: Side) {
         loop {
             if !self.running() {
                 return;
+            }
+            if self.peer(side).cut_through > 0 {
+                if !self.continue_cut_through(now, side) {
+                    return;
+                }
+                continue;
             }
             let decoder = match (side, &self.down_auth) {
                 // Kafka caps what an unauthenticated client may send.
@@ -952,7 +962,17 @@ impl Session {
             };
             let frame = match decoder.decode(self.peer_mut(side).frames()) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return,
+                Ok(None) => {
+                    let started = match side {
+                        Side::Downstream => self.start_request_cut_through(now),
+                        Side::Upstream => self.start_response_cut_through(now),
+                    };
+                    match started {
+                        Ok(true) => continue,
+                        Ok(false) => return,
+                        Err(reason) => return self.close(now, reason),
+                    }
+                }
                 Err(error) => return self.close(now, CloseReason::Frame { side, error }),
             };
             let result = match side {

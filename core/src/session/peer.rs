@@ -38,6 +38,9 @@ pub(super) struct Peer {
     secured: bool,
     /// A TLS write decrypted input on the side: frames may be waiting.
     pub fresh_plaintext: bool,
+    /// Bytes of a frame from this side still to come, forwarded as they
+    /// arrive (cut-through); 0 between frames.
+    pub cut_through: usize,
 }
 
 impl std::fmt::Debug for Peer {
@@ -67,6 +70,7 @@ impl Peer {
             open,
             secured: true,
             fresh_plaintext: false,
+            cut_through: 0,
         }
     }
 
@@ -91,9 +95,34 @@ impl Peer {
         self.tls.as_ref().and_then(|t| t.peer_certificates())
     }
 
+    /// The bytes Kafka frames are assembled from, read-only.
+    pub fn buffered(&self) -> &[u8] {
+        if self.tls.is_some() { &self.plain } else { &self.rx }
+    }
+
     /// The buffer Kafka frames are assembled in.
     pub fn frames(&mut self) -> &mut BytesMut {
         if self.tls.is_some() { &mut self.plain } else { &mut self.rx }
+    }
+
+    /// Starts cutting through a frame of `total` bytes (size prefix
+    /// included) whose beginning is buffered: takes what is there.
+    pub fn start_cut_through(&mut self, total: usize) -> Bytes {
+        let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
+        let head = buf.split().freeze();
+        self.cut_through = total.saturating_sub(head.len());
+        head
+    }
+
+    /// The next piece of the frame being cut through, if any arrived.
+    pub fn take_cut_through(&mut self) -> Option<Bytes> {
+        let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
+        let n = buf.len().min(self.cut_through);
+        if n == 0 {
+            return None;
+        }
+        self.cut_through -= n;
+        Some(buf.split_to(n).freeze())
     }
 
     /// Runs TLS over what was received (or, for a client, starts the

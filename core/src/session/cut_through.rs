@@ -1,0 +1,132 @@
+//! Cut-through: a large frame that needs no rewriting is forwarded as its
+//! bytes arrive instead of being assembled whole, so a megabyte Produce
+//! request or Fetch response costs a read-sized buffer, not its own size,
+//! and leaves without waiting for its last byte.
+//!
+//! Only the frame's first bytes are looked at (the request header, Produce's
+//! `Acks`; the response's correlation id). Frames the proxy must see whole
+//! (SASL, ApiVersions, responses carrying broker addresses) take the
+//! ordinary path. While a response is cut through, the proxy's own answers
+//! wait (they must not land inside it); while a request is, so does the
+//! proxy's own re-authentication.
+
+use std::time::Instant;
+
+use super::{BrokerOwes, CloseReason, DownAuth, Session, Side};
+use crate::api::ApiKey;
+use crate::correlation::Expected;
+use crate::frame::SIZE_LEN;
+use crate::header;
+use crate::rewrite;
+
+/// Frames at least this large are cut through once this much of them is
+/// buffered (always enough for the headers looked at).
+pub(super) const CUT_THROUGH_MIN: usize = 64 * 1024;
+
+/// Room reserved per read while cutting through.
+pub(super) const READ_SIZE: usize = 256 * 1024;
+
+/// The total length (size prefix included) of the incomplete frame at the
+/// front of `buf`, when it qualifies for cut-through.
+fn candidate(buf: &[u8]) -> Option<usize> {
+    let size = buf.first_chunk::<SIZE_LEN>().map(|p| i32::from_be_bytes(*p))?;
+    let total = SIZE_LEN + usize::try_from(size).ok()?;
+    (total >= CUT_THROUGH_MIN && buf.len() >= CUT_THROUGH_MIN && buf.len() < total).then_some(total)
+}
+
+impl Session {
+    /// Starts cutting a client request through to the broker, when it is a
+    /// large one the proxy only forwards. `Ok(false)`: take the ordinary path.
+    pub(super) fn start_request_cut_through(&mut self, now: Instant) -> Result<bool, CloseReason> {
+        let buf = self.down.buffered();
+        let Some(total) = candidate(buf) else { return Ok(false) };
+        let Ok(h) = header::peek_request(buf.get(SIZE_LEN..).unwrap_or_default()) else { return Ok(false) };
+        if matches!(h.api_key, ApiKey::SASL_HANDSHAKE | ApiKey::SASL_AUTHENTICATE | ApiKey::API_VERSIONS) {
+            return Ok(false);
+        }
+        match &self.down_auth {
+            DownAuth::Terminate(server)
+                if server.expects_raw_token() || !server.is_authenticated() || server.is_expired(now) =>
+            {
+                return Ok(false);
+            }
+            DownAuth::PassThrough(raw) if raw.active() => return Ok(false),
+            _ => {}
+        }
+        if self.version_gate(&h)?.is_some() || !self.held.is_empty() || !self.gate_admits(h.api_key) {
+            return Ok(false);
+        }
+        let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
+        let expects_response = match h.api_key {
+            ApiKey::PRODUCE => match header::produce_acks(body, h.api_version) {
+                Ok(acks) => acks != 0,
+                Err(_) => return Ok(false),
+            },
+            _ => true,
+        };
+        if expects_response {
+            self.responses.expect(Expected {
+                correlation_id: h.correlation_id,
+                api_key: h.api_key,
+                version: h.api_version,
+            });
+            self.broker_owes.push_back(BrokerOwes::Client);
+        }
+        let head = self.down.start_cut_through(total);
+        self.send_broker(&[head]);
+        Ok(true)
+    }
+
+    /// Starts cutting a broker response through to the client, when it is a
+    /// large one that carries no broker address. `Ok(false)`: take the
+    /// ordinary path.
+    pub(super) fn start_response_cut_through(&mut self, _now: Instant) -> Result<bool, CloseReason> {
+        let buf = self.up.buffered();
+        let Some(total) = candidate(buf) else { return Ok(false) };
+        if self.broker_owes.front() != Some(&BrokerOwes::Client) {
+            return Ok(false);
+        }
+        let Ok(correlation_id) = header::peek_response(buf.get(SIZE_LEN..).unwrap_or_default()) else {
+            return Ok(false);
+        };
+        let Some(request) = self.responses.peek().filter(|e| e.correlation_id == correlation_id) else {
+            return Ok(false);
+        };
+        if matches!(request.api_key, ApiKey::API_VERSIONS | ApiKey::SASL_HANDSHAKE)
+            || rewrite::needs_rewrite(request.api_key, request.version)
+        {
+            return Ok(false);
+        }
+        self.broker_owes.pop_front();
+        if self.responses.take(correlation_id).is_err() {
+            return Ok(false);
+        }
+        self.responses.set_streaming(true);
+        let head = self.up.start_cut_through(total);
+        self.send_client(&[head]);
+        Ok(true)
+    }
+
+    /// Forwards what arrived of the frame being cut through from `side`;
+    /// false when nothing did.
+    pub(super) fn continue_cut_through(&mut self, now: Instant, side: Side) -> bool {
+        let Some(piece) = self.peer_mut(side).take_cut_through() else { return false };
+        match side {
+            Side::Downstream => self.send_broker(&[piece]),
+            Side::Upstream => self.send_client(&[piece]),
+        }
+        if self.peer(side).cut_through == 0 {
+            match side {
+                Side::Downstream => self.maybe_reauthenticate(now),
+                Side::Upstream => {
+                    self.responses.set_streaming(false);
+                    self.release_answers();
+                    if self.probe && self.responses.is_empty() {
+                        self.close(now, CloseReason::ProbeComplete);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
