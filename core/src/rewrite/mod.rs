@@ -28,6 +28,7 @@ use crate::api::{self, ApiKey};
 mod api_versions;
 mod describe_cluster;
 mod endpoint;
+mod fetch_stream;
 mod find_coordinator;
 mod metadata;
 mod node_endpoints;
@@ -36,6 +37,7 @@ mod reader;
 pub use api_versions::{
     ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
 };
+pub use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream, MAX_TAIL_LEN, rewrite_tail_same_size};
 pub use find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
 pub use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
 
