@@ -13,8 +13,9 @@ pub const SIZE_LEN: usize = 4;
 /// Frames up to this size get their whole buffer reserved when the size is
 /// seen (one allocation, no regrowth); larger ones grow as bytes arrive, so a
 /// peer that announces a huge frame and then trickles cannot make the proxy
-/// allocate more than it actually sent.
-pub const EAGER_RESERVE: usize = 1024 * 1024;
+/// allocate more than it actually sent (and most large frames are cut
+/// through by the session without ever being held whole).
+pub const EAGER_RESERVE: usize = 64 * 1024;
 
 /// The smallest buffer growth step while a frame is incomplete.
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -166,9 +167,9 @@ mod tests {
         assert!(buf.capacity() < 2 * READ_CHUNK + SIZE_LEN, "a 32 MiB announcement reserves one step");
         let small = FrameDecoder::new(1024 * 1024);
         let mut buf = BytesMut::new();
-        buf.extend_from_slice(&size_prefix(512 * 1024));
+        buf.extend_from_slice(&size_prefix(40 * 1024));
         small.reserve(&mut buf).expect("valid");
-        assert!(buf.capacity() >= 512 * 1024 + SIZE_LEN, "small frames reserve once");
+        assert!(buf.capacity() >= 40 * 1024 + SIZE_LEN, "small frames reserve once");
     }
 
     proptest! {

@@ -438,3 +438,96 @@ mod cut_through {
         assert!(h.conns[c].closed.is_none());
     }
 }
+
+mod fetch_stream {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::fetch_response::{
+        FetchResponse, FetchableTopicResponse, NodeEndpoint, PartitionData,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    fn fetch_v16(correlation_id: i32, records: usize, endpoint_host: Option<&str>) -> Vec<u8> {
+        let mut p = PartitionData::default();
+        p.partition_index = 0;
+        p.high_watermark = 10;
+        p.records = Some(Bytes::from(vec![0x5a; records]));
+        let mut t = FetchableTopicResponse::default();
+        t.topic_id = Default::default();
+        t.partitions = vec![p];
+        let mut m = FetchResponse::default();
+        m.responses = vec![t];
+        if let Some(host) = endpoint_host {
+            let mut e = NodeEndpoint::default();
+            e.node_id = 111.into();
+            e.host = StrBytes::from_string(host.to_string());
+            e.port = 9092;
+            m.node_endpoints = vec![e];
+        }
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&correlation_id.to_be_bytes());
+        body.extend_from_slice(&[0]);
+        m.encode(&mut body, 16).unwrap();
+        framed(&body)
+    }
+
+    fn decode(frame: &[u8]) -> FetchResponse {
+        FetchResponse::decode(&mut bytes(&frame[5..]), 16).unwrap()
+    }
+
+    #[test]
+    fn large_fetch_streams_with_node_endpoints_rewritten_in_place() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(1, 16, 3, true, b"fetch"));
+        let resp = fetch_v16(3, 2_000_000, Some("kafka-111.a-long-internal-name.example"));
+        let mut peak = 0;
+        for piece in resp.chunks(50_000) {
+            h.broker_send(c, piece);
+            peak = peak.max(h.conns[c].session.buffered_bytes());
+        }
+        let got = frames(&h.conns[c].to_client);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), resp.len() - 4, "same length: the size prefix went out first");
+        let out = decode(&got[0]);
+        assert_eq!(out.node_endpoints.len(), 1);
+        assert_eq!(out.node_endpoints[0].host.as_str(), "127.0.0.1");
+        assert_eq!(out.node_endpoints[0].port, i32::from(BASE) + 131);
+        assert_eq!(out.responses, decode(&resp[4..]).responses, "records untouched");
+        assert!(peak < 700_000, "a 2 MB response never sat whole in the proxy: peak {peak}");
+        assert!(h.listeners.contains_key(&ListenerId::Broker(111)), "the endpoint was learned");
+        assert!(h.conns[c].closed.is_none());
+    }
+
+    #[test]
+    fn longer_advertised_names_are_dropped_not_leaked() {
+        let mut cfg = config(Limits::default());
+        let kafka_proxy_core::config::Mapping::PortOffset(p) = &mut cfg.mapping else { unreachable!() };
+        p.advertised_host = "a-proxy-host-name-longer-than-the-broker-one.example.com".into();
+        let mut h = Harness::new(cfg);
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(1, 16, 3, true, b"fetch"));
+        let resp = fetch_v16(3, 200_000, Some("b1"));
+        h.broker_send(c, &resp[..100_000]);
+        h.broker_send(c, &resp[100_000..]);
+        let got = frames(&h.conns[c].to_client);
+        assert_eq!(got[0].len(), resp.len() - 4);
+        assert!(decode(&got[0]).node_endpoints.is_empty(), "dropped: clients refresh Metadata instead");
+        assert!(!String::from_utf8_lossy(&got[0]).contains("b1\0"));
+    }
+
+    #[test]
+    fn fetch_without_endpoints_passes_byte_for_byte() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(1, 16, 3, true, b"fetch"));
+        h.client_send(c, &request(18, 9, 4, true, b"")); // answered locally, after the fetch
+        let resp = fetch_v16(3, 300_000, None);
+        h.read_size = 7_000;
+        h.broker_send(c, &resp);
+        let got = frames(&h.conns[c].to_client);
+        assert_eq!(got.len(), 2);
+        assert_eq!(&got[0][..], &resp[4..]);
+        assert_eq!(&got[1][..4], &4i32.to_be_bytes());
+    }
+}

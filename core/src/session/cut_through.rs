@@ -92,30 +92,100 @@ impl Session {
         let Some(request) = self.responses.peek().filter(|e| e.correlation_id == correlation_id) else {
             return Ok(false);
         };
+        let fetch_stream =
+            request.api_key == ApiKey::FETCH && rewrite::FETCH_STREAM_VERSIONS.contains(&request.version);
         if matches!(request.api_key, ApiKey::API_VERSIONS | ApiKey::SASL_HANDSHAKE)
-            || rewrite::needs_rewrite(request.api_key, request.version)
+            || (rewrite::needs_rewrite(request.api_key, request.version) && !fetch_stream)
         {
             return Ok(false);
         }
+        let head = if fetch_stream {
+            // KIP-951: the body streams through; only its final tagged fields
+            // (NodeEndpoints) are held back and rewritten to the same length.
+            let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
+            let header_len = header::response_header_len(buf.get(SIZE_LEN..).unwrap_or_default(), true)
+                .map_err(|e| violation(super::ProtocolError::Header(e)))?;
+            let body_len = total.saturating_sub(SIZE_LEN + header_len);
+            let stream =
+                rewrite::FetchStream::new(request.version, body_len).map_err(CloseReason::Rewrite)?;
+            self.fetch = Some(Box::new(stream));
+            self.up.start_cut_through_after(SIZE_LEN + header_len, body_len)
+        } else {
+            self.up.start_cut_through(total)
+        };
         self.broker_owes.pop_front();
         if self.responses.take(correlation_id).is_err() {
             return Ok(false);
         }
         self.responses.set_streaming(true);
-        let head = self.up.start_cut_through(total);
         self.send_client(&[head]);
+        Ok(true)
+    }
+
+    /// Streams what arrived of a Fetch response through its walker: returns
+    /// false when nothing could move.
+    fn continue_fetch_stream(&mut self, now: Instant) -> Result<bool, CloseReason> {
+        let Some(stream) = self.fetch.as_mut() else { return Ok(false) };
+        if !stream.at_tail() {
+            let n = stream.advance(self.up.cut_through_buffered()).map_err(CloseReason::Rewrite)?;
+            if n == 0 && !stream.at_tail() {
+                return Ok(false);
+            }
+            if n > 0 {
+                let piece = self.up.take_cut_through_exact(n);
+                self.send_client(&[piece]);
+            }
+            return Ok(true);
+        }
+        let map = self.config.address_map.clone();
+        let Some(rewrite) =
+            stream.rewrite_tail(self.up.cut_through_buffered(), &*map).map_err(CloseReason::Rewrite)?
+        else {
+            return Ok(false);
+        };
+        let tail_len = stream.tail_len().unwrap_or(0);
+        let tail = self.up.take_cut_through_exact(tail_len);
+        match rewrite.body {
+            rewrite::Body::Unchanged => self.send_client(&[tail]),
+            rewrite::Body::Spliced { front, new, back } => self.send_client(&[front, new, back]),
+        }
+        if rewrite.observed != rewrite::Observed::Nothing {
+            self.events.push_back(super::Event::Observed(rewrite.observed));
+        }
+        self.fetch = None;
+        if self.up.cut_through == 0 {
+            self.end_cut_through(now, Side::Upstream);
+        }
         Ok(true)
     }
 
     /// Forwards what arrived of the frame being cut through from `side`;
     /// false when nothing did.
     pub(super) fn continue_cut_through(&mut self, now: Instant, side: Side) -> bool {
+        if side == Side::Upstream && self.fetch.is_some() {
+            return match self.continue_fetch_stream(now) {
+                Ok(moved) => moved,
+                Err(reason) => {
+                    // Part of the frame is already out: nothing may follow it.
+                    self.close(now, reason);
+                    false
+                }
+            };
+        }
         let Some(piece) = self.peer_mut(side).take_cut_through() else { return false };
         match side {
             Side::Downstream => self.send_broker(&[piece]),
             Side::Upstream => self.send_client(&[piece]),
         }
         if self.peer(side).cut_through == 0 {
+            self.end_cut_through(now, side);
+        }
+        true
+    }
+
+    /// The frame cut through from `side` has fully left.
+    fn end_cut_through(&mut self, now: Instant, side: Side) {
+        {
             match side {
                 Side::Downstream => self.maybe_reauthenticate(now),
                 Side::Upstream => {
@@ -127,6 +197,5 @@ impl Session {
                 }
             }
         }
-        true
     }
 }

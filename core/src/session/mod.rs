@@ -440,6 +440,8 @@ pub struct Session {
     anchor_instant: Instant,
     /// A probe: no client; the proxy asks the cluster for its brokers.
     probe: bool,
+    /// The walker of a Fetch response being streamed (KIP-951 tail held back).
+    fetch: Option<Box<crate::rewrite::FetchStream>>,
 }
 
 /// The principal of clients nobody authenticated (seed 000).
@@ -504,6 +506,7 @@ impl Session {
             anchor_wall: wall,
             anchor_instant: now,
             probe: false,
+            fetch: None,
             config,
         };
         if let Some(principal) = session.principal.clone() {

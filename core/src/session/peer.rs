@@ -114,6 +114,30 @@ impl Peer {
         head
     }
 
+    /// Takes `n` bytes (at most what remains of the frame) of the frame being
+    /// cut through, which the caller has seen buffered.
+    pub fn take_cut_through_exact(&mut self, n: usize) -> Bytes {
+        let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
+        let n = n.min(self.cut_through).min(buf.len());
+        self.cut_through -= n;
+        buf.split_to(n).freeze()
+    }
+
+    /// The buffered bytes of the frame being cut through.
+    pub fn cut_through_buffered(&self) -> &[u8] {
+        let buf = self.buffered();
+        buf.get(..buf.len().min(self.cut_through)).unwrap_or_default()
+    }
+
+    /// Takes the first `n` buffered bytes (the head of a frame whose rest
+    /// `rest` bytes will be cut through).
+    pub fn start_cut_through_after(&mut self, n: usize, rest: usize) -> Bytes {
+        let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
+        let head = buf.split_to(n.min(buf.len())).freeze();
+        self.cut_through = rest;
+        head
+    }
+
     /// The next piece of the frame being cut through, if any arrived.
     pub fn take_cut_through(&mut self) -> Option<Bytes> {
         let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
