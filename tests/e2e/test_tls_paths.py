@@ -30,7 +30,7 @@ def test_roundtrip_over_tls_path(path, lib, tls_world, pki, proxy_span, unique):
     down_tls, up_tls = PATHS[path]
     layout = proxy_span
     tansu, stunnel = tls_upstream(tls_world, pki, avoid=span_of(layout), use_tls=up_tls)
-    upstream = [stunnel.address.replace("127.0.0.1", LOCALHOST)] if up_tls else [tansu.bootstrap]
+    upstream = [f"{LOCALHOST}:{stunnel.port}"] if up_tls else [tansu.bootstrap]
     config = TlsProxyConfig(
         upstream=upstream,
         mapping=layout,

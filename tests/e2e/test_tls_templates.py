@@ -79,10 +79,8 @@ def test_template_runs_against_local_peers(template, lib, tls_world, pki, hosts,
         "PROXY_SNI_DOMAIN": pki.suffix,
         "SSL_CERT_FILE": str(pki.ca),
     }
-    proxy = tls_world.proxy(config.read_text(), sni_port, f"{bootstrap_name}:{sni_port}", env=env)
-    # Run the copy itself, so its relative file names resolve next to the certificates.
-    proxy.process.argv[proxy.process.argv.index("--config") + 1] = str(config)
-    proxy.start()
+    # The copy itself runs, so its relative file names resolve next to the certificates.
+    proxy = tls_world.proxy(config, sni_port, f"{bootstrap_name}:{sni_port}", env=env).start()
 
     identity = pki.client(client_n) if client_n else None
     client = fast_groups(tls_client_lib(lib.name, ClientTls(pki.ca, identity)))

@@ -19,7 +19,7 @@ import os
 import re
 import subprocess
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .clients import client_lib
@@ -378,16 +378,16 @@ class SniLayout:
     port: int
     upstream: str
     downstream: str
-    hostname: str = HOST  # where tests connect when not by name (never used by clients)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TlsProxyConfig:
+    """A proxy configuration for loopback tests: PLAINTEXT or SSL on each side (no SASL)."""
+
     upstream: list[str]
     mapping: PortLayout | SniLayout
     downstream_tls: DownstreamTls | None = None
     upstream_tls: UpstreamTls | None = None
-    extra: dict = field(default_factory=dict)
 
     def render(self) -> str:
         """The configuration as JSON (a subset of YAML, so the proxy reads it as is)."""
@@ -419,6 +419,5 @@ class TlsProxyConfig:
             m = self.mapping
             mapping = {"mode": "port_offset", "port_offset": {
                 "hostname": m.hostname, "base": m.base, "max_broker_id": m.max_broker_id}}
-        doc = {"bind_address": HOST, "upstream": up, "downstream": down, "broker_mapping": mapping,
-               **self.extra}
+        doc = {"bind_address": HOST, "upstream": up, "downstream": down, "broker_mapping": mapping}
         return json.dumps(doc, indent=2) + "\n"

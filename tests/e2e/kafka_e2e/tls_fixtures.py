@@ -92,10 +92,14 @@ class TlsWorld:
         s = Stunnel(port, connect, identity, self.workdir / f"stunnel-{port}", name=f"stunnel-{port}")
         return self._own(s)
 
-    def proxy(self, config_text: str, listen_port: int, bootstrap: str, layout: PortLayout | None = None,
+    def proxy(self, config: str | Path, listen_port: int, bootstrap: str, layout: PortLayout | None = None,
               env: dict | None = None, name: str = "proxy") -> TlsProxy:
-        path = self.workdir / f"{name}.yaml"
-        path.write_text(config_text)
+        """The proxy (not started) on this test's runtime; `config` is the text, or a file to use as is."""
+        if isinstance(config, Path):
+            path = config
+        else:
+            path = self.workdir / f"{name}.yaml"
+            path.write_text(config)
         p = TlsProxy(path, self.runtime, self.workdir / name, self.binary, listen_port, bootstrap,
                      layout=layout, env=env)
         return self._own(p)
