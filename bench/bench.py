@@ -175,5 +175,163 @@ def main() -> int:
     return 0
 
 
+
+# --------------------------------------------------------------------------- TLS paths
+#
+# Three more modes, measured like the plaintext ones and reported next to them:
+#   direct-tls  loadgen --TLS--> stunnel --> tansu             (tansu advertises stunnel)
+#   tokio-tls   loadgen --TLS--> proxy --TLS--> stunnel --> tansu
+#   mio-tls     the same on --runtime mio
+# The proxy terminates TLS from the client and opens its own TLS session to the broker
+# endpoint (stunnel, since tansu 0.6.0 has no TLS of its own), verifying names on both
+# hops against a CA from `kafka-proxy --generate-certs`. The load driver needs a
+# librdkafka with TLS: a copy of bench/loadgen is built with rdkafka's `ssl` feature
+# (system OpenSSL, libssl-dev) in the deps cache, once.
+
+TLS_MODES = ("direct-tls", "tokio-tls", "mio-tls")
+MODES = MODES + TLS_MODES
+_TLS_LABELS = {
+    "direct-tls": "direct via stunnel (TLS)",
+    "tokio-tls": "proxy TLS->TLS (tokio)",
+    "mio-tls": "proxy TLS->TLS (mio)",
+}
+
+
+def tls_loadgen() -> Path:
+    """bench/loadgen built with TLS (rdkafka feature `ssl`) in <deps>/loadgen-tls; rebuilt when its sources change."""
+    import hashlib
+    import shutil
+
+    deps = Path(os.environ.get("KAFKA_PROXY_DEPS", Path.home() / ".cache" / "kafka-proxy"))
+    src = REPO / "bench" / "loadgen"
+    dst = deps / "loadgen-tls"
+    files = ["Cargo.toml", "Cargo.lock", "rustfmt.toml", "src/main.rs"]
+    digest = hashlib.sha256(b"".join((src / f).read_bytes() for f in files)).hexdigest()
+    binary = dst / "target" / "release" / "kafka-proxy-loadgen"
+    stamp = dst / ".sources-sha256"
+    if binary.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return binary
+    print(f"building the TLS load driver in {dst} (rdkafka feature ssl; once)", flush=True)
+    (dst / "src").mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copyfile(src / f, dst / f)
+    subprocess.run(["cargo", "build", "--release", "--features", "rdkafka/ssl"], cwd=dst, check=True,
+                   timeout=1800)
+    stamp.write_text(digest)
+    return binary
+
+
+def bench_tls_mode(mode: str, args, work: Path) -> list[dict]:
+    from kafka_e2e.tls import AdvertisingTansu, DownstreamTls, Stunnel, TlsProxyConfig, UpstreamTls, \
+        generate_certs
+
+    runtime = mode.removesuffix("-tls")
+    loadgen = tls_loadgen()
+    pki = generate_certs(args.proxy, work / f"pki-{mode}", "bench.kproxy.test")
+    tls_props = ["security.protocol=ssl", f"ssl.ca.location={pki.ca}",
+                 "ssl.endpoint.identification.algorithm=https"]
+    layout = PortLayout(pick_proxy_base(), hostname="localhost")
+    span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
+    tansu_port = pick_port(avoid=span)
+    stunnel_port = pick_port(avoid=span | {tansu_port})
+    rows = []
+    tansu = AdvertisingTansu(tansu_port, work / f"tansu-{mode}", "localhost", stunnel_port,
+                             name=f"tansu-{mode}")
+    stunnel = Stunnel(stunnel_port, tansu.bootstrap, pki.server, work / f"stunnel-{mode}")
+    tansu.start()
+    try:
+        stunnel.start()
+        for topic in {t for _, t, _ in WORKLOADS.values()}:
+            tansu.create_topic(topic, partitions=1)
+        config = work / f"proxy-{mode}.json"
+        config.write_text(TlsProxyConfig(
+            upstream=[f"localhost:{stunnel_port}"], mapping=layout,
+            downstream_tls=DownstreamTls(pki.server), upstream_tls=UpstreamTls(ca=pki.ca),
+        ).render())
+        for wl in args.workloads:
+            kind, topic, props = WORKLOADS[wl]
+            proxy = None
+            bootstrap = f"localhost:{stunnel_port}"
+            if runtime != "direct":
+                proxy = KafkaProxy(config, layout, runtime, work / f"{mode}-{wl}", binary=args.proxy)
+                proxy.start()
+                bootstrap = f"localhost:{layout.bootstrap_port(0)}"
+            try:
+                t_before = proc_stats(tansu.process.pid)
+                s_before = proc_stats(stunnel.process.pid)
+                p_before = proc_stats(proxy.process.pid) if proxy else None
+                res = run_loadgen(loadgen, kind, bootstrap, topic, args.records, args.record_size,
+                                  props + tls_props, args.timeout)
+                t_after = proc_stats(tansu.process.pid)
+                s_after = proc_stats(stunnel.process.pid)
+                p_after = proc_stats(proxy.process.pid) if proxy else None
+            finally:
+                if proxy:
+                    proxy.stop()
+            gb = res["bytes"] / 1e9
+            row = {
+                "mode": mode, "workload": wl, "records": res["records"], "bytes": res["bytes"],
+                "seconds": res["seconds"], "mb_per_s": res["mb_per_s"],
+                "broker_cpu_s_per_gb": (t_after.cpu_seconds - t_before.cpu_seconds) / gb,
+                "stunnel_cpu_s_per_gb": (s_after.cpu_seconds - s_before.cpu_seconds) / gb,
+                "proxy_cpu_s_per_gb": None, "proxy_peak_rss_mib": None,
+            }
+            if proxy:
+                row["proxy_cpu_s_per_gb"] = (p_after.cpu_seconds - p_before.cpu_seconds) / gb
+                row["proxy_peak_rss_mib"] = p_after.vm_hwm_kib / 1024
+            rows.append(row)
+            print(f"  {mode:10} {wl:13} {row['mb_per_s']:8.1f} MB/s", flush=True)
+    finally:
+        stunnel.stop()
+        tansu.stop()
+    return rows
+
+
+_plain_bench_mode = bench_mode
+_plain_markdown = markdown
+
+
+def bench_mode(mode: str, args, work: Path) -> list[dict]:  # noqa: F811 (extends the plaintext modes)
+    if mode in TLS_MODES:
+        return bench_tls_mode(mode, args, work)
+    return _plain_bench_mode(mode, args, work)
+
+
+def markdown(rows: list[dict], args) -> str:  # noqa: F811 (labels TLS paths, adds the TLS cost table)
+    text = _plain_markdown(rows, args)
+    for mode, label in _TLS_LABELS.items():
+        text = text.replace(f"| proxy ({mode}) |", f"| {label} |")
+    by = {(r["mode"], r["workload"]): r for r in rows}
+    tls_rows = [r for r in rows if r["mode"] in TLS_MODES]
+    if not tls_rows:
+        return text
+    def fmt(value, digits=2):
+        return "—" if value is None else f"{value:.{digits}f}"
+
+    out = [
+        "",
+        "TLS cost: proxy CPU-s/GB with TLS on both sides (clients and broker endpoint) next to",
+        "plaintext; stunnel (the broker's TLS endpoint, on every TLS path) for scale.",
+        "",
+        "| workload | runtime | plaintext proxy CPU-s/GB | TLS proxy CPU-s/GB | TLS MB/s | "
+        "direct-via-stunnel MB/s | stunnel CPU-s/GB (proxy path) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for wl in WORKLOADS:
+        for rt in ("tokio", "mio"):
+            tls = by.get((f"{rt}-tls", wl))
+            if tls is None:
+                continue
+            plain = by.get((rt, wl))
+            direct = by.get(("direct-tls", wl))
+            plain_cpu = plain["proxy_cpu_s_per_gb"] if plain else None
+            direct_mbps = direct["mb_per_s"] if direct else None
+            out.append(
+                f"| {wl} | {rt} | {fmt(plain_cpu)} | {fmt(tls['proxy_cpu_s_per_gb'])} | "
+                f"{fmt(tls['mb_per_s'], 1)} | {fmt(direct_mbps, 1)} | {fmt(tls['stunnel_cpu_s_per_gb'])} |"
+            )
+    return text + "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,9 @@ from kafka_e2e.procs import ManagedProcess, kill_all_live
 from kafka_e2e.proxy import RUNTIMES, KafkaProxy, PortLayout, StandInProxy, render_config
 from kafka_e2e.tansu import SCRAM_USERS, TANSU_NODE_ID, TansuBroker
 
+# Fixtures of the TLS tests (test_tls_*.py).
+pytest_plugins = ["kafka_e2e.tls_fixtures"]
+
 
 def pytest_addoption(parser):
     parser.addoption(
