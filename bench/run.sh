@@ -13,6 +13,12 @@ t0=$SECONDS
 scripts/install-test-deps.sh
 # shellcheck disable=SC1091
 source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh"
+# The TLS load driver links the system OpenSSL (librdkafka's ssl feature).
+if ! dpkg-query -W -f='${Status}' libssl-dev pkg-config 2>/dev/null | grep -q "install ok installed.*install ok installed"; then
+  echo "==> installing Debian libssl-dev and pkg-config (TLS load driver)"
+  apt-get install -y -qq libssl-dev pkg-config >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq libssl-dev pkg-config >/dev/null; }
+fi
 echo "==> cargo build --release (kafka-proxy)"
 cargo build --release --locked
 echo "==> cargo build --release (bench/loadgen: librdkafka from rdkafka-sys sources, gcc + make)"
