@@ -17,8 +17,22 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 /// The one crypto provider of the tree: ring.
+///
+/// AES-128-GCM is preferred over AES-256-GCM (and ChaCha20): both are
+/// strong, and AES-128 costs about 30% less CPU per byte, which is most of
+/// what a TLS-terminating proxy spends. Servers apply this order rather
+/// than the client's.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        let name = suite.suite().as_str().unwrap_or_default();
+        match (name.contains("AES_128_GCM"), name.contains("AES_256_GCM")) {
+            (true, _) => 0,
+            (_, true) => 1,
+            _ => 2,
+        }
+    });
+    Arc::new(provider)
 }
 
 /// Which TLS versions a configuration enables.
@@ -222,9 +236,10 @@ pub fn server_config(options: &ServerTlsOptions<'_>) -> Result<Arc<ServerConfig>
         Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|error| TlsConfigError::Rustls { context: "server certificate and key", error })?;
+    config.ignore_client_order = true;
     Ok(Arc::new(config))
 }
 

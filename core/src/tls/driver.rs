@@ -776,6 +776,33 @@ mod tests {
     }
 
     #[test]
+    fn aes_128_gcm_is_chosen_even_when_the_client_prefers_aes_256() {
+        // A client whose provider keeps ring's default order (AES-256 first).
+        let client =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates({
+                    let mut roots = rustls::RootCertStore::empty();
+                    for cert in super::super::config::certificates_from_pem(
+                        crate::tls::test_util::CA,
+                        super::super::config::PemItem::ServerCaBundle,
+                    )
+                    .unwrap()
+                    {
+                        roots.add(cert).unwrap();
+                    }
+                    roots
+                })
+                .with_no_client_auth();
+        let server = crate::tls::test_util::server_cfg(ClientAuth::None, TlsVersions::default());
+        let mut pair = Pair::new(Arc::new(client), "localhost", server);
+        pair.handshake();
+        let suite = pair.server.tls.negotiated().unwrap().cipher_suite;
+        assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    }
+
+    #[test]
     fn client_starts_with_no_input() {
         let mut client = End::new(
             RustlsSession::client(client_cfg(CA, None, Default::default()), name("a.proxy.test")).unwrap(),
