@@ -20,7 +20,7 @@ struct Map;
 
 impl AddressMap for Map {
     fn advertised(&self, node_id: i32, _host: &str, _port: i32) -> Option<Advertised<'_>> {
-        (node_id % 2 == 0).then(|| Advertised { host: Cow::Borrowed("proxy"), port: 20_000 + node_id })
+        (node_id % 2 == 0).then(|| Advertised { host: Cow::Borrowed("proxy"), port: 20_000i32.wrapping_add(node_id) })
     }
 }
 
