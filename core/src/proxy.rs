@@ -110,6 +110,7 @@ impl Proxy {
             api_versions,
             linger: LINGER,
             security: config.security.clone(),
+            warnings: Default::default(),
         });
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(sni.router.clone()),

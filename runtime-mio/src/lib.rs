@@ -426,11 +426,8 @@ impl Loop {
                 }
             }
             if let Some(reason) = closed {
-                if reason.is_normal() {
-                    debug!(%reason, "connection closed");
-                } else {
-                    info!(%reason, "connection closed");
-                }
+                // The session logged failures itself (rate-limited).
+                debug!(%reason, "connection closed");
                 let now = Instant::now();
                 for o in observed {
                     self.proxy.handle_observed(now, o);

@@ -293,11 +293,8 @@ impl Connection {
                         }
                     }
                     Event::Closed(reason) => {
-                        if reason.is_normal() {
-                            debug!(%reason, "connection closed");
-                        } else {
-                            info!(%reason, "connection closed");
-                        }
+                        // The session logged failures itself (rate-limited).
+                        debug!(%reason, "connection closed");
                         return;
                     }
                 }

@@ -26,6 +26,9 @@ mod passthrough;
 mod peer;
 #[cfg(test)]
 mod tests;
+mod warn_limit;
+
+pub use warn_limit::WarnLimiter;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -89,6 +92,8 @@ pub struct SessionConfig {
     pub linger: Duration,
     /// TLS and SASL on both sides.
     pub security: Security,
+    /// Bounds the warnings sessions log about failed connections.
+    pub warnings: WarnLimiter,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -461,10 +466,12 @@ impl Session {
         let decoder = FrameDecoder::new(config.limits.max_frame_bytes);
         let security = &config.security;
         let mut down = Peer::plain(true);
-        if let Some(tls) = &security.downstream_tls
-            && let Ok(driver) = RustlsSession::server(tls.config.clone())
-        {
-            down.use_tls(Box::new(driver));
+        let mut tls_failure = None;
+        if let Some(tls) = &security.downstream_tls {
+            match RustlsSession::server(tls.config.clone()) {
+                Ok(driver) => down.use_tls(Box::new(driver)),
+                Err(error) => tls_failure = Some(error),
+            }
         }
         let down_auth = match &security.downstream_sasl {
             DownstreamSasl::Off => DownAuth::Off,
@@ -509,6 +516,11 @@ impl Session {
             fetch: None,
             config,
         };
+        if let Some(error) = tls_failure {
+            // Never fall back to plaintext on a TLS listener.
+            session.close(now, CloseReason::Tls { side: Side::Downstream, error });
+            return session;
+        }
         if let Some(principal) = session.principal.clone() {
             // No authentication downstream: `$anonymous` (auth swap may map it).
             session.set_principal(now, principal);
@@ -1063,7 +1075,11 @@ impl Session {
         if let Some(reply) = reply {
             self.answer(reply);
         }
-        warn!(session = self.id, %reason, "refusing client");
+        if let Some(suppressed) = self.config.warnings.allow(now) {
+            warn!(session = self.id, %reason, suppressed, "refusing client");
+        } else {
+            debug!(session = self.id, %reason, "refusing client");
+        }
         if delay.is_zero() {
             self.close(now, reason);
         } else if self.running() {
@@ -1079,9 +1095,15 @@ impl Session {
         }
         if reason.is_normal() {
             debug!(session = self.id, %reason, "closing");
-        } else {
+        } else if let Some(suppressed) = self.config.warnings.allow(now) {
             let route = self.route.as_ref().map_or(ListenerId::Sni, |r| r.listener);
-            warn!(session = self.id, %route, %reason, "closing");
+            if suppressed > 0 {
+                warn!(session = self.id, %route, %reason, suppressed, "closing (and more like it)");
+            } else {
+                warn!(session = self.id, %route, %reason, "closing");
+            }
+        } else {
+            debug!(session = self.id, %reason, "closing");
         }
         if matches!(self.phase, Phase::Connecting { .. } | Phase::Routing { .. }) {
             // Nothing queued for the broker can be delivered.

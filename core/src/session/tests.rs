@@ -99,6 +99,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         api_versions,
         linger: Duration::from_secs(1),
         security,
+        warnings: Default::default(),
     })
 }
 
