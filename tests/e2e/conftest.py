@@ -19,8 +19,8 @@ from kafka_e2e.procs import ManagedProcess, kill_all_live
 from kafka_e2e.proxy import RUNTIMES, KafkaProxy, PortLayout, StandInProxy, render_config
 from kafka_e2e.tansu import SCRAM_USERS, TANSU_NODE_ID, TansuBroker
 
-# Fixtures of the TLS tests (test_tls_*.py).
-pytest_plugins = ["kafka_e2e.tls_fixtures"]
+# Fixtures of the TLS tests (test_tls_*.py) and of the SASL tests (test_sasl_*.py).
+pytest_plugins = ["kafka_e2e.tls_fixtures", "kafka_e2e.sasl_fixtures"]
 
 
 def pytest_addoption(parser):
