@@ -94,6 +94,47 @@ def test_clients_reauthenticate_mid_stream(short_session_proxy, memory_tansu, un
     assert "session expired" not in log
 
 
+@pytest.fixture(scope="module")
+def oauth_only_proxy(request, tmp_path_factory, memory_tansu, sasl_runtime, issuer):
+    """OAUTHBEARER without a configured session lifetime: the token's exp sets it."""
+    workdir = tmp_path_factory.mktemp(f"oauth-reauth-{sasl_runtime}")
+    jwks = workdir / "jwks.json"
+    jwks.write_text(issuer.jwks_json())
+    layout = reserve_layout()
+    downstream = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER",
+                  "oauthbearer": issuer.oauth_settings(jwks_file=jwks)}
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream)
+    proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="proxy-oauth-reauth",
+                        env=DEBUG_LOG)
+    yield proxy
+    proxy.stop()
+
+
+TOKEN_LIFETIME_S = 4
+
+
+def test_short_lived_tokens_are_refreshed_mid_stream(oauth_only_proxy, memory_tansu, issuer, unique):
+    """KIP-368 with KIP-255: SessionLifetimeMs is the token's remaining life; both libraries
+    fetch a new token (their callback) and re-authenticate with it before it expires."""
+    jobs = {}
+    for lib_name in CLIENT_LIBS:
+        topic = f"oauth-reauth-{lib_name}-{unique}"
+        memory_tansu.create_topic(topic)
+        login = Login("OAUTHBEARER", "carol", token=lambda: issuer.token("carol", lifetime_s=TOKEN_LIFETIME_S))
+        jobs[lib_name] = (sasl_client_lib(lib_name, login), oauth_only_proxy.bootstrap, topic)
+    issued_before = len(issuer.issued)
+    mark = oauth_only_proxy.mark()
+    results = streams_in_parallel(jobs, STREAM_S)
+    log = oauth_only_proxy.log_since(mark)
+    assert_streamed(results)
+    lifetimes = [int(v) for v in by_session(log, "client authenticated", "lifetime_ms").values()]
+    assert lifetimes and all(0 < ms <= TOKEN_LIFETIME_S * 1000 for ms in lifetimes), lifetimes
+    reauths = by_session_counts(log, "client re-authenticated")
+    assert len([s for s, n in reauths.items() if n >= 2]) >= 4, f"re-authentications per session: {reauths}"
+    assert len(issuer.issued) - issued_before >= 6, "the clients fetched fresh tokens"
+    assert not lines_with(log, "refusing client"), lines_with(log, "refusing client")
+
+
 def by_session_counts(log: str, message: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for ln in lines_with(log, message, "session="):

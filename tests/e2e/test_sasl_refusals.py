@@ -163,6 +163,8 @@ def test_request_before_authentication(refusing_proxy):
     time.sleep(0.2)
     reasons = refusal_reasons(refusing_proxy, mark)
     assert len(reasons) == 3, reasons
+    # Each refusal is ILLEGAL_SASL_STATE, whether or not the request could carry the code.
+    assert all("error code 34" in r for r in reasons), reasons
     assert sum("Metadata" in r for r in reasons) == 2, reasons
 
 
@@ -197,8 +199,9 @@ CLIENT_CASES = {
                      "Error 58", invalid_credentials("PLAIN")),
     "unknown-mechanism": (lambda iss: Login("SCRAM-SHA-512", "alice", PASSWORDS["alice"]),
                           "Error 33", "PLAIN,SCRAM-SHA-256,OAUTHBEARER"),
-    "expired-token": (lambda iss: Login("OAUTHBEARER", "carol", token=lambda: iss.token(
-        "carol", now=time.time() - 3600)), "Error 58", '{"status":"invalid_token"}'),
+    "expired-token": (lambda iss: Login("OAUTHBEARER", "carol", believed_lifetime_s=600,
+                                        token=lambda: iss.token("carol", now=time.time() - 3600)),
+                      "Error 58", '{"status":"invalid_token"}'),
 }
 
 

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import time
@@ -24,13 +26,18 @@ from .clients import ClientError, client_lib
 
 @dataclass(frozen=True)
 class Login:
-    """A client's SASL identity: a password, or (OAUTHBEARER) a function returning a fresh token."""
+    """A client's SASL identity: a password, or (OAUTHBEARER) a function returning a fresh token.
+
+    librdkafka is told the token's own `exp` as its lifetime (it refreshes at 80% of it) and
+    refuses to send a token it believes expired; `believed_lifetime_s` overrides what it is
+    told, to make it send an expired token anyway.
+    """
 
     mechanism: str
     username: str
     password: str | None = None
     token: Callable[[], str] | None = field(default=None, compare=False)
-    token_lifetime_s: float = 600
+    believed_lifetime_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,10 @@ def sasl_client_lib(name: str, login: Login | None, tls: ClientTls | None = None
             conf["sasl.mechanism"] = login.mechanism
             if login.mechanism == "OAUTHBEARER":
                 def oauth_cb(_config, login=login):
-                    return login.token(), time.time() + login.token_lifetime_s, login.username
+                    token = login.token()
+                    expiry = (jwt_expiry(token) if login.believed_lifetime_s is None
+                              else time.time() + login.believed_lifetime_s)
+                    return token, expiry, login.username
                 conf["oauth_cb"] = oauth_cb
             else:
                 conf["sasl.username"] = login.username
@@ -89,6 +99,12 @@ def sasl_client_lib(name: str, login: Login | None, tls: ClientTls | None = None
     conf.update(extra)
     lib.extra = conf
     return lib
+
+
+def jwt_expiry(token: str) -> float:
+    """The `exp` claim of a JWT (seconds since the epoch), read without checking the signature."""
+    payload = token.split(".")[1]
+    return float(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["exp"])
 
 
 def kafka_python_token_provider(login: Login):
