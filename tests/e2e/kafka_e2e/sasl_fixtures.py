@@ -65,11 +65,12 @@ def pytest_runtest_makereport(item, call):
     return report
 
 def require_real_proxy(request) -> None:
-    """SASL is the proxy's own behaviour: skip without the release binary or under --proxy-stand-in."""
+    """SASL is the proxy's own behaviour: skip under --proxy-stand-in; fail without the release
+    binary (as conftest.require_proxy_binary does)."""
     if request.config.getoption("--proxy-stand-in", default=False):
         pytest.skip("checks the proxy's own SASL behaviour; the --proxy-stand-in relay has none")
     if not PROXY_BINARY.is_file():
-        pytest.skip(f"proxy scenarios skipped: {PROXY_BINARY} is missing (cargo build --release)")
+        pytest.fail(f"{PROXY_BINARY} is missing: run `cargo build --release` first (scripts/test.sh does)")
 
 
 def start_proxy(request, workdir: Path, config_text: str, layout: PortLayout, runtime: str,
