@@ -111,27 +111,35 @@ def oauth_only_proxy(request, tmp_path_factory, memory_tansu, sasl_runtime, issu
 
 
 TOKEN_LIFETIME_S = 4
+TOKEN_STREAM_S = 9.0  # > 2 token lifetimes
 
 
-def test_short_lived_tokens_are_refreshed_mid_stream(oauth_only_proxy, memory_tansu, issuer, unique):
-    """KIP-368 with KIP-255: SessionLifetimeMs is the token's remaining life; both libraries
-    fetch a new token (their callback) and re-authenticate with it before it expires."""
-    jobs = {}
-    for lib_name in CLIENT_LIBS:
-        topic = f"oauth-reauth-{lib_name}-{unique}"
-        memory_tansu.create_topic(topic)
-        login = Login("OAUTHBEARER", "carol", token=lambda: issuer.token("carol", lifetime_s=TOKEN_LIFETIME_S))
-        jobs[lib_name] = (sasl_client_lib(lib_name, login), oauth_only_proxy.bootstrap, topic)
+@pytest.mark.parametrize("lib_name", CLIENT_LIBS)
+def test_short_lived_tokens_are_refreshed_mid_stream(oauth_only_proxy, memory_tansu, issuer, lib_name,
+                                                     unique):
+    """KIP-368 with KIP-255: SessionLifetimeMs is the token's remaining life; the library
+    fetches a new token (its callback) and re-authenticates with it before the old one expires.
+
+    One library at a time: librdkafka refreshes only when the application polls, and a
+    token it presents after its exp (still inside the proxy's clock skew) gets a 1 ms
+    session, i.e. a reconnect; two client threads in one process make such late polls likely.
+    """
+    topic = f"oauth-reauth-{lib_name}-{unique}"
+    memory_tansu.create_topic(topic)
+    login = Login("OAUTHBEARER", "carol", expiry_margin_s=1.0,
+                  token=lambda: issuer.token("carol", lifetime_s=TOKEN_LIFETIME_S))
     issued_before = len(issuer.issued)
     mark = oauth_only_proxy.mark()
-    results = streams_in_parallel(jobs, STREAM_S)
+    results = streams_in_parallel({lib_name: (sasl_client_lib(lib_name, login), oauth_only_proxy.bootstrap,
+                                              topic)}, TOKEN_STREAM_S)
     log = oauth_only_proxy.log_since(mark)
     assert_streamed(results)
     lifetimes = [int(v) for v in by_session(log, "client authenticated", "lifetime_ms").values()]
     assert lifetimes and all(0 < ms <= TOKEN_LIFETIME_S * 1000 for ms in lifetimes), lifetimes
     reauths = by_session_counts(log, "client re-authenticated")
-    assert len([s for s, n in reauths.items() if n >= 2]) >= 4, f"re-authentications per session: {reauths}"
-    assert len(issuer.issued) - issued_before >= 6, "the clients fetched fresh tokens"
+    # The producer's and the consumer's broker connections outlive two tokens each.
+    assert len([s for s, n in reauths.items() if n >= 2]) >= 2, f"re-authentications per session: {reauths}"
+    assert len(issuer.issued) - issued_before >= 3, "the client fetched fresh tokens"
     assert not lines_with(log, "refusing client"), lines_with(log, "refusing client")
 
 

@@ -28,9 +28,10 @@ from .clients import ClientError, client_lib
 class Login:
     """A client's SASL identity: a password, or (OAUTHBEARER) a function returning a fresh token.
 
-    librdkafka is told the token's own `exp` as its lifetime (it refreshes at 80% of it) and
-    refuses to send a token it believes expired; `believed_lifetime_s` overrides what it is
-    told, to make it send an expired token anyway.
+    librdkafka is told the token's own `exp` (less `expiry_margin_s`, as token providers
+    refresh early) as its lifetime, and refreshes at 80% of it; it refuses to send a token it
+    believes expired, so `believed_lifetime_s` overrides what it is told, to make it send an
+    expired token anyway.
     """
 
     mechanism: str
@@ -38,6 +39,7 @@ class Login:
     password: str | None = None
     token: Callable[[], str] | None = field(default=None, compare=False)
     believed_lifetime_s: float | None = None
+    expiry_margin_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def sasl_client_lib(name: str, login: Login | None, tls: ClientTls | None = None
             if login.mechanism == "OAUTHBEARER":
                 def oauth_cb(_config, login=login):
                     token = login.token()
-                    expiry = (jwt_expiry(token) if login.believed_lifetime_s is None
+                    expiry = (jwt_expiry(token) - login.expiry_margin_s if login.believed_lifetime_s is None
                               else time.time() + login.believed_lifetime_s)
                     return token, expiry, login.username
                 conf["oauth_cb"] = oauth_cb
