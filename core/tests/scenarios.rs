@@ -423,6 +423,30 @@ mod cut_through {
     }
 
     #[test]
+    fn the_rest_of_a_cut_through_frame_may_be_spliced_past_the_session() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let req = produce_v8(1, 1, &vec![3u8; 1_000_000]);
+        assert_eq!(h.conns[c].session.splice_window(Side::Downstream), None, "between frames: no");
+        h.client_send(c, &req[..100_000]);
+        let rest = req.len() - 100_000;
+        assert_eq!(h.conns[c].session.splice_window(Side::Downstream), Some(rest));
+        // The runtime moves the rest socket to socket (here: by hand).
+        let now = h.now;
+        h.conns[c].to_broker.extend_from_slice(&req[100_000..]);
+        h.conns[c].session.handle_spliced(now, Side::Downstream, rest - 10);
+        assert_eq!(h.conns[c].session.splice_window(Side::Downstream), None, "below the splice minimum");
+        h.conns[c].session.handle_spliced(now, Side::Downstream, 10);
+        assert_eq!(h.conns[c].to_broker, req);
+        // The frame ended: framing resumes with the next one, and its response matches.
+        h.client_send(c, &request(2, 1, 2, false, b"next"));
+        h.broker_send(c, &response(1, b"produced"));
+        h.broker_send(c, &response(2, b"offsets"));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 2);
+        assert!(h.conns[c].closed.is_none());
+    }
+
+    #[test]
     fn acks0_large_produce_expects_no_response() {
         let mut h = Harness::new(config(Limits::default()));
         let c = h.connect(ListenerId::Bootstrap(0));

@@ -11,7 +11,8 @@
 
 mod dns;
 mod slab;
-mod sys;
+
+use kafka_proxy_sys as sys;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
@@ -134,6 +135,9 @@ struct Conn {
     /// The socket is registered for writable edges too. Only while a write
     /// is blocked: otherwise every ACK from the peer would wake the loop.
     write_interest: [bool; 2],
+    /// Pipes for splicing frames straight through, by source side (made on
+    /// first use).
+    pipes: [Option<sys::Pipe>; 2],
     /// The deadline registered in the timer set.
     timer: Option<Instant>,
     span: tracing::Span,
@@ -256,6 +260,7 @@ impl Loop {
             readable: [false; 2],
             writable: [false; 2],
             write_interest: [false; 2],
+            pipes: [None, None],
             timer: None,
             span,
         });
@@ -387,6 +392,7 @@ impl Loop {
                 // A fresh connection's send buffer is empty.
                 writable: [true, false],
                 write_interest: [false; 2],
+                pipes: [None, None],
                 timer: None,
                 span,
             });
@@ -450,7 +456,10 @@ impl Loop {
             }
             let mut blocked = [false; 2];
             for side in [Side::Upstream, Side::Downstream] {
-                let (moved, full) = flush(conn, side);
+                // Spliced bytes already in the pipe go before anything queued.
+                let (moved, full) = drain_pipe(conn, side.peer());
+                progress |= moved;
+                let (moved, full) = if full { (false, true) } else { flush(conn, side) };
                 progress |= moved;
                 blocked[side_index(side)] = full && !conn.write_interest[side_index(side)];
             }
@@ -462,7 +471,12 @@ impl Loop {
             let Some(conn) = self.conns.get_mut(slot) else { return };
             for side in [Side::Downstream, Side::Upstream] {
                 let i = side_index(side);
-                if conn.readable[i] && conn.session.wants_read(side) {
+                if !conn.readable[i] || conn.pipes[i].as_ref().is_some_and(|p| p.filled > 0) {
+                    continue;
+                }
+                if let Some(window) = conn.session.splice_window(side) {
+                    progress |= splice_in(conn, side, window);
+                } else if conn.session.wants_read(side) {
                     progress |= read(conn, side);
                 }
             }
@@ -696,6 +710,88 @@ fn flush(conn: &mut Conn, side: Side) -> (bool, bool) {
         }
     }
     (progress, false)
+}
+
+/// The descriptor of `side`'s socket, when connected.
+fn socket_fd(conn: &Conn, side: Side) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    match side {
+        Side::Downstream => conn.client.as_ref().map(AsRawFd::as_raw_fd),
+        Side::Upstream => conn.broker.as_ref().filter(|_| !conn.connecting).map(AsRawFd::as_raw_fd),
+    }
+}
+
+/// Splices up to `window` bytes of a cut-through frame from `side`'s socket
+/// into its pipe, then on into the other side's socket.
+fn splice_in(conn: &mut Conn, side: Side, window: usize) -> bool {
+    let i = side_index(side);
+    if conn.pipes[i].is_none() {
+        match sys::Pipe::new() {
+            Ok(pipe) => conn.pipes[i] = Some(pipe),
+            Err(error) => {
+                debug!(%error, "no pipe for splicing; copying instead");
+                return read(conn, side);
+            }
+        }
+    }
+    let Some(source) = socket_fd(conn, side) else { return false };
+    let Some(pipe) = conn.pipes[i].as_mut() else { return false };
+    match pipe.fill_from(source, window) {
+        Ok(0) => {
+            // End of stream: let the session see it the ordinary way.
+            conn.readable[i] = false;
+            let _ = conn.session.read_from(Instant::now(), side, |_| Ok::<_, io::Error>(0));
+            true
+        }
+        Ok(n) => {
+            conn.session.handle_spliced(Instant::now(), side, n);
+            drain_pipe(conn, side);
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.readable[i] = false;
+            false
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+        Err(e) => {
+            conn.session.handle_io_error(Instant::now(), side, &e);
+            true
+        }
+    }
+}
+
+/// Moves what the pipe of source `side` holds into the other side's socket:
+/// (bytes moved, the socket is full).
+fn drain_pipe(conn: &mut Conn, side: Side) -> (bool, bool) {
+    let i = side_index(side);
+    let to = side.peer();
+    let j = side_index(to);
+    if conn.pipes[i].as_ref().is_none_or(|p| p.filled == 0) {
+        return (false, false);
+    }
+    if !conn.writable[j] {
+        return (false, true);
+    }
+    let Some(dest) = socket_fd(conn, to) else { return (false, false) };
+    let Some(pipe) = conn.pipes[i].as_mut() else { return (false, false) };
+    match pipe.drain_into(dest) {
+        Ok(n) => {
+            let full = pipe.filled > 0;
+            if full {
+                conn.writable[j] = false;
+            }
+            (n > 0, full)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.writable[j] = false;
+            (false, true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => (false, false),
+        Err(e) => {
+            conn.session.handle_io_error(Instant::now(), to, &e);
+            (true, false)
+        }
+    }
 }
 
 /// Reads once from `side` into the session.

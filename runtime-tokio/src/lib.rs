@@ -129,7 +129,9 @@ impl Shared {
         let shared = self.clone();
         tokio::spawn(
             async move {
-                Connection { session, client: None, broker: None, connecting: None }.run(&shared).await;
+                Connection { session, pipes: [None, None], client: None, broker: None, connecting: None }
+                    .run(&shared)
+                    .await;
                 shared.proxy().handle_probe_closed(Instant::now());
                 shared.timer.notify_one();
                 shared.apply_actions().await;
@@ -238,6 +240,9 @@ type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 /// their session.
 struct Connection {
     session: Session,
+    /// Pipes for splicing frames straight through, by source side [client,
+    /// broker] (made on first use).
+    pipes: [Option<kafka_proxy_sys::Pipe>; 2],
     client: Option<TcpStream>,
     broker: Option<TcpStream>,
     connecting: Option<Connecting>,
@@ -257,7 +262,7 @@ impl Connection {
         if let Err(error) = client.set_nodelay(true) {
             debug!(%error, "cannot set TCP_NODELAY on the client socket");
         }
-        Connection { session, client: Some(client), broker: None, connecting: None }
+        Connection { session, pipes: [None, None], client: Some(client), broker: None, connecting: None }
     }
 
     /// The session and the socket of `side`, borrowed apart.
@@ -306,10 +311,10 @@ impl Connection {
                 continue;
             }
             let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
-            let read_client = self.client.is_some() && self.session.wants_read(Side::Downstream);
-            let read_broker = self.broker.is_some() && self.session.wants_read(Side::Upstream);
-            let write_client = self.client.is_some() && self.session.wants_write(Side::Downstream);
-            let write_broker = self.broker.is_some() && self.session.wants_write(Side::Upstream);
+            let read_client = self.client.is_some() && self.wants_read(Side::Downstream);
+            let read_broker = self.broker.is_some() && self.wants_read(Side::Upstream);
+            let write_client = self.client.is_some() && self.wants_write(Side::Downstream);
+            let write_broker = self.broker.is_some() && self.wants_write(Side::Upstream);
             let broker = self.broker.as_ref();
             let client = self.client.as_ref();
             tokio::select! {
@@ -347,8 +352,89 @@ impl Connection {
         }
     }
 
-    /// One read from `side`, processed by the session.
+    /// Bytes spliced from `side` and not yet written to the other side.
+    fn piped(&self, side: Side) -> usize {
+        self.pipes[pipe_index(side)].as_ref().map_or(0, |p| p.filled)
+    }
+
+    /// True when `side` should be read: the session wants bytes (or can take
+    /// them spliced) and nothing spliced from it still waits.
+    fn wants_read(&self, side: Side) -> bool {
+        self.piped(side) == 0 && (self.session.wants_read(side) || self.session.splice_window(side).is_some())
+    }
+
+    /// True when `side` has bytes waiting: the session's, or spliced ones.
+    fn wants_write(&self, side: Side) -> bool {
+        self.session.wants_write(side) || self.piped(side.peer()) > 0
+    }
+
+    /// Splices up to `window` bytes of a cut-through frame from `side` into
+    /// its pipe, then on to the other side. False: copy instead.
+    fn splice_in(&mut self, side: Side, window: usize) -> bool {
+        use std::os::fd::AsRawFd;
+        let i = pipe_index(side);
+        if self.pipes[i].is_none() {
+            match kafka_proxy_sys::Pipe::new() {
+                Ok(pipe) => self.pipes[i] = Some(pipe),
+                Err(error) => {
+                    debug!(%error, "no pipe for splicing; copying instead");
+                    return false;
+                }
+            }
+        }
+        let stream = match side {
+            Side::Downstream => self.client.as_ref(),
+            Side::Upstream => self.broker.as_ref(),
+        };
+        let (Some(stream), Some(pipe)) = (stream, self.pipes[i].as_mut()) else { return false };
+        let fd = stream.as_raw_fd();
+        match stream.try_io(tokio::io::Interest::READABLE, || pipe.fill_from(fd, window)) {
+            Ok(0) => {
+                let _ = self.session.read_from(Instant::now(), side, |_| Ok::<_, io::Error>(0));
+            }
+            Ok(n) => {
+                self.session.handle_spliced(Instant::now(), side, n);
+                self.drain_pipe(side.peer());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => self.session.handle_io_error(Instant::now(), side, &e),
+        }
+        true
+    }
+
+    /// Writes what was spliced towards `side`; true when the pipe is empty.
+    fn drain_pipe(&mut self, side: Side) -> bool {
+        use std::os::fd::AsRawFd;
+        let stream = match side {
+            Side::Downstream => self.client.as_ref(),
+            Side::Upstream => self.broker.as_ref(),
+        };
+        let Some(pipe) = self.pipes[pipe_index(side.peer())].as_mut().filter(|p| p.filled > 0) else {
+            return true;
+        };
+        let Some(stream) = stream else { return true };
+        let fd = stream.as_raw_fd();
+        match stream.try_io(tokio::io::Interest::WRITABLE, || match pipe.drain_into(fd) {
+            // Short: the socket is full; tokio learns it at once.
+            Ok(_) if pipe.filled > 0 => Err(io::ErrorKind::WouldBlock.into()),
+            other => other,
+        }) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                self.session.handle_io_error(Instant::now(), side, &e);
+                true
+            }
+        }
+    }
+
+    /// One read from `side`, processed by the session (or spliced past it).
     fn read(&mut self, side: Side) {
+        if let Some(window) = self.session.splice_window(side)
+            && self.splice_in(side, window)
+        {
+            return;
+        }
         let (session, Some(stream)) = self.split(side) else { return };
         match session.read_from(Instant::now(), side, |buf| read_drained(stream, buf)) {
             Ok(ReadOutcome::Read(_) | ReadOutcome::Eof | ReadOutcome::Paused) => {}
@@ -357,8 +443,12 @@ impl Connection {
         }
     }
 
-    /// Writes what is queued for `side` until done or the socket is full.
+    /// Writes what is queued for `side` until done or the socket is full;
+    /// spliced bytes first.
     fn flush(&mut self, side: Side) {
+        if !self.drain_pipe(side) {
+            return;
+        }
         let (session, Some(stream)) = self.split(side) else { return };
         loop {
             let mut full = false;
@@ -407,6 +497,14 @@ fn write_until_full(stream: &TcpStream, iov: &[std::io::IoSlice<'_>]) -> io::Res
         Ok(n) => Ok((n, false)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock && wrote > 0 => Ok((wrote, true)),
         Err(e) => Err(e),
+    }
+}
+
+/// The pipe of frames spliced from `side`.
+fn pipe_index(side: Side) -> usize {
+    match side {
+        Side::Downstream => 0,
+        Side::Upstream => 1,
     }
 }
 

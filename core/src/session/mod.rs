@@ -22,6 +22,8 @@
 mod broker;
 mod client;
 mod cut_through;
+
+pub use cut_through::SPLICE_MIN;
 mod passthrough;
 mod peer;
 #[cfg(test)]
