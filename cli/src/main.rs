@@ -224,6 +224,15 @@ fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
     }
 }
 
+/// Loads and converts the configuration for a reload, as one error line.
+fn load_quiet(path: &Path) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
+    let config = config::load(path, config::process_env)?;
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    config.to_core()
+}
+
 fn check(path: &Path) -> ExitCode {
     match load(path) {
         Ok((config, _)) => {
@@ -271,28 +280,65 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     });
     info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
     let proxy = Proxy::new(core);
+    // SIGHUP: the configuration file is read again; what can change without a
+    // restart (credentials, keys, certificates, TLS/SASL, limits, resolve) applies
+    // to new connections.
+    let path_buf = path.to_path_buf();
+    let reload = move || match load_quiet(&path_buf) {
+        Ok(core) => Some(core),
+        Err(e) => {
+            error!("configuration reload failed, keeping the running one: {e}");
+            None
+        }
+    };
     let result = match runtime {
         RuntimeKind::Tokio => {
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            if let Err(e) = signals::on_termination(move |signal| {
-                info!(signal, "termination signal received");
-                let _ = tx.send(());
-            }) {
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+            let stop_tx = std::sync::Mutex::new(Some(stop_tx));
+            let handled = signals::handle(move |signal| match signal {
+                signals::Signal::Terminate(signal) => {
+                    info!(signal, "termination signal received");
+                    if let Some(tx) = stop_tx.lock().ok().and_then(|mut tx| tx.take()) {
+                        let _ = tx.send(());
+                    }
+                }
+                signals::Signal::Reload => {
+                    info!("SIGHUP: reloading the configuration");
+                    if let Some(core) = reload() {
+                        let _ = reload_tx.send(core);
+                    }
+                }
+            });
+            if let Err(e) = handled {
                 eprintln!("error: cannot start the signal thread: {e}");
                 return ExitCode::FAILURE;
             }
             let shutdown = async move {
-                let _ = rx.await;
+                let _ = stop_rx.await;
             };
-            kafka_proxy_tokio::run(proxy, kafka_proxy_tokio::Options { worker_threads: None }, shutdown)
-                .map_err(|e| e.to_string())
+            kafka_proxy_tokio::run(
+                proxy,
+                kafka_proxy_tokio::Options { worker_threads: None },
+                shutdown,
+                reload_rx,
+            )
+            .map_err(|e| e.to_string())
         }
-        RuntimeKind::Mio => kafka_proxy_mio::run(proxy, |stopper| {
-            let result = signals::on_termination(move |signal| {
-                info!(signal, "termination signal received");
-                stopper.stop();
+        RuntimeKind::Mio => kafka_proxy_mio::run(proxy, |control| {
+            let handled = signals::handle(move |signal| match signal {
+                signals::Signal::Terminate(signal) => {
+                    info!(signal, "termination signal received");
+                    control.stop();
+                }
+                signals::Signal::Reload => {
+                    info!("SIGHUP: reloading the configuration");
+                    if let Some(core) = reload() {
+                        control.reload(core);
+                    }
+                }
             });
-            if let Err(e) = result {
+            if let Err(e) = handled {
                 error!(error = %e, "cannot start the signal thread; stop with SIGKILL");
             }
         })

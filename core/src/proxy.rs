@@ -100,18 +100,7 @@ impl Proxy {
             Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
             Mapping::Sni(sni) => Arc::new(sni.router.clone()),
         };
-        let api_versions = match config.security.downstream_sasl {
-            DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
-            DownstreamSasl::Off | DownstreamSasl::PassThrough => ApiVersionsPolicy::passthrough(),
-        };
-        let session_config = Arc::new(SessionConfig {
-            limits: config.limits.clone(),
-            address_map,
-            api_versions,
-            linger: LINGER,
-            security: config.security.clone(),
-            warnings: Default::default(),
-        });
+        let session_config = session_config(&config, address_map);
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(sni.router.clone()),
             Mapping::PortOffset(_) => None,
@@ -147,6 +136,37 @@ impl Proxy {
             info!("brokers are learned from client traffic (no identity to ask the cluster with)");
         }
         proxy
+    }
+
+    /// Takes a new configuration without restarting: credentials, keys,
+    /// certificates, SASL and TLS settings, limits and `resolve` rules apply
+    /// to connections accepted from now on (open ones keep theirs). Listener
+    /// and mapping settings need a restart: a change to them is reported and
+    /// not applied.
+    pub fn reload(&mut self, config: ProxyConfig) -> Vec<&'static str> {
+        let mut ignored = Vec::new();
+        if config.bind_ip != self.config.bind_ip {
+            ignored.push("bind_address");
+        }
+        if config.bootstrap != self.config.bootstrap {
+            ignored.push("upstream.bootstrap_servers");
+        }
+        let same_mapping = match (&config.mapping, &self.config.mapping) {
+            (Mapping::PortOffset(a), Mapping::PortOffset(b)) => a == b,
+            (Mapping::Sni(a), Mapping::Sni(b)) => a.bind_port == b.bind_port,
+            _ => false,
+        };
+        if !same_mapping {
+            ignored.push("broker_mapping");
+        }
+        let mut next = (*self.config).clone();
+        next.security = config.security;
+        next.limits = config.limits;
+        next.resolve = config.resolve;
+        self.session_config = session_config(&next, self.session_config.address_map.clone());
+        self.config = Arc::new(next);
+        info!(ignored = ?ignored, "configuration reloaded");
+        ignored
     }
 
     /// True when the proxy can ask the cluster for Metadata by itself: it
@@ -385,4 +405,23 @@ impl Proxy {
     fn resolve(&self, host: &str) -> Option<IpAddr> {
         self.config.resolve_override(host)
     }
+}
+
+/// What every session shares, from the configuration.
+fn session_config(
+    config: &ProxyConfig,
+    address_map: Arc<dyn AddressMap + Send + Sync>,
+) -> Arc<SessionConfig> {
+    let api_versions = match config.security.downstream_sasl {
+        DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
+        DownstreamSasl::Off | DownstreamSasl::PassThrough => ApiVersionsPolicy::passthrough(),
+    };
+    Arc::new(SessionConfig {
+        limits: config.limits.clone(),
+        address_map,
+        api_versions,
+        linger: LINGER,
+        security: config.security.clone(),
+        warnings: Default::default(),
+    })
 }

@@ -17,10 +17,11 @@ use kafka_proxy_sys as sys;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use kafka_proxy_core::config::ProxyConfig;
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::{ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome};
@@ -71,10 +72,11 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Stops a running loop from any thread.
+/// Stops or reloads a running loop from any thread.
 #[derive(Debug, Clone)]
 pub struct Stopper {
     flag: Arc<AtomicBool>,
+    reload: Arc<Mutex<Option<ProxyConfig>>>,
     waker: Arc<Waker>,
 }
 
@@ -82,6 +84,16 @@ impl Stopper {
     /// Asks the loop to close every connection and return.
     pub fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Hands the loop a new configuration (see [`Proxy::reload`]).
+    pub fn reload(&self, config: ProxyConfig) {
+        *self.reload.lock().unwrap_or_else(PoisonError::into_inner) = Some(config);
+        self.wake();
+    }
+
+    fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             warn!(error = %e, "cannot wake the event loop");
         }
@@ -94,6 +106,7 @@ pub fn run(proxy: Proxy, on_start: impl FnOnce(Stopper)) -> Result<(), StartErro
     let poll = Poll::new().map_err(StartError::Poll)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(StartError::Poll)?);
     let flag = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(Mutex::new(None));
     let resolver = Resolver::new(waker.clone());
     let mut event_loop = Loop {
         poll,
@@ -108,8 +121,8 @@ pub fn run(proxy: Proxy, on_start: impl FnOnce(Stopper)) -> Result<(), StartErro
         closed: Vec::new(),
     };
     event_loop.open_initial_listeners()?;
-    on_start(Stopper { flag: flag.clone(), waker });
-    event_loop.serve(&flag);
+    on_start(Stopper { flag: flag.clone(), reload: reload.clone(), waker });
+    event_loop.serve(&flag, &reload);
     Ok(())
 }
 
@@ -267,7 +280,7 @@ impl Loop {
         self.pump(slot);
     }
 
-    fn serve(&mut self, stop: &AtomicBool) {
+    fn serve(&mut self, stop: &AtomicBool, reload: &Mutex<Option<ProxyConfig>>) {
         let mut events = Events::with_capacity(EVENTS);
         let mut stopping: Option<Instant> = None;
         loop {
@@ -311,7 +324,12 @@ impl Loop {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.on_resolved(),
+                    WAKER => {
+                        if let Some(config) = reload.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                            self.proxy.reload(config);
+                        }
+                        self.on_resolved()
+                    }
                     Token(t) if (LISTENER_BASE - MAX_LISTENERS..=LISTENER_BASE).contains(&t) => {
                         self.accept(LISTENER_BASE - t)
                     }

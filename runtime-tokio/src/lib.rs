@@ -63,11 +63,13 @@ pub struct Options {
 }
 
 /// Runs the proxy until `shutdown` completes, then closes every connection
-/// (bounded by a grace period) and returns.
+/// (bounded by a grace period) and returns. Configurations received on
+/// `reloads` are applied with [`Proxy::reload`].
 pub fn run(
     proxy: Proxy,
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: tokio::sync::mpsc::UnboundedReceiver<kafka_proxy_core::config::ProxyConfig>,
 ) -> Result<(), StartError> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("kafka-proxy");
@@ -75,7 +77,7 @@ pub fn run(
         builder.worker_threads(n.max(1));
     }
     let runtime = builder.build().map_err(StartError::Runtime)?;
-    runtime.block_on(serve(proxy, shutdown))
+    runtime.block_on(serve(proxy, shutdown, reloads))
 }
 
 /// State shared by every task.
@@ -195,7 +197,11 @@ impl Shared {
     }
 }
 
-async fn serve(proxy: Proxy, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+async fn serve(
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<kafka_proxy_core::config::ProxyConfig>,
+) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         proxy: Mutex::new(proxy),
@@ -220,9 +226,18 @@ async fn serve(proxy: Proxy, shutdown: impl Future<Output = ()> + Send + 'static
         }
     }
     let timer = tokio::spawn(shared.clone().timer_loop());
+    let reloader = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(config) = reloads.recv().await {
+                shared.proxy().reload(config);
+            }
+        })
+    };
     shutdown.await;
     info!("shutting down");
     timer.abort();
+    reloader.abort();
     for (_, task) in shared.listeners.lock().unwrap_or_else(PoisonError::into_inner).drain() {
         task.abort();
     }
