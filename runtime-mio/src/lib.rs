@@ -688,15 +688,8 @@ fn flush(conn: &mut Conn, side: Side) -> (bool, bool) {
     if !conn.writable[i] || !conn.session.wants_write(side) {
         return (false, false);
     }
-    let stream = match side {
-        Side::Downstream => match conn.client.as_mut() {
-            Some(s) => s,
-            None => return (false, false),
-        },
-        Side::Upstream => match conn.broker.as_mut() {
-            Some(s) if !conn.connecting => s,
-            _ => return (false, false),
-        },
+    let Some(mut stream) = socket(&conn.client, &conn.broker, conn.connecting, side) else {
+        return (false, false);
     };
     let mut progress = false;
     for _ in 0..BUDGET {
@@ -730,13 +723,24 @@ fn flush(conn: &mut Conn, side: Side) -> (bool, bool) {
     (progress, false)
 }
 
+/// `side`'s socket, when connected (from the fields, so the rest of the
+/// connection stays free to borrow).
+fn socket<'a>(
+    client: &'a Option<TcpStream>,
+    broker: &'a Option<TcpStream>,
+    connecting: bool,
+    side: Side,
+) -> Option<&'a TcpStream> {
+    match side {
+        Side::Downstream => client.as_ref(),
+        Side::Upstream => broker.as_ref().filter(|_| !connecting),
+    }
+}
+
 /// The descriptor of `side`'s socket, when connected.
 fn socket_fd(conn: &Conn, side: Side) -> Option<std::os::fd::RawFd> {
     use std::os::fd::AsRawFd;
-    match side {
-        Side::Downstream => conn.client.as_ref().map(AsRawFd::as_raw_fd),
-        Side::Upstream => conn.broker.as_ref().filter(|_| !conn.connecting).map(AsRawFd::as_raw_fd),
-    }
+    socket(&conn.client, &conn.broker, conn.connecting, side).map(AsRawFd::as_raw_fd)
 }
 
 /// Splices up to `window` bytes of a cut-through frame from `side`'s socket
@@ -815,16 +819,7 @@ fn drain_pipe(conn: &mut Conn, side: Side) -> (bool, bool) {
 /// Reads once from `side` into the session.
 fn read(conn: &mut Conn, side: Side) -> bool {
     let i = side_index(side);
-    let stream = match side {
-        Side::Downstream => match conn.client.as_mut() {
-            Some(s) => s,
-            None => return false,
-        },
-        Side::Upstream => match conn.broker.as_mut() {
-            Some(s) if !conn.connecting => s,
-            _ => return false,
-        },
-    };
+    let Some(stream) = socket(&conn.client, &conn.broker, conn.connecting, side) else { return false };
     let mut short = false;
     let outcome = conn.session.read_from(Instant::now(), side, |buf| {
         let spare = buf.capacity() - buf.len();

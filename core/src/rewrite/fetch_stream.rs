@@ -21,7 +21,7 @@ use crate::wire;
 
 use super::endpoint::{ArrayOut, Endpoint, advertise};
 use super::node_endpoints::FETCH_NODE_ENDPOINTS_FROM;
-use super::reader::{Fault, Read, Reader};
+use super::reader::{Fault, Read};
 use super::{AddressMap, Body, Observed, Rewrite, RewriteError};
 
 /// The Fetch versions whose layout [`FetchStream`] knows.
@@ -472,19 +472,8 @@ pub fn rewrite_tail_same_size(
 
 /// Reads the `NodeEndpoints` array that must fill `data` exactly, handing
 /// each endpoint to `each`; returns how many there were.
-fn read_endpoints<'a>(data: &'a [u8], mut each: impl FnMut(Endpoint<'a>)) -> Read<usize> {
-    let mut r = Reader::new(data);
-    let count = r.array_len(true, "node_endpoints")?;
-    for _ in 0..count {
-        each(Endpoint::read(&mut r, true, |r| {
-            r.nullable_string(true, "node endpoint rack")?;
-            r.tagged_fields("node endpoint tagged fields").map(drop)
-        })?);
-    }
-    if !r.rest().is_empty() {
-        return Err(r.fault("node_endpoints size"));
-    }
-    Ok(count)
+fn read_endpoints<'a>(data: &'a [u8], each: impl FnMut(Endpoint<'a>)) -> Read<usize> {
+    super::node_endpoints::read_endpoints(data, 0, data.len(), each)
 }
 
 /// A validated tagged-field section whose first field is tag 0, cut up.

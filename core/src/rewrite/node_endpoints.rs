@@ -139,7 +139,7 @@ fn skip_fetch(r: &mut Reader<'_>) -> Read<()> {
 
 /// Reads the `NodeEndpoints` array stored in `body[at..at + size]`, which it
 /// must fill exactly, handing each endpoint to `each`.
-fn read_endpoints<'a>(
+pub(super) fn read_endpoints<'a>(
     body: &'a [u8],
     at: usize,
     size: usize,

@@ -69,23 +69,17 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(config: ProxyConfig) -> Harness {
-        let mut h = Harness {
-            now: Instant::now(),
-            proxy: Proxy::new(config),
-            listeners: BTreeMap::new(),
-            actions: Vec::new(),
-            conns: Vec::new(),
-            read_size: 64 * 1024,
-            write_size: usize::MAX,
-            auto_connect: true,
-            run_probes: false,
-        };
-        h.drain_proxy();
-        h
+        Harness::build(config, false)
     }
 
     /// A harness that runs the proxy's probe sessions (the first is `conns[0]`).
     pub fn with_probes(config: ProxyConfig) -> Harness {
+        let mut h = Harness::build(config, true);
+        h.drive();
+        h
+    }
+
+    fn build(config: ProxyConfig, run_probes: bool) -> Harness {
         let mut h = Harness {
             now: Instant::now(),
             proxy: Proxy::new(config),
@@ -95,10 +89,9 @@ impl Harness {
             read_size: 64 * 1024,
             write_size: usize::MAX,
             auto_connect: true,
-            run_probes: true,
+            run_probes,
         };
         h.drain_proxy();
-        h.drive();
         h
     }
 
