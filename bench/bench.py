@@ -60,6 +60,34 @@ def run_loadgen(loadgen: Path, kind: str, bootstrap: str, topic: str, records: i
     return json.loads(lines[-1])
 
 
+def measure(mode: str, wl: str, args, loadgen: Path, bootstrap: str, props: list[str],
+            watched: dict, proxy=None) -> dict:
+    """Runs workload `wl` once, then stops `proxy` (if any): one result row, with the
+    CPU-seconds per GB of every process in `watched` (name -> process, or None) and the
+    proxy's peak RSS."""
+    kind, topic, _ = WORKLOADS[wl]
+    watched = {name: process.pid for name, process in watched.items() if process is not None}
+    try:
+        before = {name: proc_stats(pid) for name, pid in watched.items()}
+        res = run_loadgen(loadgen, kind, bootstrap, topic, args.records, args.record_size, props, args.timeout)
+        after = {name: proc_stats(pid) for name, pid in watched.items()}
+    finally:
+        if proxy:
+            proxy.stop()
+    gb = res["bytes"] / 1e9
+    row = {
+        "mode": mode, "workload": wl, "records": res["records"], "bytes": res["bytes"],
+        "seconds": res["seconds"], "mb_per_s": res["mb_per_s"],
+        "proxy_cpu_s_per_gb": None, "proxy_peak_rss_mib": None,
+    }
+    for name in watched:
+        row[f"{name}_cpu_s_per_gb"] = (after[name].cpu_seconds - before[name].cpu_seconds) / gb
+    if "proxy" in watched:
+        row["proxy_peak_rss_mib"] = after["proxy"].vm_hwm_kib / 1024
+    print(f"  {mode:10} {wl:13} {row['mb_per_s']:8.1f} MB/s", flush=True)
+    return row
+
+
 def bench_mode(mode: str, args, work: Path) -> list[dict]:
     rows = []
     tansu = TansuBroker(pick_port(), work / f"tansu-{mode}", name=f"tansu-{mode}")
@@ -74,35 +102,15 @@ def bench_mode(mode: str, args, work: Path) -> list[dict]:
             config = work / f"proxy-{mode}.yaml"
             config.write_text(render_config([tansu.bootstrap], layout))
         for wl in args.workloads:
-            kind, topic, props = WORKLOADS[wl]
+            props = WORKLOADS[wl][2]
             proxy = None
             bootstrap = tansu.bootstrap
             if mode != "direct":
                 proxy = KafkaProxy(config, layout, mode, work / f"{mode}-{wl}", binary=args.proxy)
                 proxy.start()
                 bootstrap = proxy.bootstrap
-            try:
-                t_before = proc_stats(tansu.process.pid)
-                p_before = proc_stats(proxy.process.pid) if proxy else None
-                res = run_loadgen(args.loadgen, kind, bootstrap, topic, args.records, args.record_size,
-                                  props, args.timeout)
-                t_after = proc_stats(tansu.process.pid)
-                p_after = proc_stats(proxy.process.pid) if proxy else None
-            finally:
-                if proxy:
-                    proxy.stop()
-            gb = res["bytes"] / 1e9
-            row = {
-                "mode": mode, "workload": wl, "records": res["records"], "bytes": res["bytes"],
-                "seconds": res["seconds"], "mb_per_s": res["mb_per_s"],
-                "broker_cpu_s_per_gb": (t_after.cpu_seconds - t_before.cpu_seconds) / gb,
-                "proxy_cpu_s_per_gb": None, "proxy_peak_rss_mib": None,
-            }
-            if proxy:
-                row["proxy_cpu_s_per_gb"] = (p_after.cpu_seconds - p_before.cpu_seconds) / gb
-                row["proxy_peak_rss_mib"] = p_after.vm_hwm_kib / 1024
-            rows.append(row)
-            print(f"  {mode:6} {wl:13} {row['mb_per_s']:8.1f} MB/s", flush=True)
+            rows.append(measure(mode, wl, args, args.loadgen, bootstrap, props,
+                                {"broker": tansu.process, "proxy": proxy and proxy.process}, proxy))
     finally:
         tansu.stop()
     return rows
@@ -249,38 +257,16 @@ def bench_tls_mode(mode: str, args, work: Path) -> list[dict]:
             downstream_tls=DownstreamTls(pki.server), upstream_tls=UpstreamTls(ca=pki.ca),
         ).render())
         for wl in args.workloads:
-            kind, topic, props = WORKLOADS[wl]
+            props = WORKLOADS[wl][2]
             proxy = None
             bootstrap = f"localhost:{stunnel_port}"
             if runtime != "direct":
                 proxy = KafkaProxy(config, layout, runtime, work / f"{mode}-{wl}", binary=args.proxy)
                 proxy.start()
                 bootstrap = f"localhost:{layout.bootstrap_port(0)}"
-            try:
-                t_before = proc_stats(tansu.process.pid)
-                s_before = proc_stats(stunnel.process.pid)
-                p_before = proc_stats(proxy.process.pid) if proxy else None
-                res = run_loadgen(loadgen, kind, bootstrap, topic, args.records, args.record_size,
-                                  props + tls_props, args.timeout)
-                t_after = proc_stats(tansu.process.pid)
-                s_after = proc_stats(stunnel.process.pid)
-                p_after = proc_stats(proxy.process.pid) if proxy else None
-            finally:
-                if proxy:
-                    proxy.stop()
-            gb = res["bytes"] / 1e9
-            row = {
-                "mode": mode, "workload": wl, "records": res["records"], "bytes": res["bytes"],
-                "seconds": res["seconds"], "mb_per_s": res["mb_per_s"],
-                "broker_cpu_s_per_gb": (t_after.cpu_seconds - t_before.cpu_seconds) / gb,
-                "stunnel_cpu_s_per_gb": (s_after.cpu_seconds - s_before.cpu_seconds) / gb,
-                "proxy_cpu_s_per_gb": None, "proxy_peak_rss_mib": None,
-            }
-            if proxy:
-                row["proxy_cpu_s_per_gb"] = (p_after.cpu_seconds - p_before.cpu_seconds) / gb
-                row["proxy_peak_rss_mib"] = p_after.vm_hwm_kib / 1024
-            rows.append(row)
-            print(f"  {mode:10} {wl:13} {row['mb_per_s']:8.1f} MB/s", flush=True)
+            rows.append(measure(mode, wl, args, loadgen, bootstrap, props + tls_props,
+                                {"broker": tansu.process, "stunnel": stunnel.process,
+                                 "proxy": proxy and proxy.process}, proxy))
     finally:
         stunnel.stop()
         tansu.stop()

@@ -16,9 +16,7 @@ use kafka_protocol::messages::api_versions_response::{
     ApiVersion, ApiVersionsResponse, FinalizedFeatureKey, SupportedFeatureKey,
 };
 use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
-use kafka_protocol::messages::fetch_response::{
-    self, AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
-};
+use kafka_protocol::messages::fetch_response::FetchResponse;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -31,12 +29,15 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 
+mod oracle;
+
 use kafka_proxy_core::api::{self, ApiKey};
 use kafka_proxy_core::rewrite::{
     AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, Broker,
     COORDINATOR_NOT_AVAILABLE_MESSAGE, Observed, Rewrite, rewrite_api_versions, rewrite_response,
     unsupported_version_body,
 };
+use oracle::{decode, encode, endpoints, fetch, node_id, opt_text, set_uuid, text, unknown_tags};
 
 // ---------------------------------------------------------------------------
 // The address map under test: node n is "proxy-n.test":20000+n, except the
@@ -78,19 +79,6 @@ fn test_map() -> impl Strategy<Value = TestMap> {
 // ---------------------------------------------------------------------------
 // Oracle helpers.
 
-fn encode<T: Encodable>(msg: &T, version: i16) -> Bytes {
-    let mut buf = BytesMut::new();
-    msg.encode(&mut buf, version).expect("oracle encodes the generated message");
-    buf.freeze()
-}
-
-fn decode<T: Decodable>(bytes: &Bytes, version: i16) -> T {
-    let mut buf = bytes.clone();
-    let msg = T::decode(&mut buf, version).expect("oracle decodes the rewritten body");
-    assert!(buf.is_empty(), "oracle left {} bytes undecoded", buf.len());
-    msg
-}
-
 /// Encodes and decodes once, so fields a version lacks take their defaults.
 fn normalise<T: Encodable + Decodable>(msg: &T, version: i16) -> (T, Bytes) {
     let bytes = encode(msg, version);
@@ -115,44 +103,6 @@ fn forwarded(original: &Bytes, rewrite: &Rewrite) -> Bytes {
 
 fn broker(node_id: i32, host: &StrBytes, port: i32) -> Broker {
     Broker { node_id, host: host.to_string(), port }
-}
-
-// ---------------------------------------------------------------------------
-// Field strategies.
-
-fn text(max: usize) -> impl Strategy<Value = StrBytes> {
-    proptest::string::string_regex(&format!("[a-z0-9.-]{{0,{max}}}"))
-        .expect("regex")
-        .prop_map(StrBytes::from_string)
-}
-
-fn opt_text(max: usize) -> impl Strategy<Value = Option<StrBytes>> {
-    option::of(text(max))
-}
-
-/// Unknown tagged fields (flexible versions only), with tags from `from`.
-fn unknown_tags(flexible: bool, from: i32) -> BoxedStrategy<BTreeMap<i32, Bytes>> {
-    if flexible {
-        btree_map(from..from + 6, vec(any::<u8>(), 0..6).prop_map(Bytes::from), 0..3).boxed()
-    } else {
-        Just(BTreeMap::new()).boxed()
-    }
-}
-
-fn node_id() -> impl Strategy<Value = i32> {
-    0i32..40
-}
-
-fn uuid_bits() -> impl Strategy<Value = u128> {
-    any::<u128>()
-}
-
-/// A topic id from 128 random bits (the oracle's `Uuid` parses from text).
-fn set_uuid<T: std::str::FromStr>(bits: u128) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    format!("{bits:032x}").parse().expect("uuid")
 }
 
 // ---------------------------------------------------------------------------
@@ -200,7 +150,7 @@ fn metadata_topic(version: i16) -> impl Strategy<Value = MetadataResponseTopic> 
     (
         any::<i16>(),
         name,
-        uuid_bits(),
+        any::<u128>(),
         any::<bool>(),
         vec(partition, 0..3),
         any::<i32>(),
@@ -480,17 +430,6 @@ proptest! {
 // ---------------------------------------------------------------------------
 // KIP-951 NodeEndpoints: Produce v3–13, Fetch v4–18.
 
-/// Node endpoints as (id, host, port, rack, tags), shared by both messages.
-type EndpointParts = (i32, StrBytes, i32, Option<StrBytes>, BTreeMap<i32, Bytes>);
-
-fn endpoints(present: bool) -> BoxedStrategy<Vec<EndpointParts>> {
-    if present {
-        vec((node_id(), text(20), any::<i32>(), opt_text(8), unknown_tags(true, 0)), 1..5).boxed()
-    } else {
-        Just(Vec::new()).boxed()
-    }
-}
-
 fn produce(version: i16) -> impl Strategy<Value = ProduceResponse> {
     let flexible = version >= 9;
     let record_error =
@@ -531,7 +470,7 @@ fn produce(version: i16) -> impl Strategy<Value = ProduceResponse> {
             p.unknown_tagged_fields = tags;
             p
         });
-    let topic = (text(12), uuid_bits(), vec(partition, 0..3), unknown_tags(flexible, 0)).prop_map(
+    let topic = (text(12), any::<u128>(), vec(partition, 0..3), unknown_tags(flexible, 0)).prop_map(
         |(name, id, partitions, tags)| {
             let mut t = TopicProduceResponse::default();
             t.name = name.into();
@@ -568,94 +507,6 @@ fn produce(version: i16) -> impl Strategy<Value = ProduceResponse> {
         })
 }
 
-fn fetch(version: i16) -> impl Strategy<Value = FetchResponse> {
-    let flexible = version >= 12;
-    let aborted =
-        (any::<i64>(), any::<i64>(), unknown_tags(flexible, 0)).prop_map(|(producer, first, tags)| {
-            let mut a = AbortedTransaction::default();
-            a.producer_id = producer.into();
-            a.first_offset = first;
-            a.unknown_tagged_fields = tags;
-            a
-        });
-    let partition = (
-        (any::<i32>(), any::<i16>(), any::<i64>(), any::<i64>(), any::<i64>()),
-        (option::of(vec(aborted, 0..3)), -1i32..40, option::of(vec(any::<u8>(), 0..300))),
-        (
-            option::of((any::<i32>(), any::<i64>())),
-            option::of((node_id(), any::<i32>())),
-            unknown_tags(flexible, 3),
-        ),
-    )
-        .prop_map(
-            move |((index, err, hw, lso, start), (aborted, replica, records), (diverging, leader, tags))| {
-                let mut p = PartitionData::default();
-                p.partition_index = index;
-                p.error_code = err;
-                p.high_watermark = hw;
-                p.last_stable_offset = lso;
-                p.log_start_offset = start;
-                p.aborted_transactions = aborted;
-                if version >= 11 {
-                    p.preferred_read_replica = replica.into();
-                }
-                p.records = records.map(Bytes::from);
-                if version >= 12 {
-                    if let Some((epoch, end)) = diverging {
-                        p.diverging_epoch =
-                            fetch_response::EpochEndOffset::default().with_epoch(epoch).with_end_offset(end);
-                    }
-                    if let Some((id, epoch)) = leader {
-                        p.current_leader = fetch_response::LeaderIdAndEpoch::default()
-                            .with_leader_id(id.into())
-                            .with_leader_epoch(epoch);
-                    }
-                }
-                p.unknown_tagged_fields = tags;
-                p
-            },
-        );
-    let topic = (text(12), uuid_bits(), vec(partition, 0..3), unknown_tags(flexible, 0)).prop_map(
-        |(name, id, partitions, tags)| {
-            let mut t = FetchableTopicResponse::default();
-            t.topic = name.into();
-            t.topic_id = set_uuid(id);
-            t.partitions = partitions;
-            t.unknown_tagged_fields = tags;
-            t
-        },
-    );
-    (
-        (any::<i32>(), any::<i16>(), any::<i32>()),
-        vec(topic, 0..3),
-        endpoints(version >= 16).prop_union(endpoints(false)),
-        unknown_tags(flexible, 1),
-    )
-        .prop_map(move |((throttle, err, session), responses, endpoints, tags)| {
-            let mut m = FetchResponse::default();
-            m.throttle_time_ms = throttle;
-            if version >= 7 {
-                m.error_code = err;
-                m.session_id = session;
-            }
-            m.responses = responses;
-            m.node_endpoints = endpoints
-                .into_iter()
-                .map(|(id, host, port, rack, tags)| {
-                    let mut e = fetch_response::NodeEndpoint::default();
-                    e.node_id = id.into();
-                    e.host = host;
-                    e.port = port;
-                    e.rack = rack;
-                    e.unknown_tagged_fields = tags;
-                    e
-                })
-                .collect();
-            m.unknown_tagged_fields = tags;
-            m
-        })
-}
-
 /// What an endpoint list must look like after the rewrite, and what it told.
 fn expected_endpoints(
     map: &TestMap,
@@ -670,57 +521,53 @@ fn expected_endpoints(
     (kept, if seen.is_empty() { Observed::Nothing } else { Observed::Some(seen) })
 }
 
+/// Defines `$check`: a `$response` (Produce v10+ or Fetch v16+) rewritten by ours
+/// changes only in its KIP-951 `NodeEndpoints`; without them it is left unchanged.
+/// (A macro: the two responses' endpoint types are distinct oracle types.)
+macro_rules! node_endpoints_check {
+    ($check:ident, $response:ty, $api:expr) => {
+        fn $check(version: i16, msg: &$response, map: &TestMap) -> Result<(), TestCaseError> {
+            let (input, body) = normalise(msg, version);
+            let rewrite = rewrite_response($api, version, &body, map).expect("rewrite");
+            let output: $response = decode(&forwarded(&body, &rewrite), version);
+            if input.node_endpoints.is_empty() {
+                prop_assert_eq!(&rewrite, &Rewrite::UNCHANGED);
+                prop_assert_eq!(&output, &input);
+                return Ok(());
+            }
+            let Body::Spliced { front, back, .. } = &rewrite.body else {
+                panic!("endpoints present: spliced")
+            };
+            prop_assert_eq!(front.as_ptr(), body.as_ptr(), "front is a zero-copy slice");
+            prop_assert!(back.is_empty());
+            let parts: Vec<_> = input.node_endpoints.iter().map(|e| (e.node_id.0, &e.host, e.port)).collect();
+            let (kept, observed) = expected_endpoints(map, &parts);
+            let mut expected = input.clone();
+            expected.node_endpoints.retain(|e| !map.refuses(e.node_id.0));
+            for (e, (id, host, port)) in expected.node_endpoints.iter_mut().zip(kept) {
+                prop_assert_eq!(e.node_id.0, id);
+                e.host = host;
+                e.port = port;
+            }
+            prop_assert_eq!(&output, &expected);
+            prop_assert_eq!(rewrite.observed, observed);
+            Ok(())
+        }
+    };
+}
+
+node_endpoints_check!(check_produce, ProduceResponse, ApiKey::PRODUCE);
+node_endpoints_check!(check_fetch, FetchResponse, ApiKey::FETCH);
+
 proptest! {
     #[test]
     fn produce_matches_oracle((version, msg) in versioned(3..=13, produce), map in test_map()) {
-        let (input, body) = normalise(&msg, version);
-        let rewrite = rewrite_response(ApiKey::PRODUCE, version, &body, &map).expect("rewrite");
-        let output: ProduceResponse = decode(&forwarded(&body, &rewrite), version);
-        if input.node_endpoints.is_empty() {
-            prop_assert_eq!(&rewrite, &Rewrite::UNCHANGED);
-            prop_assert_eq!(&output, &input);
-            return Ok(());
-        }
-        let Body::Spliced { front, back, .. } = &rewrite.body else { panic!("endpoints present: spliced") };
-        prop_assert_eq!(front.as_ptr(), body.as_ptr(), "front is a zero-copy slice");
-        prop_assert!(back.is_empty());
-        let parts: Vec<_> = input.node_endpoints.iter().map(|e| (e.node_id.0, &e.host, e.port)).collect();
-        let (kept, observed) = expected_endpoints(&map, &parts);
-        let mut expected = input.clone();
-        expected.node_endpoints.retain(|e| !map.refuses(e.node_id.0));
-        for (e, (id, host, port)) in expected.node_endpoints.iter_mut().zip(kept) {
-            prop_assert_eq!(e.node_id.0, id);
-            e.host = host;
-            e.port = port;
-        }
-        prop_assert_eq!(&output, &expected);
-        prop_assert_eq!(rewrite.observed, observed);
+        check_produce(version, &msg, &map)?;
     }
 
     #[test]
     fn fetch_matches_oracle((version, msg) in versioned(4..=18, fetch), map in test_map()) {
-        let (input, body) = normalise(&msg, version);
-        let rewrite = rewrite_response(ApiKey::FETCH, version, &body, &map).expect("rewrite");
-        let output: FetchResponse = decode(&forwarded(&body, &rewrite), version);
-        if input.node_endpoints.is_empty() {
-            prop_assert_eq!(&rewrite, &Rewrite::UNCHANGED);
-            prop_assert_eq!(&output, &input);
-            return Ok(());
-        }
-        let Body::Spliced { front, back, .. } = &rewrite.body else { panic!("endpoints present: spliced") };
-        prop_assert_eq!(front.as_ptr(), body.as_ptr(), "front is a zero-copy slice");
-        prop_assert!(back.is_empty());
-        let parts: Vec<_> = input.node_endpoints.iter().map(|e| (e.node_id.0, &e.host, e.port)).collect();
-        let (kept, observed) = expected_endpoints(&map, &parts);
-        let mut expected = input.clone();
-        expected.node_endpoints.retain(|e| !map.refuses(e.node_id.0));
-        for (e, (id, host, port)) in expected.node_endpoints.iter_mut().zip(kept) {
-            prop_assert_eq!(e.node_id.0, id);
-            e.host = host;
-            e.port = port;
-        }
-        prop_assert_eq!(&output, &expected);
-        prop_assert_eq!(rewrite.observed, observed);
+        check_fetch(version, &msg, &map)?;
     }
 }
 

@@ -14,15 +14,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{
-    self, AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
-};
+use kafka_protocol::messages::fetch_response::{self, FetchResponse, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::produce_response::{self, ProduceResponse};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use proptest::collection::{btree_map, vec};
+use kafka_protocol::protocol::StrBytes;
+use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
+
+mod oracle;
 
 use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::rewrite::{
@@ -30,6 +30,7 @@ use kafka_proxy_core::rewrite::{
     rewrite_tail_same_size,
 };
 use kafka_proxy_core::wire;
+use oracle::{decode, encode, set_uuid};
 
 // ---------------------------------------------------------------------------
 // The address map: node n is "p<n>." padded with 'x' to `host_len`, port
@@ -74,134 +75,9 @@ fn stream_map() -> impl Strategy<Value = StreamMap> {
 // Fetch v16–18 generator (the oracle tests' generator, plus snapshot ids and
 // larger record sets).
 
-fn text(max: usize) -> impl Strategy<Value = StrBytes> {
-    proptest::string::string_regex(&format!("[a-z0-9.-]{{0,{max}}}"))
-        .expect("regex")
-        .prop_map(StrBytes::from_string)
-}
-
-fn unknown_tags(from: i32) -> BoxedStrategy<BTreeMap<i32, Bytes>> {
-    btree_map(from..from + 6, vec(any::<u8>(), 0..6).prop_map(Bytes::from), 0..3).boxed()
-}
-
-fn uuid<T: std::str::FromStr>(bits: u128) -> T
-where
-    T::Err: std::fmt::Debug,
-{
-    format!("{bits:032x}").parse().expect("uuid")
-}
-
-fn records() -> impl Strategy<Value = Option<Bytes>> {
-    option::of(
-        prop_oneof![4 => vec(any::<u8>(), 0..300), 1 => vec(any::<u8>(), 0..3000)].prop_map(Bytes::from),
-    )
-}
-
-fn partition() -> impl Strategy<Value = PartitionData> {
-    let aborted = (any::<i64>(), any::<i64>(), unknown_tags(0)).prop_map(|(producer, first, tags)| {
-        let mut a = AbortedTransaction::default();
-        a.producer_id = producer.into();
-        a.first_offset = first;
-        a.unknown_tagged_fields = tags;
-        a
-    });
-    (
-        (any::<i32>(), any::<i16>(), any::<i64>(), any::<i64>(), any::<i64>()),
-        (option::of(vec(aborted, 0..3)), -1i32..40, records()),
-        (
-            option::of((any::<i32>(), any::<i64>())),
-            option::of((0i32..40, any::<i32>())),
-            option::of((any::<i32>(), any::<i64>())),
-            unknown_tags(3),
-        ),
-    )
-        .prop_map(
-            |(
-                (index, err, hw, lso, start),
-                (aborted, replica, records),
-                (diverging, leader, snapshot, tags),
-            )| {
-                let mut p = PartitionData::default();
-                p.partition_index = index;
-                p.error_code = err;
-                p.high_watermark = hw;
-                p.last_stable_offset = lso;
-                p.log_start_offset = start;
-                p.aborted_transactions = aborted;
-                p.preferred_read_replica = replica.into();
-                p.records = records;
-                if let Some((epoch, end)) = diverging {
-                    p.diverging_epoch =
-                        fetch_response::EpochEndOffset::default().with_epoch(epoch).with_end_offset(end);
-                }
-                if let Some((id, epoch)) = leader {
-                    p.current_leader = fetch_response::LeaderIdAndEpoch::default()
-                        .with_leader_id(id.into())
-                        .with_leader_epoch(epoch);
-                }
-                if let Some((epoch, end)) = snapshot {
-                    p.snapshot_id =
-                        fetch_response::SnapshotId::default().with_epoch(epoch).with_end_offset(end);
-                }
-                p.unknown_tagged_fields = tags;
-                p
-            },
-        )
-}
-
-fn endpoint() -> impl Strategy<Value = fetch_response::NodeEndpoint> {
-    (0i32..40, text(20), any::<i32>(), option::of(text(8)), unknown_tags(0)).prop_map(
-        |(id, host, port, rack, tags)| {
-            let mut e = fetch_response::NodeEndpoint::default();
-            e.node_id = id.into();
-            e.host = host;
-            e.port = port;
-            e.rack = rack;
-            e.unknown_tagged_fields = tags;
-            e
-        },
-    )
-}
-
+/// A Fetch response of a version with KIP-951 endpoints (v16–18).
 fn fetch() -> impl Strategy<Value = (i16, FetchResponse)> {
-    let topic =
-        (any::<u128>(), vec(partition(), 0..3), unknown_tags(0)).prop_map(|(id, partitions, tags)| {
-            let mut t = FetchableTopicResponse::default();
-            t.topic_id = uuid(id);
-            t.partitions = partitions;
-            t.unknown_tagged_fields = tags;
-            t
-        });
-    (
-        16i16..=18,
-        (any::<i32>(), any::<i16>(), any::<i32>()),
-        vec(topic, 0..3),
-        prop_oneof![1 => Just(Vec::new()), 2 => vec(endpoint(), 1..5)],
-        unknown_tags(1),
-    )
-        .prop_map(|(version, (throttle, err, session), responses, endpoints, tags)| {
-            let mut m = FetchResponse::default();
-            m.throttle_time_ms = throttle;
-            m.error_code = err;
-            m.session_id = session;
-            m.responses = responses;
-            m.node_endpoints = endpoints;
-            m.unknown_tagged_fields = tags;
-            (version, m)
-        })
-}
-
-fn encode<T: Encodable>(msg: &T, version: i16) -> Bytes {
-    let mut buf = BytesMut::new();
-    msg.encode(&mut buf, version).expect("oracle encodes the generated message");
-    buf.freeze()
-}
-
-fn decode<T: Decodable>(bytes: &[u8], version: i16) -> T {
-    let mut buf = Bytes::copy_from_slice(bytes);
-    let msg = T::decode(&mut buf, version).expect("oracle decodes the streamed body");
-    assert!(buf.is_empty(), "oracle left {} bytes undecoded", buf.len());
-    msg
+    (16i16..=18).prop_flat_map(|version| oracle::fetch(version).prop_map(move |m| (version, m)))
 }
 
 /// The length of the top-level tagged fields, by the oracle: the same message
@@ -536,7 +412,7 @@ fn fetch_with_endpoint(host: &'static str) -> FetchResponse {
     partition.current_leader =
         fetch_response::LeaderIdAndEpoch::default().with_leader_id(3.into()).with_leader_epoch(7);
     let mut topic = FetchableTopicResponse::default();
-    topic.topic_id = uuid(42);
+    topic.topic_id = set_uuid(42);
     topic.partitions = vec![partition];
     let mut m = FetchResponse::default();
     m.responses = vec![topic];

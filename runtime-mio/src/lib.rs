@@ -770,13 +770,21 @@ fn splice_in(conn: &mut Conn, side: Side, window: usize) -> bool {
             drain_pipe(conn, side);
             true
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            conn.readable[i] = false;
+        Err(e) => read_failed(conn, side, &e),
+    }
+}
+
+/// A read or splice from `side` failed: whether the connection moved (an
+/// error it must see) or must wait for the next readable edge.
+fn read_failed(conn: &mut Conn, side: Side, error: &io::Error) -> bool {
+    match error.kind() {
+        io::ErrorKind::WouldBlock => {
+            conn.readable[side_index(side)] = false;
             false
         }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
-        Err(e) => {
-            conn.session.handle_io_error(Instant::now(), side, &e);
+        io::ErrorKind::Interrupted => true,
+        _ => {
+            conn.session.handle_io_error(Instant::now(), side, error);
             true
         }
     }
@@ -840,14 +848,6 @@ fn read(conn: &mut Conn, side: Side) -> bool {
             true
         }
         Ok(ReadOutcome::Paused) => false,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            conn.readable[i] = false;
-            false
-        }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
-        Err(e) => {
-            conn.session.handle_io_error(Instant::now(), side, &e);
-            true
-        }
+        Err(e) => read_failed(conn, side, &e),
     }
 }

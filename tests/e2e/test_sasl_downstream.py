@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from kafka_e2e.clients import CLIENT_LIBS
-from kafka_e2e.sasl_clients import ClientTls, Login, produce_consume, sasl_client_lib
+from kafka_e2e.sasl_clients import Login, produce_consume, sasl_client_lib
+from kafka_e2e.tls import ClientTls
 from kafka_e2e.sasl_fixtures import PASSWORDS, downstream_sasl, start_proxy
 from kafka_e2e.sasl_proxy import assert_authenticated, proxy_config, reserve_layout
 
@@ -86,7 +87,7 @@ def sasl_ssl_proxy(request, tmp_path_factory, memory_tansu, sasl_runtime, issuer
     layout = reserve_layout()
     downstream = downstream_sasl(workdir, issuer)
     downstream["security_protocol"] = "SASL_SSL"
-    downstream["tls"] = {"cert": str(certs.server_cert), "key": str(certs.server_key)}
+    downstream["tls"] = {"cert": str(certs.server.cert), "key": str(certs.server.key)}
     text = proxy_config([memory_tansu.bootstrap], layout, downstream)
     proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="proxy-sasl-ssl")
     yield proxy

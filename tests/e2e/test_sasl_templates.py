@@ -21,9 +21,9 @@ from kafka_e2e.clients import CLIENT_LIBS
 from kafka_e2e.paths import PROXY_BINARY, REPO_ROOT
 from kafka_e2e.ports import HOST
 from kafka_e2e.proxy import PortLayout
-from kafka_e2e.sasl_clients import ClientTls, Login, produce_consume, sasl_client_lib
+from kafka_e2e.sasl_clients import Login, produce_consume, sasl_client_lib
 from kafka_e2e.sasl_fixtures import require_real_proxy, start_proxy
-from kafka_e2e.sasl_peers import HostsEntries, generate_certs
+from kafka_e2e.tls import ClientTls, HostsEntries, generate_certs
 from kafka_e2e.sasl_proxy import assert_authenticated, by_session, proxy_config, reserve_layout, reserve_port
 from kafka_e2e.tansu import TANSU_NODE_ID
 from kafka_e2e.wire import Broker
@@ -48,7 +48,7 @@ def cloud(request, tmp_path_factory, memory_tansu, tpl_certs):
     layout = reserve_layout()
     downstream = {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN",
                   "credentials": {"users": {API_KEY: API_SECRET}},
-                  "tls": {"cert": str(tpl_certs.server_cert), "key": str(tpl_certs.server_key)}}
+                  "tls": {"cert": str(tpl_certs.server.cert), "key": str(tpl_certs.server.key)}}
     proxy = start_proxy(request, workdir, proxy_config([memory_tansu.bootstrap], layout, downstream),
                         layout, "tokio", name="cloud")
     yield proxy
@@ -109,8 +109,7 @@ def test_template(request, tmp_path, template, lib_name, sasl_runtime, cloud, me
         login = Login(mechanism, user, password) if mechanism else None
         tls = None
         if template.startswith(("02", "04")):
-            cert, key = tpl_certs.client(1) if mtls else (None, None)
-            tls = ClientTls(tpl_certs.ca, cert, key)
+            tls = ClientTls(tpl_certs.ca, tpl_certs.client(1) if mtls else None)
         lib = sasl_client_lib(lib_name, login, tls)
         topic = f"tpl-{template[:2]}-{unique}"
         memory_tansu.create_topic(topic)

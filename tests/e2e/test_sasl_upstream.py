@@ -25,7 +25,7 @@ from kafka_e2e.sasl_clients import (
     KafkaPythonLog, Login, auth_failure_seen_by_client, produce_consume, sasl_client_lib,
 )
 from kafka_e2e.sasl_fixtures import BROKER_USERS, broker_logins, start_proxy, start_scram_tansu, track
-from kafka_e2e.sasl_peers import Stunnel, stunnel_binary
+from kafka_e2e.tls import Stunnel
 from kafka_e2e.sasl_proxy import by_session, lines_with, proxy_config, reserve_layout, reserve_port
 
 
@@ -226,14 +226,14 @@ def test_pass_through_wrong_password(passthrough_proxy, scram_tansu):
 @pytest.fixture(scope="module")
 def tls_scram_tansu(request, tmp_path_factory, certs):
     """The sqlite tansu behind stunnel: it advertises stunnel's TLS port."""
-    binary, stunnel_bin = tansu_sqlite_binary(), stunnel_binary()
-    if binary is None or stunnel_bin is None:
-        pytest.skip("needs tansu with sqlite and stunnel (scripts/install-test-deps.sh --with-sasl-broker)")
+    binary = tansu_sqlite_binary()
+    if binary is None:
+        pytest.skip("needs tansu with sqlite (scripts/install-test-deps.sh --with-sasl-broker)")
     workdir = tmp_path_factory.mktemp("tansu-tls")
     tls_port = reserve_port()
     broker = start_scram_tansu(request, binary, reserve_port(), workdir, advertised_port=tls_port,
                                name="tansu-sqlite-behind-stunnel")
-    tunnel = Stunnel(stunnel_bin, tls_port, broker.bootstrap, certs.server_cert, certs.server_key, workdir)
+    tunnel = Stunnel(tls_port, broker.bootstrap, certs.server, workdir, name=f"stunnel-{tls_port}")
     track(request, tunnel.process)
     tunnel.start()
     yield broker, tunnel

@@ -1,6 +1,6 @@
 """Both client libraries with SASL (and TLS), and the client-side flows of the SASL tests.
 
-- `Login`, `ClientTls`, `sasl_client_lib`: settings for librdkafka (confluent-kafka) and
+- `Login`, `sasl_client_lib` (TLS as `tls.ClientTls`): settings for librdkafka (confluent-kafka) and
   kafka-python, including OAUTHBEARER token callbacks and kafka-python on SaslHandshake v0.
 - `produce_consume`, `stream`: produce and read back by partition assignment (no consumer
   group: tansu delays a new group's first join by seconds), once or continuously.
@@ -16,10 +16,10 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from .clients import ClientError, client_lib
+from .tls import ClientTls, client_tls_settings
 
 # --------------------------------------------------------------------- clients
 
@@ -40,15 +40,6 @@ class Login:
     token: Callable[[], str] | None = field(default=None, compare=False)
     believed_lifetime_s: float | None = None
     expiry_margin_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class ClientTls:
-    """A client's TLS: the CA it trusts (host names are verified) and optionally its certificate."""
-
-    ca: Path
-    cert: Path | None = None
-    key: Path | None = None
 
 
 def sasl_client_lib(name: str, login: Login | None, tls: ClientTls | None = None,
@@ -76,11 +67,7 @@ def sasl_client_lib(name: str, login: Login | None, tls: ClientTls | None = None
                 conf["sasl.username"] = login.username
                 conf["sasl.password"] = login.password
         if tls is not None:
-            conf["ssl.ca.location"] = str(tls.ca)
-            conf["ssl.endpoint.identification.algorithm"] = "https"
-            if tls.cert:
-                conf["ssl.certificate.location"] = str(tls.cert)
-                conf["ssl.key.location"] = str(tls.key)
+            conf.update(client_tls_settings(name, tls))
         if handshake_v0:
             raise ValueError("librdkafka always uses SaslHandshake v1 against brokers that offer it")
     else:
@@ -93,9 +80,7 @@ def sasl_client_lib(name: str, login: Login | None, tls: ClientTls | None = None
                 conf["sasl_plain_username"] = login.username
                 conf["sasl_plain_password"] = login.password
         if tls is not None:
-            conf.update(ssl_cafile=str(tls.ca), ssl_check_hostname=True)
-            if tls.cert:
-                conf.update(ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key))
+            conf.update(client_tls_settings(name, tls))
         if handshake_v0:
             conf["api_version"] = (0, 11, 0)
     conf.update(extra)

@@ -19,7 +19,7 @@ from .paths import PROXY_BINARY, tansu_sqlite_binary
 from .procs import ManagedProcess
 from .proxy import RUNTIMES, PortLayout
 from .sasl import TokenIssuer
-from .sasl_peers import GeneratedCerts, generate_certs
+from .tls import GeneratedPki, generate_certs
 from .sasl_proxy import SaslProxy, reserve_port
 from .tansu import TansuBroker
 
@@ -147,7 +147,7 @@ def issuer() -> TokenIssuer:
 
 
 @pytest.fixture(scope="module")
-def certs(request, tmp_path_factory) -> GeneratedCerts:
+def certs(request, tmp_path_factory) -> GeneratedPki:
     """`kafka-proxy --generate-certs --sni-suffix test`: a CA, a server certificate (*.test,
     localhost, 127.0.0.1) and two client certificates."""
     require_real_proxy(request)

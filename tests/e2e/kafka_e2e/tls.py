@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ class GeneratedPki:
     def files(self) -> list[Path]:
         return [self.ca, self.server.cert, self.server.key,
                 *(p for n in (1, 2) for p in (self.client(n).cert, self.client(n).key))]
+
+    def copy_to(self, target: Path) -> None:
+        """Copies every file next to a configuration that names them relatively."""
+        target.mkdir(parents=True, exist_ok=True)
+        for f in self.files():
+            shutil.copy2(f, target / f.name)
 
 
 def generate_certs(binary: Path, out_dir: Path, suffix: str, timeout: float = 30.0) -> GeneratedPki:
@@ -177,7 +184,6 @@ def _sha256():
 
 def stunnel_binary() -> Path:
     """Debian's stunnel4 ($STUNNEL from the deps env file, else PATH)."""
-    import shutil
 
     p = os.environ.get("STUNNEL") or shutil.which("stunnel4") or shutil.which("stunnel")
     if not p:
@@ -257,6 +263,10 @@ class HostsEntries:
         self.marker = f"{self.MARK} pid={os.getpid()} {uuid.uuid4().hex}"
         self.names: list[str] = []
 
+    @staticmethod
+    def writable(path: Path = HOSTS_FILE) -> bool:
+        return os.access(path, os.W_OK)
+
     def _edit(self, change) -> None:
         with open(self.path, "r+") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
@@ -330,23 +340,26 @@ class ClientTls:
     identity: Identity | None = None
 
 
+def client_tls_settings(name: str, tls: ClientTls) -> dict:
+    """Settings for the client library `name` (clients.CLIENT_LIBS) that trust `tls.ca`, verify
+    host names and present `tls.identity`, if any (`security.protocol` is the caller's)."""
+    if name == "confluent":
+        conf = {"ssl.ca.location": str(tls.ca), "ssl.endpoint.identification.algorithm": "https"}
+        if tls.identity:
+            conf["ssl.certificate.location"] = str(tls.identity.cert)
+            conf["ssl.key.location"] = str(tls.identity.key)
+    else:
+        conf = dict(ssl_cafile=str(tls.ca), ssl_check_hostname=True)
+        if tls.identity:
+            conf.update(ssl_certfile=str(tls.identity.cert), ssl_keyfile=str(tls.identity.key))
+    return conf
+
+
 def tls_client_lib(name: str, tls: ClientTls):
     """The client library `name` (clients.CLIENT_LIBS) speaking SSL with host name verification."""
     lib = client_lib(name)
-    if name == "confluent":
-        extra = {
-            "security.protocol": "SSL",
-            "ssl.ca.location": str(tls.ca),
-            "ssl.endpoint.identification.algorithm": "https",
-        }
-        if tls.identity:
-            extra["ssl.certificate.location"] = str(tls.identity.cert)
-            extra["ssl.key.location"] = str(tls.identity.key)
-    else:
-        extra = dict(security_protocol="SSL", ssl_cafile=str(tls.ca), ssl_check_hostname=True)
-        if tls.identity:
-            extra.update(ssl_certfile=str(tls.identity.cert), ssl_keyfile=str(tls.identity.key))
-    lib.extra = extra
+    protocol = {"security.protocol": "SSL"} if name == "confluent" else {"security_protocol": "SSL"}
+    lib.extra = {**protocol, **client_tls_settings(name, tls)}
     return lib
 
 
