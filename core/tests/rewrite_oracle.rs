@@ -37,7 +37,9 @@ use kafka_proxy_core::rewrite::{
     COORDINATOR_NOT_AVAILABLE_MESSAGE, Observed, Rewrite, rewrite_api_versions, rewrite_response,
     unsupported_version_body,
 };
-use oracle::{decode, encode, endpoints, fetch, node_id, opt_text, set_uuid, text, unknown_tags};
+use oracle::{
+    decode, encode, endpoints, fetch, node_endpoints, node_id, opt_text, set_uuid, text, unknown_tags,
+};
 
 // ---------------------------------------------------------------------------
 // The address map under test: node n is "proxy-n.test":20000+n, except the
@@ -490,18 +492,7 @@ fn produce(version: i16) -> impl Strategy<Value = ProduceResponse> {
             let mut m = ProduceResponse::default();
             m.responses = responses;
             m.throttle_time_ms = throttle;
-            m.node_endpoints = endpoints
-                .into_iter()
-                .map(|(id, host, port, rack, tags)| {
-                    let mut e = produce_response::NodeEndpoint::default();
-                    e.node_id = id.into();
-                    e.host = host;
-                    e.port = port;
-                    e.rack = rack;
-                    e.unknown_tagged_fields = tags;
-                    e
-                })
-                .collect();
+            m.node_endpoints = node_endpoints!(produce_response::NodeEndpoint, endpoints);
             m.unknown_tagged_fields = tags;
             m
         })

@@ -64,6 +64,27 @@ where
 /// Node endpoints as (id, host, port, rack, tags), shared by Produce and Fetch.
 pub type EndpointParts = (i32, StrBytes, i32, Option<StrBytes>, BTreeMap<i32, Bytes>);
 
+/// Builds a `Vec` of `$endpoint` (Produce's or Fetch's `NodeEndpoint`: two
+/// distinct oracle types with the same fields) from [`EndpointParts`].
+macro_rules! node_endpoints {
+    ($endpoint:ty, $parts:expr) => {
+        $parts
+            .into_iter()
+            .map(|(id, host, port, rack, tags)| {
+                let mut e = <$endpoint>::default();
+                e.node_id = id.into();
+                e.host = host;
+                e.port = port;
+                e.rack = rack;
+                e.unknown_tagged_fields = tags;
+                e
+            })
+            .collect()
+    };
+}
+#[allow(unused_imports)] // Used by some of the tests that include this module.
+pub(crate) use node_endpoints;
+
 /// One to four endpoints when `present`, else none.
 pub fn endpoints(present: bool) -> BoxedStrategy<Vec<EndpointParts>> {
     if present {
@@ -162,18 +183,7 @@ pub fn fetch(version: i16) -> impl Strategy<Value = FetchResponse> {
                 m.session_id = session;
             }
             m.responses = responses;
-            m.node_endpoints = endpoints
-                .into_iter()
-                .map(|(id, host, port, rack, tags)| {
-                    let mut e = fetch_response::NodeEndpoint::default();
-                    e.node_id = id.into();
-                    e.host = host;
-                    e.port = port;
-                    e.rack = rack;
-                    e.unknown_tagged_fields = tags;
-                    e
-                })
-                .collect();
+            m.node_endpoints = node_endpoints!(fetch_response::NodeEndpoint, endpoints);
             m.unknown_tagged_fields = tags;
             m
         })
