@@ -184,7 +184,6 @@ def _sha256():
 
 def stunnel_binary() -> Path:
     """Debian's stunnel4 ($STUNNEL from the deps env file, else PATH)."""
-
     p = os.environ.get("STUNNEL") or shutil.which("stunnel4") or shutil.which("stunnel")
     if not p:
         raise RuntimeError("stunnel not found: run scripts/install-test-deps.sh and source its env.sh")
