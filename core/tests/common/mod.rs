@@ -51,6 +51,21 @@ pub struct Conn {
     pub closed: Option<CloseReason>,
 }
 
+impl Conn {
+    /// A connection just accepted (or a probe just started): nothing moved yet.
+    fn new(session: Session) -> Conn {
+        Conn {
+            session,
+            to_client: Vec::new(),
+            to_broker: Vec::new(),
+            from_client: Vec::new(),
+            from_broker: Vec::new(),
+            connect: None,
+            closed: None,
+        }
+    }
+}
+
 pub struct Harness {
     pub now: Instant,
     pub proxy: Proxy,
@@ -108,15 +123,7 @@ impl Harness {
                     if self.run_probes
                         && let Some(session) = self.proxy.probe(self.now, SystemTime::now())
                     {
-                        self.conns.push(Conn {
-                            session,
-                            to_client: Vec::new(),
-                            to_broker: Vec::new(),
-                            from_client: Vec::new(),
-                            from_broker: Vec::new(),
-                            connect: None,
-                            closed: None,
-                        });
+                        self.conns.push(Conn::new(session));
                     }
                 }
             }
@@ -129,15 +136,7 @@ impl Harness {
         assert!(self.listeners.contains_key(&id), "no listener {id}");
         let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
         let session = self.proxy.accept(self.now, SystemTime::now(), id, peer).expect("accept");
-        self.conns.push(Conn {
-            session,
-            to_client: Vec::new(),
-            to_broker: Vec::new(),
-            from_client: Vec::new(),
-            from_broker: Vec::new(),
-            connect: None,
-            closed: None,
-        });
+        self.conns.push(Conn::new(session));
         self.drive();
         self.conns.len() - 1
     }

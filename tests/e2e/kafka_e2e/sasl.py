@@ -96,15 +96,6 @@ class SaslWire(KafkaWire):
             raise WireError(f"implausible raw token size {size}")
         return self._recv_exact(size)
 
-    def send_only(self, api_key: int, version: int, body: bytes, flexible_header: bool) -> None:
-        """Send one request without waiting for an answer."""
-        self.correlation += 1
-        header = struct.pack(">hhi", api_key, version, self.correlation) + _string(self.client_id)
-        if flexible_header:
-            header += b"\x00"
-        frame = header + body
-        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
-
     def closed_by_peer(self, timeout: float = 3.0) -> tuple[bool, bytes]:
         """Wait up to `timeout` for the peer to close; (closed, bytes received meanwhile)."""
         deadline = time.monotonic() + timeout

@@ -179,14 +179,18 @@ class KafkaWire:
             buf += chunk
         return bytes(buf)
 
-    def request(self, api_key: int, version: int, body: bytes, flexible_header: bool) -> bytes:
-        """Send one request; return the response bytes after the correlation id."""
+    def send_only(self, api_key: int, version: int, body: bytes, flexible_header: bool) -> None:
+        """Send one request (header v1, or v2 when `flexible_header`) without waiting for an answer."""
         self.correlation += 1
         header = struct.pack(">hhi", api_key, version, self.correlation) + _string(self.client_id)
         if flexible_header:
             header += b"\x00"
         frame = header + body
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+
+    def request(self, api_key: int, version: int, body: bytes, flexible_header: bool) -> bytes:
+        """Send one request; return the response bytes after the correlation id."""
+        self.send_only(api_key, version, body, flexible_header)
         (size,) = struct.unpack(">i", self._recv_exact(4))
         if size < 4 or size > 64 * 1024 * 1024:
             raise WireError(f"implausible response size {size}")

@@ -65,21 +65,14 @@ impl Checker<'_> {
         } else if protocol.value.uses_sasl() {
             self.downstream_sasl(raw, protocol, swap_users)
         } else {
-            for (key, set) in [
-                ("sasl_mechanism", raw.sasl_mechanism.is_some()),
-                ("sasl_mechanisms", raw.sasl_mechanisms.is_some()),
-            ] {
-                if set {
-                    self.report.error(
-                        format!("downstream.{key}"),
-                        format!(
-                            "set, but downstream.security_protocol {} does not use SASL: expected \
-                             SASL_PLAINTEXT or SASL_SSL, or remove downstream.{key}",
-                            protocol.shown()
-                        ),
-                    );
-                }
-            }
+            self.sasl_keys_without_sasl(
+                "downstream",
+                protocol,
+                &[
+                    ("sasl_mechanism", raw.sasl_mechanism.is_some()),
+                    ("sasl_mechanisms", raw.sasl_mechanisms.is_some()),
+                ],
+            );
             for (key, set) in [
                 ("credentials", raw.credentials.is_some()),
                 ("oauthbearer", raw.oauthbearer.is_some()),

@@ -137,6 +137,23 @@ impl Checker<'_> {
         }
     }
 
+    /// Reports each SASL key of `side` that is `set` although the side's protocol does
+    /// not use SASL: a setting that would otherwise be silently ignored.
+    fn sasl_keys_without_sasl(&mut self, side: &str, protocol: Protocol, keys: &[(&str, bool)]) {
+        for &(key, set) in keys {
+            if set {
+                self.report.error(
+                    format!("{side}.{key}"),
+                    format!(
+                        "set, but {side}.security_protocol {} does not use SASL: expected \
+                         SASL_PLAINTEXT or SASL_SSL, or remove {side}.{key}",
+                        protocol.shown()
+                    ),
+                );
+            }
+        }
+    }
+
     /// Resolves `path` against the configuration's directory and checks that it is a file.
     /// `key` names the setting; `defaulted` says the name came from a default.
     fn existing_file(&mut self, key: &str, path: &Path, defaulted: bool) -> PathBuf {

@@ -117,22 +117,15 @@ impl Checker<'_> {
         downstream: &Downstream,
     ) -> UpstreamAuth {
         if !protocol.value.uses_sasl() {
-            for (key, set) in [
-                ("sasl_mechanism", mechanism.is_some()),
-                ("sasl_username", username.is_some()),
-                ("sasl_password", password.is_some()),
-            ] {
-                if set {
-                    self.report.error(
-                        format!("upstream.{key}"),
-                        format!(
-                            "set, but upstream.security_protocol {} does not use SASL: expected \
-                             SASL_PLAINTEXT or SASL_SSL, or remove upstream.{key}",
-                            protocol.shown()
-                        ),
-                    );
-                }
-            }
+            self.sasl_keys_without_sasl(
+                "upstream",
+                protocol,
+                &[
+                    ("sasl_mechanism", mechanism.is_some()),
+                    ("sasl_username", username.is_some()),
+                    ("sasl_password", password.is_some()),
+                ],
+            );
             return UpstreamAuth::None;
         }
         let service = match (username, password) {
