@@ -35,6 +35,17 @@ def _versions(record: Path) -> dict[int, set[int]]:
     return per_api
 
 
+def recording_relay(name: str, work: Path, relay_port: int, tansu_port: int, record: Path) -> ManagedProcess:
+    """The suite's relay on `relay_port` in front of tansu, writing each request's API key and
+    version to `record` (not started)."""
+    return ManagedProcess(
+        name,
+        [sys.executable, "-m", "kafka_e2e.relay", "--map", f"{HOST}:{relay_port}={HOST}:{tansu_port}",
+         "--record", str(record)],
+        work / f"{name}.log", cwd=Path(__file__).resolve().parents[1],
+    )
+
+
 def sasl_round(work: Path, relay_port: int, tansu_port: int, record: Path, used) -> None:
     """SCRAM-SHA-256 logins through the relay against the sqlite tansu, if it is installed."""
     binary = tansu_sqlite_binary()
@@ -51,13 +62,7 @@ def sasl_round(work: Path, relay_port: int, tansu_port: int, record: Path, used)
     broker.create_user("alice", "alice-secret", "scram256")
     broker.stop()
     broker.authentication = True
-    pkg = Path(__file__).resolve().parents[1]
-    relay = ManagedProcess(
-        "relay-sasl",
-        [sys.executable, "-m", "kafka_e2e.relay", "--map", f"{HOST}:{relay_port}={HOST}:{tansu_port}",
-         "--record", str(record)],
-        work / "relay-sasl.log", cwd=pkg,
-    )
+    relay = recording_relay("relay-sasl", work, relay_port, tansu_port, record)
     broker.start()
     relay.start()
     relay.wait_ready(HOST, relay_port)
@@ -88,13 +93,7 @@ def main() -> None:
     tansu_port = pick_port(avoid={relay_port})
     broker = TansuBroker(tansu_port, work, advertised_port=relay_port)
     record = work / "requests.txt"
-    pkg = Path(__file__).resolve().parents[1]
-    relay = ManagedProcess(
-        "relay",
-        [sys.executable, "-m", "kafka_e2e.relay", "--map", f"{HOST}:{relay_port}={HOST}:{tansu_port}",
-         "--record", str(record)],
-        work / "relay.log", cwd=pkg,
-    )
+    relay = recording_relay("relay", work, relay_port, tansu_port, record)
     broker.start()
     relay.start()
     relay.wait_ready(HOST, relay_port)
