@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Report import cycles between the modules of the workspace's Rust crates.
 
-Usage: python3 scripts/module-cycles.py [--tests] [CRATE_SRC_DIR ...]
-       (default: the src/ directory of every crate in the workspace;
-       --tests: count `#[cfg(test)]` modules and uses as well)
+Usage: python3 scripts/module-cycles.py [CRATE_SRC_DIR ...]
+       (default: the src/ directory of every crate in the workspace)
 
 Exits 0 when there is no cycle, 1 when there is one (each printed with the
 `use` lines that make it), 2 on a usage error.
@@ -18,7 +17,9 @@ module tree, not a cycle. So cycles are looked for among siblings: for every
 module, between the subtrees of its children (an edge from anywhere in one
 child's subtree to anywhere in another's counts). `core/src/config.rs` using
 `route::sni`, which uses `config`, is a cycle between the siblings `config`
-and `route` of the crate root.
+and `route` of the crate root. A `#[cfg(test)]` module is a consumer of the
+code it tests, not part of it: it is a node of its own, so `tls::driver`'s
+tests using `tls::test_util`, which uses `tls::driver`, is no cycle.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ class Use:
     glob: bool
     file: Path
     line: int
-    test_only: bool
 
 
 @dataclass
@@ -233,31 +233,24 @@ def parse_file(
                 i += 3
                 continue
         elif tok == "use" and (i == 0 or tokens[i - 1][0] in (";", "{", "}", "]", ")", "pub")):
-            use_test = here_test or is_test_only(attributes_before(tokens, i))
             j = i + 1
             while j < len(tokens) and tokens[j][0] != ";":
                 j += 1
             tree = [t for t, _ in tokens[i + 1 : j]]
             for p, alias, glob in expand_use_tree(tree):
-                modules[here].uses.append(Use(p, alias, glob, file, ln, use_test))
+                modules[here].uses.append(Use(p, alias, glob, file, ln))
             i = j + 1
             continue
         i += 1
 
 
-def discover(src: Path, with_tests: bool) -> dict[tuple[str, ...], Module]:
+def discover(src: Path) -> dict[tuple[str, ...], Module]:
     """Every module of the crate rooted at `src`/lib.rs (or main.rs), found by
-    following `mod` declarations; without `with_tests`, `#[cfg(test)]`
-    modules and uses are left out."""
+    following `mod` declarations."""
     root = src / "lib.rs" if (src / "lib.rs").is_file() else src / "main.rs"
     modules: dict[tuple[str, ...], Module] = {}
     parse_file(root, (), src, False, modules)
-    if with_tests:
-        return modules
-    kept = {path: m for path, m in modules.items() if not m.test_only}
-    for m in kept.values():
-        m.uses = [u for u in m.uses if not u.test_only]
-    return kept
+    return modules
 
 
 class Resolver:
@@ -394,24 +387,33 @@ def name(crate: str, module: tuple[str, ...]) -> str:
     return "::".join((crate,) + module)
 
 
-def cycles_of(crate: str, src: Path, with_tests: bool) -> list[str]:
+def node_under(parent: tuple[str, ...], module: tuple[str, ...], modules: dict) -> tuple[str, ...]:
+    """The node that stands for `module` among the children of `parent`: the
+    child whose subtree holds it, or the outermost test module on the way
+    there (a test module is a consumer of what it tests, not part of it)."""
+    for k in range(len(parent) + 2, len(module) + 1):
+        if modules[module[:k]].test_only:
+            return module[:k]
+    return module[: len(parent) + 1]
+
+
+def cycles_of(crate: str, src: Path) -> list[str]:
     """Printable reports, one per cycle, for the crate under `src`."""
-    modules = discover(src, with_tests)
+    modules = discover(src)
     edges = Resolver(modules).edges()
     reports = []
     for parent in sorted(modules):
         depth = len(parent)
-        children = sorted({m[: depth + 1] for m in modules if len(m) > depth and m[:depth] == parent})
+        below = [m for m in modules if len(m) > depth and m[:depth] == parent]
         graph: dict = {}
         for frm, to, use in edges:
-            if len(frm) <= len(parent) or len(to) <= len(parent):
+            if len(frm) <= depth or len(to) <= depth or frm[:depth] != parent or to[:depth] != parent:
                 continue
-            if frm[: len(parent)] != parent or to[: len(parent)] != parent:
-                continue
-            a, b = frm[: len(parent) + 1], to[: len(parent) + 1]
+            a, b = node_under(parent, frm, modules), node_under(parent, to, modules)
             if a != b:
                 graph.setdefault(a, {}).setdefault(b, []).append(use)
-        for component in strongly_connected(children, graph):
+        nodes = sorted({node_under(parent, m, modules) for m in below})
+        for component in strongly_connected(nodes, graph):
             cycle = one_cycle(component, graph)
             lines = [f"cycle: {' -> '.join(name(crate, m) for m in cycle)}"]
             for a, b in zip(cycle, cycle[1:]):
@@ -435,10 +437,8 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
-    with_tests = "--tests" in argv
-    args = [a for a in argv if a != "--tests"]
-    unknown = [a for a in args if a.startswith("-")]
-    dirs = [Path(a) for a in args] or workspace_crates()
+    unknown = [a for a in argv if a.startswith("-")]
+    dirs = [Path(a) for a in argv] or workspace_crates()
     for d in dirs:
         if unknown or not ((d / "lib.rs").is_file() or (d / "main.rs").is_file()):
             what = f"unknown option {unknown[0]}" if unknown else f"{d} holds no lib.rs or main.rs"
@@ -448,14 +448,13 @@ def main(argv: list[str]) -> int:
     reports = []
     for d in dirs:
         crate = d.resolve().parent.name.replace("-", "_")
-        reports.extend(cycles_of(crate, d.resolve(), with_tests))
+        reports.extend(cycles_of(crate, d.resolve()))
     for r in reports:
         print(r)
-    scope = "with test modules" if with_tests else "without test modules"
     if reports:
-        print(f"{len(reports)} module cycle(s) in {len(dirs)} crate(s), {scope}")
+        print(f"{len(reports)} module cycle(s) in {len(dirs)} crate(s)")
         return 1
-    print(f"no module cycle in {len(dirs)} crate(s), {scope}")
+    print(f"no module cycle in {len(dirs)} crate(s)")
     return 0
 
 
