@@ -1,15 +1,14 @@
-//! The set of mechanisms the proxy's SASL server offers, and one exchange of
-//! any of them as a single state machine.
+//! The SASL mechanisms the proxy implements, by name, and why one refused a
+//! client. A leaf: the server, the client and the server's exchange all name
+//! mechanisms, and none of them is needed to do so.
 
 use std::fmt;
-use std::time::SystemTime;
 
 use super::credentials::PasswordMismatch;
-use super::oauthbearer::{self, OAuthBearerServer, OAuthChallengeSent, OAuthError, OAuthStep};
-use super::plain::{self, PlainError};
+use super::oauthbearer::{self, OAuthError};
+use super::plain::PlainError;
 use super::random::RandomError;
-use super::scram::{ScramError, ScramMechanism, ScramServer, ScramServerFirstSent};
-use super::server::ServerConfig;
+use super::scram::{ScramError, ScramMechanism};
 
 /// A SASL mechanism the proxy implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,93 +124,4 @@ pub fn generic_failure_message(mechanism: Mechanism, reauthentication: bool) -> 
     format!(
         "Authentication failed during {during} due to invalid credentials with SASL mechanism {mechanism}"
     )
-}
-
-/// One exchange of one mechanism.
-#[derive(Debug, Clone)]
-pub(crate) enum Exchange {
-    Plain,
-    ScramFirst(ScramServer),
-    ScramFinal(Box<ScramServerFirstSent>),
-    OAuthInitial,
-    OAuthChallenged(OAuthChallengeSent),
-}
-
-/// The result of one client token.
-#[derive(Debug)]
-pub(crate) enum MechanismStep {
-    /// Send `challenge`; the exchange continues as `next`.
-    Continue { challenge: Vec<u8>, next: Exchange },
-    /// Authenticated: send `response` (possibly empty).
-    Done { response: Vec<u8>, principal: String, expires_at: Option<SystemTime> },
-    /// Refused.
-    Fail(AuthFailure),
-}
-
-impl Exchange {
-    pub(crate) fn new(mechanism: Mechanism) -> Exchange {
-        match mechanism {
-            Mechanism::Plain => Exchange::Plain,
-            Mechanism::Scram(s) => Exchange::ScramFirst(ScramServer::new(s)),
-            Mechanism::OAuthBearer => Exchange::OAuthInitial,
-        }
-    }
-
-    /// Feeds one client token to the exchange.
-    pub(crate) fn step(self, token: &[u8], config: &ServerConfig, wall: SystemTime) -> MechanismStep {
-        match self {
-            Exchange::Plain => match plain::parse(token) {
-                Err(e) => MechanismStep::Fail(AuthFailure::Plain(e)),
-                Ok(m) => match config.credentials.verify_plain(m.username, m.password.expose()) {
-                    Err(e) => MechanismStep::Fail(AuthFailure::Password(e)),
-                    Ok(()) => MechanismStep::Done {
-                        response: Vec::new(),
-                        principal: m.username.to_owned(),
-                        expires_at: None,
-                    },
-                },
-            },
-            Exchange::ScramFirst(server) => {
-                let nonce = match config.random.scram_nonce() {
-                    Ok(n) => n,
-                    Err(e) => return MechanismStep::Fail(AuthFailure::Random(e)),
-                };
-                let store = &config.credentials;
-                match server.client_first(token, |m, user| store.scram(m, user), &nonce) {
-                    Ok((next, challenge)) => {
-                        MechanismStep::Continue { challenge, next: Exchange::ScramFinal(Box::new(next)) }
-                    }
-                    Err(e) => MechanismStep::Fail(AuthFailure::Scram(e)),
-                }
-            }
-            Exchange::ScramFinal(state) => match state.client_final(token) {
-                Ok(success) => MechanismStep::Done {
-                    response: success.server_final,
-                    principal: success.username,
-                    expires_at: None,
-                },
-                Err(e) => MechanismStep::Fail(AuthFailure::Scram(e)),
-            },
-            Exchange::OAuthInitial => {
-                let Some(validator) = config.oauthbearer.as_deref() else {
-                    return MechanismStep::Fail(AuthFailure::NotConfigured);
-                };
-                match OAuthBearerServer.initial_response(token, validator, wall) {
-                    OAuthStep::Success(s) => MechanismStep::Done {
-                        response: Vec::new(),
-                        principal: s.principal,
-                        expires_at: Some(s.expires_at),
-                    },
-                    OAuthStep::Challenge(sent) => MechanismStep::Continue {
-                        challenge: oauthbearer::INVALID_TOKEN_CHALLENGE.to_vec(),
-                        next: Exchange::OAuthChallenged(sent),
-                    },
-                    OAuthStep::Failure(e) => MechanismStep::Fail(AuthFailure::OAuthBearer(e)),
-                }
-            }
-            Exchange::OAuthChallenged(sent) => {
-                MechanismStep::Fail(AuthFailure::OAuthBearer(sent.client_reply(token)))
-            }
-        }
-    }
 }

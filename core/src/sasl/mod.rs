@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod credentials;
+mod exchange;
 pub mod mechanism;
 pub mod messages;
 pub mod oauthbearer;

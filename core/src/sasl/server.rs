@@ -23,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use super::credentials::CredentialStore;
-use super::mechanism::{AuthFailure, Exchange, Mechanism, MechanismStep, generic_failure_message};
+use super::exchange::{Exchange, MechanismStep, Verifiers};
+use super::mechanism::{AuthFailure, Mechanism, generic_failure_message};
 use super::messages::{
     DecodeError, RequestRef, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
     SaslHandshakeResponse, raw_token_frame,
@@ -117,6 +118,15 @@ impl ServerConfig {
 
     fn mechanism_names(&self) -> Vec<&'static [u8]> {
         self.mechanisms.iter().map(|m| m.name().as_bytes()).collect()
+    }
+
+    /// What a mechanism exchange checks clients against.
+    fn verifiers(&self) -> Verifiers<'_> {
+        Verifiers {
+            credentials: &self.credentials,
+            oauthbearer: self.oauthbearer.as_deref(),
+            random: self.random.as_ref(),
+        }
     }
 }
 
@@ -639,7 +649,7 @@ impl SaslServer {
             return self.fail(reply, FailureReason::TokenTooLarge { len: token.len() }, delay);
         }
         let config = Arc::clone(&self.config);
-        match exchange.step(token, &config, wall) {
+        match exchange.step(token, &config.verifiers(), wall) {
             MechanismStep::Continue { challenge, next } => {
                 self.state = State::Exchanging(Exchanging { mechanism, framing, exchange: next, previous });
                 ServerStep::Reply(reply_to.ok(&challenge, 0))
