@@ -33,13 +33,15 @@ mod find_coordinator;
 mod metadata;
 mod node_endpoints;
 mod reader;
+mod same_size_tail;
 
 pub use api_versions::{
     ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
 };
-pub use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream, MAX_TAIL_LEN, rewrite_tail_same_size};
+pub use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream, MAX_TAIL_LEN};
 pub use find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
 pub use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
+pub use same_size_tail::rewrite_tail_same_size;
 
 /// Where clients must connect to reach an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq)]

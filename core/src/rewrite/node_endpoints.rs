@@ -22,7 +22,7 @@ pub const PRODUCE_NODE_ENDPOINTS_FROM: i16 = 10;
 pub const FETCH_NODE_ENDPOINTS_FROM: i16 = 16;
 
 /// The tag of `NodeEndpoints` in both responses.
-const NODE_ENDPOINTS_TAG: u32 = 0;
+pub(super) const NODE_ENDPOINTS_TAG: u32 = 0;
 
 /// Which response is being walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
