@@ -42,7 +42,9 @@ fi
 SNAPSHOT="$(cd "$SNAPSHOT" && pwd)"
 
 DENY="${CARGO_DENY:-$(command -v cargo-deny || true)}"
-[ -n "$DENY" ] && [ -x "$DENY" ] || die "cargo-deny not found: run scripts/install-test-deps.sh and source its env.sh"
+if [ -z "$DENY" ] || [ ! -x "$DENY" ]; then
+  die "cargo-deny not found: run scripts/install-test-deps.sh and source its env.sh"
+fi
 
 # The newest advisory's date stands for the snapshot's age.
 newest="$(grep -rhoE '^date = "[0-9]{4}-[0-9]{2}-[0-9]{2}"' "$SNAPSHOT/crates" | cut -d'"' -f2 | sort | tail -1)"

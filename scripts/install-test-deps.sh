@@ -194,12 +194,12 @@ cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION" "about 1 min"
 # cargo-deny: the newest release; MSRV 1.88, and its lock builds on the stable 1.95 here.
 CARGO_DENY_VERSION=0.20.2
 CARGO_DENY="$DEPS/cargo-deny/bin/cargo-deny"
-cargo_tool cargo-deny "$CARGO_DENY_VERSION" "about 5-7 min"
+cargo_tool cargo-deny "$CARGO_DENY_VERSION" "about 2 min"
 # cargo-machete, not cargo-shear: cargo-shear 1.14's locked parser (ra_ap_syntax) needs
 # rustc 1.98; machete needs no cargo metadata, so it runs offline and leaves Cargo.lock be.
 CARGO_MACHETE_VERSION=0.9.2
 CARGO_MACHETE="$DEPS/cargo-machete/bin/cargo-machete"
-cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "about 2-3 min"
+cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
 
 # ---------------------------------------------------------------- env.sh
 {

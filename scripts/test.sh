@@ -106,8 +106,10 @@ lint() {
     source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
       || { echo "lint: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
   fi
-  [ -n "${CARGO_MACHETE:-}" ] && [ -x "$CARGO_MACHETE" ] \
-    || { echo "lint: cargo-machete missing from the deps (run scripts/install-test-deps.sh)" >&2; return 1; }
+  if [ -z "${CARGO_MACHETE:-}" ] || [ ! -x "$CARGO_MACHETE" ]; then
+    echo "lint: cargo-machete missing from the deps (run scripts/install-test-deps.sh)" >&2
+    return 1
+  fi
   echo "lint: cargo-machete $("$CARGO_MACHETE" --version)"
   "$CARGO_MACHETE" --skip-target-dir
   scripts/cargo-deny.sh
