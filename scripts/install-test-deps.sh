@@ -8,8 +8,11 @@
 #   <deps>/tansu-sqlite/   tansu 0.6.0 built with sqlite, SASL SCRAM capable (--with-sasl-broker)
 #   kcat (Debian 1.7.1-2, links librdkafka 2.0.2; a test uses that on purpose)
 #   <deps>/cargo-fuzz/     cargo-fuzz 0.13.2 (the fuzz phase of scripts/test.sh)
+#   <deps>/cargo-deny/     cargo-deny 0.20.2 (lint phase: advisories, licenses, bans, sources)
+#   <deps>/cargo-machete/  cargo-machete 0.9.2 (lint phase: unused dependencies)
 #   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
-#   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ, RDKAFKA_216_LIBDIR
+#   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
+#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -31,7 +34,7 @@ for arg in "$@"; do
   case "$arg" in
     --with-sasl-broker) WITH_SASL_BROKER=1 ;;
     --without-sasl-broker) WITH_SASL_BROKER=0 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-test-deps: unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -163,16 +166,40 @@ else
   say "tansu sqlite not installed (pass --with-sasl-broker to build it; SASL tests will skip)"
 fi
 
-# ---------------------------------------------------------------- cargo-fuzz
+# ------------------------------------------------- cargo-fuzz, cargo-deny, cargo-machete
+# cargo_tool CRATE VERSION COLD: CRATE's binary at VERSION in <deps>/CRATE/bin, built with
+# its own Cargo.lock (--locked) unless `CRATE --version` already ends in VERSION.
+# COLD: how long the build takes cold on 2 cores, for the message.
+cargo_tool() {
+  local crate=$1 version=$2 cold=$3
+  local bin="$DEPS/$crate/bin/$crate" log="$DEPS/$crate-build.log" t0
+  local says="(^| )${version//./\\.}\$"
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qE "$says"; then
+    say "$crate $version ok"
+    return
+  fi
+  command -v cargo >/dev/null || die "cargo not found: needed to build $crate"
+  say "building $crate $version ($cold cold on 2 cores; log: $log)"
+  t0=$SECONDS
+  if ! cargo install "$crate" --version "$version" --locked --force --root "$DEPS/$crate" >"$log" 2>&1; then
+    tail -20 "$log" >&2
+    die "cargo install $crate $version failed (full log: $log)"
+  fi
+  "$bin" --version 2>/dev/null | grep -qE "$says" || die "$bin does not say it is $crate $version"
+  say "$crate $version built in $((SECONDS - t0)) s"
+}
 CARGO_FUZZ_VERSION=0.13.2
 CARGO_FUZZ="$DEPS/cargo-fuzz/bin/cargo-fuzz"
-if [ -x "$CARGO_FUZZ" ] && "$CARGO_FUZZ" --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
-  say "cargo-fuzz $CARGO_FUZZ_VERSION ok"
-else
-  say "building cargo-fuzz $CARGO_FUZZ_VERSION (about 1 min)"
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$DEPS/cargo-fuzz" >/dev/null 2>&1 \
-    || die "cargo install cargo-fuzz $CARGO_FUZZ_VERSION failed"
-fi
+cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION" "about 1 min"
+# cargo-deny: the newest release; MSRV 1.88, and its lock builds on the stable 1.95 here.
+CARGO_DENY_VERSION=0.20.2
+CARGO_DENY="$DEPS/cargo-deny/bin/cargo-deny"
+cargo_tool cargo-deny "$CARGO_DENY_VERSION" "about 2 min"
+# cargo-machete, not cargo-shear: cargo-shear 1.14's locked parser (ra_ap_syntax) needs
+# rustc 1.98; machete needs no cargo metadata, so it runs offline and leaves Cargo.lock be.
+CARGO_MACHETE_VERSION=0.9.2
+CARGO_MACHETE="$DEPS/cargo-machete/bin/cargo-machete"
+cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
 
 # ---------------------------------------------------------------- env.sh
 {
@@ -184,6 +211,8 @@ fi
   echo "export KCAT='$KCAT'"
   echo "export STUNNEL='$STUNNEL'"
   echo "export CARGO_FUZZ='$CARGO_FUZZ'"
+  echo "export CARGO_DENY='$CARGO_DENY'"
+  echo "export CARGO_MACHETE='$CARGO_MACHETE'"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
@@ -201,4 +230,5 @@ print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
 EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
+say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   ($DEPS/<tool>/bin)"
 say "env file: $DEPS/env.sh"

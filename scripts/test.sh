@@ -5,7 +5,9 @@
 #   deps      scripts/install-test-deps.sh --with-sasl-broker (pinned peers, cached in
 #             $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy; the sqlite tansu build
 #             runs only when it is missing: 12-15 min cold on 2 cores)
-#   lint      cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings
+#   lint      cargo fmt --all --check; cargo clippy --workspace --all-targets -- -D warnings;
+#             cargo-machete (unused dependencies); scripts/cargo-deny.sh (advisories from the
+#             ../shared/advisory-db snapshot, licenses, bans, sources; offline)
 #   unit      cargo test --workspace
 #   release   cargo build --release (target/release/kafka-proxy)
 #   e2e       pytest tests/e2e: real tansu, the release binary on tokio and mio, real clients
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DEPS_FLAGS=() ;;
     --skip) SKIP=",$2,"; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -99,6 +101,18 @@ deps() {
 lint() {
   cargo fmt --all --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  if [ -z "${CARGO_MACHETE:-}" ] || [ -z "${CARGO_DENY:-}" ]; then
+    # shellcheck disable=SC1091
+    source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
+      || { echo "lint: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
+  fi
+  if [ -z "${CARGO_MACHETE:-}" ] || [ ! -x "$CARGO_MACHETE" ]; then
+    echo "lint: cargo-machete missing from the deps (run scripts/install-test-deps.sh)" >&2
+    return 1
+  fi
+  echo "lint: cargo-machete $("$CARGO_MACHETE" --version)"
+  "$CARGO_MACHETE" --skip-target-dir
+  scripts/cargo-deny.sh
 }
 
 e2e() {

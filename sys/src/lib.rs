@@ -2,27 +2,45 @@
 //! uninitialised spare capacity (so no read pays for zeroing its buffer
 //! first) and `splice(2)` through a pipe (so a frame being cut through moves
 //! socket to socket without being copied into user space). Linux only.
+//!
+//! The calls themselves go through `rustix`'s safe wrappers (`read`,
+//! `pipe2`, `fcntl(F_SETPIPE_SZ / F_GETPIPE_SZ)`, `splice`). Two `unsafe`
+//! operations remain, each in one place:
+//!
+//! - [`read_into`] tells the `BytesMut` how many of its spare bytes `read(2)`
+//!   initialised (`set_len`): rustix hands back the initialised slice, but
+//!   `BytesMut` has no safe way to take that length over.
+//! - The runtimes pass sockets as raw descriptors (`as_raw_fd()`, taken
+//!   before their session is borrowed mutably), and rustix takes
+//!   `AsFd`; `borrow_raw` turns the one into the other for the length of a
+//!   call. An `AsFd`-taking API would remove it once every caller holds a
+//!   borrowed socket at the call.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use bytes::BytesMut;
+use rustix::pipe::{PipeFlags, SpliceFlags};
+
+/// The capacity asked of every new pipe; the kernel may grant less.
+const WANTED_PIPE_CAPACITY: usize = 1 << 20;
+/// Linux's default pipe capacity, assumed when the kernel does not say.
+const DEFAULT_PIPE_CAPACITY: usize = 64 * 1024;
 
 /// Reads from `socket` into the spare capacity of `buf`, appending.
+///
+/// Returns 0 at end of stream, and also when `buf` has no spare capacity
+/// (then nothing is read).
 pub fn read_into(socket: &impl AsRawFd, buf: &mut BytesMut) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     if spare.is_empty() {
         return Ok(0);
     }
-    // SAFETY: `spare` is valid, writable memory of `spare.len()` bytes owned
-    // by `buf`; read(2) writes at most that many bytes into it.
-    let n = unsafe { libc::read(socket.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let n = n.unsigned_abs();
-    // SAFETY: read(2) initialised the first `n <= spare.len()` spare bytes.
+    let (filled, _) = rustix::io::read(borrow_raw(socket.as_raw_fd()), spare)?;
+    let n = filled.len();
+    // SAFETY: rustix's `read` initialised `filled`, the first `n` bytes of
+    // `buf`'s spare capacity, so the first `len + n` bytes are initialised.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
 }
@@ -31,8 +49,8 @@ pub fn read_into(socket: &impl AsRawFd, buf: &mut BytesMut) -> io::Result<usize>
 /// references, never through user space.
 #[derive(Debug)]
 pub struct Pipe {
-    read: std::os::fd::OwnedFd,
-    write: std::os::fd::OwnedFd,
+    read: OwnedFd,
+    write: OwnedFd,
     /// Bytes in the pipe, not yet spliced out.
     pub filled: usize,
     /// The pipe's capacity.
@@ -42,50 +60,56 @@ pub struct Pipe {
 impl Pipe {
     /// A non-blocking pipe, enlarged to 1 MiB when the system allows.
     pub fn new() -> io::Result<Pipe> {
-        use std::os::fd::FromRawFd;
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 succeeded, so both descriptors are open and ours alone.
-        let (read, write) =
-            unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: fcntl on a descriptor we own; failure leaves the default size.
-        let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
-        // SAFETY: as above; F_GETPIPE_SZ only reads.
-        let size =
-            if size > 0 { size } else { unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) } };
-        let capacity = usize::try_from(size).ok().filter(|s| *s > 0).unwrap_or(64 * 1024);
+        let (read, write) = rustix::pipe::pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
+        // Enlarging fails past /proc/sys/fs/pipe-max-size for unprivileged
+        // users: then the pipe keeps the size it has.
+        let capacity = rustix::pipe::fcntl_setpipe_size(&write, WANTED_PIPE_CAPACITY)
+            .or_else(|_| rustix::pipe::fcntl_getpipe_size(&write))
+            .ok()
+            .filter(|size| *size > 0)
+            .unwrap_or(DEFAULT_PIPE_CAPACITY);
         Ok(Pipe { read, write, filled: 0, capacity })
     }
 
     /// Moves up to `len` bytes from `socket` into the pipe (0: end of stream).
-    pub fn fill_from(&mut self, socket: std::os::fd::RawFd, len: usize) -> io::Result<usize> {
+    ///
+    /// A full pipe, like a socket with nothing to read, is
+    /// [`io::ErrorKind::WouldBlock`].
+    pub fn fill_from(&mut self, socket: RawFd, len: usize) -> io::Result<usize> {
         let room = self.capacity.saturating_sub(self.filled).min(len);
         if room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = splice(socket, self.write.as_raw_fd(), room)?;
+        let n = splice(borrow_raw(socket), self.write.as_fd(), room)?;
         self.filled += n;
         Ok(n)
     }
 
     /// Moves what the pipe holds into `socket`, as far as it takes it.
-    pub fn drain_into(&mut self, socket: std::os::fd::RawFd) -> io::Result<usize> {
-        let n = splice(self.read.as_raw_fd(), socket, self.filled)?;
+    pub fn drain_into(&mut self, socket: RawFd) -> io::Result<usize> {
+        let n = splice(self.read.as_fd(), borrow_raw(socket), self.filled)?;
         self.filled -= n.min(self.filled);
         Ok(n)
     }
 }
 
-fn splice(from: std::os::fd::RawFd, to: std::os::fd::RawFd, len: usize) -> io::Result<usize> {
+/// `fd`, borrowed for one system call.
+fn borrow_raw<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: every caller passes the descriptor of a socket the runtime
+    // holds open across the call the borrow is made for, and the borrow does
+    // not outlive that call. A descriptor closed by mistake makes the call
+    // fail with EBADF; nothing here closes or keeps it.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
     if len == 0 {
         return Ok(0);
     }
-    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
-    // SAFETY: both descriptors are open for the duration of the call; null
-    // offsets are required for sockets and pipes.
-    let n = unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, flags) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n.unsigned_abs()) }
+    // No offsets: they are not allowed for sockets and pipes. NONBLOCK makes
+    // the pipe end non-blocking; the socket end follows the socket's mode.
+    Ok(rustix::pipe::splice(from, None, to, None, len, SpliceFlags::MOVE | SpliceFlags::NONBLOCK)?)
 }
+
+#[cfg(test)]
+mod tests;
