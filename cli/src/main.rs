@@ -8,9 +8,11 @@ mod signals;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
+use kafka_proxy_runtime::{Control, RunOptions};
 use tracing::{error, info, warn};
 
 const ABOUT: &str = "A Kafka proxy: clients connect to it as if it were the cluster.";
@@ -279,70 +281,40 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
     info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
-    let proxy = Proxy::new(core);
-    // SIGHUP: the configuration file is read again; what can change without a
-    // restart (credentials, keys, certificates, TLS/SASL, limits, resolve) applies
-    // to new connections.
+    let drain_timeout = core.limits.drain_timeout;
+    let proxy = Proxy::new(core, Instant::now(), SystemTime::now());
+    let control = Control::new();
+    // SIGTERM / SIGINT: drain (a second one exits at once). SIGHUP: the
+    // configuration file is read again; what can change without a restart
+    // (credentials, keys, certificates, TLS/SASL, limits, resolve) applies to
+    // new connections.
     let path_buf = path.to_path_buf();
-    let reload = move || match load_quiet(&path_buf) {
-        Ok(core) => Some(core),
-        Err(e) => {
-            error!("configuration reload failed, keeping the running one: {e}");
-            None
+    let steer = control.clone();
+    let handled = signals::handle(move |signal| match signal {
+        signals::Signal::Terminate(signal) => {
+            info!(
+                signal,
+                drain_timeout_ms = drain_timeout.as_millis() as u64,
+                "termination signal: draining"
+            );
+            steer.drain(drain_timeout);
         }
-    };
+        signals::Signal::Reload => {
+            info!("SIGHUP: reloading the configuration");
+            match load_quiet(&path_buf) {
+                Ok(core) => steer.reload(core),
+                Err(e) => error!("configuration reload failed, keeping the running one: {e}"),
+            }
+        }
+    });
+    if let Err(e) = handled {
+        eprintln!("error: cannot start the signal thread: {e}");
+        return ExitCode::FAILURE;
+    }
+    let options = RunOptions::default();
     let result = match runtime {
-        RuntimeKind::Tokio => {
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
-            let stop_tx = std::sync::Mutex::new(Some(stop_tx));
-            let handled = signals::handle(move |signal| match signal {
-                signals::Signal::Terminate(signal) => {
-                    info!(signal, "termination signal received");
-                    if let Some(tx) = stop_tx.lock().ok().and_then(|mut tx| tx.take()) {
-                        let _ = tx.send(());
-                    }
-                }
-                signals::Signal::Reload => {
-                    info!("SIGHUP: reloading the configuration");
-                    if let Some(core) = reload() {
-                        let _ = reload_tx.send(core);
-                    }
-                }
-            });
-            if let Err(e) = handled {
-                eprintln!("error: cannot start the signal thread: {e}");
-                return ExitCode::FAILURE;
-            }
-            let shutdown = async move {
-                let _ = stop_rx.await;
-            };
-            kafka_proxy_tokio::run(
-                proxy,
-                kafka_proxy_tokio::Options { worker_threads: None },
-                shutdown,
-                reload_rx,
-            )
-            .map_err(|e| e.to_string())
-        }
-        RuntimeKind::Mio => kafka_proxy_mio::run(proxy, |control| {
-            let handled = signals::handle(move |signal| match signal {
-                signals::Signal::Terminate(signal) => {
-                    info!(signal, "termination signal received");
-                    control.stop();
-                }
-                signals::Signal::Reload => {
-                    info!("SIGHUP: reloading the configuration");
-                    if let Some(core) = reload() {
-                        control.reload(core);
-                    }
-                }
-            });
-            if let Err(e) = handled {
-                error!(error = %e, "cannot start the signal thread; stop with SIGKILL");
-            }
-        })
-        .map_err(|e| e.to_string()),
+        RuntimeKind::Tokio => kafka_proxy_tokio::run(proxy, &options, &control),
+        RuntimeKind::Mio => kafka_proxy_mio::run(proxy, &options, &control),
     };
     match result {
         Ok(()) => {

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::route::sni::SniRouter;
+use crate::route::sni::SniNames;
 use crate::sasl;
 use crate::tls::principal::PrincipalMapper;
 
@@ -45,8 +45,8 @@ pub enum Mapping {
 pub struct SniMapping {
     /// The one port clients connect to.
     pub bind_port: u16,
-    /// Upstream host → client-visible name (and the names learned so far).
-    pub router: SniRouter,
+    /// Upstream host → client-visible name.
+    pub names: Arc<SniNames>,
 }
 
 /// The `port_offset` mapping.
@@ -190,6 +190,9 @@ pub struct Limits {
     pub max_buffered_bytes: usize,
     /// Requests awaiting a response before the client is no longer read.
     pub max_in_flight: usize,
+    /// How long a drain (SIGTERM) may take before the connections still
+    /// open are closed.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -201,6 +204,34 @@ impl Default for Limits {
             idle_timeout: Some(Duration::from_secs(600)),
             max_buffered_bytes: 512 * 1024,
             max_in_flight: 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// TCP settings for the proxy's sockets, on both sides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// TCP keepalive idle time (`None`: off); probes then go every
+    /// third of it, and a peer silent for three probes is dropped.
+    pub keepalive: Option<Duration>,
+    /// `SO_SNDBUF` (`None`: the system's default, auto-tuned).
+    pub send_buffer_bytes: Option<usize>,
+    /// `SO_RCVBUF` (`None`: the system's default, auto-tuned).
+    pub receive_buffer_bytes: Option<usize>,
+    /// Listeners set `SO_REUSEPORT`, so a new `kafka-proxy` can bind the
+    /// same ports while the old one drains (restarts without refused
+    /// connections).
+    pub reuse_port: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            keepalive: Some(Duration::from_secs(60)),
+            send_buffer_bytes: None,
+            receive_buffer_bytes: None,
+            reuse_port: true,
         }
     }
 }
@@ -273,6 +304,8 @@ pub struct ProxyConfig {
     pub resolve: Vec<ResolveRule>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// TCP settings for every socket.
+    pub socket: SocketOptions,
     /// TLS and SASL on both sides.
     pub security: Security,
 }

@@ -15,9 +15,9 @@ use tracing::{info, warn};
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
-use crate::route::sni::{SniRoute, SniRouter};
+use crate::route::sni::{SniRoute, SniRoutes};
 use crate::route::{ListenerId, Route};
-use crate::session::{Session, SessionConfig};
+use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig};
 
 /// How long a closing session may flush what it already queued.
 const LINGER: Duration = Duration::from_secs(5);
@@ -36,8 +36,8 @@ enum Probe {
     Due(Instant),
 }
 
-/// A listener change for the runtime, drained with [`Proxy::poll_action`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something for the runtime to carry out, drained with [`Proxy::poll_action`].
+#[derive(Debug)]
 pub enum ProxyAction {
     /// Bind and accept on `addr`; pass `id` to [`Proxy::accept`].
     Listen {
@@ -51,9 +51,9 @@ pub enum ProxyAction {
         /// The listener.
         id: ListenerId,
     },
-    /// Learn the cluster now: call [`Proxy::probe`] and drive the session it
-    /// returns like any other, without a client socket.
-    Probe,
+    /// Drive this session like an accepted one, but without a client socket:
+    /// the proxy's own look at the cluster (a Metadata probe).
+    Spawn(Box<Session>),
 }
 
 /// Why an accepted connection cannot be served.
@@ -84,30 +84,42 @@ pub struct Proxy {
     listeners: BTreeSet<ListenerId>,
     /// Node ids already reported as not exposable, so the log says it once.
     refused: BTreeSet<i32>,
-    /// SNI mode: the name mapping and the routes learned so far.
-    sni: Option<SniRouter>,
+    /// SNI mode: the routes learned so far.
+    sni: Option<SniRoutes>,
     probe: Probe,
+    /// Wall-clock time at `anchor_instant`, for sessions the proxy starts itself.
+    anchor_wall: SystemTime,
+    anchor_instant: Instant,
+    /// Draining: listeners are closed and no new connection is taken.
+    draining: bool,
+    /// Listeners closed by the drain, whose backlogs may still be accepted.
+    drained_listeners: BTreeSet<ListenerId>,
     probe_backoff: Duration,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
 }
 
 impl Proxy {
-    /// A proxy for `config`; its first actions open the bootstrap listeners
-    /// (`port_offset`) or the SNI listener (`sni`).
-    pub fn new(config: ProxyConfig) -> Proxy {
+    /// A proxy for `config`, created at `now` (`wall` is the wall-clock time
+    /// then); its first actions open the bootstrap listeners (`port_offset`)
+    /// or the SNI listener (`sni`), and start a probe of the cluster.
+    pub fn new(config: ProxyConfig, now: Instant, wall: SystemTime) -> Proxy {
         let address_map: Arc<dyn AddressMap + Send + Sync> = match &config.mapping {
             Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
-            Mapping::Sni(sni) => Arc::new(sni.router.clone()),
+            Mapping::Sni(sni) => sni.names.clone(),
         };
         let session_config = session_config(&config, address_map);
         let sni = match &config.mapping {
-            Mapping::Sni(sni) => Some(sni.router.clone()),
+            Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
             Mapping::PortOffset(_) => None,
         };
         let mut proxy = Proxy {
             sni,
             probe: Probe::Running,
+            anchor_wall: wall,
+            anchor_instant: now,
+            draining: false,
+            drained_listeners: BTreeSet::new(),
             probe_backoff: PROBE_BACKOFF.0,
             config: Arc::new(config),
             session_config,
@@ -130,7 +142,7 @@ impl Proxy {
         // A restarted proxy must reopen broker ports (and SNI routes) clients
         // already know, before any client asks bootstrap for Metadata again.
         if proxy.can_probe() {
-            proxy.actions.push_back(ProxyAction::Probe);
+            proxy.start_probe(now);
         } else {
             proxy.probe = Probe::Done;
             info!("brokers are learned from client traffic (no identity to ask the cluster with)");
@@ -180,23 +192,46 @@ impl Proxy {
         }
     }
 
-    /// A session that asks bootstrap server 0 for the cluster's brokers and
-    /// closes (answer to [`ProxyAction::Probe`]); `None` when no probe is due.
-    pub fn probe(&mut self, now: Instant, wall: SystemTime) -> Option<Session> {
-        if self.probe != Probe::Running {
-            return None;
-        }
-        let upstream = self.config.bootstrap.first()?.clone();
+    /// Starts a session that asks bootstrap server 0 for the cluster's
+    /// brokers and closes ([`ProxyAction::Spawn`]).
+    fn start_probe(&mut self, now: Instant) {
+        let Some(upstream) = self.config.bootstrap.first().cloned() else {
+            self.probe = Probe::Done;
+            return;
+        };
+        self.probe = Probe::Running;
         let route = self.route_to(ListenerId::Bootstrap(0), upstream);
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, upstream = %route.upstream, "probing the cluster");
-        Some(Session::new_probe(session_id, now, wall, self.session_config.clone(), route))
+        let wall = self.wall(now);
+        let session = Session::new_probe(session_id, now, wall, self.session_config.clone(), route);
+        self.actions.push_back(ProxyAction::Spawn(Box::new(session)));
+    }
+
+    /// Wall-clock time at `now`.
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.anchor_wall + now.saturating_duration_since(self.anchor_instant)
+    }
+
+    /// A session's message for the proxy ([`crate::session::Event::Proxy`]):
+    /// answers an SNI route request, learns brokers a response named (and
+    /// opens or closes their listeners), or notes the end of a probe. Drain
+    /// [`Proxy::poll_action`] afterwards.
+    pub fn handle_session_event(&mut self, now: Instant, session: &mut Session, event: ProxyEvent) {
+        match event.0 {
+            ProxyEventKind::Route(name) => match self.route_sni(name.as_deref()) {
+                Some(route) => session.handle_route(now, route),
+                None => session.handle_no_route(now, name.as_deref().unwrap_or("")),
+            },
+            ProxyEventKind::Observed(observed) => self.handle_observed(now, observed),
+            ProxyEventKind::ProbeEnded => self.handle_probe_closed(now),
+        }
     }
 
     /// The probe session ended: done when brokers were learned, otherwise
     /// tried again later (with growing pauses).
-    pub fn handle_probe_closed(&mut self, now: Instant) {
+    fn handle_probe_closed(&mut self, now: Instant) {
         if !self.brokers.is_empty() {
             self.probe = Probe::Done;
             return;
@@ -220,8 +255,7 @@ impl Proxy {
             && now >= at
         {
             if self.brokers.is_empty() {
-                self.probe = Probe::Running;
-                self.actions.push_back(ProxyAction::Probe);
+                self.start_probe(now);
             } else {
                 // A client's Metadata taught the proxy in the meantime.
                 self.probe = Probe::Done;
@@ -266,7 +300,8 @@ impl Proxy {
         id: ListenerId,
         peer: SocketAddr,
     ) -> Result<Session, AcceptError> {
-        if !self.listeners.contains(&id) {
+        let known = self.listeners.contains(&id) || self.drained_listeners.contains(&id);
+        if !known {
             return Err(AcceptError::UnknownListener(id));
         }
         let route = match id {
@@ -283,7 +318,13 @@ impl Proxy {
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
-        Ok(Session::new(session_id, now, wall, self.session_config.clone(), route))
+        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route);
+        if self.draining {
+            // Accepted from a listener's backlog while it closes: the client
+            // is told to go elsewhere with a clean close, never a reset.
+            session.drain(now);
+        }
+        Ok(session)
     }
 
     fn route_to(&self, listener: ListenerId, upstream: HostPort) -> Route {
@@ -291,9 +332,9 @@ impl Proxy {
         Route { listener, upstream, addr_override }
     }
 
-    /// The route for an SNI name (answer to `Event::Route`): a learned broker,
-    /// or the first bootstrap server for names not learned yet (and none).
-    pub fn route_sni(&self, name: Option<&str>) -> Option<Route> {
+    /// The route for an SNI name: a learned broker, or the first bootstrap
+    /// server for names not learned yet (and none).
+    fn route_sni(&self, name: Option<&str>) -> Option<Route> {
         let sni = self.sni.as_ref()?;
         match sni.route(name) {
             SniRoute::Broker { node_id, upstream } => {
@@ -306,6 +347,32 @@ impl Proxy {
         }
     }
 
+    /// Starts draining: every listener is closed (the runtime accepts what
+    /// is already in their backlogs, then stops; such sessions drain at
+    /// once), and the runtime calls [`Session::drain`] on each session it drives.
+    pub fn drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        self.probe = Probe::Done;
+        for id in std::mem::take(&mut self.listeners) {
+            self.drained_listeners.insert(id);
+            self.actions.push_back(ProxyAction::Unlisten { id });
+        }
+    }
+
+    /// True once [`Proxy::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// True once the cluster's brokers have been learned (by the probe or
+    /// from a client's Metadata).
+    pub fn knows_cluster(&self) -> bool {
+        !self.brokers.is_empty()
+    }
+
     /// The runtime could not bind listener `id`; it is forgotten so a later
     /// topology change can ask again.
     pub fn handle_listen_failed(&mut self, id: ListenerId, error: &dyn std::fmt::Display) {
@@ -315,7 +382,7 @@ impl Proxy {
 
     /// A session saw brokers in a response: learn them and open or close
     /// their listeners (or SNI routes).
-    pub fn handle_observed(&mut self, _now: Instant, observed: Observed) {
+    fn handle_observed(&mut self, _now: Instant, observed: Observed) {
         match observed {
             Observed::Nothing => {}
             Observed::Some(brokers) => {
@@ -389,6 +456,9 @@ impl Proxy {
     }
 
     fn listen(&mut self, id: ListenerId) {
+        if self.draining {
+            return;
+        }
         if let Some(addr) = self.listener_addr(id)
             && self.listeners.insert(id)
         {

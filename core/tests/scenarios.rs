@@ -6,10 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use common::Action;
 use common::*;
 use kafka_proxy_core::config::Limits;
 use kafka_proxy_core::frame::FrameError;
-use kafka_proxy_core::proxy::ProxyAction;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
 
@@ -228,8 +228,8 @@ fn bootstrap_listeners_open_at_start() {
     assert_eq!(
         h.actions,
         vec![
-            ProxyAction::Listen { id: ListenerId::Bootstrap(0), addr: "127.0.0.1:30000".parse().unwrap() },
-            ProxyAction::Probe,
+            Action::Listen { id: ListenerId::Bootstrap(0), addr: "127.0.0.1:30000".parse().unwrap() },
+            Action::Spawn,
         ]
     );
 }
@@ -297,7 +297,7 @@ mod metadata {
         // Broker 112 leaves the cluster.
         h.client_send(c, &request(3, 12, 2, true, &[1, 0, 0]));
         h.broker_send(c, &metadata_response(2, &[(111, "kafka-111.internal", 9092)]));
-        assert_eq!(h.actions.last(), Some(&ProxyAction::Unlisten { id: ListenerId::Broker(112) }));
+        assert_eq!(h.actions.last(), Some(&Action::Unlisten { id: ListenerId::Broker(112) }));
         assert!(!h.listeners.contains_key(&ListenerId::Broker(112)));
         assert!(h.listeners.contains_key(&ListenerId::Broker(111)));
         assert!(
@@ -431,12 +431,18 @@ mod cut_through {
         h.client_send(c, &req[..100_000]);
         let rest = req.len() - 100_000;
         assert_eq!(h.conns[c].session.splice_window(Side::Downstream), Some(rest));
-        // The runtime moves the rest socket to socket (here: by hand).
+        // The runtime moves the rest socket to pipe (here: by hand).
         let now = h.now;
-        h.conns[c].to_broker.extend_from_slice(&req[100_000..]);
         h.conns[c].session.handle_spliced(now, Side::Downstream, rest - 10);
+        assert_eq!(h.conns[c].session.splice_window(Side::Downstream), None, "the pipe is not empty");
+        assert!(!h.conns[c].session.wants_read(Side::Downstream), "nothing more until the pipe drains");
+        assert_eq!(h.conns[c].session.pending_splice(Side::Upstream), rest - 10);
+        // Pipe to broker socket.
+        h.conns[c].to_broker.extend_from_slice(&req[100_000..req.len() - 10]);
+        h.conns[c].session.handle_unspliced(now, Side::Upstream, rest - 10);
+        assert_eq!(h.conns[c].session.pending_splice(Side::Upstream), 0);
         assert_eq!(h.conns[c].session.splice_window(Side::Downstream), None, "below the splice minimum");
-        h.conns[c].session.handle_spliced(now, Side::Downstream, 10);
+        h.client_send(c, &req[req.len() - 10..]);
         assert_eq!(h.conns[c].to_broker, req);
         // The frame ended: framing resumes with the next one, and its response matches.
         h.client_send(c, &request(2, 1, 2, false, b"next"));
@@ -553,5 +559,182 @@ mod fetch_stream {
         assert_eq!(got.len(), 2);
         assert_eq!(&got[0][..], &resp[4..]);
         assert_eq!(&got[1][..4], &4i32.to_be_bytes());
+    }
+}
+
+mod splice {
+    use super::*;
+
+    /// A client that pipelines small and large Produce requests, and a broker
+    /// that answers with small and large responses: the bytes each side
+    /// receives are the same whether the runtime copies or splices.
+    fn exchange(splice: bool, read_size: usize, write_size: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut h = Harness::new(config(Limits::default()));
+        h.splice = splice;
+        h.read_size = read_size;
+        h.write_size = write_size;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let mut client = Vec::new();
+        for (i, size) in [100usize, 700_000, 3, 200_000, 40_000].into_iter().enumerate() {
+            client.extend(produce_v8(i as i32 + 1, 1, &vec![i as u8; size]));
+        }
+        for chunk in client.chunks(150_001) {
+            h.client_send(c, chunk);
+        }
+        let mut broker = Vec::new();
+        for (i, size) in [10usize, 500_000, 70_000, 1, 90_000].into_iter().enumerate() {
+            broker.extend(response(i as i32 + 1, &vec![0x40 + i as u8; size]));
+        }
+        for chunk in broker.chunks(99_999) {
+            h.broker_send(c, chunk);
+        }
+        assert_eq!(h.conns[c].to_broker, client, "every request reached the broker, in order");
+        assert_eq!(h.conns[c].to_client, broker, "every response reached the client, in order");
+        assert!(h.conns[c].closed.is_none());
+        assert!(h.conns[c].pipes.iter().all(Vec::is_empty));
+        (std::mem::take(&mut h.conns[c].to_broker), std::mem::take(&mut h.conns[c].to_client))
+    }
+
+    #[test]
+    fn splicing_and_copying_deliver_the_same_bytes() {
+        for (read, write) in [(64 * 1024, usize::MAX), (17_000, 5_000), (1 << 20, 123_457)] {
+            assert_eq!(
+                exchange(true, read, write),
+                exchange(false, read, write),
+                "read {read} write {write}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pipe_goes_first_and_pauses_its_source() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let req = produce_v8(1, 1, &vec![5u8; 300_000]);
+        h.client_send(c, &req[..70_000]);
+        let now = h.now;
+        let rest = req.len() - 70_000;
+        assert_eq!(h.conns[c].session.splice_window(Side::Downstream), Some(rest));
+        h.conns[c].session.handle_spliced(now, Side::Downstream, rest);
+        assert!(!h.conns[c].session.wants_read(Side::Downstream), "source paused while piped");
+        assert!(h.conns[c].session.wants_write(Side::Upstream), "the pipe counts as data to write");
+        let mut offered = 0;
+        let out = h.conns[c]
+            .session
+            .write_to(now, Side::Upstream, |iov| {
+                offered = iov.len();
+                Ok::<_, std::convert::Infallible>(0)
+            })
+            .unwrap();
+        assert_eq!(
+            out,
+            kafka_proxy_core::session::WriteOutcome::Idle,
+            "nothing queued may overtake the pipe"
+        );
+        assert_eq!(offered, 0);
+        h.conns[c].session.handle_unspliced(now, Side::Upstream, rest);
+        assert!(h.conns[c].session.wants_read(Side::Downstream));
+    }
+}
+
+mod drain {
+    use super::*;
+
+    #[test]
+    fn drain_closes_listeners_and_refuses_new_clients() {
+        let mut h = Harness::new(config(Limits::default()));
+        assert!(h.listeners.contains_key(&ListenerId::Bootstrap(0)));
+        h.proxy.drain();
+        h.drive();
+        assert!(h.listeners.is_empty(), "every listener closed");
+        assert!(h.actions.contains(&Action::Unlisten { id: ListenerId::Bootstrap(0) }));
+        assert!(h.proxy.is_draining());
+        // A client still in the closed listener's backlog is accepted and
+        // sent away cleanly (half-close, then linger), never reset.
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let late =
+            h.proxy.accept(h.now, std::time::SystemTime::now(), ListenerId::Bootstrap(0), peer).unwrap();
+        assert!(late.is_draining());
+        let unknown = h.proxy.accept(h.now, std::time::SystemTime::now(), ListenerId::Broker(7), peer);
+        assert!(unknown.is_err(), "only listeners that existed");
+    }
+
+    #[test]
+    fn an_idle_connection_closes_at_once_with_a_lingering_close() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let now = h.now;
+        h.conns[c].session.drain(now);
+        h.drive();
+        assert!(h.conns[c].client_shut_write, "the client is told with a FIN, not a reset");
+        assert!(h.conns[c].closed.is_none(), "lingering until the client closes");
+        // What the client still sends is read and dropped.
+        h.client_send(c, &request(2, 0, 9, false, b"late"));
+        assert!(h.conns[c].to_broker.is_empty());
+        h.client_close(c);
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Drained));
+    }
+
+    #[test]
+    fn responses_to_forwarded_requests_are_delivered_first() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.client_send(c, &request(2, 1, 2, false, b"b"));
+        let now = h.now;
+        h.conns[c].session.drain(now);
+        h.drive();
+        assert!(!h.conns[c].client_shut_write, "two responses are still owed");
+        // A request sent after the drain began is not taken.
+        h.client_send(c, &request(2, 1, 3, false, b"c"));
+        assert_eq!(frames(&h.conns[c].to_broker).len(), 2);
+        h.broker_send(c, &response(1, b"A"));
+        assert!(!h.conns[c].client_shut_write);
+        h.broker_send(c, &response(2, b"B"));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 2, "both responses delivered");
+        assert!(h.conns[c].client_shut_write, "closed at the request boundary");
+        h.client_close(c);
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Drained));
+    }
+
+    #[test]
+    fn a_half_received_request_is_completed_and_answered() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let req = request(2, 1, 1, false, b"metadata please");
+        h.client_send(c, &req[..7]);
+        let now = h.now;
+        h.conns[c].session.drain(now);
+        h.drive();
+        assert!(!h.conns[c].client_shut_write);
+        h.client_send(c, &req[7..]);
+        assert_eq!(h.conns[c].to_broker, req, "the request was completed and forwarded");
+        h.broker_send(c, &response(1, b"answer"));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1);
+        assert!(h.conns[c].client_shut_write);
+    }
+
+    #[test]
+    fn lingering_ends_at_the_linger_time() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let now = h.now;
+        h.conns[c].session.drain(now);
+        h.drive();
+        assert!(h.conns[c].closed.is_none());
+        h.advance(Duration::from_secs(6));
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Drained));
+    }
+
+    #[test]
+    fn shutdown_does_not_wait_for_responses() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        let now = h.now;
+        h.conns[c].session.shutdown(now);
+        h.drive();
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Shutdown));
+        assert!(!h.conns[c].client_shut_write);
     }
 }

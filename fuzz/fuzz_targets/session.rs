@@ -1,7 +1,8 @@
 //! A whole session fed arbitrary bytes from both sides in arbitrary chunks,
-//! with arbitrary write sizes and clock steps: it never panics, its memory
-//! stays bounded by its limits, and once closed it stays closed. Runs with
-//! SASL termination on or off (chosen by the input).
+//! with arbitrary write sizes, clock steps, splices, ends of stream and
+//! drains: it never panics, its memory stays bounded by its limits, its
+//! splice accounting never goes negative, and once closed it stays closed.
+//! Runs with SASL termination on or off (chosen by the input).
 #![no_main]
 
 use std::convert::Infallible;
@@ -24,9 +25,15 @@ use libfuzzer_sys::fuzz_target;
 enum Step {
     Client(Vec<u8>),
     Broker(Vec<u8>),
-    /// Write at most this many bytes to each side.
+    /// Write at most this many bytes to each side (spliced bytes first).
     Drain(u16),
     Wait(u16),
+    /// Splice at most this many bytes from the client (true) or broker into the pipe.
+    Splice(bool, u32),
+    /// The client (true) or broker closes its end.
+    Eof(bool),
+    /// The proxy drains.
+    DrainSession,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -72,8 +79,20 @@ fn proxy(sasl: bool) -> Proxy {
         bootstrap: vec![HostPort { host: "broker".into(), port: 9092 }],
         resolve: vec![],
         limits: Limits { max_frame_bytes: MAX_FRAME, max_buffered_bytes: MAX_BUFFERED, ..Limits::default() },
+        socket: Default::default(),
         security: Security { downstream_sasl, ..Security::default() },
-    })
+    }, Instant::now(), SystemTime::now())
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::Downstream => 0,
+        Side::Upstream => 1,
+    }
+}
+
+fn side(client: bool) -> Side {
+    if client { Side::Downstream } else { Side::Upstream }
 }
 
 fuzz_target!(|input: Input| {
@@ -85,6 +104,8 @@ fuzz_target!(|input: Input| {
         return;
     };
     let mut closed = false;
+    // What the simulated pipes hold, by source side [client, broker].
+    let mut piped = [0usize; 2];
     for step in input.steps.iter().take(256) {
         match step {
             Step::Client(bytes) | Step::Broker(bytes) => {
@@ -97,6 +118,11 @@ fuzz_target!(|input: Input| {
             }
             Step::Drain(limit) => {
                 for side in [Side::Downstream, Side::Upstream] {
+                    let n = session.pending_splice(side).min(usize::from(*limit));
+                    if n > 0 {
+                        piped[index(side.peer())] -= n;
+                        session.handle_unspliced(now, side, n);
+                    }
                     let _ = session.write_to(now, side, |iov| {
                         Ok::<_, Infallible>(
                             iov.iter().map(|s| s.len()).sum::<usize>().min(usize::from(*limit)),
@@ -104,6 +130,20 @@ fuzz_target!(|input: Input| {
                     });
                 }
             }
+            Step::Splice(client, n) => {
+                let from = side(*client);
+                if let Some(window) = session.splice_window(from) {
+                    let n = window.min(*n as usize);
+                    session.handle_spliced(now, from, n);
+                    piped[index(from)] += n;
+                }
+            }
+            Step::Eof(client) => {
+                if session.wants_read(side(*client)) {
+                    session.handle_eof(now, side(*client));
+                }
+            }
+            Step::DrainSession => session.drain(now),
             Step::Wait(ms) => {
                 now += Duration::from_millis(u64::from(*ms));
                 if session.poll_timeout().is_some_and(|t| t <= now) {
@@ -120,8 +160,11 @@ fuzz_target!(|input: Input| {
                         session.handle_connect_failed(now, &"refused");
                     }
                 }
-                Event::Observed(o) => proxy.handle_observed(now, o),
-                Event::Route(_) => {}
+                Event::Proxy(event) => {
+                    proxy.handle_session_event(now, &mut session, event);
+                    while proxy.poll_action().is_some() {}
+                }
+                Event::ShutdownWrite(_) => {}
                 Event::Closed(_) => {
                     assert!(!closed, "closed twice");
                     closed = true;
@@ -133,6 +176,13 @@ fuzz_target!(|input: Input| {
         // can release.
         let bound = 4 * (MAX_FRAME as usize) + 2 * MAX_BUFFERED + 1024 * 1024;
         assert!(session.buffered_bytes() <= bound, "{} > {bound}", session.buffered_bytes());
+        // The session never asks for more spliced bytes than the pipes hold.
+        for to in [Side::Downstream, Side::Upstream] {
+            let pending = session.pending_splice(to);
+            assert!(pending <= piped[index(to.peer())], "pending {pending} > piped");
+            // A closed side drops what its pipe holds (a runtime closes the pipe with it).
+            piped[index(to.peer())] = pending;
+        }
     }
     if closed {
         assert!(!session.wants_read(Side::Downstream) && !session.wants_read(Side::Upstream));

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
 
-use kafka_proxy_core::session::ConnectTarget;
 use mio::Waker;
 use tracing::warn;
 
@@ -23,7 +22,8 @@ pub struct Answer {
 struct Question {
     slot: usize,
     session: u64,
-    target: ConnectTarget,
+    host: String,
+    port: u16,
 }
 
 /// Resolves names on a helper thread.
@@ -39,7 +39,7 @@ impl Resolver {
         let (a_tx, a_rx) = channel::<Answer>();
         let spawned = thread::Builder::new().name("kafka-proxy-dns".into()).spawn(move || {
             for q in q_rx {
-                let result = (q.target.host.as_str(), q.target.port).to_socket_addrs().map(Iterator::collect);
+                let result = (q.host.as_str(), q.port).to_socket_addrs().map(Iterator::collect);
                 if a_tx.send(Answer { slot: q.slot, session: q.session, result }).is_err() {
                     return;
                 }
@@ -58,10 +58,10 @@ impl Resolver {
         Resolver { questions, answers: a_rx }
     }
 
-    /// Asks for `target`'s addresses on behalf of the connection in `slot`.
-    pub fn resolve(&self, slot: usize, session: u64, target: ConnectTarget) {
+    /// Asks for the addresses of `host` on behalf of the connection in `slot`.
+    pub fn resolve(&self, slot: usize, session: u64, host: &str, port: u16) {
         if let Some(q) = &self.questions {
-            let _ = q.send(Question { slot, session, target });
+            let _ = q.send(Question { slot, session, host: host.to_owned(), port });
         }
     }
 

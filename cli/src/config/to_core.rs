@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping};
-use kafka_proxy_core::route::sni::SniRouter;
+use kafka_proxy_core::route::sni::SniNames;
 
 use super::error::{ConfigError, Problem};
 use super::model::{BrokerMapping, Config, Resolve};
@@ -30,7 +30,7 @@ impl Config {
         let mapping = match &self.mapping {
             BrokerMapping::PortOffset(port_offset) => Mapping::PortOffset(port_offset.clone()),
             BrokerMapping::Sni(sni) => {
-                let router = SniRouter::new(sni.upstream.as_str(), &sni.downstream.text, sni.bind_port)
+                let names = SniNames::new(sni.upstream.as_str(), &sni.downstream.text, sni.bind_port)
                     .map_err(|e| {
                         ConfigError::Invalid(vec![Problem::new(
                             &self.path,
@@ -38,7 +38,7 @@ impl Config {
                             e.to_string(),
                         )])
                     })?;
-                Mapping::Sni(SniMapping { bind_port: sni.bind_port, router })
+                Mapping::Sni(SniMapping { bind_port: sni.bind_port, names: std::sync::Arc::new(names) })
             }
         };
         let security = self.security().map_err(ConfigError::Invalid)?;
@@ -48,6 +48,7 @@ impl Config {
             bootstrap: self.upstream.bootstrap_servers.clone(),
             resolve: resolve_rules(&self.resolve),
             limits: self.limits.clone(),
+            socket: Default::default(),
             security,
         })
     }

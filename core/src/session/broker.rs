@@ -5,15 +5,14 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use tracing::{debug, info};
 
-use super::{BrokerOwes, CloseReason, DownAuth, ProtocolError, Session, Side, UpAuth, response_frame};
+use super::auth::DownAuth;
+use super::{BrokerOwes, CloseReason, ProtocolError, Session, Side, response_frame};
 use crate::api::{self, ApiKey};
 use crate::correlation::{Expected, Mismatch};
 use crate::frame;
 use crate::header;
 use crate::rewrite::{self, ApiVersionsView, Body, Observed, rewrite_api_versions};
-use crate::sasl::ClientStep;
 
 impl Session {
     /// A complete frame from the broker.
@@ -47,9 +46,7 @@ impl Session {
                 })?;
                 self.forward_response(request, frame, body)?;
                 self.release_answers();
-                if self.probe && self.responses.is_empty() {
-                    self.close(now, CloseReason::ProbeComplete);
-                }
+                self.after_response(now);
                 Ok(())
             }
         }
@@ -100,7 +97,7 @@ impl Session {
             rewrite::rewrite_response(request.api_key, request.version, &payload, &*self.config.address_map)
                 .map_err(CloseReason::Rewrite)?;
         if result.observed != Observed::Nothing {
-            self.events.push_back(super::Event::Observed(result.observed));
+            self.observed(result.observed);
         }
         match result.body {
             Body::Unchanged => self.send_client(&[frame]),
@@ -110,91 +107,6 @@ impl Session {
                 let header = body.slice(..header_len.min(body.len()));
                 self.send_client(&[size, header, front, new, back]);
             }
-        }
-        Ok(())
-    }
-
-    /// Starts the proxy's login at the broker (or re-authentication) once the
-    /// upstream transport is ready and the identity known.
-    pub(super) fn start_login(&mut self, now: Instant) {
-        if !self.up.open || !self.up.is_secured() {
-            return;
-        }
-        if !matches!(self.up_auth, UpAuth::Ready(_)) {
-            return;
-        }
-        let UpAuth::Ready(mut client) = std::mem::replace(&mut self.up_auth, UpAuth::Off) else { return };
-        let correlation_id = self.next_correlation_id();
-        match client.start(correlation_id, self.broker_authenticate_versions) {
-            Ok(request) => {
-                self.broker_owes.push_back(BrokerOwes::Login);
-                self.up_auth = UpAuth::Exchanging(client);
-                self.send_broker(&[request]);
-            }
-            Err(error) => self.close(now, CloseReason::UpstreamLogin(error)),
-        }
-    }
-
-    /// KIP-368: re-authenticate before the broker's session ends. New client
-    /// requests wait; responses to earlier ones keep flowing.
-    pub(super) fn maybe_reauthenticate(&mut self, now: Instant) {
-        if self.down.cut_through > 0 {
-            // A client request is half-way to the broker; its end comes back here.
-            return;
-        }
-        if let UpAuth::Done(client) = &self.up_auth
-            && client.needs_reauth(now)
-            && let UpAuth::Done(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off)
-        {
-            debug!(session = self.id, "re-authenticating with the broker");
-            self.up_auth = UpAuth::Ready(client);
-            self.start_login(now);
-        }
-    }
-
-    fn next_correlation_id(&mut self) -> i32 {
-        let id = self.next_internal_correlation_id;
-        self.next_internal_correlation_id = id.wrapping_sub(1);
-        id
-    }
-
-    /// The broker answered the proxy's own SASL request.
-    fn on_login_response(&mut self, now: Instant, body: &[u8]) -> Result<(), CloseReason> {
-        let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
-        let next = self.next_internal_correlation_id;
-        let UpAuth::Exchanging(client) = &mut self.up_auth else {
-            return Err(violation(ProtocolError::SaslFraming));
-        };
-        let Some(pending) = client.pending() else {
-            return Err(violation(ProtocolError::SaslFraming));
-        };
-        let correlation_id = header::peek_response(body).map_err(|e| violation(ProtocolError::Header(e)))?;
-        let start = header::response_header_len(body, pending.response_header_flexible())
-            .map_err(|e| violation(ProtocolError::Header(e)))?;
-        match client.on_response(correlation_id, body.get(start..).unwrap_or_default(), next, now) {
-            ClientStep::Send(request) => {
-                self.next_internal_correlation_id = next.wrapping_sub(1);
-                self.broker_owes.push_back(BrokerOwes::Login);
-                self.send_broker(&[request]);
-            }
-            ClientStep::Authenticated(auth) => {
-                if let UpAuth::Exchanging(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off) {
-                    if auth.reauthentication {
-                        debug!(session = self.id, "re-authenticated with the broker");
-                    } else {
-                        info!(
-                            session = self.id,
-                            user = client.config().username(),
-                            lifetime_ms = auth.lifetime.map(|l| l.as_millis() as u64),
-                            "logged in at the broker"
-                        );
-                    }
-                    self.up_auth = UpAuth::Done(client);
-                }
-                self.release_held();
-                self.check_established();
-            }
-            ClientStep::Failed(error) => self.close(now, CloseReason::UpstreamLogin(error)),
         }
         Ok(())
     }

@@ -4,24 +4,23 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use tracing::{debug, info};
+use tracing::debug;
 
-use super::{BrokerOwes, CloseReason, DownAuth, Held, ProtocolError, Session, Side, UpAuth, response_frame};
-use crate::api::{self, ApiKey, ErrorCode};
-use crate::config::UpstreamLogin;
+use super::auth::{DownAuth, UpAuth};
+use super::{BrokerOwes, CloseReason, Held, ProtocolError, Session, Side, response_frame};
+use crate::api::{self, ApiKey};
 use crate::correlation::Expected;
 use crate::frame;
 use crate::header::{self, RequestHeader};
 use crate::rewrite::unsupported_version_body;
 use crate::sasl::RequestRef;
-use crate::sasl::messages::SaslAuthenticateResponse;
-use crate::sasl::server::{Admission, ServerStep};
+use crate::sasl::server::Admission;
 
 /// Where a SASL reply goes, for the replies the proxy must write itself.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AuthenticateRequest {
-    correlation_id: i32,
-    version: i16,
+    pub(super) correlation_id: i32,
+    pub(super) version: i16,
 }
 
 impl Session {
@@ -116,64 +115,6 @@ impl Session {
                 }))
             }
             _ => Ok(None),
-        }
-    }
-
-    /// Acts on what the SASL server decided.
-    fn on_server_step(&mut self, now: Instant, step: ServerStep, reply_to: Option<AuthenticateRequest>) {
-        match step {
-            ServerStep::Reply(frame) => self.answer(frame),
-            ServerStep::Authenticated { reply, authentication } => {
-                let principal = authentication.principal.name().to_owned();
-                if !authentication.reauthentication && !self.has_upstream_identity(&principal) {
-                    // Auth swap without a mapping: Kafka's authentication failure,
-                    // with the same message as bad credentials.
-                    let refusal = reply_to.map(|to| {
-                        let message = format!(
-                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
-                            authentication.mechanism.name()
-                        );
-                        SaslAuthenticateResponse {
-                            error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
-                            error_message: Some(message.as_bytes()),
-                            auth_bytes: &[],
-                            session_lifetime_ms: 0,
-                        }
-                        .encode_frame(to.correlation_id, to.version)
-                    });
-                    let delay = match &self.config.security.downstream_sasl {
-                        crate::config::DownstreamSasl::Terminate(c) => c.failure_delay,
-                        _ => std::time::Duration::ZERO,
-                    };
-                    let reason =
-                        CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" };
-                    return self.refuse(now, refusal, reason, delay);
-                }
-                self.answer(reply);
-                if authentication.reauthentication {
-                    debug!(session = self.id, %principal, "client re-authenticated");
-                } else {
-                    info!(
-                        session = self.id,
-                        %principal,
-                        mechanism = authentication.mechanism.name(),
-                        lifetime_ms = authentication.lifetime.map(|l| l.as_millis() as u64),
-                        "client authenticated"
-                    );
-                    self.set_principal(now, principal);
-                }
-            }
-            ServerStep::Failed { reply, reason, close_after } => {
-                self.refuse(now, reply, CloseReason::Refused(reason), close_after)
-            }
-        }
-    }
-
-    /// False only under auth swap, for a principal without an upstream identity.
-    fn has_upstream_identity(&self, principal: &str) -> bool {
-        match &self.config.security.upstream_login {
-            UpstreamLogin::Swap(map) => map.contains_key(principal),
-            _ => true,
         }
     }
 

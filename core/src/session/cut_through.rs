@@ -12,7 +12,8 @@
 
 use std::time::Instant;
 
-use super::{BrokerOwes, CloseReason, DownAuth, Session, Side};
+use super::auth::DownAuth;
+use super::{BrokerOwes, CloseReason, Session, Side};
 use crate::api::ApiKey;
 use crate::correlation::Expected;
 use crate::frame::SIZE_LEN;
@@ -149,9 +150,7 @@ impl Session {
             rewrite::Body::Unchanged => self.send_client(&[tail]),
             rewrite::Body::Spliced { front, new, back } => self.send_client(&[front, new, back]),
         }
-        if rewrite.observed != rewrite::Observed::Nothing {
-            self.events.push_back(super::Event::Observed(rewrite.observed));
-        }
+        self.observed(rewrite.observed);
         self.fetch = None;
         if self.up.cut_through == 0 {
             self.end_cut_through(now, Side::Upstream);
@@ -184,56 +183,14 @@ impl Session {
     }
 
     /// The frame cut through from `side` has fully left.
-    fn end_cut_through(&mut self, now: Instant, side: Side) {
-        {
-            match side {
-                Side::Downstream => self.maybe_reauthenticate(now),
-                Side::Upstream => {
-                    self.responses.set_streaming(false);
-                    self.release_answers();
-                    if self.probe && self.responses.is_empty() {
-                        self.close(now, CloseReason::ProbeComplete);
-                    }
-                }
+    pub(super) fn end_cut_through(&mut self, now: Instant, side: Side) {
+        match side {
+            Side::Downstream => self.maybe_reauthenticate(now),
+            Side::Upstream => {
+                self.responses.set_streaming(false);
+                self.release_answers();
+                self.after_response(now);
             }
         }
     }
-
-    /// How many bytes from `side`'s socket may go straight to the other
-    /// side's socket, bypassing the session (`splice(2)` in a runtime that
-    /// can): the rest of a frame being cut through, when neither side speaks
-    /// TLS, the frame needs no walking, nothing of it is buffered and nothing
-    /// is queued ahead of it on the other side. `None` otherwise.
-    pub fn splice_window(&self, side: Side) -> Option<usize> {
-        let (from, to) = match side {
-            Side::Downstream => (&self.down, &self.up),
-            Side::Upstream => (&self.up, &self.down),
-        };
-        let walked = side == Side::Upstream && self.fetch.is_some();
-        let plaintext = !from.has_tls() && !to.has_tls();
-        let eligible = from.cut_through >= SPLICE_MIN
-            && !walked
-            && plaintext
-            && from.buffered().is_empty()
-            && to.open
-            && !to.has_tx()
-            && self.running();
-        eligible.then_some(from.cut_through)
-    }
-
-    /// `n` bytes of the frame being cut through from `side` went straight to
-    /// the other side's socket (see [`Session::splice_window`]).
-    pub fn handle_spliced(&mut self, now: Instant, side: Side, n: usize) {
-        let peer = self.peer_mut(side);
-        peer.cut_through = peer.cut_through.saturating_sub(n);
-        if n > 0 {
-            self.last_activity = now;
-        }
-        if self.peer(side).cut_through == 0 {
-            self.end_cut_through(now, side);
-        }
-    }
 }
-
-/// Below this, moving bytes through a pipe costs more than copying them.
-pub const SPLICE_MIN: usize = 16 * 1024;

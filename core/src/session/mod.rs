@@ -14,22 +14,34 @@
 //! upstream TLS and upstream SASL (one service identity, or auth swap per
 //! client principal), with KIP-368 re-authentication on both sides.
 //!
-//! The runtime drives it with [`Session::read_from`], [`Session::write_to`],
-//! [`Session::handle_connected`], [`Session::handle_timeout`] and friends,
-//! and after each call drains [`Session::poll_event`] and re-arms its timer
-//! from [`Session::poll_timeout`] (the crate-level rule).
+//! Where each concern lives: `event` (what the runtime is told), `lifecycle`
+//! (connecting, timeouts, draining, closing), `auth` (TLS principals and
+//! SASL on both sides), `client` / `broker` (requests in, responses out),
+//! `cut_through` and `splice` (large frames forwarded as they arrive),
+//! `probe` (the proxy's own Metadata request), `peer` (one side's buffers
+//! and TLS engine).
+//!
+//! The runtime drives it as the crate documentation's rule says.
 
+mod auth;
 mod broker;
 mod client;
 mod cut_through;
-
-pub use cut_through::SPLICE_MIN;
+mod event;
+mod lifecycle;
 mod passthrough;
 mod peer;
+mod probe;
+mod splice;
 #[cfg(test)]
 mod tests;
 mod warn_limit;
 
+pub(crate) use event::ProxyEventKind;
+pub use event::{
+    CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
+};
+pub use splice::SPLICE_MIN;
 pub use warn_limit::WarnLimiter;
 
 use std::collections::VecDeque;
@@ -38,19 +50,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::api::ApiKey;
 use crate::config::{DownstreamSasl, Limits, Security, UpstreamLogin};
 use crate::correlation::Responses;
-use crate::frame::{self, FrameDecoder, FrameError};
-use crate::header::HeaderError;
-use crate::rewrite::{AddressMap, ApiVersionsPolicy, RewriteError};
-use crate::route::{ListenerId, Route};
-use crate::sasl::server::FailureReason;
-use crate::sasl::{ClientError, SaslClient, SaslServer};
+use crate::frame::{self, FrameDecoder};
+use crate::rewrite::{AddressMap, ApiVersionsPolicy, Observed};
+use crate::route::Route;
+use crate::sasl::{SaslClient, SaslServer};
 use crate::tls::{RustlsSession, TlsError};
 
+use auth::{DownAuth, UpAuth};
 use passthrough::RawTokens;
 use peer::Peer;
 
@@ -109,239 +120,6 @@ impl std::fmt::Debug for SessionConfig {
     }
 }
 
-/// Where to open the upstream connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectTarget {
-    /// Host name or address the cluster (or configuration) gave.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// Connect here instead of resolving `host` (a `resolve` override).
-    pub addr_override: Option<std::net::IpAddr>,
-}
-
-impl std::fmt::Display for ConnectTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.addr_override {
-            Some(ip) => write!(f, "{}:{} (resolved to {ip} by configuration)", self.host, self.port),
-            None => write!(f, "{}:{}", self.host, self.port),
-        }
-    }
-}
-
-/// Something the runtime must act on, drained with [`Session::poll_event`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// Open the upstream connection, then call [`Session::handle_connected`]
-    /// or [`Session::handle_connect_failed`].
-    Connect(ConnectTarget),
-    /// The client named this server (`None`: it sent no SNI): ask
-    /// [`crate::proxy::Proxy::route_sni`] and answer with [`Session::handle_route`].
-    Route(Option<String>),
-    /// The cluster named brokers: pass to [`crate::proxy::Proxy::handle_observed`].
-    Observed(crate::rewrite::Observed),
-    /// The session is over: close both sockets and drop the session. Every
-    /// byte it queued before closing has been offered to `write_to` first.
-    Closed(CloseReason),
-}
-
-/// A protocol violation by one side.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProtocolError {
-    /// A header could not be read.
-    Header(HeaderError),
-    /// A response whose correlation id matches no outstanding request.
-    UnexpectedResponse {
-        /// The response's correlation id.
-        correlation_id: i32,
-    },
-    /// A request at a version the proxy did not advertise.
-    VersionNotAdvertised {
-        /// The API.
-        api: ApiKey,
-        /// The version used.
-        version: i16,
-        /// The highest version the proxy advertises.
-        max: i16,
-    },
-    /// A request for an API the proxy removed from ApiVersions.
-    ApiNotAdvertised(ApiKey),
-    /// A response arrived out of request order.
-    OutOfOrder {
-        /// The correlation id it carried.
-        got: i32,
-        /// The correlation id of the oldest outstanding request.
-        expected: i32,
-    },
-    /// A Kafka response where a raw SASL token was due, or the reverse.
-    SaslFraming,
-    /// A SaslHandshake v0 exchange with a mechanism whose raw tokens the
-    /// proxy cannot follow.
-    UntrackableSasl(String),
-}
-
-impl std::fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProtocolError::Header(e) => write!(f, "{e}"),
-            ProtocolError::UnexpectedResponse { correlation_id } => {
-                write!(f, "response with correlation id {correlation_id} matches no outstanding request")
-            }
-            ProtocolError::VersionNotAdvertised { api, version, max } => {
-                write!(f, "{api} v{version} requested, but the proxy advertised at most v{max}")
-            }
-            ProtocolError::ApiNotAdvertised(api) => {
-                write!(f, "{api} requested, but the proxy does not offer it")
-            }
-            ProtocolError::OutOfOrder { got, expected } => {
-                write!(f, "response with correlation id {got} arrived before the one for request {expected}")
-            }
-            ProtocolError::SaslFraming => f.write_str("raw SASL token and Kafka response out of step"),
-            ProtocolError::UntrackableSasl(what) => {
-                write!(f, "SaslHandshake v0 pass-through with {what} is not supported (use SaslHandshake v1)")
-            }
-        }
-    }
-}
-
-/// Why a session ended, for the log.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CloseReason {
-    /// A side closed its connection.
-    PeerClosed(Side),
-    /// Reading or writing a side failed.
-    Io {
-        /// The side.
-        side: Side,
-        /// The error, as the operating system described it.
-        error: String,
-    },
-    /// The upstream connection could not be opened.
-    ConnectFailed {
-        /// Where it was going.
-        target: ConnectTarget,
-        /// Why it failed.
-        error: String,
-    },
-    /// The upstream connection took longer than `connect_timeout`.
-    ConnectTimeout {
-        /// Where it was going.
-        target: ConnectTarget,
-    },
-    /// TLS or SASL did not complete within `handshake_timeout`.
-    HandshakeTimeout,
-    /// A side sent bytes that are not valid Kafka framing.
-    Frame {
-        /// The side.
-        side: Side,
-        /// What was wrong.
-        error: FrameError,
-    },
-    /// A side broke the Kafka protocol.
-    Protocol {
-        /// The side.
-        side: Side,
-        /// What it did.
-        error: ProtocolError,
-    },
-    /// TLS failed on a side.
-    Tls {
-        /// The side.
-        side: Side,
-        /// What failed.
-        error: TlsError,
-    },
-    /// The client was refused: authentication failed, a request before
-    /// authentication, an expired session, no upstream identity for its principal.
-    Refused(FailureReason),
-    /// The client's certificate could not be mapped to a principal, or its
-    /// principal has no upstream identity (auth swap).
-    Unauthorized {
-        /// The principal, or the certificate problem.
-        principal: String,
-        /// Why.
-        why: &'static str,
-    },
-    /// The proxy's own login at the broker failed.
-    UpstreamLogin(ClientError),
-    /// A broker response could not be rewritten (its addresses would leak).
-    Rewrite(RewriteError),
-    /// The SNI name routes nowhere.
-    NoRoute(String),
-    /// A probe session learned what it asked for.
-    ProbeComplete,
-    /// Nothing moved for `idle_timeout`.
-    IdleTimeout,
-    /// The runtime is shutting down.
-    Shutdown,
-}
-
-impl std::fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CloseReason::PeerClosed(side) => write!(f, "{side} closed the connection"),
-            CloseReason::Io { side, error } => write!(f, "{side} connection failed: {error}"),
-            CloseReason::ConnectFailed { target, error } => {
-                write!(f, "cannot connect to broker {target}: {error}")
-            }
-            CloseReason::ConnectTimeout { target } => {
-                write!(f, "connecting to broker {target} timed out")
-            }
-            CloseReason::HandshakeTimeout => f.write_str("TLS/SASL handshake timed out"),
-            CloseReason::Frame { side, error } => write!(f, "{side} sent invalid framing: {error}"),
-            CloseReason::Protocol { side, error } => write!(f, "{side} protocol violation: {error}"),
-            CloseReason::Tls { side, error } => write!(f, "TLS with the {side} failed: {error}"),
-            CloseReason::Refused(reason) => match reason.error_code() {
-                Some(code) => write!(f, "client refused: {reason} (error code {})", code.0),
-                None => write!(f, "client refused: {reason}"),
-            },
-            CloseReason::Unauthorized { principal, why } => write!(f, "client {principal} refused: {why}"),
-            CloseReason::UpstreamLogin(e) => write!(f, "login at the broker failed: {e}"),
-            CloseReason::Rewrite(e) => write!(f, "cannot rewrite broker response: {e}"),
-            CloseReason::NoRoute(name) => write!(f, "no route for SNI name {name}"),
-            CloseReason::ProbeComplete => f.write_str("cluster probe complete"),
-            CloseReason::IdleTimeout => f.write_str("idle timeout"),
-            CloseReason::Shutdown => f.write_str("proxy shutting down"),
-        }
-    }
-}
-
-impl CloseReason {
-    /// True for endings that are part of normal operation (a peer hanging up,
-    /// idleness, shutdown), false for failures worth a warning.
-    pub fn is_normal(&self) -> bool {
-        matches!(
-            self,
-            CloseReason::PeerClosed(_)
-                | CloseReason::IdleTimeout
-                | CloseReason::Shutdown
-                | CloseReason::ProbeComplete
-        )
-    }
-}
-
-/// What [`Session::read_from`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadOutcome {
-    /// This many bytes were read and processed.
-    Read(usize),
-    /// The peer closed its end.
-    Eof,
-    /// The session does not want bytes from this side now (back-pressure,
-    /// not connected, closing); the read closure was not called. Try again
-    /// after writes progress.
-    Paused,
-}
-
-/// What [`Session::write_to`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// This many bytes were written.
-    Written(usize),
-    /// Nothing is waiting for this side; the write closure was not called.
-    Idle,
-}
-
 /// The life of a session.
 #[derive(Debug)]
 enum Phase {
@@ -356,6 +134,9 @@ enum Phase {
     Refusing { reason: CloseReason, at: Instant },
     /// Flushing what is queued, then closing.
     Closing { reason: CloseReason, deadline: Instant },
+    /// Drained and flushed: the client connection is half-closed and what
+    /// the client still sends is read and dropped until it closes too.
+    Lingering { reason: CloseReason, deadline: Instant },
     /// Over; `Event::Closed` has been emitted.
     Closed,
 }
@@ -377,33 +158,6 @@ struct Held {
     frame: Bytes,
     owes: Option<BrokerOwes>,
     api_key: ApiKey,
-}
-
-/// The proxy's SASL login towards the broker.
-#[derive(Debug)]
-enum UpAuth {
-    /// None: no SASL upstream, or the client's own exchange passes through.
-    Off,
-    /// Auth swap: the identity depends on the client's principal, not known yet.
-    AwaitPrincipal,
-    /// The identity is known; the exchange starts once the transport is up.
-    Ready(SaslClient),
-    /// An exchange (first or KIP-368 re-authentication) is under way: hold
-    /// client requests.
-    Exchanging(SaslClient),
-    /// Authenticated.
-    Done(SaslClient),
-}
-
-/// What the proxy does with SASL from the client.
-#[derive(Debug)]
-enum DownAuth {
-    /// None.
-    Off,
-    /// The client's exchange is forwarded; raw v0 tokens are followed.
-    PassThrough(RawTokens),
-    /// The proxy authenticates the client.
-    Terminate(Box<SaslServer>),
 }
 
 /// Most chunks handed to one vectored write.
@@ -447,6 +201,8 @@ pub struct Session {
     anchor_instant: Instant,
     /// A probe: no client; the proxy asks the cluster for its brokers.
     probe: bool,
+    /// The proxy is draining: no new requests, close at a request boundary.
+    draining: bool,
     /// The walker of a Fetch response being streamed (KIP-951 tail held back).
     fetch: Option<Box<crate::rewrite::FetchStream>>,
 }
@@ -515,6 +271,7 @@ impl Session {
             anchor_wall: wall,
             anchor_instant: now,
             probe: false,
+            draining: false,
             fetch: None,
             config,
         };
@@ -531,54 +288,12 @@ impl Session {
             Some(route) => session.handle_route(now, route),
             None if !session.down.has_tls() => {
                 // SNI needs TLS; without it there is nothing to route by.
-                session.events.push_back(Event::Route(None));
+                session.events.push_back(Event::Proxy(ProxyEvent(ProxyEventKind::Route(None))));
                 session.phase = Phase::Routing { asked: true };
             }
             None => {}
         }
         session
-    }
-
-    /// A session without a client that asks the cluster (through `route`,
-    /// with the configured upstream TLS and login) for its brokers, reports
-    /// them as [`Event::Observed`], and closes.
-    pub fn new_probe(
-        id: u64,
-        now: Instant,
-        wall: SystemTime,
-        config: Arc<SessionConfig>,
-        route: Route,
-    ) -> Session {
-        let mut session = Session::new(id, now, wall, config, None);
-        session.probe = true;
-        session.down = Peer::plain(false);
-        session.down_auth = DownAuth::Off;
-        if let UpAuth::AwaitPrincipal = session.up_auth {
-            session.set_principal(now, ANONYMOUS.to_owned());
-        }
-        session.phase = Phase::Routing { asked: false };
-        session.events.clear();
-        session.handle_route(now, route);
-        // Metadata v4, no topics: the broker list only.
-        let mut request = BytesMut::with_capacity(32);
-        request.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
-        request.extend_from_slice(&4i16.to_be_bytes());
-        request.extend_from_slice(&1i32.to_be_bytes());
-        crate::wire::put_string(&mut request, false, b"kafka-proxy");
-        request.extend_from_slice(&0i32.to_be_bytes());
-        request.extend_from_slice(&[0]);
-        let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + request.len());
-        frame.extend_from_slice(&frame::size_prefix(request.len()));
-        frame.extend_from_slice(&request);
-        if let Err(reason) = session.on_client_frame(now, frame.freeze()) {
-            session.close(now, reason);
-        }
-        session
-    }
-
-    /// True for a probe session ([`Session::new_probe`]).
-    pub fn is_probe(&self) -> bool {
-        self.probe
     }
 
     /// The id given at creation, for logs.
@@ -622,133 +337,25 @@ impl Session {
         !self.events.is_empty()
     }
 
-    /// The earliest moment [`Session::handle_timeout`] must be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let phase = match &self.phase {
-            Phase::Connecting { deadline, .. } | Phase::Closing { deadline, .. } => return Some(*deadline),
-            Phase::Refusing { at, .. } => return Some(*at),
-            Phase::Closed => return None,
-            Phase::Routing { .. } => None,
-            Phase::Open => self.config.limits.idle_timeout.map(|idle| self.last_activity + idle),
-        };
-        let reauth = match &self.up_auth {
-            // Re-authentication waits for a request being cut through; its end re-checks.
-            UpAuth::Done(client) if self.down.cut_through == 0 => client.reauth_at(),
-            _ => None,
-        };
-        [phase, reauth, self.handshake_deadline].into_iter().flatten().min()
-    }
-
-    /// Time has reached (or passed) a deadline from `poll_timeout`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        match &self.phase {
-            Phase::Connecting { target, deadline } if now >= *deadline => {
-                let target = target.clone();
-                return self.close(now, CloseReason::ConnectTimeout { target });
-            }
-            Phase::Closing { deadline, .. } if now >= *deadline => return self.finish(),
-            Phase::Refusing { at, .. } if now >= *at => {
-                if let Phase::Refusing { reason, .. } = std::mem::replace(&mut self.phase, Phase::Open) {
-                    self.close(now, reason);
-                }
-                return;
-            }
-            Phase::Closing { .. } | Phase::Refusing { .. } | Phase::Closed => return,
-            _ => {}
-        }
-        if self.handshake_deadline.is_some_and(|d| now >= d) {
-            return self.close(now, CloseReason::HandshakeTimeout);
-        }
-        if let Phase::Open = self.phase
-            && let Some(idle) = self.config.limits.idle_timeout
-            && now >= self.last_activity + idle
-        {
-            return self.close(now, CloseReason::IdleTimeout);
-        }
-        self.maybe_reauthenticate(now);
-    }
-
-    /// The route for an SNI session (answer to [`Event::Route`]); for other
-    /// sessions it was given at creation.
-    pub fn handle_route(&mut self, now: Instant, route: Route) {
-        if !matches!(self.phase, Phase::Routing { .. }) {
-            return;
-        }
-        let target = ConnectTarget {
-            host: route.upstream.host.clone(),
-            port: route.upstream.port,
-            addr_override: route.addr_override,
-        };
-        debug!(session = self.id, listener = %route.listener, upstream = %route.upstream, "routed");
-        self.route = Some(route);
-        self.events.push_back(Event::Connect(target.clone()));
-        self.phase = Phase::Connecting { target, deadline: now + self.config.limits.connect_timeout };
-        // The ClientHello waited in the buffer for the route; go on with it.
-        self.process(now, Side::Downstream);
-    }
-
-    /// The SNI name routes nowhere.
-    pub fn handle_no_route(&mut self, now: Instant, name: &str) {
-        self.close(now, CloseReason::NoRoute(name.to_owned()));
-    }
-
-    /// The upstream connection is established.
-    pub fn handle_connected(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Connecting { .. }) {
-            return;
-        }
-        self.up.open = true;
-        self.phase = Phase::Open;
-        self.last_activity = now;
-        if let Some(tls) = &self.config.security.upstream_tls {
-            let host = self.route.as_ref().map(|r| r.upstream.host.as_str()).unwrap_or_default();
-            let driver = crate::tls::config::server_name(host)
-                .map_err(|e| TlsError::Protocol { error: rustls::Error::General(e.to_string()) })
-                .and_then(|name| RustlsSession::client(tls.config.clone(), name));
-            match driver {
-                Ok(driver) => self.up.use_tls(Box::new(driver)),
-                Err(error) => return self.close(now, CloseReason::Tls { side: Side::Upstream, error }),
-            }
-        }
-        debug!(session = self.id, tls = self.up.has_tls(), "connected upstream");
-        if self.up.has_tls() {
-            // A TLS client speaks first: the ClientHello.
-            self.process(now, Side::Upstream);
-        } else {
-            self.on_secured(now, Side::Upstream);
-        }
-    }
-
-    /// The upstream connection could not be established.
-    pub fn handle_connect_failed(&mut self, now: Instant, error: &dyn std::fmt::Display) {
-        if let Phase::Connecting { target, .. } = &self.phase {
-            let target = target.clone();
-            self.close(now, CloseReason::ConnectFailed { target, error: error.to_string() });
-        }
-    }
-
-    /// Reading from or writing to `side` failed; the socket is unusable.
-    pub fn handle_io_error(&mut self, now: Instant, side: Side, error: &dyn std::fmt::Display) {
-        self.peer_mut(side).shut();
-        self.close(now, CloseReason::Io { side, error: error.to_string() });
-    }
-
-    /// The runtime stops: close with [`CloseReason::Shutdown`].
-    pub fn shutdown(&mut self, now: Instant) {
-        self.close(now, CloseReason::Shutdown);
-    }
-
     /// True when the session takes bytes from `side` now. When it turns true
     /// again after a [`ReadOutcome::Paused`] (because writes progressed), the
     /// runtime must try to read even without a new readiness event.
     pub fn wants_read(&self, side: Side) -> bool {
         let limits = &self.config.limits;
+        if self.peer(side).piped > 0 {
+            // Spliced bytes from this side still wait for the other socket.
+            return false;
+        }
         match (&self.phase, side) {
-            (Phase::Closing { .. } | Phase::Closed | Phase::Refusing { .. }, _) => false,
+            (Phase::Lingering { .. }, Side::Downstream) => true,
+            (Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed | Phase::Refusing { .. }, _) => {
+                false
+            }
             (Phase::Routing { .. } | Phase::Connecting { .. }, Side::Upstream) => false,
             (Phase::Routing { asked: true }, Side::Downstream) => false,
             (_, Side::Downstream) => {
                 self.down.open
+                    && (!self.draining || self.down.mid_frame())
                     && self.up.queued() + self.held_len < limits.max_buffered_bytes
                     && self.responses.len() < limits.max_in_flight
             }
@@ -756,10 +363,11 @@ impl Session {
         }
     }
 
-    /// True when bytes are queued for `side` and its socket can take them.
+    /// True when bytes wait for `side` (queued, or spliced towards it) and
+    /// its socket can take them.
     pub fn wants_write(&self, side: Side) -> bool {
         let peer = self.peer(side);
-        peer.open && peer.has_tx()
+        peer.open && (peer.has_tx() || self.pending_splice(side) > 0)
     }
 
     /// Reads from `side`: `read` appends bytes to the buffer it is given (at
@@ -773,6 +381,9 @@ impl Session {
     ) -> Result<ReadOutcome, E> {
         if !self.wants_read(side) {
             return Ok(ReadOutcome::Paused);
+        }
+        if let Phase::Lingering { .. } = self.phase {
+            return self.read_and_drop(now, side, read);
         }
         let decoder = self.decoder;
         let peer = self.peer_mut(side);
@@ -793,12 +404,32 @@ impl Session {
         }
         let n = read(&mut self.peer_mut(side).rx)?;
         if n == 0 {
-            self.peer_mut(side).shut();
-            self.close(now, CloseReason::PeerClosed(side));
+            self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
         self.last_activity = now;
         self.process(now, side);
+        Ok(ReadOutcome::Read(n))
+    }
+
+    /// Lingering: reads what the client still sends and drops it.
+    fn read_and_drop<E>(
+        &mut self,
+        now: Instant,
+        side: Side,
+        read: impl FnOnce(&mut BytesMut) -> Result<usize, E>,
+    ) -> Result<ReadOutcome, E> {
+        let rx = &mut self.peer_mut(side).rx;
+        rx.clear();
+        if rx.capacity() < frame::READ_CHUNK {
+            rx.reserve(frame::READ_CHUNK);
+        }
+        let n = read(rx)?;
+        rx.clear();
+        if n == 0 {
+            self.handle_eof(now, side);
+            return Ok(ReadOutcome::Eof);
+        }
         Ok(ReadOutcome::Read(n))
     }
 
@@ -811,7 +442,7 @@ impl Session {
         write: impl FnOnce(&[IoSlice<'_>]) -> Result<usize, E>,
     ) -> Result<WriteOutcome, E> {
         let peer = self.peer(side);
-        if !peer.open || !peer.has_tx() {
+        if !peer.open || !peer.has_tx() || self.pending_splice(side) > 0 {
             return Ok(WriteOutcome::Idle);
         }
         let mut iov = [IoSlice::new(&[]); MAX_IOV];
@@ -825,12 +456,7 @@ impl Session {
         if n > 0 {
             self.last_activity = now;
         }
-        if let Phase::Closing { .. } = self.phase
-            && self.down.drained()
-            && self.up.drained()
-        {
-            self.finish();
-        }
+        self.finish_if_flushed();
         Ok(WriteOutcome::Written(n))
     }
 
@@ -855,7 +481,10 @@ impl Session {
 
     /// True while the session still processes input.
     fn running(&self) -> bool {
-        !matches!(self.phase, Phase::Closing { .. } | Phase::Closed | Phase::Refusing { .. })
+        !matches!(
+            self.phase,
+            Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed | Phase::Refusing { .. }
+        )
     }
 
     /// Everything received on `side`: TLS, then frames; repeats while a TLS
@@ -882,6 +511,9 @@ impl Session {
                 Err(error) => return self.close(now, CloseReason::Tls { side, error }),
             }
             self.frames(now, side);
+            if side == Side::Downstream {
+                self.close_if_quiescent(now);
+            }
             if self.down.fresh_plaintext {
                 self.down.fresh_plaintext = false;
                 side = Side::Downstream;
@@ -916,43 +548,9 @@ impl Session {
             }
         };
         debug!(session = self.id, sni = ?name, "ClientHello");
-        self.events.push_back(Event::Route(name));
+        self.events.push_back(Event::Proxy(ProxyEvent(ProxyEventKind::Route(name))));
         self.phase = Phase::Routing { asked: true };
         false
-    }
-
-    /// A side finished its TLS handshake.
-    fn on_secured(&mut self, now: Instant, side: Side) {
-        match side {
-            Side::Downstream => {
-                if let Some(tls) = &self.config.security.downstream_tls
-                    && matches!(self.down_auth, DownAuth::Off)
-                {
-                    match tls.principal.principal(self.down.peer_certificates()) {
-                        Ok(principal) => {
-                            info!(session = self.id, %principal, "client authenticated by TLS");
-                            self.set_principal(now, principal);
-                        }
-                        Err(e) => {
-                            let principal = e.to_string();
-                            self.close(
-                                now,
-                                CloseReason::Unauthorized {
-                                    principal,
-                                    why: "certificate maps to no principal",
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-            Side::Upstream => {
-                debug!(session = self.id, tls = self.up.has_tls(), "upstream ready");
-                self.start_login(now);
-                self.release_held();
-            }
-        }
-        self.check_established();
     }
 
     /// Frames everything in `side`'s frame buffer: whole frames, and large
@@ -1002,46 +600,10 @@ impl Session {
         }
     }
 
-    /// The client's identity is known (certificate, SASL, or none).
-    fn set_principal(&mut self, now: Instant, principal: String) {
-        self.principal = Some(principal);
-        if let UpAuth::AwaitPrincipal = self.up_auth {
-            let UpstreamLogin::Swap(map) = &self.config.security.upstream_login else { return };
-            let who = self.principal.as_deref().unwrap_or(ANONYMOUS);
-            match map.get(who) {
-                Some(identity) => {
-                    debug!(
-                        session = self.id,
-                        principal = who,
-                        upstream_user = identity.username(),
-                        "auth swap"
-                    );
-                    self.up_auth = UpAuth::Ready(SaslClient::new(identity.clone()));
-                    self.start_login(now);
-                }
-                None => {
-                    let principal = who.to_owned();
-                    self.close(
-                        now,
-                        CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" },
-                    )
-                }
-            }
-        }
-        self.check_established();
-    }
-
-    /// Clears the handshake deadline once every configured handshake is done.
-    fn check_established(&mut self) {
-        let down_done = self.down.is_secured()
-            && match &self.down_auth {
-                DownAuth::Terminate(server) => server.is_authenticated(),
-                _ => true,
-            };
-        let up_done =
-            self.up.open && self.up.is_secured() && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_));
-        if down_done && up_done {
-            self.handshake_deadline = None;
+    /// Tells the proxy about brokers a response named.
+    fn observed(&mut self, observed: Observed) {
+        if observed != Observed::Nothing {
+            self.events.push_back(Event::Proxy(ProxyEvent(ProxyEventKind::Observed(observed))));
         }
     }
 
@@ -1069,62 +631,6 @@ impl Session {
     fn fail_tls(&mut self, side: Side, error: TlsError) {
         let now = self.last_activity;
         self.close(now, CloseReason::Tls { side, error });
-    }
-
-    /// Refuses the client: `reply` (if any) is sent, and the session closes
-    /// after `delay` (Kafka delays closing after failed authentication).
-    fn refuse(&mut self, now: Instant, reply: Option<Bytes>, reason: CloseReason, delay: Duration) {
-        if let Some(reply) = reply {
-            self.answer(reply);
-        }
-        if let Some(suppressed) = self.config.warnings.allow(now) {
-            warn!(session = self.id, %reason, suppressed, "refusing client");
-        } else {
-            debug!(session = self.id, %reason, "refusing client");
-        }
-        if delay.is_zero() {
-            self.close(now, reason);
-        } else if self.running() {
-            self.phase = Phase::Refusing { reason, at: now + delay };
-        }
-    }
-
-    /// Starts closing: stop reading, flush what is queued (bounded by the
-    /// linger time), then emit `Event::Closed`.
-    fn close(&mut self, now: Instant, reason: CloseReason) {
-        if matches!(self.phase, Phase::Closing { .. } | Phase::Closed) {
-            return;
-        }
-        if reason.is_normal() {
-            debug!(session = self.id, %reason, "closing");
-        } else if let Some(suppressed) = self.config.warnings.allow(now) {
-            let route = self.route.as_ref().map_or(ListenerId::Sni, |r| r.listener);
-            if suppressed > 0 {
-                warn!(session = self.id, %route, %reason, suppressed, "closing (and more like it)");
-            } else {
-                warn!(session = self.id, %route, %reason, "closing");
-            }
-        } else {
-            debug!(session = self.id, %reason, "closing");
-        }
-        if matches!(self.phase, Phase::Connecting { .. } | Phase::Routing { .. }) {
-            // Nothing queued for the broker can be delivered.
-            self.up.shut();
-        }
-        self.down.close_notify();
-        self.up.close_notify();
-        self.phase = Phase::Closing { reason, deadline: now + self.config.linger };
-        if self.down.drained() && self.up.drained() {
-            self.finish();
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Phase::Closing { reason, .. } = std::mem::replace(&mut self.phase, Phase::Closed) {
-            self.down.shut();
-            self.up.shut();
-            self.events.push_back(Event::Closed(reason));
-        }
     }
 }
 

@@ -41,6 +41,9 @@ pub(super) struct Peer {
     /// Bytes of a frame from this side still to come, forwarded as they
     /// arrive (cut-through); 0 between frames.
     pub cut_through: usize,
+    /// Bytes from this side's socket the runtime spliced into its pipe and
+    /// has not yet written to the other side.
+    pub piped: usize,
 }
 
 impl std::fmt::Debug for Peer {
@@ -71,6 +74,7 @@ impl Peer {
             secured: true,
             fresh_plaintext: false,
             cut_through: 0,
+            piped: 0,
         }
     }
 
@@ -121,6 +125,12 @@ impl Peer {
         let n = n.min(self.cut_through).min(buf.len());
         self.cut_through -= n;
         buf.split_to(n).freeze()
+    }
+
+    /// True when part of a frame from this side has arrived and the rest has
+    /// not: bytes buffered (ciphertext or plaintext) or a frame being cut through.
+    pub fn mid_frame(&self) -> bool {
+        !self.rx.is_empty() || !self.plain.is_empty() || self.cut_through > 0 || self.piped > 0
     }
 
     /// The buffered bytes of the frame being cut through.
@@ -273,6 +283,7 @@ impl Peer {
     /// Forgets everything queued; the socket is unusable.
     pub fn shut(&mut self) {
         self.open = false;
+        self.piped = 0;
         self.tx.clear();
         self.tx_len = 0;
         self.waiting.clear();

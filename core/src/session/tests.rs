@@ -10,6 +10,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use super::*;
 use crate::config::{DownstreamTls, HostPort, PortOffset, UpstreamTls};
 use crate::frame::FrameDecoder;
+use crate::route::ListenerId;
 use crate::route::port_offset::PortOffsetMap;
 use crate::sasl::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use crate::sasl::server::ServerConfig as SaslServerConfig;
@@ -135,7 +136,7 @@ impl Net {
                         self.session.handle_connected(self.now);
                     }
                     Event::Closed(reason) => self.closed = Some(reason),
-                    Event::Observed(_) | Event::Route(_) => {}
+                    Event::Proxy(_) | Event::ShutdownWrite(_) => {}
                 }
             }
             for (side, peer) in [(Side::Downstream, &mut self.client), (Side::Upstream, &mut self.broker)] {

@@ -18,6 +18,20 @@ use kafka_proxy_core::session::{
     CloseReason, ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome,
 };
 
+/// A proxy action as the harness saw it (sessions are not comparable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Listen {
+        id: ListenerId,
+        addr: SocketAddr,
+    },
+    Unlisten {
+        id: ListenerId,
+    },
+    /// The proxy started a session of its own (a probe).
+    Spawn,
+}
+
 /// The proxy's bootstrap base port in tests.
 pub const BASE: u16 = 30000;
 
@@ -32,6 +46,7 @@ pub fn config(limits: Limits) -> ProxyConfig {
         bootstrap: vec![HostPort { host: "kafka-0.internal".into(), port: 9092 }],
         resolve: vec![],
         limits,
+        socket: Default::default(),
         security: Default::default(),
     }
 }
@@ -48,6 +63,12 @@ pub struct Conn {
     /// Bytes the broker sent that the proxy has not read yet.
     pub from_broker: Vec<u8>,
     pub connect: Option<ConnectTarget>,
+    /// The session half-closed the client connection (a drain's lingering close).
+    pub client_shut_write: bool,
+    /// The client has closed its end: once `from_client` is read, reads see end of stream.
+    pub client_eof: bool,
+    /// Simulated splice pipes, by source side [client, broker].
+    pub pipes: [Vec<u8>; 2],
     pub closed: Option<CloseReason>,
 }
 
@@ -61,6 +82,9 @@ impl Conn {
             from_client: Vec::new(),
             from_broker: Vec::new(),
             connect: None,
+            client_shut_write: false,
+            client_eof: false,
+            pipes: [Vec::new(), Vec::new()],
             closed: None,
         }
     }
@@ -70,7 +94,7 @@ pub struct Harness {
     pub now: Instant,
     pub proxy: Proxy,
     pub listeners: BTreeMap<ListenerId, SocketAddr>,
-    pub actions: Vec<ProxyAction>,
+    pub actions: Vec<Action>,
     pub conns: Vec<Conn>,
     /// Most bytes one read delivers.
     pub read_size: usize,
@@ -80,6 +104,9 @@ pub struct Harness {
     pub auto_connect: bool,
     /// Run the proxy's probe sessions (as connections without a client).
     pub run_probes: bool,
+    /// Move what the session allows through simulated splice pipes, as a
+    /// runtime with `splice(2)` does.
+    pub splice: bool,
 }
 
 impl Harness {
@@ -97,7 +124,7 @@ impl Harness {
     fn build(config: ProxyConfig, run_probes: bool) -> Harness {
         let mut h = Harness {
             now: Instant::now(),
-            proxy: Proxy::new(config),
+            proxy: Proxy::new(config, Instant::now(), SystemTime::now()),
             listeners: BTreeMap::new(),
             actions: Vec::new(),
             conns: Vec::new(),
@@ -105,6 +132,7 @@ impl Harness {
             write_size: usize::MAX,
             auto_connect: true,
             run_probes,
+            splice: false,
         };
         h.drain_proxy();
         h
@@ -112,22 +140,23 @@ impl Harness {
 
     fn drain_proxy(&mut self) {
         while let Some(action) = self.proxy.poll_action() {
-            match &action {
+            let seen = match action {
                 ProxyAction::Listen { id, addr } => {
-                    self.listeners.insert(*id, *addr);
+                    self.listeners.insert(id, addr);
+                    Action::Listen { id, addr }
                 }
                 ProxyAction::Unlisten { id } => {
-                    self.listeners.remove(id);
+                    self.listeners.remove(&id);
+                    Action::Unlisten { id }
                 }
-                ProxyAction::Probe => {
-                    if self.run_probes
-                        && let Some(session) = self.proxy.probe(self.now, SystemTime::now())
-                    {
-                        self.conns.push(Conn::new(session));
+                ProxyAction::Spawn(session) => {
+                    if self.run_probes {
+                        self.conns.push(Conn::new(*session));
                     }
+                    Action::Spawn
                 }
-            }
-            self.actions.push(action);
+            };
+            self.actions.push(seen);
         }
     }
 
@@ -143,6 +172,12 @@ impl Harness {
 
     pub fn client_send(&mut self, c: usize, bytes: &[u8]) {
         self.conns[c].from_client.extend_from_slice(bytes);
+        self.drive();
+    }
+
+    /// The client closes its connection (after what it sent is read).
+    pub fn client_close(&mut self, c: usize) {
+        self.conns[c].client_eof = true;
         self.drive();
     }
 
@@ -184,10 +219,8 @@ impl Harness {
     fn step(&mut self, c: usize) -> bool {
         let now = self.now;
         let (read_size, write_size, auto_connect) = (self.read_size, self.write_size, self.auto_connect);
+        let splice = self.splice;
         let mut progress = false;
-        let mut observed = Vec::new();
-        let mut routes = Vec::new();
-        let mut probe_closed = false;
         {
             let conn = &mut self.conns[c];
             while let Some(event) = conn.session.poll_event() {
@@ -199,19 +232,28 @@ impl Harness {
                             conn.session.handle_connected(now);
                         }
                     }
-                    Event::Observed(o) => observed.push(o),
-                    Event::Route(name) => routes.push(name),
-                    Event::Closed(reason) => {
-                        if conn.session.is_probe() {
-                            probe_closed = true;
-                        }
-                        conn.closed = Some(reason)
-                    }
+                    Event::Proxy(event) => self.proxy.handle_session_event(now, &mut conn.session, event),
+                    Event::ShutdownWrite(Side::Downstream) => conn.client_shut_write = true,
+                    Event::ShutdownWrite(Side::Upstream) => {}
+                    Event::Closed(reason) => conn.closed = Some(reason),
                 }
             }
             let sides: &[Side] =
                 if conn.closed.is_some() { &[] } else { &[Side::Downstream, Side::Upstream] };
             for &side in sides {
+                // Spliced bytes for this side go first (the session holds its queue back).
+                let pending = conn.session.pending_splice(side);
+                if pending > 0 {
+                    let pipe = &mut conn.pipes[index(side.peer())];
+                    let n = pending.min(pipe.len()).min(write_size);
+                    let sink = match side {
+                        Side::Downstream => &mut conn.to_client,
+                        Side::Upstream => &mut conn.to_broker,
+                    };
+                    sink.extend(pipe.drain(..n));
+                    conn.session.handle_unspliced(now, side, n);
+                    progress |= n > 0;
+                }
                 loop {
                     let sink = match side {
                         Side::Downstream => &mut conn.to_client,
@@ -241,6 +283,23 @@ impl Harness {
                     Side::Downstream => &mut conn.from_client,
                     Side::Upstream => &mut conn.from_broker,
                 };
+                if splice
+                    && !source.is_empty()
+                    && let Some(window) = conn.session.splice_window(side)
+                {
+                    let n = window.min(source.len()).min(read_size);
+                    conn.pipes[index(side)].extend(source.drain(..n));
+                    conn.session.handle_spliced(now, side, n);
+                    progress = true;
+                    continue;
+                }
+                if source.is_empty() && side == Side::Downstream && conn.client_eof {
+                    if conn.session.wants_read(side) {
+                        let out = conn.session.read_from(now, side, |_| Ok::<_, Infallible>(0)).unwrap();
+                        progress |= out == ReadOutcome::Eof;
+                    }
+                    continue;
+                }
                 if !source.is_empty() {
                     let out = conn
                         .session
@@ -258,22 +317,14 @@ impl Harness {
                 }
             }
         }
-        for o in observed {
-            self.proxy.handle_observed(now, o);
-        }
-        if probe_closed {
-            self.proxy.handle_probe_closed(now);
-        }
-        for name in routes {
-            let route = self.proxy.route_sni(name.as_deref());
-            let conn = &mut self.conns[c];
-            match route {
-                Some(route) => conn.session.handle_route(now, route),
-                None => conn.session.handle_no_route(now, name.as_deref().unwrap_or("")),
-            }
-            progress = true;
-        }
         progress
+    }
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::Downstream => 0,
+        Side::Upstream => 1,
     }
 }
 

@@ -1,0 +1,272 @@
+//! Who the client is and how the proxy logs in for it: the TLS principal,
+//! the SASL exchange with the client (terminated or passed through) and the
+//! proxy's own SASL login at the broker, with KIP-368 re-authentication on
+//! both sides.
+
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info};
+
+use super::client::AuthenticateRequest;
+use super::passthrough::RawTokens;
+use super::{ANONYMOUS, BrokerOwes, CloseReason, ProtocolError, Session, Side};
+use crate::api::ErrorCode;
+use crate::config::{DownstreamSasl, UpstreamLogin};
+use crate::header;
+use crate::sasl::messages::SaslAuthenticateResponse;
+use crate::sasl::server::ServerStep;
+use crate::sasl::{ClientStep, SaslClient, SaslServer};
+
+/// The proxy's SASL login towards the broker.
+#[derive(Debug)]
+pub(super) enum UpAuth {
+    /// None: no SASL upstream, or the client's own exchange passes through.
+    Off,
+    /// Auth swap: the identity depends on the client's principal, not known yet.
+    AwaitPrincipal,
+    /// The identity is known; the exchange starts once the transport is up.
+    Ready(SaslClient),
+    /// An exchange (first or KIP-368 re-authentication) is under way: hold
+    /// client requests.
+    Exchanging(SaslClient),
+    /// Authenticated.
+    Done(SaslClient),
+}
+
+/// What the proxy does with SASL from the client.
+#[derive(Debug)]
+pub(super) enum DownAuth {
+    /// None.
+    Off,
+    /// The client's exchange is forwarded; raw v0 tokens are followed.
+    PassThrough(RawTokens),
+    /// The proxy authenticates the client.
+    Terminate(Box<SaslServer>),
+}
+
+impl Session {
+    /// A side finished its TLS handshake.
+    pub(super) fn on_secured(&mut self, now: Instant, side: Side) {
+        match side {
+            Side::Downstream => {
+                if let Some(tls) = &self.config.security.downstream_tls
+                    && matches!(self.down_auth, DownAuth::Off)
+                {
+                    match tls.principal.principal(self.down.peer_certificates()) {
+                        Ok(principal) => {
+                            info!(session = self.id, %principal, "client authenticated by TLS");
+                            self.set_principal(now, principal);
+                        }
+                        Err(e) => {
+                            let principal = e.to_string();
+                            self.close(
+                                now,
+                                CloseReason::Unauthorized {
+                                    principal,
+                                    why: "certificate maps to no principal",
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            Side::Upstream => {
+                debug!(session = self.id, tls = self.up.has_tls(), "upstream ready");
+                self.start_login(now);
+                self.release_held();
+            }
+        }
+        self.check_established();
+    }
+
+    /// The client's identity is known (certificate, SASL, or none).
+    pub(super) fn set_principal(&mut self, now: Instant, principal: String) {
+        self.principal = Some(principal);
+        if let UpAuth::AwaitPrincipal = self.up_auth {
+            let UpstreamLogin::Swap(map) = &self.config.security.upstream_login else { return };
+            let who = self.principal.as_deref().unwrap_or(ANONYMOUS);
+            match map.get(who) {
+                Some(identity) => {
+                    debug!(
+                        session = self.id,
+                        principal = who,
+                        upstream_user = identity.username(),
+                        "auth swap"
+                    );
+                    self.up_auth = UpAuth::Ready(SaslClient::new(identity.clone()));
+                    self.start_login(now);
+                }
+                None => {
+                    let principal = who.to_owned();
+                    self.close(
+                        now,
+                        CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" },
+                    )
+                }
+            }
+        }
+        self.check_established();
+    }
+
+    /// Clears the handshake deadline once every configured handshake is done.
+    pub(super) fn check_established(&mut self) {
+        let down_done = self.down.is_secured()
+            && match &self.down_auth {
+                DownAuth::Terminate(server) => server.is_authenticated(),
+                _ => true,
+            };
+        let up_done =
+            self.up.open && self.up.is_secured() && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_));
+        if down_done && up_done {
+            self.handshake_deadline = None;
+        }
+    }
+
+    /// Acts on what the SASL server decided.
+    pub(super) fn on_server_step(
+        &mut self,
+        now: Instant,
+        step: ServerStep,
+        reply_to: Option<AuthenticateRequest>,
+    ) {
+        match step {
+            ServerStep::Reply(frame) => self.answer(frame),
+            ServerStep::Authenticated { reply, authentication } => {
+                let principal = authentication.principal.name().to_owned();
+                if !authentication.reauthentication && !self.has_upstream_identity(&principal) {
+                    // Auth swap without a mapping: Kafka's authentication failure,
+                    // with the same message as bad credentials.
+                    let refusal = reply_to.map(|to| {
+                        let message = format!(
+                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                            authentication.mechanism.name()
+                        );
+                        SaslAuthenticateResponse {
+                            error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
+                            error_message: Some(message.as_bytes()),
+                            auth_bytes: &[],
+                            session_lifetime_ms: 0,
+                        }
+                        .encode_frame(to.correlation_id, to.version)
+                    });
+                    let delay = match &self.config.security.downstream_sasl {
+                        DownstreamSasl::Terminate(c) => c.failure_delay,
+                        _ => Duration::ZERO,
+                    };
+                    let reason =
+                        CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" };
+                    return self.refuse(now, refusal, reason, delay);
+                }
+                self.answer(reply);
+                if authentication.reauthentication {
+                    debug!(session = self.id, %principal, "client re-authenticated");
+                } else {
+                    info!(
+                        session = self.id,
+                        %principal,
+                        mechanism = authentication.mechanism.name(),
+                        lifetime_ms = authentication.lifetime.map(|l| l.as_millis() as u64),
+                        "client authenticated"
+                    );
+                    self.set_principal(now, principal);
+                }
+            }
+            ServerStep::Failed { reply, reason, close_after } => {
+                self.refuse(now, reply, CloseReason::Refused(reason), close_after)
+            }
+        }
+    }
+
+    /// False only under auth swap, for a principal without an upstream identity.
+    pub(super) fn has_upstream_identity(&self, principal: &str) -> bool {
+        match &self.config.security.upstream_login {
+            UpstreamLogin::Swap(map) => map.contains_key(principal),
+            _ => true,
+        }
+    }
+
+    /// Starts the proxy's login at the broker (or re-authentication) once the
+    /// upstream transport is ready and the identity known.
+    pub(super) fn start_login(&mut self, now: Instant) {
+        if !self.up.open || !self.up.is_secured() {
+            return;
+        }
+        if !matches!(self.up_auth, UpAuth::Ready(_)) {
+            return;
+        }
+        let UpAuth::Ready(mut client) = std::mem::replace(&mut self.up_auth, UpAuth::Off) else { return };
+        let correlation_id = self.next_correlation_id();
+        match client.start(correlation_id, self.broker_authenticate_versions) {
+            Ok(request) => {
+                self.broker_owes.push_back(BrokerOwes::Login);
+                self.up_auth = UpAuth::Exchanging(client);
+                self.send_broker(&[request]);
+            }
+            Err(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+        }
+    }
+
+    /// KIP-368: re-authenticate before the broker's session ends. New client
+    /// requests wait; responses to earlier ones keep flowing.
+    pub(super) fn maybe_reauthenticate(&mut self, now: Instant) {
+        if self.down.cut_through > 0 {
+            // A client request is half-way to the broker; its end comes back here.
+            return;
+        }
+        if let UpAuth::Done(client) = &self.up_auth
+            && client.needs_reauth(now)
+            && let UpAuth::Done(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off)
+        {
+            debug!(session = self.id, "re-authenticating with the broker");
+            self.up_auth = UpAuth::Ready(client);
+            self.start_login(now);
+        }
+    }
+
+    pub(super) fn next_correlation_id(&mut self) -> i32 {
+        let id = self.next_internal_correlation_id;
+        self.next_internal_correlation_id = id.wrapping_sub(1);
+        id
+    }
+
+    /// The broker answered the proxy's own SASL request.
+    pub(super) fn on_login_response(&mut self, now: Instant, body: &[u8]) -> Result<(), CloseReason> {
+        let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
+        let next = self.next_internal_correlation_id;
+        let UpAuth::Exchanging(client) = &mut self.up_auth else {
+            return Err(violation(ProtocolError::SaslFraming));
+        };
+        let Some(pending) = client.pending() else {
+            return Err(violation(ProtocolError::SaslFraming));
+        };
+        let correlation_id = header::peek_response(body).map_err(|e| violation(ProtocolError::Header(e)))?;
+        let start = header::response_header_len(body, pending.response_header_flexible())
+            .map_err(|e| violation(ProtocolError::Header(e)))?;
+        match client.on_response(correlation_id, body.get(start..).unwrap_or_default(), next, now) {
+            ClientStep::Send(request) => {
+                self.next_internal_correlation_id = next.wrapping_sub(1);
+                self.broker_owes.push_back(BrokerOwes::Login);
+                self.send_broker(&[request]);
+            }
+            ClientStep::Authenticated(auth) => {
+                if let UpAuth::Exchanging(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off) {
+                    if auth.reauthentication {
+                        debug!(session = self.id, "re-authenticated with the broker");
+                    } else {
+                        info!(
+                            session = self.id,
+                            user = client.config().username(),
+                            lifetime_ms = auth.lifetime.map(|l| l.as_millis() as u64),
+                            "logged in at the broker"
+                        );
+                    }
+                    self.up_auth = UpAuth::Done(client);
+                }
+                self.release_held();
+                self.check_established();
+            }
+            ClientStep::Failed(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! The proxy's own look at the cluster: a session without a client that
+//! sends one Metadata request through the configured upstream security,
+//! reports the brokers it learns, and closes.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::BytesMut;
+
+use super::auth::{DownAuth, UpAuth};
+use super::{ANONYMOUS, Peer, Phase, Session, SessionConfig};
+use crate::frame;
+use crate::route::Route;
+
+impl Session {
+    /// A session without a client that asks the cluster (through `route`,
+    /// with the configured upstream TLS and login) for its brokers, reports
+    /// them as [`Event::Observed`], and closes.
+    pub fn new_probe(
+        id: u64,
+        now: Instant,
+        wall: SystemTime,
+        config: Arc<SessionConfig>,
+        route: Route,
+    ) -> Session {
+        let mut session = Session::new(id, now, wall, config, None);
+        session.probe = true;
+        session.down = Peer::plain(false);
+        session.down_auth = DownAuth::Off;
+        if let UpAuth::AwaitPrincipal = session.up_auth {
+            session.set_principal(now, ANONYMOUS.to_owned());
+        }
+        session.phase = Phase::Routing { asked: false };
+        session.events.clear();
+        session.handle_route(now, route);
+        // Metadata v4, no topics: the broker list only.
+        let mut request = BytesMut::with_capacity(32);
+        request.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
+        request.extend_from_slice(&4i16.to_be_bytes());
+        request.extend_from_slice(&1i32.to_be_bytes());
+        crate::wire::put_string(&mut request, false, b"kafka-proxy");
+        request.extend_from_slice(&0i32.to_be_bytes());
+        request.extend_from_slice(&[0]);
+        let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + request.len());
+        frame.extend_from_slice(&frame::size_prefix(request.len()));
+        frame.extend_from_slice(&request);
+        if let Err(reason) = session.on_client_frame(now, frame.freeze()) {
+            session.close(now, reason);
+        }
+        session
+    }
+
+    /// True for a probe session ([`Session::new_probe`]).
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+}

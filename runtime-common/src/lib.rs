@@ -1,0 +1,43 @@
+//! `kafka-proxy-runtime`: the one contract both runtimes implement, and every
+//! piece of I/O logic that is not specific to tokio or epoll.
+//!
+//! A runtime is a function with this shape (`kafka_proxy_tokio::run`,
+//! `kafka_proxy_mio::run`):
+//!
+//! ```text
+//! fn run(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), RunError>
+//! ```
+//!
+//! It binds the proxy's first listeners (all must bind, or it returns
+//! [`RunError::Bind`]), then serves until [`Control::stop`] or the end of a
+//! [`Control::drain`], applying [`Control::reload`]s as they come. The caller
+//! (the `kafka-proxy` binary, or an embedding application) creates the
+//! [`Control`] first and keeps a clone to steer the runtime from any thread:
+//! signal handling is written once, against this handle.
+//!
+//! Inside, a runtime only moves bytes and carries out what the core asks:
+//! [`actions::apply`] for the proxy's listener changes and sessions,
+//! [`splice::Splicer`] for the splice contract, [`net`] for binding and
+//! socket options, and `ConnectTarget::endpoint` for where to connect.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod actions;
+mod control;
+mod error;
+pub mod net;
+pub mod splice;
+
+pub use control::{Commands, Control};
+pub use error::RunError;
+/// Reads into a buffer's spare capacity without zeroing it first.
+pub use kafka_proxy_sys::read_into;
+
+/// Settings a runtime takes besides the proxy itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Worker threads for a multi-threaded runtime (`None`: one per core);
+    /// single-threaded runtimes ignore it.
+    pub worker_threads: Option<usize>,
+}
