@@ -6,21 +6,54 @@
 //!
 //! * [`proxy::Proxy`], one per process: the configuration, the topology learned
 //!   from the cluster, the set of listeners. It decides what an accepted
-//!   connection is and emits listener changes.
+//!   connection is, answers its sessions' questions and emits listener changes.
 //! * [`session::Session`], one per client connection and its upstream
 //!   connection: TLS, SASL, framing, correlation and rewriting.
 //!
 //! # The rule
 //!
-//! **After every input, drain the outputs until none is left.** That is:
-//! after [`session::Session::read_from`], `write_to`, `handle_connected`,
-//! `handle_connect_failed`, `handle_io_error` and `handle_timeout`, call
-//! `poll_event` until it returns `None`, write what `write_to` offers for each
-//! side, and re-arm the timer from `poll_timeout`; after
-//! [`proxy::Proxy::new`], `accept` and `handle_observed`, call `poll_action`
-//! until it returns `None`. A runtime that follows it
-//! can never stall the core; one that does not may leave bytes or deadlines
-//! unattended.
+//! **After every input, drain the outputs until none is left.** Completely:
+//!
+//! 1. **Proxy inputs** are [`Proxy::new`](proxy::Proxy::new),
+//!    [`accept`](proxy::Proxy::accept), [`handle_session_event`](proxy::Proxy::handle_session_event),
+//!    [`handle_timeout`](proxy::Proxy::handle_timeout),
+//!    [`handle_listen_failed`](proxy::Proxy::handle_listen_failed), [`reload`](proxy::Proxy::reload)
+//!    and [`drain`](proxy::Proxy::drain). After each, call
+//!    [`poll_action`](proxy::Proxy::poll_action) until `None` and carry out
+//!    every action: bind or close a listener, or drive a session the proxy
+//!    started itself ([`ProxyAction::Spawn`](proxy::ProxyAction::Spawn), a probe
+//!    of the cluster, which has no client socket). Then re-arm the proxy's
+//!    timer from [`poll_timeout`](proxy::Proxy::poll_timeout).
+//! 2. **Session inputs** are [`read_from`](session::Session::read_from),
+//!    [`handle_eof`](session::Session::handle_eof),
+//!    [`write_to`](session::Session::write_to),
+//!    [`handle_connected`](session::Session::handle_connected),
+//!    [`handle_connect_failed`](session::Session::handle_connect_failed),
+//!    [`handle_io_error`](session::Session::handle_io_error),
+//!    [`handle_timeout`](session::Session::handle_timeout),
+//!    [`handle_spliced`](session::Session::handle_spliced),
+//!    [`handle_unspliced`](session::Session::handle_unspliced),
+//!    [`drain`](session::Session::drain) and [`shutdown`](session::Session::shutdown).
+//!    After each, call [`poll_event`](session::Session::poll_event) until `None`:
+//!    [`Event::Connect`](session::Event::Connect) opens the upstream
+//!    connection (to [`ConnectTarget::endpoint`](session::ConnectTarget::endpoint)),
+//!    [`Event::ShutdownWrite`](session::Event::ShutdownWrite) half-closes a
+//!    socket, [`Event::Closed`](session::Event::Closed) drops both sockets and
+//!    the session, and [`Event::Proxy`](session::Event::Proxy) goes unopened to
+//!    `Proxy::handle_session_event` (then step 1). Then write what `write_to`
+//!    offers for each side (and what [`pending_splice`](session::Session::pending_splice)
+//!    says waits in a pipe, first), read each side whose socket is readable
+//!    while [`wants_read`](session::Session::wants_read) (or
+//!    [`splice_window`](session::Session::splice_window)) allows, and re-arm
+//!    the session's timer from [`poll_timeout`](session::Session::poll_timeout).
+//!
+//! A runtime that follows it can never stall the core; one that does not may
+//! leave bytes or deadlines unattended. Nothing else is the runtime's
+//! business: it never decides a route, a retry or a close itself.
+//!
+//! `core/examples/std_blocking.rs` is a whole runtime in plain `std::net`,
+//! written as documentation of this rule; the in-memory harness in
+//! `core/tests/common` drives it with a virtual clock.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
