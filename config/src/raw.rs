@@ -14,8 +14,8 @@ use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
-use super::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
+use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
+use crate::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,37 @@
 //! The `kafka-proxy` configuration file: loading, checking, and turning it into the
 //! engine's [`ProxyConfig`](kafka_proxy_core::config::ProxyConfig).
 //!
+//! The `kafka-proxy` binary uses this crate; so can any program that embeds the engine:
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! let yaml = r#"
+//! bind_address: 127.0.0.1
+//! upstream:
+//!   bootstrap_servers: ["${BROKER_HOST:127.0.0.1}:9092"]
+//!   security_protocol: PLAINTEXT
+//! downstream:
+//!   security_protocol: PLAINTEXT
+//! broker_mapping:
+//!   mode: port_offset
+//!   port_offset: { base: 19092 }
+//! "#;
+//! // `load(path, process_env)` reads a file; `load_str` takes the text, and the path
+//! // only names it in messages and anchors relative file names.
+//! let env = kafka_proxy_config::process_env;
+//! let config = kafka_proxy_config::load_str(yaml, Path::new("proxy.yaml"), env)?;
+//! assert!(config.warnings.is_empty());
+//! println!("{}", config.describe());
+//! let engine = config.to_core()?; // kafka_proxy_core::config::ProxyConfig
+//! assert_eq!(engine.bootstrap.len(), 1);
+//!
+//! let broken = "upstream: {}\n";
+//! let err = kafka_proxy_config::load_str(broken, Path::new("broken.yaml"), |_| None).unwrap_err();
+//! assert_eq!(err.to_string(), "broken.yaml:1:11: upstream: missing field `bootstrap_servers`");
+//! # Ok::<(), kafka_proxy_config::ConfigError>(())
+//! ```
+//!
 //! The model is the seed proxy's (`bind_address`, `upstream`, `downstream`,
 //! `broker_mapping`, `auth_swap`, `resolve`) plus the extensions of CONFIG.md
 //! (credentials, OAUTHBEARER, admin, policy, limits, logging, runtime). A file written for
@@ -47,6 +78,10 @@
 //!   `max_buffered_bytes` and `max_in_flight` are accepted beyond CONFIG.md's list.
 //! * `logging`: `info`, `text`. `runtime`: `tokio`.
 
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod credentials;
 mod describe;
 mod env;
@@ -54,6 +89,7 @@ mod error;
 mod model;
 mod raw;
 mod scalar;
+mod scram_tool;
 mod security;
 mod to_core;
 mod validate;
@@ -65,12 +101,8 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-// The module's public API; `kafka-proxy` names only part of it so far.
-#[allow(unused_imports)]
 pub use credentials::{MIN_SCRAM_ITERATIONS, load_credentials_file};
-#[allow(unused_imports)]
 pub use error::{ConfigError, EnvErrorKind, Problem, Warning};
-#[allow(unused_imports)]
 pub use model::{
     ANONYMOUS, Admin, AuthSwap, BrokerMapping, CertKey, ClientAuth, Config, Credentials, CredentialsFile,
     Downstream, DownstreamSasl, DownstreamTls, LogFormat, Logging, Mechanism, OAuthBearer, OAuthKeys, Policy,
@@ -78,15 +110,24 @@ pub use model::{
     SniMapping, SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
     UserCredential,
 };
-#[allow(unused_imports)]
-pub use validate::{DEFAULT_MAX_BROKER_ID, DEFAULT_SECURITY_PROTOCOL, MAX_BOOTSTRAP_SERVERS};
+pub use scram_tool::{parse_scram_mechanism, scram_credentials, scram_credentials_entry};
 
 /// Loads and checks the configuration file at `path`, looking `${VAR}` placeholders up
 /// with `env` (pass [`process_env`] for the real environment).
 pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = expand_file(path, &env)?;
-    let raw: raw::RawConfig = parse_yaml(&text, path)?;
-    validate::validate(raw, path, &env)
+    let text = read_file(path)?;
+    load_text(&text, path, &env)
+}
+
+/// Checks configuration `text` as if it had been read from `path`: `path` names the
+/// file in messages, and relative file names in the configuration are resolved against
+/// its directory (and must exist, as with [`load`]).
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    load_text(text, path, &env)
 }
 
 /// The process environment, for [`load`]. A value that is not UTF-8 counts as unset.
@@ -94,11 +135,20 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Reads `path` and expands its placeholders.
-fn expand_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-    env::expand(&text, env).map_err(|e| ConfigError::Env {
+fn load_text(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = expand(text, path, env)?;
+    let raw: raw::RawConfig = parse_yaml(&text, path)?;
+    validate::validate(raw, path, env)
+}
+
+/// Reads `path` as UTF-8 text.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })
+}
+
+/// Expands the placeholders of `text`, read from `path`.
+fn expand(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    env::expand(text, env).map_err(|e| ConfigError::Env {
         file: path.to_path_buf(),
         line: e.line,
         column: e.column,

@@ -30,7 +30,7 @@ pub fn scram_credentials(
 }
 
 /// [`scram_credentials`] with an explicit random source.
-pub fn scram_credentials_with(
+fn scram_credentials_with(
     mechanism: ScramMechanism,
     password: &str,
     iterations: u32,
