@@ -39,8 +39,10 @@
 //!
 //! 1. `${VAR}` / `${VAR:default}` expansion of the text (`env.rs` documents the rules:
 //!    `$$` is a literal `$`, any other lone `$` stays, a malformed `${` is an error).
-//! 2. YAML into a serde model with unknown keys refused; scalars (host:port, names,
-//!    base64, regexes, ...) are parsed here, so their errors carry the YAML line.
+//! 2. YAML (1.2, read by the pure-Rust `saphyr-parser`; `yes`/`no` are strings, merge keys
+//!    are refused, nesting and alias expansion are bounded) into a serde model with unknown
+//!    keys refused; scalars (host:port, names, base64, regexes, ...) are parsed here, so
+//!    their errors carry the YAML line.
 //! 3. Semantic checks across keys, collecting every problem.
 //! 4. A typed [`Config`].
 //!
@@ -93,6 +95,7 @@ mod scram_tool;
 mod security;
 mod to_core;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -157,33 +160,15 @@ fn expand(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 /// Deserializes YAML `text` from `file`, turning the first error into a [`Problem`] with
-/// the key path, the line and serde's description.
+/// the key path, the position and what was expected.
 fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let position = inner.location().map(|l| (l.line(), l.column()));
-        let message = bare_message(&inner.to_string(), &path, position);
-        ConfigError::Invalid(vec![Problem { file: file.to_path_buf(), path, position, message }])
-    })
-}
-
-/// serde_yaml's message without the key path prefix and position suffix it adds itself
-/// (both are reported separately). Its path is the tracked path or one of its ancestors.
-fn bare_message(message: &str, path: &str, position: Option<(usize, usize)>) -> String {
-    let mut message = message;
-    if let Some((line, column)) = position {
-        message = message.strip_suffix(&format!(" at line {line} column {column}")).unwrap_or(message);
-    }
-    let mut prefix = path;
-    loop {
-        if let Some(rest) = message.strip_prefix(prefix).and_then(|m| m.strip_prefix(": ")) {
-            return rest.to_owned();
-        }
-        match prefix.rfind(['.', '[']) {
-            Some(cut) if cut > 0 => prefix = &prefix[..cut],
-            _ => return message.to_owned(),
-        }
-    }
+    let problem = |path: String, err: yaml::Error| {
+        let position = err.mark.map(|m| (m.line, m.column));
+        ConfigError::Invalid(vec![Problem { file: file.to_path_buf(), path, position, message: err.message }])
+    };
+    let doc = yaml::Document::load(text);
+    let value = serde_path_to_error::deserialize(&mut yaml::Deserializer::new(&doc))
+        .map_err(|err| problem(err.path().to_string(), err.into_inner()))?;
+    doc.finish().map_err(|err| problem(".".to_owned(), err))?;
+    Ok(value)
 }

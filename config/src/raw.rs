@@ -131,7 +131,7 @@ impl<'de> Deserialize<'de> for RawUser {
     }
 }
 
-/// A string-keyed map that refuses duplicate keys (serde_yaml keeps the last one).
+/// A string-keyed map that refuses duplicate keys (a plain map would keep the last one).
 #[derive(Debug)]
 pub(crate) struct UniqueMap<V>(pub(crate) BTreeMap<String, V>);
 
