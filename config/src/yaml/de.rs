@@ -110,14 +110,7 @@ impl<'d, 'a> Deserializer<'d, 'a> {
         while de::SeqAccess::next_element::<IgnoredAny>(&mut rest)?.is_some() {}
         let total = rest.len;
         self.expect_end(true)?;
-        if total == len {
-            Ok(value)
-        } else {
-            Err(de::Error::invalid_length(
-                total,
-                &Count { len, one: "sequence of 1 element", many: "elements" },
-            ))
-        }
+        if total == len { Ok(value) } else { Err(de::Error::invalid_length(total, &Count::Elements(len))) }
     }
 
     /// Reads a mapping; `refuse_merge`: a `<<` key is an error rather than a key (a struct
@@ -137,14 +130,7 @@ impl<'d, 'a> Deserializer<'d, 'a> {
         while de::MapAccess::next_entry::<IgnoredAny, IgnoredAny>(&mut rest)?.is_some() {}
         let total = rest.len;
         self.expect_end(false)?;
-        if total == len {
-            Ok(value)
-        } else {
-            Err(de::Error::invalid_length(
-                total,
-                &Count { len, one: "map containing 1 entry", many: "entries" },
-            ))
-        }
+        if total == len { Ok(value) } else { Err(de::Error::invalid_length(total, &Count::Entries(len))) }
     }
 
     /// Consumes the end of the sequence (or mapping) just read.
@@ -157,8 +143,8 @@ impl<'d, 'a> Deserializer<'d, 'a> {
         }
     }
 
-    /// Reads an integer or float from a plain scalar, or reports what was found instead.
-    fn number<'de, V: Visitor<'de>, T>(
+    /// Reads a boolean or number from a plain scalar, or reports what was found instead.
+    fn typed<'de, V: Visitor<'de>, T>(
         &mut self,
         visitor: V,
         tag: &str,
@@ -185,37 +171,38 @@ impl<'d, 'a> Deserializer<'d, 'a> {
         match event {
             Event::Alias(target) => self.jump(*target, mark)?.mapping(visitor, refuse_merge),
             Event::MappingStart { .. } => self.visit_mapping(visitor, mark, refuse_merge),
-            other if Deserializer::is_empty_value(other) => {
+            other if is_empty_value(other) => {
                 visitor.visit_map(MapAccess { de: self, empty: true, len: 0, refuse_merge, merge_key: None })
             }
             other => Err(invalid_type(other, &visitor)),
         }
         .map_err(|e| e.or_at(mark))
     }
+}
 
-    /// An empty sequence or mapping for a missing value (`key:` with nothing after it).
-    fn is_empty_value(event: &Event<'_>) -> bool {
-        match event {
-            Event::Void => true,
-            Event::Scalar(s) => s.value.is_empty() && s.style == Style::Plain,
-            _ => false,
-        }
+/// A missing value (`key:` with nothing after it, or no document): an empty sequence or
+/// mapping where one is expected.
+fn is_empty_value(event: &Event<'_>) -> bool {
+    match event {
+        Event::Void => true,
+        Event::Scalar(s) => s.value.is_empty() && s.style == Style::Plain,
+        _ => false,
     }
 }
 
-struct Count {
-    len: usize,
-    one: &'static str,
-    many: &'static str,
+/// How many items a visitor read, for "invalid length" when it stopped early.
+enum Count {
+    Elements(usize),
+    Entries(usize),
 }
 
 impl Expected for Count {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.len == 1 {
-            f.write_str(self.one)
-        } else {
-            let what = if self.many == "elements" { "sequence of" } else { "map containing" };
-            write!(f, "{what} {} {}", self.len, self.many)
+        match *self {
+            Count::Elements(1) => f.write_str("sequence of 1 element"),
+            Count::Elements(n) => write!(f, "sequence of {n} elements"),
+            Count::Entries(1) => f.write_str("map containing 1 entry"),
+            Count::Entries(n) => write!(f, "map containing {n} entries"),
         }
     }
 }
@@ -312,10 +299,10 @@ fn invalid_type(event: &Event<'_>, exp: &dyn Expected) -> Error {
         }
     }
     match event {
-        Event::Scalar(s) => match visit_scalar(Nothing(exp), s, false) {
-            Err(e) => e,
-            Ok(()) => de::Error::invalid_type(Unexpected::Other("scalar"), exp),
-        },
+        // `Nothing` accepts nothing, so this is always the error.
+        Event::Scalar(s) => visit_scalar(Nothing(exp), s, false)
+            .err()
+            .unwrap_or_else(|| de::Error::invalid_type(Unexpected::Other("scalar"), exp)),
         Event::SequenceStart { .. } => de::Error::invalid_type(Unexpected::Seq, exp),
         Event::MappingStart { .. } => de::Error::invalid_type(Unexpected::Map, exp),
         Event::Void => end_of_stream(),
@@ -352,7 +339,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.number(
+        self.typed(
             visitor,
             TAG_BOOL,
             scalar::parse_bool,
@@ -374,7 +361,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
     }
 
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.number(
+        self.typed(
             visitor,
             TAG_INT,
             |t| scalar::parse_signed(t, i64::from_str_radix),
@@ -384,7 +371,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
     }
 
     fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.number(
+        self.typed(
             visitor,
             TAG_INT,
             |t| scalar::parse_signed(t, i128::from_str_radix),
@@ -406,7 +393,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
     }
 
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.number(
+        self.typed(
             visitor,
             TAG_INT,
             |t| scalar::parse_unsigned(t, u64::from_str_radix),
@@ -416,7 +403,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
     }
 
     fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.number(
+        self.typed(
             visitor,
             TAG_INT,
             |t| scalar::parse_unsigned(t, u128::from_str_radix),
@@ -430,7 +417,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        self.number(
+        self.typed(
             visitor,
             TAG_FLOAT,
             scalar::parse_f64,
@@ -543,9 +530,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
         match event {
             Event::Alias(target) => self.jump(*target, mark)?.deserialize_seq(visitor),
             Event::SequenceStart { .. } => self.visit_sequence(visitor, mark),
-            other if Deserializer::is_empty_value(other) => {
-                visitor.visit_seq(SeqAccess { de: self, empty: true, len: 0 })
-            }
+            other if is_empty_value(other) => visitor.visit_seq(SeqAccess { de: self, empty: true, len: 0 }),
             other => Err(invalid_type(other, &visitor)),
         }
         .map_err(|e| e.or_at(mark))
