@@ -230,6 +230,35 @@ fn syntax_errors_name_the_key_and_position() {
 }
 
 #[test]
+fn json_is_yaml() {
+    // The end-to-end tests write their configurations as indented JSON.
+    let text = r#"{
+  "bind_address": "127.0.0.1",
+  "upstream": {"bootstrap_servers": ["127.0.0.1:9092"], "security_protocol": "PLAINTEXT"},
+  "downstream": {
+    "security_protocol": "SASL_PLAINTEXT",
+    "sasl_mechanisms": ["PLAIN"],
+    "credentials": {"users": {"b\u00e9b": "x\"y\\z"}}
+  },
+  "broker_mapping": {"mode": "port_offset", "port_offset": {"hostname": "localhost", "base": 20000}},
+  "limits": {"idle_timeout_ms": 0},
+  "auth_swap": null
+}"#;
+    let config = load(text).unwrap();
+    let users = &config.downstream.sasl.as_ref().unwrap().credentials;
+    let Some(crate::UserCredential::Password { password, .. }) = users.get("b\u{e9}b") else {
+        panic!("{users:?}")
+    };
+    assert_eq!(password.expose(), "x\"y\\z");
+    assert_eq!(config.limits.idle_timeout, None);
+    let err = load(&text.replace("20000", "\"20000\"")).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "config.yaml:9:94: broker_mapping.port_offset.base: invalid type: string \"20000\", expected a port 1-65535"
+    );
+}
+
+#[test]
 fn a_byte_order_mark_is_skipped() {
     let map: BTreeMap<String, u32> = read("\u{feff}a: 1\n").unwrap();
     assert_eq!(map["a"], 1);
