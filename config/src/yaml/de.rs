@@ -288,7 +288,7 @@ fn visit_resolved<'de, V: Visitor<'de>>(
     }
 }
 
-/// "invalid type: <what the event is>, expected <exp>".
+/// `invalid type: <what the event is>, expected <exp>`.
 fn invalid_type(event: &Event<'_>, exp: &dyn Expected) -> Error {
     /// A visitor that accepts nothing, so each `visit_*` reports what it was given.
     struct Nothing<'e>(&'e dyn Expected);
@@ -468,6 +468,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'_, '_> {
                 } else if scalar::is_null_word(value) {
                     false
                 } else {
+                    // Unplaced, so it is reported at the enclosing node, as serde_yaml did.
                     return Err(de::Error::invalid_value(Unexpected::Str(value), &"null"));
                 }
             }
