@@ -2,9 +2,9 @@
 
 mod alloc;
 mod certs;
-mod config;
-mod sasl_tools;
 mod signals;
+
+use kafka_proxy_config as config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -144,7 +144,7 @@ fn scram_credentials(
     user: Option<&str>,
     password_env: Option<&str>,
 ) -> ExitCode {
-    let Some(mechanism) = sasl_tools::parse_scram_mechanism(mechanism) else {
+    let Some(mechanism) = config::parse_scram_mechanism(mechanism) else {
         eprintln!("error: --mechanism: expected SCRAM-SHA-256 or SCRAM-SHA-512, got {mechanism:?}");
         return ExitCode::from(2);
     };
@@ -170,8 +170,8 @@ fn scram_credentials(
         return ExitCode::from(2);
     }
     let yaml = match user {
-        Some(user) => sasl_tools::scram_credentials_entry(user, mechanism, &password, iterations),
-        None => sasl_tools::scram_credentials(mechanism, &password, iterations),
+        Some(user) => config::scram_credentials_entry(user, mechanism, &password, iterations),
+        None => config::scram_credentials(mechanism, &password, iterations),
     };
     match yaml {
         Ok(yaml) => {

@@ -28,7 +28,7 @@ pub enum ConfigError {
     /// semantic rules. Holds at least one problem.
     Invalid(Vec<Problem>),
     /// The configuration is valid, but uses features the engine cannot run yet
-    /// (returned by [`super::Config::to_core`]).
+    /// (returned by [`crate::Config::to_core`]).
     Unsupported(Vec<Problem>),
 }
 

@@ -14,7 +14,7 @@
 //! verbatim and never expanded again; a value holding YAML syntax (quotes, `: `, a
 //! leading `*`) can change how the line parses, so quote placeholders that carry secrets.
 
-use super::error::EnvErrorKind;
+use crate::error::EnvErrorKind;
 
 /// A placeholder that could not be expanded, at a 1-based line and character column.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,17 +6,8 @@
 
 use kafka_proxy_core::sasl::scram::ScramError;
 use kafka_proxy_core::sasl::{Random, ScramCredential, ScramMechanism, SystemRandom};
-use serde::Serialize;
 
-/// The configuration shape of one pre-computed credential.
-#[derive(Debug, Serialize)]
-struct Entry<'a> {
-    mechanism: &'a str,
-    salt: String,
-    iterations: u32,
-    stored_key: String,
-    server_key: String,
-}
+use crate::yaml::emit;
 
 /// Derives SCRAM credentials for `password` with a fresh random salt and
 /// returns the YAML mapping for `downstream.credentials.users.<name>`.
@@ -30,7 +21,7 @@ pub fn scram_credentials(
 }
 
 /// [`scram_credentials`] with an explicit random source.
-pub fn scram_credentials_with(
+fn scram_credentials_with(
     mechanism: ScramMechanism,
     password: &str,
     iterations: u32,
@@ -38,15 +29,13 @@ pub fn scram_credentials_with(
 ) -> Result<String, ScramError> {
     let credential = ScramCredential::generate(mechanism, password.as_bytes(), iterations, random)?;
     let b64 = credential.to_base64();
-    let entry = Entry {
-        mechanism: mechanism.name(),
-        salt: b64.salt,
-        iterations,
-        stored_key: b64.stored_key.into_inner(),
-        server_key: b64.server_key.into_inner(),
-    };
-    // Serializing a struct of strings and an integer cannot fail.
-    Ok(serde_yaml::to_string(&entry).unwrap_or_default())
+    Ok(format!(
+        "mechanism: {}\nsalt: {}\niterations: {iterations}\nstored_key: {}\nserver_key: {}\n",
+        emit::string(mechanism.name()),
+        emit::string(&b64.salt),
+        emit::string(b64.stored_key.expose()),
+        emit::string(b64.server_key.expose()),
+    ))
 }
 
 /// The same mapping nested under the user's name, ready to paste below
@@ -58,8 +47,7 @@ pub fn scram_credentials_entry(
     iterations: u32,
 ) -> Result<String, ScramError> {
     let body = scram_credentials(mechanism, password, iterations)?;
-    let name = serde_yaml::to_string(user).unwrap_or_default();
-    let mut out = format!("{}:\n", name.trim_end());
+    let mut out = format!("{}:\n", emit::string(user));
     for line in body.lines() {
         out.push_str("  ");
         out.push_str(line);
@@ -78,47 +66,57 @@ pub fn parse_scram_mechanism(name: &str) -> Option<ScramMechanism> {
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
+    use std::path::Path;
 
     use super::*;
+    use crate::{Mechanism, UserCredential, load_credentials_file};
 
-    #[derive(serde::Deserialize)]
-    struct Parsed {
-        mechanism: String,
-        salt: String,
-        iterations: u32,
-        stored_key: String,
-        server_key: String,
+    /// Loads `yaml` as the users of a credentials file, as the proxy would.
+    fn load_users(yaml: &str) -> std::collections::BTreeMap<String, UserCredential> {
+        let dir = std::env::temp_dir().join(format!("kafka-proxy-scram-tool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("users-{}.yaml", yaml.len()));
+        let users = "users:\n".to_owned() + &yaml.lines().map(|l| format!("  {l}\n")).collect::<String>();
+        std::fs::write(&path, users).unwrap();
+        let loaded = load_credentials_file(Path::new(&path), |_| None);
+        let _ = std::fs::remove_file(&path);
+        loaded.unwrap_or_else(|e| panic!("{e}\n{yaml}"))
     }
 
     #[test]
     fn output_loads_back_and_verifies_the_password() {
         for mechanism in ScramMechanism::ALL {
             let yaml = scram_credentials(mechanism, "s3cret: yes", 4096).expect("derive");
-            let p: Parsed = serde_yaml::from_str(&yaml).expect("valid YAML");
-            assert_eq!((p.mechanism.as_str(), p.iterations), (mechanism.name(), 4096));
+            assert!(!yaml.contains("s3cret"), "the password is not in the output");
+            let users = load_users(&format!(
+                "bob:\n{}",
+                yaml.lines().map(|l| format!("  {l}\n")).collect::<String>()
+            ));
+            let Some(UserCredential::Scram(bob)) = users.get("bob") else { panic!("{users:?}") };
+            assert_eq!((bob.mechanism.name(), bob.iterations), (mechanism.name(), 4096));
             let credential = ScramCredential::from_parts(
                 mechanism,
-                STANDARD.decode(&p.salt).expect("salt"),
-                p.iterations,
-                &STANDARD.decode(&p.stored_key).expect("stored"),
-                &STANDARD.decode(&p.server_key).expect("server"),
+                bob.salt.clone(),
+                bob.iterations,
+                bob.stored_key.expose(),
+                bob.server_key.expose(),
             )
             .expect("credential");
             assert!(credential.verify_password(b"s3cret: yes"));
-            assert!(!yaml.contains("s3cret"), "the password is not in the output");
         }
         assert!(scram_credentials(ScramMechanism::Sha256, "pw", 1000).is_err());
     }
 
     #[test]
     fn entry_is_nested_under_the_user() {
-        let yaml =
-            scram_credentials_entry("bob: the builder", ScramMechanism::Sha512, "pw", 4096).expect("derive");
-        let map: std::collections::BTreeMap<String, Parsed> =
-            serde_yaml::from_str(&yaml).expect("valid YAML");
-        assert_eq!(map["bob: the builder"].mechanism, "SCRAM-SHA-512");
+        for user in ["bob", "bob: the builder", "007", "true", "- x", "#x", "a\"b\\c", ""] {
+            let yaml = scram_credentials_entry(user, ScramMechanism::Sha512, "pw", 4096).expect("derive");
+            let users = load_users(&yaml);
+            let Some(UserCredential::Scram(entry)) = users.get(user) else { panic!("{user:?}: {users:?}") };
+            assert_eq!(entry.mechanism, Mechanism::ScramSha512);
+        }
+        let plain = scram_credentials_entry("bob", ScramMechanism::Sha256, "pw", 4096).expect("derive");
+        assert!(plain.starts_with("bob:\n  mechanism: SCRAM-SHA-256\n  salt: "), "{plain}");
         assert_eq!(parse_scram_mechanism("scram-256"), Some(ScramMechanism::Sha256));
         assert_eq!(parse_scram_mechanism("PLAIN"), None);
     }

@@ -14,8 +14,8 @@ use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use super::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
-use super::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
+use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
+use crate::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -131,7 +131,7 @@ impl<'de> Deserialize<'de> for RawUser {
     }
 }
 
-/// A string-keyed map that refuses duplicate keys (serde_yaml keeps the last one).
+/// A string-keyed map that refuses duplicate keys (a plain map would keep the last one).
 #[derive(Debug)]
 pub(crate) struct UniqueMap<V>(pub(crate) BTreeMap<String, V>);
 

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::{Checker, Protocol};
-use crate::config::model::{ANONYMOUS, AuthSwap, ClientAuth, Downstream, Upstream, UpstreamAuth};
-use crate::config::raw::RawAuthSwap;
-use crate::config::scalar::UserPassword;
+use crate::model::{ANONYMOUS, AuthSwap, ClientAuth, Downstream, Upstream, UpstreamAuth};
+use crate::raw::RawAuthSwap;
+use crate::scalar::UserPassword;
 
 impl Checker<'_> {
     /// Parses `auth_swap` when it is enabled and will be used. Returns the upstream side and

@@ -16,8 +16,8 @@ use kafka_proxy_core::tls::config::{
 };
 use kafka_proxy_core::tls::principal::PrincipalMapper;
 
-use super::error::Problem;
-use super::model::{
+use crate::error::Problem;
+use crate::model::{
     ClientAuth, Config, Mechanism, OAuthKeys, PrincipalMapping, Secret, UpstreamAuth, UpstreamVerify,
     UserCredential,
 };
@@ -299,7 +299,7 @@ impl Config {
             }
             UpstreamAuth::Swap { mechanism, swap } => {
                 let mut map = BTreeMap::new();
-                let principals = swap.mapping.keys().map(String::as_str).chain([super::model::ANONYMOUS]);
+                let principals = swap.mapping.keys().map(String::as_str).chain([crate::model::ANONYMOUS]);
                 for principal in principals {
                     if let Some((user, password)) = swap.upstream_for(principal)
                         && let Some(config) =

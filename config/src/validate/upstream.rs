@@ -3,11 +3,11 @@
 use kafka_proxy_core::config::HostPort;
 
 use super::{Checker, MAX_BOOTSTRAP_SERVERS, Protocol};
-use crate::config::model::{
+use crate::model::{
     AuthSwap, CertKey, Downstream, Mechanism, Secret, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
 };
-use crate::config::raw::{RawUpstream, RawUpstreamTls};
-use crate::config::scalar::Parsed;
+use crate::raw::{RawUpstream, RawUpstreamTls};
+use crate::scalar::Parsed;
 
 impl Checker<'_> {
     pub(super) fn upstream(

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Checker, DEFAULT_CLOCK_SKEW, Protocol};
-use crate::config::credentials::{self, load_credentials_file};
-use crate::config::error::{ConfigError, Problem};
-use crate::config::model::{
+use crate::credentials::{self, load_credentials_file};
+use crate::error::{ConfigError, Problem};
+use crate::model::{
     CertKey, ClientAuth, Credentials, CredentialsFile, Downstream, DownstreamSasl, DownstreamTls, Mechanism,
     OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
 };
-use crate::config::raw::{RawCredentials, RawDownstream, RawDownstreamTls, RawOAuthBearer};
-use crate::config::scalar::UserPassword;
+use crate::raw::{RawCredentials, RawDownstream, RawDownstreamTls, RawOAuthBearer};
+use crate::scalar::UserPassword;
 
 impl Checker<'_> {
     pub(super) fn downstream(

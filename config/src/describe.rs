@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kafka_proxy_core::config::{HostPattern, PortOffset};
 
-use super::model::{
+use crate::model::{
     BrokerMapping, ClientAuth, Config, Downstream, OAuthKeys, PrincipalMapping, PrincipalRule, Upstream,
     UpstreamAuth, UpstreamVerify, UserCredential,
 };

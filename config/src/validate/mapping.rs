@@ -6,8 +6,8 @@ use kafka_proxy_core::config::PortOffset;
 use regex::Regex;
 
 use super::{Checker, DEFAULT_MAX_BROKER_ID};
-use crate::config::model::{BrokerMapping, Downstream, MappingMode, SniMapping, SniTemplate, TemplatePart};
-use crate::config::raw::{RawBrokerMapping, RawSni};
+use crate::model::{BrokerMapping, Downstream, MappingMode, SniMapping, SniTemplate, TemplatePart};
+use crate::raw::{RawBrokerMapping, RawSni};
 
 impl Checker<'_> {
     pub(super) fn mapping(

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping};
 use kafka_proxy_core::route::sni::SniNames;
 
-use super::error::{ConfigError, Problem};
-use super::model::{BrokerMapping, Config, Resolve};
+use crate::error::{ConfigError, Problem};
+use crate::model::{BrokerMapping, Config, Resolve};
 
 impl Config {
     /// The engine configuration: files read, TLS configurations built,

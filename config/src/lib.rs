@@ -1,6 +1,37 @@
 //! The `kafka-proxy` configuration file: loading, checking, and turning it into the
 //! engine's [`ProxyConfig`](kafka_proxy_core::config::ProxyConfig).
 //!
+//! The `kafka-proxy` binary uses this crate; so can any program that embeds the engine:
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! let yaml = r#"
+//! bind_address: 127.0.0.1
+//! upstream:
+//!   bootstrap_servers: ["${BROKER_HOST:127.0.0.1}:9092"]
+//!   security_protocol: PLAINTEXT
+//! downstream:
+//!   security_protocol: PLAINTEXT
+//! broker_mapping:
+//!   mode: port_offset
+//!   port_offset: { base: 19092 }
+//! "#;
+//! // `load(path, process_env)` reads a file; `load_str` takes the text, and the path
+//! // only names it in messages and anchors relative file names.
+//! let env = kafka_proxy_config::process_env;
+//! let config = kafka_proxy_config::load_str(yaml, Path::new("proxy.yaml"), env)?;
+//! assert!(config.warnings.is_empty());
+//! println!("{}", config.describe());
+//! let engine = config.to_core()?; // kafka_proxy_core::config::ProxyConfig
+//! assert_eq!(engine.bootstrap.len(), 1);
+//!
+//! let broken = "upstream: {}\n";
+//! let err = kafka_proxy_config::load_str(broken, Path::new("broken.yaml"), |_| None).unwrap_err();
+//! assert_eq!(err.to_string(), "broken.yaml:1:11: upstream: missing field `bootstrap_servers`");
+//! # Ok::<(), kafka_proxy_config::ConfigError>(())
+//! ```
+//!
 //! The model is the seed proxy's (`bind_address`, `upstream`, `downstream`,
 //! `broker_mapping`, `auth_swap`, `resolve`) plus the extensions of CONFIG.md
 //! (credentials, OAUTHBEARER, admin, policy, limits, logging, runtime). A file written for
@@ -8,8 +39,10 @@
 //!
 //! 1. `${VAR}` / `${VAR:default}` expansion of the text (`env.rs` documents the rules:
 //!    `$$` is a literal `$`, any other lone `$` stays, a malformed `${` is an error).
-//! 2. YAML into a serde model with unknown keys refused; scalars (host:port, names,
-//!    base64, regexes, ...) are parsed here, so their errors carry the YAML line.
+//! 2. YAML (1.2, read by the pure-Rust `saphyr-parser`; `yes`/`no` are strings, merge keys
+//!    are refused, nesting and alias expansion are bounded) into a serde model with unknown
+//!    keys refused; scalars (host:port, names, base64, regexes, ...) are parsed here, so
+//!    their errors carry the YAML line.
 //! 3. Semantic checks across keys, collecting every problem.
 //! 4. A typed [`Config`].
 //!
@@ -47,6 +80,10 @@
 //!   `max_buffered_bytes` and `max_in_flight` are accepted beyond CONFIG.md's list.
 //! * `logging`: `info`, `text`. `runtime`: `tokio`.
 
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod credentials;
 mod describe;
 mod env;
@@ -54,9 +91,11 @@ mod error;
 mod model;
 mod raw;
 mod scalar;
+mod scram_tool;
 mod security;
 mod to_core;
 mod validate;
+mod yaml;
 
 #[cfg(test)]
 mod tests;
@@ -65,12 +104,8 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-// The module's public API; `kafka-proxy` names only part of it so far.
-#[allow(unused_imports)]
 pub use credentials::{MIN_SCRAM_ITERATIONS, load_credentials_file};
-#[allow(unused_imports)]
 pub use error::{ConfigError, EnvErrorKind, Problem, Warning};
-#[allow(unused_imports)]
 pub use model::{
     ANONYMOUS, Admin, AuthSwap, BrokerMapping, CertKey, ClientAuth, Config, Credentials, CredentialsFile,
     Downstream, DownstreamSasl, DownstreamTls, LogFormat, Logging, Mechanism, OAuthBearer, OAuthKeys, Policy,
@@ -78,15 +113,24 @@ pub use model::{
     SniMapping, SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
     UserCredential,
 };
-#[allow(unused_imports)]
-pub use validate::{DEFAULT_MAX_BROKER_ID, DEFAULT_SECURITY_PROTOCOL, MAX_BOOTSTRAP_SERVERS};
+pub use scram_tool::{parse_scram_mechanism, scram_credentials, scram_credentials_entry};
 
 /// Loads and checks the configuration file at `path`, looking `${VAR}` placeholders up
 /// with `env` (pass [`process_env`] for the real environment).
 pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let text = expand_file(path, &env)?;
-    let raw: raw::RawConfig = parse_yaml(&text, path)?;
-    validate::validate(raw, path, &env)
+    let text = read_file(path)?;
+    load_text(&text, path, &env)
+}
+
+/// Checks configuration `text` as if it had been read from `path`: `path` names the
+/// file in messages, and relative file names in the configuration are resolved against
+/// its directory (and must exist, as with [`load`]).
+pub fn load_str(
+    text: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    load_text(text, path, &env)
 }
 
 /// The process environment, for [`load`]. A value that is not UTF-8 counts as unset.
@@ -94,11 +138,20 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Reads `path` and expands its placeholders.
-fn expand_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })?;
-    env::expand(&text, env).map_err(|e| ConfigError::Env {
+fn load_text(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = expand(text, path, env)?;
+    let raw: raw::RawConfig = parse_yaml(&text, path)?;
+    validate::validate(raw, path, env)
+}
+
+/// Reads `path` as UTF-8 text.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: path.to_path_buf(), source })
+}
+
+/// Expands the placeholders of `text`, read from `path`.
+fn expand(text: &str, path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    env::expand(text, env).map_err(|e| ConfigError::Env {
         file: path.to_path_buf(),
         line: e.line,
         column: e.column,
@@ -107,33 +160,15 @@ fn expand_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
 }
 
 /// Deserializes YAML `text` from `file`, turning the first error into a [`Problem`] with
-/// the key path, the line and serde's description.
+/// the key path, the position and what was expected.
 fn parse_yaml<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let position = inner.location().map(|l| (l.line(), l.column()));
-        let message = bare_message(&inner.to_string(), &path, position);
-        ConfigError::Invalid(vec![Problem { file: file.to_path_buf(), path, position, message }])
-    })
-}
-
-/// serde_yaml's message without the key path prefix and position suffix it adds itself
-/// (both are reported separately). Its path is the tracked path or one of its ancestors.
-fn bare_message(message: &str, path: &str, position: Option<(usize, usize)>) -> String {
-    let mut message = message;
-    if let Some((line, column)) = position {
-        message = message.strip_suffix(&format!(" at line {line} column {column}")).unwrap_or(message);
-    }
-    let mut prefix = path;
-    loop {
-        if let Some(rest) = message.strip_prefix(prefix).and_then(|m| m.strip_prefix(": ")) {
-            return rest.to_owned();
-        }
-        match prefix.rfind(['.', '[']) {
-            Some(cut) if cut > 0 => prefix = &prefix[..cut],
-            _ => return message.to_owned(),
-        }
-    }
+    let problem = |path: String, err: yaml::Error| {
+        let position = err.mark.map(|m| (m.line, m.column));
+        ConfigError::Invalid(vec![Problem { file: file.to_path_buf(), path, position, message: err.message }])
+    };
+    let doc = yaml::Document::load(text);
+    let value = serde_path_to_error::deserialize(&mut yaml::Deserializer::new(&doc))
+        .map_err(|err| problem(err.path().to_string(), err.into_inner()))?;
+    doc.finish().map_err(|err| problem(".".to_owned(), err))?;
+    Ok(value)
 }

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::error::{ConfigError, Report};
-use super::model::{Mechanism, ScramCredential, Secret, UserCredential};
-use super::raw::{RawCredentialsFile, RawUser, RawUserFields};
-use super::{expand_file, parse_yaml};
+use crate::error::{ConfigError, Report};
+use crate::model::{Mechanism, ScramCredential, Secret, UserCredential};
+use crate::raw::{RawCredentialsFile, RawUser, RawUserFields};
+use crate::{expand, parse_yaml, read_file};
 
 /// RFC 7677's minimum PBKDF2 iteration count for SCRAM.
 pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
@@ -19,7 +19,7 @@ pub fn load_credentials_file(
     path: &Path,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, UserCredential>, ConfigError> {
-    let text = expand_file(path, &env)?;
+    let text = expand(&read_file(path)?, path, &env)?;
     let raw: RawCredentialsFile = parse_yaml(&text, path)?;
     let mut report = Report::new(path);
     let users = users(raw.users.0, "users", &mut report);

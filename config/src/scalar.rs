@@ -12,7 +12,7 @@ use kafka_proxy_core::config::{HostPattern, HostPort};
 use regex::Regex;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
+use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
 
 /// A value written as a YAML string and parsed into `Self`.
 pub(crate) trait FromConfigStr: Sized {

@@ -2,10 +2,6 @@
 //!
 //! Every value here has been checked; paths are absolute (resolved against the
 //! configuration file's directory) and secrets print as `***`.
-//!
-//! Much of this (TLS, SASL, credentials, OAUTHBEARER, policy) is read by features that are
-//! wired into the engine step by step; until then the binary does not read every field.
-#![allow(dead_code, reason = "configuration data for TLS/SASL/policy features wired in later")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -17,9 +13,9 @@ use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset};
 use regex::Regex;
 
-use super::error::Warning;
+use crate::error::Warning;
 
-/// A loaded configuration. Build it with [`super::load`].
+/// A loaded configuration. Build it with [`crate::load`].
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was loaded from.
@@ -354,7 +350,7 @@ pub struct Credentials {
     /// Users written in the configuration file.
     pub users: BTreeMap<String, UserCredential>,
     /// The credentials file, as read at load (the runtime may re-read it with
-    /// [`super::load_credentials_file`]).
+    /// [`crate::load_credentials_file`]).
     pub file: Option<CredentialsFile>,
 }
 

@@ -23,13 +23,13 @@ mod upstream;
 use downstream::empty_downstream;
 
 /// Most bootstrap servers: `port_offset` reserves 20 bootstrap ports.
-pub const MAX_BOOTSTRAP_SERVERS: usize = PortOffset::BOOTSTRAP_SLOTS as usize;
+pub(crate) const MAX_BOOTSTRAP_SERVERS: usize = PortOffset::BOOTSTRAP_SLOTS as usize;
 /// `broker_mapping.port_offset.max_broker_id` when absent (seed 000).
-pub const DEFAULT_MAX_BROKER_ID: u16 = 400;
+pub(crate) const DEFAULT_MAX_BROKER_ID: u16 = 400;
 /// `security_protocol` of either side when absent (seed 000).
-pub const DEFAULT_SECURITY_PROTOCOL: SecurityProtocol = SecurityProtocol::SaslSsl;
+pub(crate) const DEFAULT_SECURITY_PROTOCOL: SecurityProtocol = SecurityProtocol::SaslSsl;
 /// `downstream.oauthbearer.clock_skew_seconds` when absent.
-pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// Checks `raw`, loaded from `file`, into a [`Config`].
 pub(crate) fn validate(
