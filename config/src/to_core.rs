@@ -2,8 +2,7 @@
 
 use std::net::IpAddr;
 
-use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping};
-use kafka_proxy_core::route::sni::SniNames;
+use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping, SniNames};
 
 use crate::error::{ConfigError, Problem};
 use crate::model::{BrokerMapping, Config, Resolve};

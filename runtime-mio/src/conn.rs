@@ -12,7 +12,8 @@ use kafka_proxy_runtime::splice::{SpliceIn, Splicer};
 use mio::net::TcpStream;
 use tracing::debug;
 
-use crate::event_loop::BUDGET;
+/// Reads or writes on one connection before the loop serves the others.
+pub(crate) const BUDGET: usize = 32;
 
 /// Index of `side` in the per-side arrays: [client, broker].
 pub(crate) fn side_index(side: Side) -> usize {

@@ -16,12 +16,10 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, error, info, info_span, warn};
 
-use crate::conn::{self, Conn};
+use crate::conn::{self, BUDGET, Conn};
 use crate::dns::Resolver;
 use crate::slab::Slab;
 
-/// Reads or writes on one connection before the loop serves the others.
-pub(crate) const BUDGET: usize = 32;
 /// epoll events fetched per wake-up.
 const EVENTS: usize = 1024;
 

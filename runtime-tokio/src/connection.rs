@@ -13,7 +13,7 @@ use kafka_proxy_runtime::net;
 use kafka_proxy_runtime::splice::{SpliceIn, Splicer};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::shared::{Mode, Shared, maybe};
 
@@ -40,11 +40,22 @@ async fn connect(target: ConnectTarget, options: SocketOptions) -> io::Result<Tc
     Ok(stream)
 }
 
-impl Connection {
-    pub(crate) fn new(session: Session, client: Option<TcpStream>) -> Connection {
-        Connection { session, client, broker: None, connecting: None, splicer: Splicer::new() }
-    }
+/// Starts the task that drives `session` (the shape of
+/// [`SpawnConnection`](crate::shared::SpawnConnection)).
+pub(crate) fn spawn(shared: &Arc<Shared>, session: Session, client: Option<TcpStream>, span: tracing::Span) {
+    let connection = Connection { session, client, broker: None, connecting: None, splicer: Splicer::new() };
+    let shared = shared.clone();
+    shared.connection_started();
+    tokio::spawn(
+        async move {
+            connection.run(&shared).await;
+            shared.connection_ended();
+        }
+        .instrument(span),
+    );
+}
 
+impl Connection {
     fn socket(&self, side: Side) -> Option<&TcpStream> {
         match side {
             Side::Downstream => self.client.as_ref(),
@@ -52,7 +63,7 @@ impl Connection {
         }
     }
 
-    pub(crate) async fn run(mut self, shared: &Arc<Shared>) {
+    async fn run(mut self, shared: &Arc<Shared>) {
         let mut mode = shared.subscribe();
         self.follow(*mode.borrow_and_update());
         loop {

@@ -40,7 +40,7 @@ pub fn run(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), 
 }
 
 async fn serve(proxy: Proxy, control: &Control) -> Result<(), RunError> {
-    let shared = Shared::start(proxy)?;
+    let shared = Shared::start(proxy, connection::spawn)?;
     let woken = Arc::new(tokio::sync::Notify::new());
     {
         let woken = woken.clone();

@@ -14,9 +14,7 @@ use kafka_proxy_runtime::actions::{self, Host};
 use kafka_proxy_runtime::{RunError, net};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
-use tracing::{Instrument, debug, info_span, warn};
-
-use crate::connection::Connection;
+use tracing::{debug, info_span, warn};
 
 /// What connections do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +32,14 @@ struct AcceptTask {
     retire: Arc<Notify>,
 }
 
+/// Starts the task that drives one session (with its client socket, if any).
+pub(crate) type SpawnConnection = fn(&Arc<Shared>, Session, Option<TcpStream>, tracing::Span);
+
 /// State shared by every task.
 pub(crate) struct Shared {
+    /// How sessions get their task (the connection module, handed in so the
+    /// two modules do not depend on each other).
+    spawn: SpawnConnection,
     proxy: Mutex<Proxy>,
     listeners: Mutex<HashMap<ListenerId, AcceptTask>>,
     mode: watch::Sender<Mode>,
@@ -66,15 +70,16 @@ impl Host for TokioHost<'_> {
 
     fn spawn(&mut self, session: Session) {
         let span = info_span!("probe", id = session.id());
-        self.shared.spawn_connection(Connection::new(session, None), span);
+        (self.shared.spawn)(self.shared, session, None, span);
     }
 }
 
 impl Shared {
     /// Shares `proxy` and binds its first listeners.
-    pub(crate) fn start(proxy: Proxy) -> Result<Arc<Shared>, RunError> {
+    pub(crate) fn start(proxy: Proxy, spawn: SpawnConnection) -> Result<Arc<Shared>, RunError> {
         let (mode, _) = watch::channel(Mode::Serving);
         let shared = Arc::new(Shared {
+            spawn,
             proxy: Mutex::new(proxy),
             listeners: Mutex::new(HashMap::new()),
             mode,
@@ -201,22 +206,20 @@ impl Shared {
         match session {
             Ok(session) => {
                 let span = info_span!("conn", id = session.id(), %peer, listener = %id);
-                self.spawn_connection(Connection::new(session, Some(stream)), span);
+                (self.spawn)(self, session, Some(stream), span);
             }
             Err(error) => warn!(listener = %id, %peer, %error, "connection refused"),
         }
     }
 
-    fn spawn_connection(self: &Arc<Self>, connection: Connection, span: tracing::Span) {
-        let shared = self.clone();
-        shared.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(
-            async move {
-                connection.run(&shared).await;
-                shared.connections.fetch_sub(1, Ordering::Relaxed);
-            }
-            .instrument(span),
-        );
+    /// Counts a connection task in (until `connection_ended`).
+    pub(crate) fn connection_started(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection task out.
+    pub(crate) fn connection_ended(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

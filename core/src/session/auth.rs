@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use super::client::AuthenticateRequest;
 use super::passthrough::RawTokens;
 use super::{ANONYMOUS, BrokerOwes, CloseReason, ProtocolError, Session, Side};
 use crate::api::ErrorCode;
@@ -16,6 +15,13 @@ use crate::header;
 use crate::sasl::messages::SaslAuthenticateResponse;
 use crate::sasl::server::ServerStep;
 use crate::sasl::{ClientStep, SaslClient, SaslServer};
+
+/// Where a SASL reply goes, for the replies the proxy must write itself.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AuthenticateRequest {
+    pub(super) correlation_id: i32,
+    pub(super) version: i16,
+}
 
 /// The proxy's SASL login towards the broker.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::auth::{DownAuth, UpAuth};
+use super::auth::{AuthenticateRequest, DownAuth, UpAuth};
 use super::{BrokerOwes, CloseReason, Held, ProtocolError, Session, Side, response_frame};
 use crate::api::{self, ApiKey};
 use crate::correlation::Expected;
@@ -15,13 +15,6 @@ use crate::header::{self, RequestHeader};
 use crate::rewrite::unsupported_version_body;
 use crate::sasl::RequestRef;
 use crate::sasl::server::Admission;
-
-/// Where a SASL reply goes, for the replies the proxy must write itself.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct AuthenticateRequest {
-    pub(super) correlation_id: i32,
-    pub(super) version: i16,
-}
 
 impl Session {
     /// A complete frame from the client.

@@ -1,19 +1,15 @@
 //! `sni` mapping mode: one TLS port, the broker chosen by the SNI host name.
 //!
-//! The naming rule ([`SniNames`], configuration) says which name clients are
+//! The naming rule ([`SniNames`], in the configuration) says which name clients are
 //! told for each broker; [`SniRoutes`] (the proxy's learned state) remembers
 //! every name advertised, so an incoming SNI name leads back to its broker's
 //! upstream address. A name not (yet) learned goes to the bootstrap servers.
-
-mod names;
-
-pub use names::{NameError, SniConfigError, SniNames};
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::HostPort;
+use crate::config::{HostPort, NameError, SniNames};
 
 /// Upper bound on learned names; a cluster has far fewer brokers.
 pub const MAX_ROUTES: usize = 100_000;

@@ -8,9 +8,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::route::sni::SniNames;
 use crate::sasl;
 use crate::tls::principal::PrincipalMapper;
+
+mod sni;
+
+pub use sni::{NameError, SniConfigError, SniNames};
 
 /// A `host:port` pair as written in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

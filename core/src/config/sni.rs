@@ -5,7 +5,8 @@
 //!
 //! This is configuration data: it never changes while the proxy runs, and
 //! the address rewriters use it to name brokers. The names actually learned
-//! (to route connections back) are the proxy's state, in [`super::SniRoutes`].
+//! (to route connections back) are the proxy's state, in
+//! [`SniRoutes`](crate::route::sni::SniRoutes).
 
 use std::fmt;
 
