@@ -151,5 +151,6 @@ unit() { cargo test --workspace --locked 2>&1 | tee "$LOGDIR/unit.log"; }
 
 phase unit unit
 phase release cargo build --release --locked
+phase release cargo build --release --locked -p kafka-proxy-core --example std_blocking
 phase e2e e2e
 phase fuzz fuzz_smoke
