@@ -9,7 +9,7 @@
 #             cargo-machete (unused dependencies); scripts/cargo-deny.sh (advisories from the
 #             ../shared/advisory-db snapshot, licenses, bans, sources; offline)
 #   unit      cargo test --workspace
-#   release   cargo build --release (target/release/kafka-proxy)
+#   release   cargo build --release (target/release/kafka-proxy, and the std adapter example)
 #   e2e       pytest tests/e2e: real tansu, the release binary on tokio and mio, real clients
 #   fuzz      a short run of every fuzz target, when cargo-fuzz is installed
 #
@@ -150,7 +150,12 @@ phase lint lint
 unit() { cargo test --workspace --locked 2>&1 | tee "$LOGDIR/unit.log"; }
 
 phase unit unit
-phase release cargo build --release --locked
-phase release cargo build --release --locked -p kafka-proxy-core --example std_blocking
+release() {
+  cargo build --release --locked
+  # The std::net adapter example (core/examples), run by tests/e2e/test_std_adapter.py.
+  cargo build --release --locked -p kafka-proxy-core --example std_blocking
+}
+
+phase release release
 phase e2e e2e
 phase fuzz fuzz_smoke

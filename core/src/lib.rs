@@ -51,9 +51,13 @@
 //! leave bytes or deadlines unattended. Nothing else is the runtime's
 //! business: it never decides a route, a retry or a close itself.
 //!
-//! `core/examples/std_blocking.rs` is a whole runtime in plain `std::net`,
-//! written as documentation of this rule; the in-memory harness in
-//! `core/tests/common` drives it with a virtual clock.
+//! A whole runtime that follows this rule step by step, with nothing but
+//! `std::net` and one thread, is
+//! [`examples/std_blocking.rs`](https://github.com/kafka-proxy/kafka-proxy/blob/main/core/examples/std_blocking.rs)
+//! (`cargo run -p kafka-proxy-core --example std_blocking -- UPSTREAM_HOST:PORT BASE_PORT`):
+//! read it as the reference for what "drain the outputs" means in practice.
+//! The in-memory harness in `core/tests/common` drives the same contract
+//! with a virtual clock.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
