@@ -738,3 +738,21 @@ mod drain {
         assert!(!h.conns[c].client_shut_write);
     }
 }
+
+mod lingering {
+    use super::*;
+
+    #[test]
+    fn a_socket_error_while_lingering_ends_the_session_at_once() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let now = h.now;
+        h.conns[c].session.drain(now);
+        h.drive();
+        assert!(h.conns[c].client_shut_write);
+        assert!(h.conns[c].closed.is_none());
+        h.conns[c].session.handle_io_error(now, Side::Downstream, &"connection reset by peer");
+        h.drive();
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Drained), "no wait for the linger time");
+    }
+}

@@ -224,7 +224,11 @@ impl Session {
     /// Starts closing: stop reading, flush what is queued (bounded by the
     /// linger time), then emit `Event::Closed`.
     pub(super) fn close(&mut self, now: Instant, reason: CloseReason) {
-        if matches!(self.phase, Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed) {
+        if let Phase::Lingering { .. } = self.phase {
+            // The client's socket failed while lingering: nothing left to wait for.
+            return self.finish();
+        }
+        if matches!(self.phase, Phase::Closing { .. } | Phase::Closed) {
             return;
         }
         if reason.is_normal() {
