@@ -34,6 +34,8 @@ mod metadata;
 mod node_endpoints;
 mod reader;
 mod same_size_tail;
+#[cfg(test)]
+mod tests;
 
 pub use api_versions::{
     ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,

@@ -1,7 +1,6 @@
 //! What the oracle tests share: field strategies, the Fetch response
 //! strategy for any version, and encoding/decoding through the independent
 //! `kafka-protocol` implementation.
-#![allow(dead_code, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
@@ -82,7 +81,6 @@ macro_rules! node_endpoints {
             .collect()
     };
 }
-#[allow(unused_imports)] // Used by some of the tests that include this module.
 pub(crate) use node_endpoints;
 
 /// One to four endpoints when `present`, else none.
