@@ -63,13 +63,13 @@
 
 pub mod api;
 pub mod config;
-pub mod correlation;
-pub mod frame;
-pub mod header;
+pub(crate) mod correlation;
+pub(crate) mod frame;
+pub(crate) mod header;
 pub mod proxy;
-pub mod rewrite;
+pub(crate) mod rewrite;
 pub mod route;
 pub mod sasl;
 pub mod session;
 pub mod tls;
-pub mod wire;
+pub(crate) mod wire;

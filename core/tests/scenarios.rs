@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::Action;
 use common::*;
 use kafka_proxy_core::config::Limits;
-use kafka_proxy_core::frame::FrameError;
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::session::FrameError;
 use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
 
 fn pipelined(h: &mut Harness) {

@@ -23,12 +23,12 @@ use super::same_size_tail::rewrite_tail_same_size;
 use super::{AddressMap, Rewrite, RewriteError};
 
 /// The Fetch versions whose layout [`FetchStream`] knows.
-pub const FETCH_STREAM_VERSIONS: RangeInclusive<i16> = FETCH_NODE_ENDPOINTS_FROM..=18;
+pub(crate) const FETCH_STREAM_VERSIONS: RangeInclusive<i16> = FETCH_NODE_ENDPOINTS_FROM..=18;
 
 /// The longest top-level tagged-field section the walker accepts, since the
 /// session holds it whole. `NodeEndpoints` for a thousand brokers with long
 /// host and rack names fit in a fraction of it.
-pub const MAX_TAIL_LEN: usize = 1 << 20;
+pub(crate) const MAX_TAIL_LEN: usize = 1 << 20;
 
 const API: ApiKey = ApiKey::FETCH;
 
@@ -97,7 +97,7 @@ enum Step {
 /// it, and never reads past the body into the next frame. It accepts exactly
 /// the bodies the whole-buffer rewriter accepts.
 #[derive(Debug, Clone)]
-pub struct FetchStream {
+pub(crate) struct FetchStream {
     version: i16,
     body_len: usize,
     /// Body bytes consumed (forwardable) so far.
@@ -120,7 +120,7 @@ impl FetchStream {
     ///
     /// Refuses versions outside [`FETCH_STREAM_VERSIONS`] with
     /// [`RewriteError::UnsupportedVersion`]: the session buffers those as before.
-    pub fn new(version: i16, body_len: usize) -> Result<Self, RewriteError> {
+    pub(crate) fn new(version: i16, body_len: usize) -> Result<Self, RewriteError> {
         if !FETCH_STREAM_VERSIONS.contains(&version) {
             return Err(RewriteError::UnsupportedVersion { api: API, version });
         }
@@ -146,29 +146,25 @@ impl FetchStream {
         Ok(stream)
     }
 
-    /// The version being walked.
-    pub fn version(&self) -> i16 {
-        self.version
-    }
-
     /// Body bytes consumed so far: the offset of the next byte to forward, and
     /// once [`at_tail`](Self::at_tail) the offset of the tail.
-    pub fn offset(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn offset(&self) -> usize {
         self.offset
     }
 
     /// True once everything before the top-level tagged fields is consumed.
-    pub fn at_tail(&self) -> bool {
+    pub(crate) fn at_tail(&self) -> bool {
         self.next == Next::Tail && self.failed.is_none()
     }
 
     /// The length of the top-level tagged-field section, once reached.
-    pub fn tail_len(&self) -> Option<usize> {
+    pub(crate) fn tail_len(&self) -> Option<usize> {
         self.at_tail().then(|| self.remaining())
     }
 
     /// Body bytes not consumed yet.
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.body_len.saturating_sub(self.offset)
     }
 
@@ -179,7 +175,7 @@ impl FetchStream {
     /// more bytes) or the tail is reached (see [`at_tail`](Self::at_tail)).
     ///
     /// Work is linear in the bytes consumed; an error is final.
-    pub fn advance(&mut self, available: &[u8]) -> Result<usize, RewriteError> {
+    pub(crate) fn advance(&mut self, available: &[u8]) -> Result<usize, RewriteError> {
         if let Some(fault) = self.failed {
             return Err(fault.into_error(API, self.version));
         }
@@ -217,7 +213,7 @@ impl FetchStream {
     /// until the walker is [at the tail](Self::at_tail) and `available` holds
     /// [`tail_len`](Self::tail_len) bytes; bytes beyond those are ignored.
     /// The rewritten tail has exactly the original length.
-    pub fn rewrite_tail(
+    pub(crate) fn rewrite_tail(
         &self,
         available: &[u8],
         map: &dyn AddressMap,

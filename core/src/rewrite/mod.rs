@@ -37,17 +37,15 @@ mod same_size_tail;
 #[cfg(test)]
 mod tests;
 
-pub use api_versions::{
-    ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
+pub(crate) use api_versions::{
+    ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
 };
-pub use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream, MAX_TAIL_LEN};
-pub use find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
-pub use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
-pub use same_size_tail::rewrite_tail_same_size;
+pub(crate) use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream};
+pub(crate) use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
 
 /// Where clients must connect to reach an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Advertised<'a> {
+pub(crate) struct Advertised<'a> {
     /// Host name or address clients connect to.
     pub host: Cow<'a, str>,
     /// Port clients connect to.
@@ -55,7 +53,7 @@ pub struct Advertised<'a> {
 }
 
 /// Maps upstream broker addresses to the addresses the proxy advertises.
-pub trait AddressMap {
+pub(crate) trait AddressMap {
     /// The address clients should use for broker `node_id`, which the cluster
     /// advertised as `host:port`. `None` means this broker cannot be exposed
     /// through the proxy (for example a node id beyond `max_broker_id`); the
@@ -65,7 +63,7 @@ pub trait AddressMap {
 
 /// A broker address seen in a response, as the cluster advertised it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Broker {
+pub(crate) struct Broker {
     /// The broker's node id.
     pub node_id: i32,
     /// The host the cluster advertised.
@@ -76,7 +74,7 @@ pub struct Broker {
 
 /// What a response told about the cluster's brokers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Observed {
+pub(crate) enum Observed {
     /// Nothing (the response held no broker address).
     #[default]
     Nothing,
@@ -88,7 +86,7 @@ pub enum Observed {
 
 /// A response body after rewriting.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub(crate) enum Body {
     /// Forward the original bytes untouched.
     Unchanged,
     /// Forward `front`, then `new`, then `back`: `front` and `back` are
@@ -107,7 +105,8 @@ pub enum Body {
 
 impl Body {
     /// Length of the rewritten body, given the original body's length.
-    pub fn len(&self, original: usize) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self, original: usize) -> usize {
         match self {
             Body::Unchanged => original,
             Body::Spliced { front, new, back } => front.len() + new.len() + back.len(),
@@ -117,7 +116,7 @@ impl Body {
 
 /// The result of rewriting one response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rewrite {
+pub(crate) struct Rewrite {
     /// The bytes to forward.
     pub body: Body,
     /// The brokers the response named.
@@ -126,7 +125,7 @@ pub struct Rewrite {
 
 impl Rewrite {
     /// A response with nothing to rewrite.
-    pub const UNCHANGED: Rewrite = Rewrite { body: Body::Unchanged, observed: Observed::Nothing };
+    pub(crate) const UNCHANGED: Rewrite = Rewrite { body: Body::Unchanged, observed: Observed::Nothing };
 }
 
 /// Why a response body could not be rewritten.
@@ -134,9 +133,23 @@ impl Rewrite {
 pub enum RewriteError {
     /// The version is newer than this proxy parses (ApiVersions should have
     /// prevented it from being used).
-    UnsupportedVersion { api: ApiKey, version: i16 },
+    UnsupportedVersion {
+        /// The API of the response.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+    },
     /// The body does not decode as `api` at `version`.
-    Malformed { api: ApiKey, version: i16, offset: usize, what: &'static str },
+    Malformed {
+        /// The API of the response.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// Where in the body (after the response header) decoding failed.
+        offset: usize,
+        /// The field that could not be read.
+        what: &'static str,
+    },
 }
 
 impl std::fmt::Display for RewriteError {
@@ -162,7 +175,7 @@ impl std::error::Error for RewriteError {}
 /// Versions above what the proxy parses are included, so that they reach
 /// [`rewrite_response`] and are refused there. ApiVersions is rewritten
 /// separately, by [`rewrite_api_versions`].
-pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
+pub(crate) fn needs_rewrite(api: ApiKey, version: i16) -> bool {
     match api {
         ApiKey::METADATA | ApiKey::FIND_COORDINATOR | ApiKey::DESCRIBE_CLUSTER => true,
         ApiKey::PRODUCE => version >= PRODUCE_NODE_ENDPOINTS_FROM,
@@ -178,7 +191,7 @@ pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
 /// [`RewriteError::Malformed`] for a body that does not decode. Responses
 /// without addresses come back as [`Rewrite::UNCHANGED`]; for APIs for which
 /// [`needs_rewrite`] is false that is all this returns.
-pub fn rewrite_response(
+pub(crate) fn rewrite_response(
     api: ApiKey,
     version: i16,
     body: &Bytes,

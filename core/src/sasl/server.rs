@@ -34,17 +34,17 @@ use super::random::Random;
 use crate::api::{ApiKey, ErrorCode};
 
 /// Kafka's `connection.failed.authentication.delay.ms` default.
-pub const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(100);
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame worth
 /// reading before authentication. The session should refuse larger frames
 /// while [`SaslServer::is_authenticated`] is false.
-pub const MAX_UNAUTHENTICATED_FRAME: usize = 524_288;
+pub(crate) const MAX_UNAUTHENTICATED_FRAME: usize = 524_288;
 
 /// Re-authentication may start at most once per second (Kafka's
 /// `KafkaChannel`); a SaslHandshake sooner is answered with
 /// `ILLEGAL_SASL_STATE` and the connection stays up.
-pub const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The server's configuration, shared by all connections of a listener.
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ pub enum FailureReason {
     UnexpectedRawToken,
     /// A SASL request could not be decoded.
     Decode(DecodeError),
-    /// A token larger than [`MAX_UNAUTHENTICATED_FRAME`].
+    /// A token larger than Kafka's `sasl.server.max.receive.size` default (512 KiB).
     TokenTooLarge {
         /// Its size.
         len: usize,
@@ -253,7 +253,7 @@ impl fmt::Display for FailureReason {
 
 /// A successful (re-)authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authentication {
+pub(crate) struct Authentication {
     /// Who the client is.
     pub principal: Principal,
     /// The mechanism used.
@@ -268,7 +268,7 @@ pub struct Authentication {
 
 /// What the session must do after a SASL request or raw token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerStep {
+pub(crate) enum ServerStep {
     /// Send this frame; nothing else changes.
     Reply(Bytes),
     /// Send this frame; the client is now authenticated.
@@ -291,7 +291,7 @@ pub enum ServerStep {
 
 /// What the session does with a request, decided from its API key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
+pub(crate) enum Admission {
     /// Not the server's business: handle or forward it (ApiVersions before
     /// authentication, everything after).
     Pass,
@@ -387,7 +387,7 @@ impl ReplyTo {
 
 /// The SASL server of one client connection.
 #[derive(Debug)]
-pub struct SaslServer {
+pub(crate) struct SaslServer {
     config: Arc<ServerConfig>,
     state: State,
 }
@@ -417,13 +417,13 @@ fn lossy_name(name: &[u8]) -> String {
 
 impl SaslServer {
     /// A server for a new connection.
-    pub fn new(config: Arc<ServerConfig>) -> Self {
+    pub(crate) fn new(config: Arc<ServerConfig>) -> Self {
         SaslServer { config, state: State::Initial }
     }
 
     /// True when the next frame is a raw SASL token (after SaslHandshake v0):
     /// the session passes its payload to [`SaslServer::on_raw_token`].
-    pub fn expects_raw_token(&self) -> bool {
+    pub(crate) fn expects_raw_token(&self) -> bool {
         matches!(
             self.state,
             State::Exchanging(Exchanging { framing: Framing::Raw, .. })
@@ -432,12 +432,12 @@ impl SaslServer {
     }
 
     /// True once the client has authenticated (also while it re-authenticates).
-    pub fn is_authenticated(&self) -> bool {
+    pub(crate) fn is_authenticated(&self) -> bool {
         self.principal().is_some()
     }
 
     /// The authenticated principal (the previous one during re-authentication).
-    pub fn principal(&self) -> Option<&Principal> {
+    pub(crate) fn principal(&self) -> Option<&Principal> {
         match &self.state {
             State::Authenticated(s)
             | State::Exchanging(Exchanging { previous: Some(s), .. })
@@ -447,7 +447,8 @@ impl SaslServer {
     }
 
     /// The mechanism of the authenticated session.
-    pub fn mechanism(&self) -> Option<Mechanism> {
+    #[cfg(test)]
+    pub(crate) fn mechanism(&self) -> Option<Mechanism> {
         match &self.state {
             State::Authenticated(s) => Some(s.mechanism),
             _ => None,
@@ -456,7 +457,7 @@ impl SaslServer {
 
     /// When the authenticated session ends unless the client re-authenticates
     /// (for the session's timer).
-    pub fn session_expires_at(&self) -> Option<Instant> {
+    pub(crate) fn session_expires_at(&self) -> Option<Instant> {
         match &self.state {
             State::Authenticated(s) => s.expires_at,
             _ => None,
@@ -466,12 +467,13 @@ impl SaslServer {
     /// True when the session has outlived its lifetime: like a broker, the
     /// session then closes the connection at the next request that is not a
     /// SaslHandshake.
-    pub fn is_expired(&self, now: Instant) -> bool {
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
         self.session_expires_at().is_some_and(|t| now >= t)
     }
 
     /// True after a failure.
-    pub fn has_failed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_failed(&self) -> bool {
         matches!(self.state, State::Failed)
     }
 
@@ -486,7 +488,7 @@ impl SaslServer {
     }
 
     /// Decides what happens to a request with `api_key` (not for raw tokens).
-    pub fn admit(&mut self, api_key: ApiKey, now: Instant) -> Admission {
+    pub(crate) fn admit(&mut self, api_key: ApiKey, now: Instant) -> Admission {
         let delay = self.config.failure_delay;
         let sasl = api_key == ApiKey::SASL_HANDSHAKE || api_key == ApiKey::SASL_AUTHENTICATE;
         match &self.state {
@@ -506,7 +508,12 @@ impl SaslServer {
     }
 
     /// Handles a SaslHandshake or SaslAuthenticate request.
-    pub fn on_request(&mut self, request: RequestRef<'_>, now: Instant, wall: SystemTime) -> ServerStep {
+    pub(crate) fn on_request(
+        &mut self,
+        request: RequestRef<'_>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> ServerStep {
         match request.api_key {
             ApiKey::SASL_HANDSHAKE => self.on_handshake(request, now),
             ApiKey::SASL_AUTHENTICATE => self.on_authenticate(request, now, wall),
@@ -515,7 +522,7 @@ impl SaslServer {
     }
 
     /// Handles a raw token (after SaslHandshake v0): the frame's payload.
-    pub fn on_raw_token(&mut self, token: &[u8], now: Instant, wall: SystemTime) -> ServerStep {
+    pub(crate) fn on_raw_token(&mut self, token: &[u8], now: Instant, wall: SystemTime) -> ServerStep {
         match std::mem::replace(&mut self.state, State::Failed) {
             State::Exchanging(ex) if ex.framing == Framing::Raw => {
                 self.token_step(ex, token, ReplyTo::Raw, now, wall)

@@ -30,10 +30,10 @@ use proptest::option;
 use proptest::prelude::*;
 
 use crate::api::{self, ApiKey};
+use crate::rewrite::find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
 use crate::rewrite::{
-    AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, Broker,
-    COORDINATOR_NOT_AVAILABLE_MESSAGE, Observed, Rewrite, rewrite_api_versions, rewrite_response,
-    unsupported_version_body,
+    AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, Broker, Observed, Rewrite,
+    rewrite_api_versions, rewrite_response, unsupported_version_body,
 };
 
 use super::oracle::{
