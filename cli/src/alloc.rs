@@ -10,7 +10,7 @@
 #![allow(unsafe_code)]
 
 /// Applies the tuning (glibc only; elsewhere the platform allocator stays as is).
-pub fn tune() {
+pub(crate) fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         const KEEP: libc::c_int = 32 * 1024 * 1024;

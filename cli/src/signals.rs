@@ -8,7 +8,7 @@ use std::thread;
 
 /// What a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// SIGINT or SIGTERM: stop (a second one exits at once).
     Terminate(i32),
     /// SIGHUP: read the configuration again.
@@ -31,7 +31,7 @@ fn handled_set() -> libc::sigset_t {
 
 /// Blocks the handled signals in the calling thread (and every thread it
 /// starts afterwards). Call first thing in `main`.
-pub fn block() -> io::Result<()> {
+pub(crate) fn block() -> io::Result<()> {
     let set = handled_set();
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -40,7 +40,7 @@ pub fn block() -> io::Result<()> {
 
 /// Calls `on_signal` on a helper thread for every handled signal; after the
 /// first termination signal, a second one exits the process at once.
-pub fn handle(on_signal: impl Fn(Signal) + Send + 'static) -> io::Result<()> {
+pub(crate) fn handle(on_signal: impl Fn(Signal) + Send + 'static) -> io::Result<()> {
     thread::Builder::new().name("kafka-proxy-signals".into()).spawn(move || {
         let set = handled_set();
         let mut terminating = false;
