@@ -49,13 +49,15 @@ impl std::error::Error for FrameError {}
 
 /// Splits complete frames off the front of a receive buffer.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FrameDecoder {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct FrameDecoder {
     max_frame: u32,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl FrameDecoder {
     /// A decoder refusing bodies larger than `max_frame` bytes.
-    pub(crate) fn new(max_frame: u32) -> FrameDecoder {
+    pub fn new(max_frame: u32) -> FrameDecoder {
         FrameDecoder { max_frame }
     }
 
@@ -74,7 +76,7 @@ impl FrameDecoder {
 
     /// Takes the next complete frame, size prefix included, off the front of
     /// `buf`; `Ok(None)` while it is incomplete.
-    pub(crate) fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         match self.announced(buf)? {
             Some(size) if buf.len() >= SIZE_LEN + size => Ok(Some(buf.split_to(SIZE_LEN + size).freeze())),
             _ => Ok(None),

@@ -51,6 +51,9 @@
 //! leave bytes or deadlines unattended. Nothing else is the runtime's
 //! business: it never decides a route, a retry or a close itself.
 //!
+//! Built with `--cfg fuzzing` (as cargo-fuzz does), the crate also has a
+//! `fuzzing` module: the internals the fuzz targets drive directly.
+//!
 //! `core/examples/std_blocking.rs` is a whole runtime in plain `std::net`,
 //! written as documentation of this rule; the in-memory harness in
 //! `core/tests/common` drives it with a virtual clock.
@@ -60,6 +63,8 @@ pub mod api;
 pub mod config;
 pub(crate) mod correlation;
 pub(crate) mod frame;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub(crate) mod header;
 pub mod proxy;
 pub(crate) mod rewrite;

@@ -33,7 +33,8 @@ fn max_version() -> i16 {
 
 /// How the proxy shapes the ApiVersions response it forwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ApiVersionsPolicy {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct ApiVersionsPolicy {
     /// APIs the proxy answers itself, with the exact `(min, max)` range it
     /// serves. They replace the broker's entry, or are inserted (in key order)
     /// when the broker does not list them and the reply is not an error. A
@@ -42,6 +43,7 @@ pub(crate) struct ApiVersionsPolicy {
     pub local: Vec<(ApiKey, i16, i16)>,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl ApiVersionsPolicy {
     /// The broker's ranges, clamped and filtered, with no local API.
     pub(crate) fn passthrough() -> Self {
@@ -58,7 +60,7 @@ impl ApiVersionsPolicy {
 
     /// The policy for a proxy that terminates SASL: SaslHandshake 0–1 and
     /// SaslAuthenticate 0–2, whatever the broker supports.
-    pub(crate) fn terminating_sasl() -> Self {
+    pub fn terminating_sasl() -> Self {
         let max = |key| api::decoded(key).map_or(0, |d| d.max_version);
         ApiVersionsPolicy::with_local([
             (ApiKey::SASL_HANDSHAKE, 0, max(ApiKey::SASL_HANDSHAKE)),
@@ -110,7 +112,8 @@ fn read_entry<'a>(r: &mut Reader<'a>, flexible: bool) -> Read<Entry<'a>> {
 /// A validated ApiVersions response body, read without allocating: the
 /// broker's ranges, for the upstream SASL client to pick versions with.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ApiVersionsView<'a> {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct ApiVersionsView<'a> {
     body: &'a [u8],
     /// The version the body is encoded in (0 for a KIP-511 error reply).
     encoding: i16,
@@ -124,9 +127,10 @@ pub(crate) struct ApiVersionsView<'a> {
     tags_end: usize,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl<'a> ApiVersionsView<'a> {
     /// Parses a response body to a request of `version` (0–4).
-    pub(crate) fn parse(version: i16, body: &'a [u8]) -> Result<Self, RewriteError> {
+    pub fn parse(version: i16, body: &'a [u8]) -> Result<Self, RewriteError> {
         if !(0..=max_version()).contains(&version) {
             return Err(RewriteError::UnsupportedVersion { api: API, version });
         }
@@ -254,7 +258,8 @@ impl Iterator for ApiRanges<'_> {
 /// Rewrites an ApiVersions response body to a request of `version` (0–4):
 /// clamps, hides and pins per `policy`, and re-encodes canonically (as v0 for
 /// a KIP-511 `UNSUPPORTED_VERSION` reply).
-pub(crate) fn rewrite_api_versions(
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub fn rewrite_api_versions(
     version: i16,
     body: &[u8],
     policy: &ApiVersionsPolicy,

@@ -97,7 +97,8 @@ enum Step {
 /// it, and never reads past the body into the next frame. It accepts exactly
 /// the bodies the whole-buffer rewriter accepts.
 #[derive(Debug, Clone)]
-pub(crate) struct FetchStream {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct FetchStream {
     version: i16,
     body_len: usize,
     /// Body bytes consumed (forwardable) so far.
@@ -115,12 +116,13 @@ pub(crate) struct FetchStream {
     failed: Option<Fault>,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl FetchStream {
     /// A walker for a Fetch response body of `body_len` bytes at `version`.
     ///
     /// Refuses versions outside [`FETCH_STREAM_VERSIONS`] with
     /// [`RewriteError::UnsupportedVersion`]: the session buffers those as before.
-    pub(crate) fn new(version: i16, body_len: usize) -> Result<Self, RewriteError> {
+    pub fn new(version: i16, body_len: usize) -> Result<Self, RewriteError> {
         if !FETCH_STREAM_VERSIONS.contains(&version) {
             return Err(RewriteError::UnsupportedVersion { api: API, version });
         }
@@ -154,12 +156,12 @@ impl FetchStream {
     }
 
     /// True once everything before the top-level tagged fields is consumed.
-    pub(crate) fn at_tail(&self) -> bool {
+    pub fn at_tail(&self) -> bool {
         self.next == Next::Tail && self.failed.is_none()
     }
 
     /// The length of the top-level tagged-field section, once reached.
-    pub(crate) fn tail_len(&self) -> Option<usize> {
+    pub fn tail_len(&self) -> Option<usize> {
         self.at_tail().then(|| self.remaining())
     }
 
@@ -175,7 +177,7 @@ impl FetchStream {
     /// more bytes) or the tail is reached (see [`at_tail`](Self::at_tail)).
     ///
     /// Work is linear in the bytes consumed; an error is final.
-    pub(crate) fn advance(&mut self, available: &[u8]) -> Result<usize, RewriteError> {
+    pub fn advance(&mut self, available: &[u8]) -> Result<usize, RewriteError> {
         if let Some(fault) = self.failed {
             return Err(fault.into_error(API, self.version));
         }
@@ -213,7 +215,7 @@ impl FetchStream {
     /// until the walker is [at the tail](Self::at_tail) and `available` holds
     /// [`tail_len`](Self::tail_len) bytes; bytes beyond those are ignored.
     /// The rewritten tail has exactly the original length.
-    pub(crate) fn rewrite_tail(
+    pub fn rewrite_tail(
         &self,
         available: &[u8],
         map: &dyn AddressMap,

@@ -25,10 +25,10 @@ use bytes::Bytes;
 
 use crate::api::{self, ApiKey};
 
-mod api_versions;
+pub(crate) mod api_versions;
 mod describe_cluster;
 mod endpoint;
-mod fetch_stream;
+pub(crate) mod fetch_stream;
 mod find_coordinator;
 mod metadata;
 mod node_endpoints;
@@ -45,7 +45,8 @@ pub(crate) use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINT
 
 /// Where clients must connect to reach an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Advertised<'a> {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct Advertised<'a> {
     /// Host name or address clients connect to.
     pub host: Cow<'a, str>,
     /// Port clients connect to.
@@ -53,7 +54,8 @@ pub(crate) struct Advertised<'a> {
 }
 
 /// Maps upstream broker addresses to the addresses the proxy advertises.
-pub(crate) trait AddressMap {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub trait AddressMap {
     /// The address clients should use for broker `node_id`, which the cluster
     /// advertised as `host:port`. `None` means this broker cannot be exposed
     /// through the proxy (for example a node id beyond `max_broker_id`); the
@@ -63,7 +65,8 @@ pub(crate) trait AddressMap {
 
 /// A broker address seen in a response, as the cluster advertised it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Broker {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct Broker {
     /// The broker's node id.
     pub node_id: i32,
     /// The host the cluster advertised.
@@ -74,7 +77,8 @@ pub(crate) struct Broker {
 
 /// What a response told about the cluster's brokers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum Observed {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub enum Observed {
     /// Nothing (the response held no broker address).
     #[default]
     Nothing,
@@ -86,7 +90,8 @@ pub(crate) enum Observed {
 
 /// A response body after rewriting.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Body {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub enum Body {
     /// Forward the original bytes untouched.
     Unchanged,
     /// Forward `front`, then `new`, then `back`: `front` and `back` are
@@ -103,10 +108,11 @@ pub(crate) enum Body {
     },
 }
 
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl Body {
     /// Length of the rewritten body, given the original body's length.
-    #[cfg(test)]
-    pub(crate) fn len(&self, original: usize) -> usize {
+    pub fn len(&self, original: usize) -> usize {
         match self {
             Body::Unchanged => original,
             Body::Spliced { front, new, back } => front.len() + new.len() + back.len(),
@@ -116,7 +122,8 @@ impl Body {
 
 /// The result of rewriting one response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rewrite {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct Rewrite {
     /// The bytes to forward.
     pub body: Body,
     /// The brokers the response named.
@@ -175,7 +182,8 @@ impl std::error::Error for RewriteError {}
 /// Versions above what the proxy parses are included, so that they reach
 /// [`rewrite_response`] and are refused there. ApiVersions is rewritten
 /// separately, by [`rewrite_api_versions`].
-pub(crate) fn needs_rewrite(api: ApiKey, version: i16) -> bool {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
     match api {
         ApiKey::METADATA | ApiKey::FIND_COORDINATOR | ApiKey::DESCRIBE_CLUSTER => true,
         ApiKey::PRODUCE => version >= PRODUCE_NODE_ENDPOINTS_FROM,
@@ -191,7 +199,8 @@ pub(crate) fn needs_rewrite(api: ApiKey, version: i16) -> bool {
 /// [`RewriteError::Malformed`] for a body that does not decode. Responses
 /// without addresses come back as [`Rewrite::UNCHANGED`]; for APIs for which
 /// [`needs_rewrite`] is false that is all this returns.
-pub(crate) fn rewrite_response(
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub fn rewrite_response(
     api: ApiKey,
     version: i16,
     body: &Bytes,

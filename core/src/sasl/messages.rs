@@ -29,7 +29,8 @@ const AUTHENTICATE_FLEXIBLE_FROM: i16 = 2;
 /// body that follows the header (including, for flexible versions, the body's
 /// trailing tagged fields, but not the header's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RequestRef<'a> {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct RequestRef<'a> {
     /// `RequestApiKey`.
     pub api_key: ApiKey,
     /// `RequestApiVersion`.

@@ -253,7 +253,8 @@ impl fmt::Display for FailureReason {
 
 /// A successful (re-)authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Authentication {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct Authentication {
     /// Who the client is.
     pub principal: Principal,
     /// The mechanism used.
@@ -268,7 +269,8 @@ pub(crate) struct Authentication {
 
 /// What the session must do after a SASL request or raw token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ServerStep {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub enum ServerStep {
     /// Send this frame; nothing else changes.
     Reply(Bytes),
     /// Send this frame; the client is now authenticated.
@@ -291,7 +293,8 @@ pub(crate) enum ServerStep {
 
 /// What the session does with a request, decided from its API key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Admission {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub enum Admission {
     /// Not the server's business: handle or forward it (ApiVersions before
     /// authentication, everything after).
     Pass,
@@ -387,7 +390,8 @@ impl ReplyTo {
 
 /// The SASL server of one client connection.
 #[derive(Debug)]
-pub(crate) struct SaslServer {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub struct SaslServer {
     config: Arc<ServerConfig>,
     state: State,
 }
@@ -415,15 +419,16 @@ fn lossy_name(name: &[u8]) -> String {
     String::from_utf8_lossy(cut).into_owned()
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl SaslServer {
     /// A server for a new connection.
-    pub(crate) fn new(config: Arc<ServerConfig>) -> Self {
+    pub fn new(config: Arc<ServerConfig>) -> Self {
         SaslServer { config, state: State::Initial }
     }
 
     /// True when the next frame is a raw SASL token (after SaslHandshake v0):
     /// the session passes its payload to [`SaslServer::on_raw_token`].
-    pub(crate) fn expects_raw_token(&self) -> bool {
+    pub fn expects_raw_token(&self) -> bool {
         matches!(
             self.state,
             State::Exchanging(Exchanging { framing: Framing::Raw, .. })
@@ -432,7 +437,7 @@ impl SaslServer {
     }
 
     /// True once the client has authenticated (also while it re-authenticates).
-    pub(crate) fn is_authenticated(&self) -> bool {
+    pub fn is_authenticated(&self) -> bool {
         self.principal().is_some()
     }
 
@@ -467,7 +472,7 @@ impl SaslServer {
     /// True when the session has outlived its lifetime: like a broker, the
     /// session then closes the connection at the next request that is not a
     /// SaslHandshake.
-    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+    pub fn is_expired(&self, now: Instant) -> bool {
         self.session_expires_at().is_some_and(|t| now >= t)
     }
 
@@ -488,7 +493,7 @@ impl SaslServer {
     }
 
     /// Decides what happens to a request with `api_key` (not for raw tokens).
-    pub(crate) fn admit(&mut self, api_key: ApiKey, now: Instant) -> Admission {
+    pub fn admit(&mut self, api_key: ApiKey, now: Instant) -> Admission {
         let delay = self.config.failure_delay;
         let sasl = api_key == ApiKey::SASL_HANDSHAKE || api_key == ApiKey::SASL_AUTHENTICATE;
         match &self.state {
@@ -508,12 +513,7 @@ impl SaslServer {
     }
 
     /// Handles a SaslHandshake or SaslAuthenticate request.
-    pub(crate) fn on_request(
-        &mut self,
-        request: RequestRef<'_>,
-        now: Instant,
-        wall: SystemTime,
-    ) -> ServerStep {
+    pub fn on_request(&mut self, request: RequestRef<'_>, now: Instant, wall: SystemTime) -> ServerStep {
         match request.api_key {
             ApiKey::SASL_HANDSHAKE => self.on_handshake(request, now),
             ApiKey::SASL_AUTHENTICATE => self.on_authenticate(request, now, wall),
@@ -522,7 +522,7 @@ impl SaslServer {
     }
 
     /// Handles a raw token (after SaslHandshake v0): the frame's payload.
-    pub(crate) fn on_raw_token(&mut self, token: &[u8], now: Instant, wall: SystemTime) -> ServerStep {
+    pub fn on_raw_token(&mut self, token: &[u8], now: Instant, wall: SystemTime) -> ServerStep {
         match std::mem::replace(&mut self.state, State::Failed) {
             State::Exchanging(ex) if ex.framing == Framing::Raw => {
                 self.token_step(ex, token, ReplyTo::Raw, now, wall)

@@ -33,7 +33,8 @@ const NAME_TYPE_HOST_NAME: u8 = 0;
 
 /// What the buffered bytes say about the client's server name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SniPeek {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub enum SniPeek {
     /// The ClientHello is not complete yet: read more and ask again.
     NeedMore,
     /// A complete ClientHello without a usable server name (none, or an IP literal).
@@ -46,7 +47,8 @@ pub(crate) enum SniPeek {
 
 /// Why the buffered bytes are not an acceptable ClientHello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NotClientHello {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub enum NotClientHello {
     /// The record is not a handshake record (e.g. plaintext Kafka, HTTP).
     NotHandshakeRecord {
         /// The first byte seen where a content type was expected.
@@ -119,7 +121,8 @@ impl fmt::Display for NotClientHello {
 impl std::error::Error for NotClientHello {}
 
 /// Reads the SNI from the client's first bytes (everything buffered so far).
-pub(crate) fn peek_sni(buffered: &[u8]) -> SniPeek {
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
+pub fn peek_sni(buffered: &[u8]) -> SniPeek {
     let message = match gather_hello(buffered) {
         Ok(message) => message,
         Err(Gap::NeedMore) => return SniPeek::NeedMore,
