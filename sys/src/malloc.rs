@@ -7,10 +7,9 @@
 //! the heap and not trimming below that makes the memory reused instead;
 //! peak RSS is unchanged (it is the high-water mark either way). Two arenas
 //! bound the per-thread arena growth of the multi-threaded runtime.
-#![allow(unsafe_code)]
 
 /// Applies the tuning (glibc only; elsewhere the platform allocator stays as is).
-pub(crate) fn tune() {
+pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         const KEEP: libc::c_int = 32 * 1024 * 1024;

@@ -1,14 +1,13 @@
 //! Signal handling without async machinery: SIGINT, SIGTERM and SIGHUP are
 //! blocked in every thread and one dedicated thread waits for them with
 //! sigwait(2), so either runtime is stopped (or reloaded) the same way.
-#![allow(unsafe_code)]
 
 use std::io;
 use std::thread;
 
 /// What a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Signal {
+pub enum Signal {
     /// SIGINT or SIGTERM: stop (a second one exits at once).
     Terminate(i32),
     /// SIGHUP: read the configuration again.
@@ -31,7 +30,7 @@ fn handled_set() -> libc::sigset_t {
 
 /// Blocks the handled signals in the calling thread (and every thread it
 /// starts afterwards). Call first thing in `main`.
-pub(crate) fn block() -> io::Result<()> {
+pub fn block() -> io::Result<()> {
     let set = handled_set();
     // SAFETY: `set` is initialised; a null old-set pointer is allowed.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -40,7 +39,7 @@ pub(crate) fn block() -> io::Result<()> {
 
 /// Calls `on_signal` on a helper thread for every handled signal; after the
 /// first termination signal, a second one exits the process at once.
-pub(crate) fn handle(on_signal: impl Fn(Signal) + Send + 'static) -> io::Result<()> {
+pub fn handle(on_signal: impl Fn(Signal) + Send + 'static) -> io::Result<()> {
     thread::Builder::new().name("kafka-proxy-signals".into()).spawn(move || {
         let set = handled_set();
         let mut terminating = false;
