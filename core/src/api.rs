@@ -1,10 +1,13 @@
-//! Kafka API keys, the versions this proxy understands, and header-version rules.
+//! Kafka API keys and error codes, the versions this proxy understands, and
+//! header-version rules.
 //!
-//! Only the APIs the proxy decodes beyond the request header are described
-//! here; every other API passes through by length. For each decoded API the
-//! table gives the highest version the proxy can parse, which the ApiVersions
-//! rewrite uses as a clamp, so a future Kafka version never reaches a parser
-//! that does not know it.
+//! [`ApiKey`] and [`ErrorCode`] are public: errors and close reasons carry
+//! them. The version table is the crate's own: only the APIs the proxy
+//! decodes beyond the request header are described in it; every other API
+//! passes through by length. For each decoded API the table gives the
+//! highest version the proxy can parse, which the ApiVersions rewrite uses as
+//! a clamp, so a future Kafka version never reaches a parser that does not
+//! know it.
 
 /// A Kafka API key (`RequestApiKey`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -43,6 +43,9 @@ pub use event::{
 };
 pub(crate) use warn_limit::WarnLimiter;
 
+/// The receive buffer a [`Session::read_from`] closure appends to,
+/// re-exported for runtimes that do not depend on `bytes` themselves.
+pub use bytes::BytesMut;
 // What a `CloseReason` or `ProtocolError` carries, named here for the runtime
 // that matches on them.
 pub use crate::frame::FrameError;
@@ -54,7 +57,7 @@ use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::debug;
 
 use crate::api::ApiKey;
