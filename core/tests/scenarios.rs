@@ -1,6 +1,9 @@
 //! Deterministic scenarios through the in-memory harness (client ↔ core ↔
 //! fake broker, virtual clock).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+// The message builders beside the tests are test code too (clippy's
+// `allow-*-in-tests` covers only the `#[test]` functions themselves).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -9,8 +12,8 @@ use std::time::Duration;
 use common::Action;
 use common::*;
 use kafka_proxy_core::config::Limits;
-use kafka_proxy_core::frame::FrameError;
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::session::FrameError;
 use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
 
 fn pipelined(h: &mut Harness) {
