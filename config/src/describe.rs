@@ -128,8 +128,14 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
         };
         out.push(format!("  tls: broker certificates verified with {verify}"));
         if let Some(ck) = &tls.client_cert {
-            out.push(format!("  tls: client certificate {} (key {})", ck.cert.display(), ck.key.display()));
+            let encrypted = if ck.key_password.is_some() { ", encrypted" } else { "" };
+            out.push(format!(
+                "  tls: client certificate {} (key {}{encrypted})",
+                ck.cert.display(),
+                ck.key.display()
+            ));
         }
+        out.push(format!("  tls policy: {}", tls.policy.describe()));
     }
     let auth = match &up.auth {
         UpstreamAuth::None => "none".to_owned(),
@@ -157,17 +163,30 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
             tls.cert_key.cert.display(),
             tls.cert_key.key.display()
         ));
+        if tls.cert_key.key_password.is_some() {
+            out.push("  tls: the private key is encrypted (password configured)".to_owned());
+        }
+        out.push(format!("  tls policy: {}", tls.policy.describe()));
         match &tls.client_auth {
             ClientAuth::None => out.push("  tls: one-way (no client certificate)".to_owned()),
-            ClientAuth::Required { ca_certs } => {
+            ClientAuth::Required { ca_certs } | ClientAuth::Requested { ca_certs } => {
                 let principal = match &tls.principal_mapping {
                     PrincipalMapping::CommonName => "the certificate CN".to_owned(),
                     PrincipalMapping::Rules(rules) => format!("{} mapping rule(s)", rules.len()),
                 };
+                let mode = match &tls.client_auth {
+                    ClientAuth::Requested { .. } => {
+                        "client certificate requested (clients without one are $anonymous)"
+                    }
+                    _ => "mTLS (client certificate required)",
+                };
                 out.push(format!(
-                    "  tls: mTLS, client CA {}, principal from {principal}",
+                    "  tls: {mode}, client CA {}, principal from {principal}",
                     ca_certs.display()
                 ));
+                for crl in &tls.crl_files {
+                    out.push(format!("  tls: revoked client certificates from CRL {}", crl.display()));
+                }
                 if let PrincipalMapping::Rules(rules) = &tls.principal_mapping {
                     for rule in rules {
                         out.push(format!("    {}", rule_text(rule)));

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset};
+use kafka_proxy_core::tls::config::TlsPolicy;
 use regex::Regex;
 
 use crate::error::Warning;
@@ -66,6 +67,14 @@ impl<T> fmt::Debug for Secret<T> {
         f.write_str("***")
     }
 }
+
+impl<T: PartialEq> PartialEq for Secret<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T: Eq> Eq for Secret<T> {}
 
 impl<T> fmt::Display for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -201,6 +210,8 @@ pub struct UpstreamTls {
     pub verify: UpstreamVerify,
     /// Client certificate presented to brokers.
     pub client_cert: Option<CertKey>,
+    /// Versions, cipher suites and curves (`min_version`, `max_version`, `cipher_suites`, `curves`).
+    pub policy: TlsPolicy,
 }
 
 /// How broker certificates are verified.
@@ -219,8 +230,19 @@ pub enum UpstreamVerify {
 pub struct CertKey {
     /// Certificate chain.
     pub cert: PathBuf,
-    /// Private key.
+    /// Private key (plain, or encrypted PKCS#8 with `key_password`).
     pub key: PathBuf,
+    /// The password of an encrypted key.
+    pub key_password: Option<KeyPassword>,
+}
+
+/// Where the password of an encrypted private key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPassword {
+    /// `key_password` (`${VAR}` expands in it).
+    Value(Secret),
+    /// `key_password_file`: the file's first line, read at load and at each reload.
+    File(PathBuf),
 }
 
 /// Who the proxy is towards brokers.
@@ -299,8 +321,12 @@ pub struct DownstreamTls {
     pub ca_certs: Option<PathBuf>,
     /// Whether clients must present a certificate.
     pub client_auth: ClientAuth,
+    /// Certificate revocation lists (PEM or DER) for client certificates, re-read on reload.
+    pub crl_files: Vec<PathBuf>,
     /// How a client certificate becomes a principal.
     pub principal_mapping: PrincipalMapping,
+    /// Versions, cipher suites and curves (`min_version`, `max_version`, `cipher_suites`, `curves`).
+    pub policy: TlsPolicy,
 }
 
 /// Client certificate requirement.
@@ -313,6 +339,30 @@ pub enum ClientAuth {
         /// The client CA file.
         ca_certs: PathBuf,
     },
+    /// Clients may present a certificate (verified against this CA file and
+    /// mapped to their principal); clients without one are `$anonymous`.
+    Requested {
+        /// The client CA file.
+        ca_certs: PathBuf,
+    },
+}
+
+impl ClientAuth {
+    /// The client CA file, when certificates are asked for.
+    pub fn ca_certs(&self) -> Option<&PathBuf> {
+        match self {
+            ClientAuth::None => None,
+            ClientAuth::Required { ca_certs } | ClientAuth::Requested { ca_certs } => Some(ca_certs),
+        }
+    }
+}
+
+/// `downstream.tls.client_auth` as written (Kafka's `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientAuthMode {
+    None,
+    Requested,
+    Required,
 }
 
 /// How an mTLS client certificate's subject becomes a principal.

@@ -10,11 +10,14 @@ use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 
 use kafka_proxy_core::config::{HostPattern, HostPort};
+use kafka_proxy_core::tls::config::{CipherSuite, KxGroup, TlsVersion};
 use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
+use crate::model::{
+    ClientAuthMode, LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol,
+};
 use crate::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
 
 /// The whole file.
@@ -52,7 +55,13 @@ pub(crate) struct RawUpstreamTls {
     pub(crate) ca_certs: Option<PathBuf>,
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
+    pub(crate) key_password: Option<Secret>,
+    pub(crate) key_password_file: Option<PathBuf>,
     pub(crate) trust_server_certs: Option<bool>,
+    pub(crate) min_version: Option<Parsed<TlsVersion>>,
+    pub(crate) max_version: Option<Parsed<TlsVersion>>,
+    pub(crate) cipher_suites: Option<Vec<Parsed<CipherSuite>>>,
+    pub(crate) curves: Option<Vec<Parsed<KxGroup>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,9 +82,17 @@ pub(crate) struct RawDownstreamTls {
     pub(crate) enabled: Option<bool>,
     pub(crate) cert: Option<PathBuf>,
     pub(crate) key: Option<PathBuf>,
+    pub(crate) key_password: Option<Secret>,
+    pub(crate) key_password_file: Option<PathBuf>,
     pub(crate) mtls_enabled: Option<bool>,
+    pub(crate) client_auth: Option<Parsed<ClientAuthMode>>,
     pub(crate) ca_certs: Option<PathBuf>,
+    pub(crate) crl_files: Option<Vec<PathBuf>>,
     pub(crate) principal_mapping_rules: Option<Vec<Parsed<PrincipalRule>>>,
+    pub(crate) min_version: Option<Parsed<TlsVersion>>,
+    pub(crate) max_version: Option<Parsed<TlsVersion>>,
+    pub(crate) cipher_suites: Option<Vec<Parsed<CipherSuite>>>,
+    pub(crate) curves: Option<Vec<Parsed<KxGroup>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,14 +12,15 @@ use kafka_proxy_core::sasl::oauthbearer::{JwtRules, JwtValidator, KeySet};
 use kafka_proxy_core::sasl::{self, CredentialStore, Random, ScramCredential as CoreScram, SystemRandom};
 use kafka_proxy_core::tls::config::{
     CertKeyPem, ClientAuth as TlsClientAuth, ClientTlsOptions, PemItem, ServerTlsOptions, ServerVerification,
-    TlsVersions, certificates_from_pem, client_config, crypto_provider, server_config,
+    certificates_from_pem, client_config, crls_from_file, server_config,
 };
 use kafka_proxy_core::tls::principal::PrincipalMapper;
+use zeroize::Zeroizing;
 
 use crate::error::Problem;
 use crate::model::{
-    ClientAuth, Config, Mechanism, OAuthKeys, PrincipalMapping, Secret, UpstreamAuth, UpstreamVerify,
-    UserCredential,
+    ClientAuth, Config, KeyPassword, Mechanism, OAuthKeys, PrincipalMapping, Secret, UpstreamAuth,
+    UpstreamVerify, UserCredential,
 };
 
 /// Iterations for SCRAM credentials hashed from plain passwords (Kafka's minimum).
@@ -42,6 +43,37 @@ impl Problems<'_> {
             Err(e) => {
                 self.add(path, format!("cannot read {}: {e}", file.display()));
                 None
+            }
+        }
+    }
+
+    /// The password of an encrypted key of `section`: `Some(None)` when none
+    /// is configured, `None` when its file cannot be read. A file's first
+    /// line is the password.
+    fn key_password(
+        &mut self,
+        section: &str,
+        password: Option<&KeyPassword>,
+    ) -> Option<Option<Zeroizing<String>>> {
+        match password {
+            None => Some(None),
+            Some(KeyPassword::Value(secret)) => Some(Some(Zeroizing::new(secret.expose().clone()))),
+            Some(KeyPassword::File(path)) => {
+                let key = format!("{section}.key_password_file");
+                let bytes = Zeroizing::new(self.read(&key, path)?);
+                let text = match std::str::from_utf8(&bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        self.add(&key, format!("{}: expected UTF-8 text", path.display()));
+                        return None;
+                    }
+                };
+                let line = text.lines().next().unwrap_or_default();
+                if line.is_empty() {
+                    self.add(&key, format!("{}: expected the password on the first line", path.display()));
+                    return None;
+                }
+                Some(Some(Zeroizing::new(line.to_owned())))
             }
         }
     }
@@ -78,19 +110,38 @@ impl Config {
         let tls = self.downstream.tls.as_ref()?;
         let cert = p.read("downstream.tls.cert", &tls.cert_key.cert);
         let key = p.read("downstream.tls.key", &tls.cert_key.key);
-        let ca = match &tls.client_auth {
-            ClientAuth::Required { ca_certs } => Some(p.read("downstream.tls.ca_certs", ca_certs)?),
-            ClientAuth::None => None,
+        let password = p.key_password("downstream.tls", tls.cert_key.key_password.as_ref());
+        let ca = match tls.client_auth.ca_certs() {
+            Some(ca_certs) => Some(p.read("downstream.tls.ca_certs", ca_certs)?),
+            None => None,
         };
-        let (cert, key) = (cert?, key?);
-        let client_auth = match &ca {
-            Some(ca_certs) => TlsClientAuth::Required { ca_certs },
-            None => TlsClientAuth::None,
+        let mut crls = Vec::new();
+        for (index, path) in tls.crl_files.iter().enumerate() {
+            let key = format!("downstream.tls.crl_files[{index}]");
+            match p.read(&key, path).map(|bytes| crls_from_file(&bytes, index)) {
+                Some(Ok(list)) => crls.extend(list),
+                Some(Err(e)) => p.add(&key, format!("{}: {e}", path.display())),
+                None => {}
+            }
+        }
+        let (cert, key, password) = (cert?, key?, password?);
+        let client_auth = match (&tls.client_auth, &ca) {
+            (ClientAuth::Required { .. }, Some(ca_certs)) => {
+                TlsClientAuth::Required { ca_certs, crls: &crls }
+            }
+            (ClientAuth::Requested { .. }, Some(ca_certs)) => {
+                TlsClientAuth::Requested { ca_certs, crls: &crls }
+            }
+            _ => TlsClientAuth::None,
         };
         let options = ServerTlsOptions {
-            identity: CertKeyPem { cert_chain: &cert, key: &key },
+            identity: CertKeyPem {
+                cert_chain: &cert,
+                key: &key,
+                key_password: password.as_ref().map(|s| s.as_bytes()),
+            },
             client_auth,
-            versions: TlsVersions::default(),
+            policy: tls.policy.clone(),
         };
         let config = match server_config(&options) {
             Ok(config) => config,
@@ -254,16 +305,20 @@ impl Config {
             Some(ck) => {
                 let cert = p.read("upstream.tls.client_cert", &ck.cert);
                 let key = p.read("upstream.tls.client_key", &ck.key);
-                Some((cert?, key?))
+                let password = p.key_password("upstream.tls", ck.key_password.as_ref());
+                Some((cert?, key?, password?))
             }
             None => None,
         };
         let options = ClientTlsOptions {
             verification,
-            identity: identity.as_ref().map(|(cert, key)| CertKeyPem { cert_chain: cert, key }),
-            versions: TlsVersions::default(),
+            identity: identity.as_ref().map(|(cert, key, password)| CertKeyPem {
+                cert_chain: cert,
+                key,
+                key_password: password.as_ref().map(|s| s.as_bytes()),
+            }),
+            policy: tls.policy.clone(),
         };
-        let _ = crypto_provider();
         match client_config(&options) {
             Ok(config) => Some(UpstreamTls { config }),
             Err(e) => {

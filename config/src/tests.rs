@@ -436,7 +436,10 @@ fn tls_files_resolve_against_the_config_directory() {
     let up = config.upstream.tls.as_ref().unwrap();
     assert_eq!(up.verify, UpstreamVerify::CaFile(dir.0.join("server_ca.pem")));
     let down = config.downstream.tls.as_ref().unwrap();
-    assert_eq!(down.cert_key, CertKey { cert: dir.0.join("server.pem"), key: dir.0.join("server_key.pem") });
+    assert_eq!(
+        down.cert_key,
+        CertKey { cert: dir.0.join("server.pem"), key: dir.0.join("server_key.pem"), key_password: None }
+    );
     assert_eq!(down.client_auth, ClientAuth::None);
     assert!(matches!(down.principal_mapping, PrincipalMapping::CommonName));
 }
@@ -462,6 +465,194 @@ fn mtls_needs_a_client_ca() {
         config.downstream.tls.unwrap().client_auth,
         ClientAuth::Required { ca_certs: dir.0.join("ca.pem") }
     );
+}
+
+/// The core's TLS test fixtures (real certificates, an encrypted key).
+fn tls_fixture(dir: &Scratch, name: &str) {
+    let source = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/tls/testdata")).join(name);
+    std::fs::copy(source, dir.0.join(name)).unwrap();
+}
+
+/// `TLS_BOTH` with the real fixtures, and `extra` added under `downstream.tls`.
+fn tls_both_real(extra: &str, env: &[(&str, &str)]) -> (Scratch, Result<Config, ConfigError>) {
+    tls_both_with_key("server_key.pem", extra, env)
+}
+
+/// [`tls_both_real`] with `key` as `downstream.tls.key`.
+fn tls_both_with_key(key: &str, extra: &str, env: &[(&str, &str)]) -> (Scratch, Result<Config, ConfigError>) {
+    let dir = Scratch::new();
+    for name in ["ca.pem", "server.pem", "server_key.pem", "server_key_pbkdf2.p8.pem"] {
+        tls_fixture(&dir, name);
+    }
+    std::fs::copy(dir.0.join("ca.pem"), dir.0.join("server_ca.pem")).unwrap();
+    let text = TLS_BOTH.replace("    key: server_key.pem\n", &format!("    key: {key}\n{extra}"));
+    let path = dir.write("config.yaml", &text);
+    let result = load(&path, env_of(env));
+    (dir, result)
+}
+
+#[test]
+fn tls_policy_keys_narrow_versions_suites_and_curves() {
+    let (_dir, config) = tls_both_real(
+        "    min_version: \"1.3\"\n    cipher_suites: [TLS_AES_256_GCM_SHA384, tls_chacha20_poly1305_sha256]\n    curves: [X25519, P-384]\n",
+        &[],
+    );
+    let config = config.unwrap();
+    let policy = &config.downstream.tls.as_ref().unwrap().policy;
+    assert_eq!(policy.versions, kafka_proxy_core::tls::config::TlsVersions::Tls13Only);
+    assert_eq!(
+        policy.describe(),
+        "TLS 1.3 only; cipher suites: TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; curves: x25519, secp384r1"
+    );
+    assert!(config.describe().contains("  tls policy: TLS 1.3 only; cipher suites: TLS_AES_256_GCM_SHA384"));
+    assert!(
+        config.describe().contains("  tls policy: TLS 1.2 and 1.3; cipher suites: default; curves: default")
+    );
+    config.to_core().unwrap();
+}
+
+#[test]
+fn tls_policy_errors_name_the_key_and_list_the_choices() {
+    let (_dir, result) = tls_both_real("    cipher_suites: [TLS_RSA_WITH_RC4_128_MD5]\n", &[]);
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("config.yaml:12:21: downstream.tls.cipher_suites[0]: expected one of TLS_"),
+        "{message}"
+    );
+    assert!(message.contains("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"), "{message}");
+    assert!(message.contains("got \"TLS_RSA_WITH_RC4_128_MD5\""), "{message}");
+
+    let (_dir, result) = tls_both_real("    curves: [secp521r1]\n", &[]);
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("downstream.tls.curves[0]: expected one of x25519, secp256r1, secp384r1"),
+        "{message}"
+    );
+
+    let (_dir, result) = tls_both_real("    min_version: \"1.3\"\n    max_version: \"1.2\"\n", &[]);
+    assert_names(
+        &result.unwrap_err().to_string(),
+        "downstream.tls.max_version",
+        "at least min_version (1.3)",
+    );
+
+    let (_dir, result) = tls_both_real("    min_version: \"1.1\"\n", &[]);
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("downstream.tls.min_version: expected \"1.2\" or \"1.3\", got \"1.1\"")
+    );
+
+    let (_dir, result) = tls_both_real("    cipher_suites: [TLS_AES_128_GCM_SHA256]\n", &[]);
+    assert_names(
+        &result.unwrap_err().to_string(),
+        "downstream.tls.cipher_suites",
+        "TLS 1.2 is enabled but no cipher suite of it is listed",
+    );
+}
+
+#[test]
+fn encrypted_keys_need_their_password() {
+    let encrypted = "server_key_pbkdf2.p8.pem";
+    let with_password = "    key_password: ${KEY_PASSWORD}\n";
+    let (_dir, config) = tls_both_with_key(encrypted, with_password, &[]);
+    assert!(config.unwrap_err().to_string().contains("KEY_PASSWORD"), "the variable is required");
+    let (_dir, config) = tls_both_with_key(encrypted, with_password, &[("KEY_PASSWORD", "kafka-proxy-test")]);
+    let config = config.unwrap();
+    assert!(!format!("{config:?}").contains("kafka-proxy-test"), "the password never prints");
+    assert!(config.describe().contains("the private key is encrypted"));
+    config.to_core().unwrap();
+
+    let (_dir, config) = tls_both_with_key(encrypted, with_password, &[("KEY_PASSWORD", "wrong")]);
+    let message = config.unwrap().to_core().unwrap_err().to_string();
+    assert_names(
+        &message,
+        "downstream.tls",
+        "the server private key cannot be decrypted with the given password",
+    );
+
+    let (dir, _) = tls_both_real("", &[]);
+    dir.write("key.pass", "kafka-proxy-test\n");
+    let (_dir, config) = tls_both_with_key(encrypted, "    key_password_file: key.pass\n", &[]);
+    assert_names(&config.unwrap_err().to_string(), "downstream.tls.key_password_file", "key.pass");
+    let text = TLS_BOTH.replace(
+        "    key: server_key.pem\n",
+        "    key: server_key_pbkdf2.p8.pem\n    key_password_file: key.pass\n",
+    );
+    let path = dir.write("config.yaml", &text);
+    load(&path, no_env).unwrap().to_core().unwrap();
+
+    let (_dir, config) = tls_both_with_key(encrypted, "", &[]);
+    let message = config.unwrap().to_core().unwrap_err().to_string();
+    assert_names(&message, "downstream.tls", "is encrypted: set key_password (or key_password_file)");
+
+    let (_dir, config) = tls_both_real("    key_password: a\n    key_password_file: server.pem\n", &[]);
+    assert_names(&config.unwrap_err().to_string(), "downstream.tls.key_password_file", "not both");
+}
+
+#[test]
+fn client_auth_modes_and_the_mtls_alias() {
+    let (dir, config) = tls_both_real("    client_auth: requested\n", &[]);
+    let config = config.unwrap();
+    let tls = config.downstream.tls.as_ref().unwrap();
+    assert_eq!(tls.client_auth, ClientAuth::Requested { ca_certs: dir.0.join("ca.pem") });
+    assert!(config.describe().contains("client certificate requested (clients without one are $anonymous)"));
+    config.to_core().unwrap();
+
+    let (_dir, config) = tls_both_real("    client_auth: required\n", &[]);
+    assert!(matches!(config.unwrap().downstream.tls.unwrap().client_auth, ClientAuth::Required { .. }));
+    let (_dir, config) = tls_both_real("    client_auth: none\n    mtls_enabled: false\n", &[]);
+    assert_eq!(config.unwrap().downstream.tls.unwrap().client_auth, ClientAuth::None);
+    let (_dir, config) = tls_both_real("    client_auth: requested\n    mtls_enabled: true\n", &[]);
+    assert_names(
+        &config.unwrap_err().to_string(),
+        "downstream.tls.client_auth",
+        "contradicts downstream.tls.mtls_enabled",
+    );
+    let (_dir, config) = tls_both_real("    client_auth: sometimes\n", &[]);
+    assert!(
+        config
+            .unwrap_err()
+            .to_string()
+            .contains("downstream.tls.client_auth: expected none, requested or required")
+    );
+}
+
+#[test]
+fn crl_files_are_read_and_checked() {
+    let (dir, config) = tls_both_real("    client_auth: required\n    crl_files: [revoked.crl]\n", &[]);
+    assert_names(&config.unwrap_err().to_string(), "downstream.tls.crl_files[0]", "revoked.crl");
+    dir.write("revoked.crl", "garbage");
+    let path = dir.0.join("config.yaml");
+    let message = load(&path, no_env).unwrap().to_core().unwrap_err().to_string();
+    assert_names(&message, "downstream.tls.crl_files[0]", "neither PEM nor DER");
+    let (_dir, config) = tls_both_real("    crl_files: [server.pem]\n", &[]);
+    let config = config.unwrap();
+    assert!(config.warnings.iter().any(|w| w.path == "downstream.tls.crl_files"), "{:?}", config.warnings);
+}
+
+#[test]
+fn upstream_tls_policy_and_client_key_password() {
+    let dir = Scratch::new();
+    for name in ["ca.pem", "server.pem", "server_key_pbkdf2.p8.pem"] {
+        tls_fixture(&dir, name);
+    }
+    let tls = "  security_protocol: SSL\n  tls:\n    ca_certs: ca.pem\n    client_cert: server.pem\n    \
+               client_key: server_key_pbkdf2.p8.pem\n    key_password: kafka-proxy-test\n    \
+               max_version: TLSv1.2\n    curves: [secp256r1]\ndownstream";
+    let text = LOCAL.replace("  security_protocol: PLAINTEXT\ndownstream", tls);
+    let path = dir.write("config.yaml", &text);
+    let config = load(&path, no_env).unwrap_or_else(|e| panic!("{e}"));
+    let policy = &config.upstream.tls.as_ref().unwrap().policy;
+    assert_eq!(policy.versions, kafka_proxy_core::tls::config::TlsVersions::Tls12Only);
+    let described = config.describe();
+    assert!(described.contains("server_key_pbkdf2.p8.pem, encrypted)"), "{described}");
+    assert!(
+        described.contains("tls policy: TLS 1.2 only; cipher suites: default; curves: secp256r1"),
+        "{described}"
+    );
+    config.to_core().unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! `downstream`: TLS termination, SASL mechanisms, client credentials, OAUTHBEARER.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::tls::RawPolicy;
 use super::{Checker, DEFAULT_CLOCK_SKEW, Protocol};
 use crate::credentials::{self, load_credentials_file};
 use crate::error::{ConfigError, Problem};
 use crate::model::{
-    CertKey, ClientAuth, Credentials, CredentialsFile, Downstream, DownstreamSasl, DownstreamTls, Mechanism,
-    OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
+    CertKey, ClientAuth, ClientAuthMode, Credentials, CredentialsFile, Downstream, DownstreamSasl,
+    DownstreamTls, Mechanism, OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
 };
 use crate::raw::{RawCredentials, RawDownstream, RawDownstreamTls, RawOAuthBearer};
 use crate::scalar::UserPassword;
@@ -30,9 +31,17 @@ impl Checker<'_> {
             if let Some(tls) = &raw_tls
                 && (tls.cert.is_some()
                     || tls.key.is_some()
+                    || tls.key_password.is_some()
+                    || tls.key_password_file.is_some()
                     || tls.ca_certs.is_some()
                     || tls.mtls_enabled.is_some()
-                    || tls.principal_mapping_rules.is_some())
+                    || tls.client_auth.is_some()
+                    || tls.crl_files.is_some()
+                    || tls.principal_mapping_rules.is_some()
+                    || tls.min_version.is_some()
+                    || tls.max_version.is_some()
+                    || tls.cipher_suites.is_some()
+                    || tls.curves.is_some())
             {
                 self.report.warn(
                     "downstream.tls",
@@ -104,16 +113,41 @@ impl Checker<'_> {
             raw.key.as_deref().unwrap_or(Path::new("server_key.pem")),
             raw.key.is_none(),
         );
-        let mtls = raw.mtls_enabled.unwrap_or(false);
-        let ca_certs = match (&raw.ca_certs, mtls) {
+        let mode = self.client_auth_mode(raw.mtls_enabled, raw.client_auth.map(|m| m.0));
+        let asks_certificates = mode != ClientAuthMode::None;
+        let ca_certs = match (&raw.ca_certs, asks_certificates) {
             (Some(ca), _) => Some(self.existing_file("downstream.tls.ca_certs", ca, false)),
             (None, true) => Some(self.existing_file("downstream.tls.ca_certs", Path::new("ca.pem"), true)),
             (None, false) => None,
         };
-        let client_auth = match (&ca_certs, mtls) {
-            (Some(ca), true) => ClientAuth::Required { ca_certs: ca.clone() },
+        let client_auth = match (&ca_certs, mode) {
+            (Some(ca), ClientAuthMode::Required) => ClientAuth::Required { ca_certs: ca.clone() },
+            (Some(ca), ClientAuthMode::Requested) => ClientAuth::Requested { ca_certs: ca.clone() },
             _ => ClientAuth::None,
         };
+        let crl_files: Vec<PathBuf> = raw
+            .crl_files
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, path)| self.existing_file(&format!("downstream.tls.crl_files[{i}]"), path, false))
+            .collect();
+        if !crl_files.is_empty() && !asks_certificates {
+            self.report.warn(
+                "downstream.tls.crl_files",
+                "ignored: clients present no certificate unless downstream.tls.client_auth is requested or required",
+            );
+        }
+        let key_password = self.key_password("downstream.tls", raw.key_password, raw.key_password_file);
+        let policy = self.tls_policy(
+            "downstream",
+            RawPolicy {
+                min_version: raw.min_version,
+                max_version: raw.max_version,
+                cipher_suites: raw.cipher_suites,
+                curves: raw.curves,
+            },
+        );
         let principal_mapping = match raw.principal_mapping_rules {
             None => PrincipalMapping::CommonName,
             Some(rules) => {
@@ -123,16 +157,51 @@ impl Checker<'_> {
                         "expected at least one rule (or remove the key for the CN)",
                     );
                 }
-                if !mtls {
+                if !asks_certificates {
                     self.report.warn(
                         "downstream.tls.principal_mapping_rules",
-                        "ignored: clients present no certificate unless downstream.tls.mtls_enabled is true",
+                        "ignored: clients present no certificate unless downstream.tls.mtls_enabled is true \
+                         (or client_auth is requested or required)",
                     );
                 }
                 PrincipalMapping::Rules(rules.into_iter().map(|r| r.0).collect())
             }
         };
-        DownstreamTls { cert_key: CertKey { cert, key }, ca_certs, client_auth, principal_mapping }
+        DownstreamTls {
+            cert_key: CertKey { cert, key, key_password },
+            ca_certs,
+            client_auth,
+            crl_files,
+            principal_mapping,
+            policy,
+        }
+    }
+
+    /// `client_auth` (Kafka's `ssl.client.auth`) and its older alias
+    /// `mtls_enabled` (true = `required`); both given must agree.
+    fn client_auth_mode(
+        &mut self,
+        mtls_enabled: Option<bool>,
+        client_auth: Option<ClientAuthMode>,
+    ) -> ClientAuthMode {
+        match (mtls_enabled, client_auth) {
+            (None, None) => ClientAuthMode::None,
+            (Some(true), None) => ClientAuthMode::Required,
+            (Some(false), None) => ClientAuthMode::None,
+            (None, Some(mode)) => mode,
+            (Some(mtls), Some(mode)) => {
+                if mtls != (mode == ClientAuthMode::Required) {
+                    self.report.error(
+                        "downstream.tls.client_auth",
+                        format!(
+                            "contradicts downstream.tls.mtls_enabled: {mtls} (mtls_enabled: true is \
+                             client_auth: required); keep one of the two"
+                        ),
+                    );
+                }
+                mode
+            }
+        }
     }
 
     /// The SASL settings of `raw` (whose `tls` has been taken).
@@ -336,9 +405,17 @@ fn empty_downstream_tls() -> RawDownstreamTls {
         enabled: None,
         cert: None,
         key: None,
+        key_password: None,
+        key_password_file: None,
         mtls_enabled: None,
+        client_auth: None,
         ca_certs: None,
+        crl_files: None,
         principal_mapping_rules: None,
+        min_version: None,
+        max_version: None,
+        cipher_suites: None,
+        curves: None,
     }
 }
 

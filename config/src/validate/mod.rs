@@ -18,6 +18,7 @@ use super::scalar::Parsed;
 mod auth_swap;
 mod downstream;
 mod mapping;
+mod tls;
 mod upstream;
 
 use downstream::empty_downstream;

@@ -2,6 +2,9 @@
 
 use kafka_proxy_core::config::HostPort;
 
+use kafka_proxy_core::tls::config::TlsPolicy;
+
+use super::tls::RawPolicy;
 use super::{Checker, MAX_BOOTSTRAP_SERVERS, Protocol};
 use crate::model::{
     AuthSwap, CertKey, Downstream, Mechanism, Secret, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
@@ -25,7 +28,13 @@ impl Checker<'_> {
                 if tls.ca_certs.is_some()
                     || tls.client_cert.is_some()
                     || tls.client_key.is_some()
+                    || tls.key_password.is_some()
+                    || tls.key_password_file.is_some()
                     || tls.trust_server_certs.is_some()
+                    || tls.min_version.is_some()
+                    || tls.max_version.is_some()
+                    || tls.cipher_suites.is_some()
+                    || tls.curves.is_some()
                 {
                     self.report.warn(
                         "upstream.tls",
@@ -34,9 +43,11 @@ impl Checker<'_> {
                 }
                 None
             }
-            None if protocol.value.uses_tls() => {
-                Some(UpstreamTls { verify: UpstreamVerify::SystemRoots, client_cert: None })
-            }
+            None if protocol.value.uses_tls() => Some(UpstreamTls {
+                verify: UpstreamVerify::SystemRoots,
+                client_cert: None,
+                policy: TlsPolicy::default(),
+            }),
             None => None,
         };
         let auth = self.upstream_auth(
@@ -89,10 +100,12 @@ impl Checker<'_> {
         } else {
             UpstreamVerify::SystemRoots
         };
+        let key_password = self.key_password("upstream.tls", raw.key_password, raw.key_password_file);
         let client_cert = match (raw.client_cert, raw.client_key) {
             (Some(cert), Some(key)) => Some(CertKey {
                 cert: self.existing_file("upstream.tls.client_cert", &cert, false),
                 key: self.existing_file("upstream.tls.client_key", &key, false),
+                key_password,
             }),
             (Some(_), None) => {
                 self.report.error("upstream.tls.client_key", "required when upstream.tls.client_cert is set");
@@ -102,9 +115,24 @@ impl Checker<'_> {
                 self.report.error("upstream.tls.client_cert", "required when upstream.tls.client_key is set");
                 None
             }
-            (None, None) => None,
+            (None, None) => {
+                if key_password.is_some() {
+                    self.report
+                        .warn("upstream.tls.key_password", "ignored: no upstream.tls.client_key is set");
+                }
+                None
+            }
         };
-        UpstreamTls { verify, client_cert }
+        let policy = self.tls_policy(
+            "upstream",
+            RawPolicy {
+                min_version: raw.min_version,
+                max_version: raw.max_version,
+                cipher_suites: raw.cipher_suites,
+                curves: raw.curves,
+            },
+        );
+        UpstreamTls { verify, client_cert, policy }
     }
 
     fn upstream_auth(

@@ -543,7 +543,8 @@ fn oauthbearer_tokens_are_validated() {
 }
 
 fn tls_security(mtls: bool, upstream: bool) -> Security {
-    let client_auth = if mtls { ClientAuth::Required { ca_certs: test_util::CA } } else { ClientAuth::None };
+    let client_auth =
+        if mtls { ClientAuth::Required { ca_certs: test_util::CA, crls: &[] } } else { ClientAuth::None };
     Security {
         downstream_tls: Some(DownstreamTls {
             config: test_util::server_cfg(client_auth, TlsVersions::default()),
