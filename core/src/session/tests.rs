@@ -507,6 +507,7 @@ fn oauthbearer_tokens_are_validated() {
             audiences: vec!["kafka".into()],
             required_scopes: vec![],
             clock_skew: Duration::from_secs(30),
+            ..Default::default()
         },
     );
     let mut cfg = SaslServerConfig::new(

@@ -8,6 +8,7 @@
 
 mod jwt;
 mod keys;
+mod remote;
 
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,10 @@ use std::time::SystemTime;
 
 pub use jwt::{JwtError, JwtRules, JwtValidator};
 pub use keys::{EcCurve, JwsAlgorithm, KeyError, KeySet, PublicKey, VerificationKey};
+pub use remote::{
+    BearerToken, DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH, EndpointTrust, JwksEndpoint,
+    JwksStore, Sources, TokenEndpoint, TokenStore,
+};
 
 use super::scram::unescape_username;
 use super::secret::Secret;
