@@ -1,5 +1,8 @@
-//! The proxy's SASL client towards a broker: PLAIN and SCRAM-SHA-256/512
-//! over SaslHandshake v1 + SaslAuthenticate, with KIP-368 re-authentication.
+//! The proxy's SASL client towards a broker: PLAIN, SCRAM-SHA-256/512 and
+//! OAUTHBEARER over SaslHandshake v1 + SaslAuthenticate, with KIP-368
+//! re-authentication. OAUTHBEARER sends the token its [`TokenStore`] holds at
+//! the time (RFC 7628's `n,,` GS2 header and `auth=Bearer` pair, Kafka's
+//! format), so a re-authentication carries the token a fetcher refreshed.
 //!
 //! The session supplies correlation ids and routes responses: while
 //! [`SaslClient::pending`] names a request, the response with that
@@ -19,6 +22,7 @@ use super::messages::{
     CLIENT_ID, DecodeError, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
     SaslHandshakeResponse, authenticate_response_header_flexible, pick_authenticate_version,
 };
+use super::oauthbearer::TokenStore;
 use super::plain::{self, PlainError};
 use super::random::{Random, RandomError};
 use super::scram::{ScramClient, ScramClientFinalSent, ScramClientFirstSent, ScramError};
@@ -42,11 +46,13 @@ pub struct ClientConfig {
     mechanism: Mechanism,
     username: String,
     password: Secret<String>,
+    /// OAUTHBEARER: where the current token is.
+    token: Option<Arc<TokenStore>>,
     random: Arc<dyn Random>,
 }
 
 impl ClientConfig {
-    /// A configuration for PLAIN or SCRAM (OAUTHBEARER is not offered towards brokers).
+    /// A configuration for PLAIN or SCRAM (OAUTHBEARER takes [`ClientConfig::oauthbearer`]).
     pub fn new(
         mechanism: Mechanism,
         username: &str,
@@ -62,7 +68,24 @@ impl ClientConfig {
         } else if username.is_empty() {
             return Err(ClientError::Plain(PlainError::Malformed("empty user name")));
         }
-        Ok(ClientConfig { mechanism, username: username.to_owned(), password, random })
+        Ok(ClientConfig { mechanism, username: username.to_owned(), password, token: None, random })
+    }
+
+    /// An OAUTHBEARER configuration: each login sends the token `store` holds;
+    /// the store's client id names the identity in logs.
+    pub fn oauthbearer(store: Arc<TokenStore>, random: Arc<dyn Random>) -> Self {
+        ClientConfig {
+            mechanism: Mechanism::OAuthBearer,
+            username: store.endpoint().client_id.clone(),
+            password: Secret::new(String::new()),
+            token: Some(store),
+            random,
+        }
+    }
+
+    /// The token store (OAUTHBEARER only).
+    pub fn token_store(&self) -> Option<&Arc<TokenStore>> {
+        self.token.as_ref()
     }
 
     /// The mechanism.
@@ -88,8 +111,10 @@ pub enum ClientError {
         /// The broker's message, if any.
         message: Option<String>,
     },
-    /// OAUTHBEARER (or another mechanism) is not supported as a client.
+    /// A mechanism configured without what it needs (OAUTHBEARER without a token store).
     UnsupportedMechanism(Mechanism),
+    /// OAUTHBEARER: no token has been obtained from the token endpoint yet.
+    NoToken,
     /// The credentials cannot be encoded for PLAIN.
     Plain(PlainError),
     /// The SCRAM exchange failed (for example the server's signature did not verify).
@@ -123,7 +148,8 @@ impl fmt::Display for ClientError {
                     None => Ok(()),
                 }
             }
-            ClientError::UnsupportedMechanism(m) => write!(f, "{m} is not supported towards brokers"),
+            ClientError::UnsupportedMechanism(m) => write!(f, "{m} is not configured towards brokers"),
+            ClientError::NoToken => f.write_str("no OAUTHBEARER token from the token endpoint yet"),
             ClientError::Plain(e) => e.fmt(f),
             ClientError::Scram(e) => e.fmt(f),
             ClientError::Decode(e) => e.fmt(f),
@@ -187,6 +213,10 @@ enum Exchange {
     Plain,
     ScramFirst(ScramClientFirstSent),
     ScramFinal(ScramClientFinalSent),
+    /// The token was sent; an empty reply means success, a JSON challenge refusal.
+    OAuthToken,
+    /// The broker refused the token with a challenge; the `0x01` acknowledgement was sent.
+    OAuthRefused(String),
 }
 
 #[derive(Debug)]
@@ -344,7 +374,17 @@ impl SaslClient {
                     ScramClient::new(m, &config.username, config.password.clone(), nonce).client_first();
                 (Exchange::ScramFirst(state), token)
             }
-            Mechanism::OAuthBearer => return self.fail(ClientError::UnsupportedMechanism(config.mechanism)),
+            Mechanism::OAuthBearer => {
+                let Some(store) = &config.token else {
+                    return self.fail(ClientError::UnsupportedMechanism(config.mechanism));
+                };
+                let Some(token) = store.current() else {
+                    store.request_refresh();
+                    return self.fail(ClientError::NoToken);
+                };
+                let message = format!("n,,\u{1}auth=Bearer {}\u{1}\u{1}", token.value.expose());
+                (Exchange::OAuthToken, message.into_bytes())
+            }
         };
         let pending = Pending { correlation_id, api_key: ApiKey::SASL_AUTHENTICATE, version };
         self.state = State::AwaitAuthenticate { pending, exchange, reauthentication };
@@ -395,6 +435,29 @@ impl SaslClient {
                 Err(e) => self.fail(ClientError::Scram(e)),
             },
             Exchange::Plain => self.authenticated(response.session_lifetime_ms, reauthentication, now),
+            Exchange::OAuthToken if response.auth_bytes.is_empty() => {
+                self.authenticated(response.session_lifetime_ms, reauthentication, now)
+            }
+            Exchange::OAuthToken => {
+                // RFC 7628 §3.2.2: acknowledge the error challenge; the broker then fails.
+                let challenge = String::from_utf8_lossy(response.auth_bytes).into_owned();
+                let pending = Pending { correlation_id, ..pending };
+                self.state = State::AwaitAuthenticate {
+                    pending,
+                    exchange: Exchange::OAuthRefused(challenge),
+                    reauthentication,
+                };
+                ClientStep::Send(SaslAuthenticateRequest { auth_bytes: &[0x01] }.encode_frame(
+                    correlation_id,
+                    pending.version,
+                    CLIENT_ID,
+                ))
+            }
+            Exchange::OAuthRefused(challenge) => self.fail(ClientError::Broker {
+                api_key: ApiKey::SASL_AUTHENTICATE,
+                error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
+                message: Some(challenge),
+            }),
         }
     }
 
