@@ -6,10 +6,13 @@ use kafka_proxy_config as config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
+use kafka_proxy_core::sasl::oauthbearer::Sources;
+use kafka_proxy_oauth::Fetchers;
 use kafka_proxy_runtime::{Control, RunOptions};
 use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
@@ -225,13 +228,20 @@ fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
     }
 }
 
-/// Loads and converts the configuration for a reload, as one error line.
-fn load_quiet(path: &Path) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
+/// Loads and converts the configuration for a reload, as one error line;
+/// its JWKS and token stores are shared with the running configuration's
+/// where the endpoints are the same, and new ones are fetched before it applies.
+fn load_quiet(
+    path: &Path,
+    fetchers: &Fetchers,
+) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
     let config = config::load(path, config::process_env)?;
     for w in &config.warnings {
         warn!("{w}");
     }
-    config.to_core()
+    let core = config.to_core_with(fetchers.sources())?;
+    fetchers.sync();
+    Ok(core)
 }
 
 fn check(path: &Path) -> ExitCode {
@@ -267,14 +277,28 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
-    let (config, core) = match load(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
+    let config = match config::load(path, config::process_env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // JWKS keys and OAUTHBEARER tokens come from HTTPS endpoints, fetched
+    // off the data path; one store per endpoint for the whole process.
+    let fetchers = Arc::new(Fetchers::new(Arc::new(Sources::new())));
+    let core = match config.to_core_with(fetchers.sources()) {
+        Ok(core) => core,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     init_logging(&config.logging);
     for w in &config.warnings {
         warn!("{w}");
     }
+    fetchers.sync();
     let runtime = runtime.unwrap_or(match config.runtime {
         config::RuntimeKind::Tokio => RuntimeKind::Tokio,
         config::RuntimeKind::Mio => RuntimeKind::Mio,
@@ -289,6 +313,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // new connections.
     let path_buf = path.to_path_buf();
     let steer = control.clone();
+    let reload_fetchers = fetchers.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
             info!(
@@ -300,7 +325,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
-            match load_quiet(&path_buf) {
+            match load_quiet(&path_buf, &reload_fetchers) {
                 Ok(core) => steer.reload(core),
                 Err(e) => error!("configuration reload failed, keeping the running one: {e}"),
             }

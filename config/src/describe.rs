@@ -153,6 +153,15 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
         }
     };
     out.push(format!("  auth: {auth}"));
+    if let Some(oauth) = &up.oauthbearer {
+        let scope = oauth.scope.as_ref().map_or_else(String::new, |s| format!(", scope {s:?}"));
+        let trust =
+            oauth.ca_certs.as_ref().map_or_else(|| "system roots".to_owned(), |c| c.display().to_string());
+        out.push(format!(
+            "  oauthbearer: tokens from {} (client credentials{scope}, trusting {trust}), refreshed at 80% of their lifetime",
+            oauth.token_endpoint_url
+        ));
+    }
 }
 
 fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
@@ -228,13 +237,28 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
                 let keys = match &oauth.keys {
                     OAuthKeys::JwksFile(path) => format!("JWKS {}", path.display()),
                     OAuthKeys::PublicKey(path) => format!("public key {}", path.display()),
+                    OAuthKeys::JwksUrl(jwks) => format!(
+                        "JWKS {} (trusting {}, refreshed every {}, on unknown kid at most every {})",
+                        jwks.url,
+                        jwks.ca_certs
+                            .as_ref()
+                            .map_or_else(|| "system roots".to_owned(), |c| c.display().to_string()),
+                        duration(jwks.refresh),
+                        duration(jwks.min_refresh_interval)
+                    ),
                 };
                 let mut text = format!("  oauthbearer: keys from {keys}");
                 if let Some(iss) = &oauth.issuer {
                     text.push_str(&format!(", issuer {iss}"));
                 }
-                if let Some(aud) = &oauth.audience {
-                    text.push_str(&format!(", audience {aud}"));
+                if !oauth.audience.is_empty() {
+                    text.push_str(&format!(", audience {}", oauth.audience.join(" or ")));
+                }
+                if let Some(claim) = &oauth.sub_claim_name {
+                    text.push_str(&format!(", principal from claim {claim}"));
+                }
+                if let Some(claim) = &oauth.scope_claim_name {
+                    text.push_str(&format!(", scopes from claim {claim}"));
                 }
                 if !oauth.required_scopes.is_empty() {
                     text.push_str(&format!(", scopes {}", oauth.required_scopes.join(" ")));

@@ -143,7 +143,7 @@ pub enum Mechanism {
     ScramSha256,
     /// `SCRAM-SHA-512` (alias `SCRAM-512`).
     ScramSha512,
-    /// `OAUTHBEARER` (KIP-255); downstream only.
+    /// `OAUTHBEARER` (KIP-255); towards brokers with `upstream.oauthbearer`.
     OAuthBearer,
 }
 
@@ -201,6 +201,8 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
     /// Who the proxy is towards brokers.
     pub auth: UpstreamAuth,
+    /// The token endpoint; `Some` exactly when the proxy logs in with OAUTHBEARER.
+    pub oauthbearer: Option<UpstreamOAuth>,
 }
 
 /// TLS towards brokers.
@@ -468,8 +470,12 @@ pub struct OAuthBearer {
     pub keys: OAuthKeys,
     /// Required `iss`, if any.
     pub issuer: Option<String>,
-    /// Required `aud`, if any.
-    pub audience: Option<String>,
+    /// Accepted `aud` values: a token must name one of them (empty: any audience).
+    pub audience: Vec<String>,
+    /// The claim naming the principal (`sub_claim_name`; `None`: `sub`).
+    pub sub_claim_name: Option<String>,
+    /// The claim holding the scopes (`scope_claim_name`; `None`: `scope`).
+    pub scope_claim_name: Option<String>,
     /// Scopes every token must carry.
     pub required_scopes: Vec<String>,
     /// Tolerance for `exp` / `nbf` (default 60 s).
@@ -483,6 +489,34 @@ pub enum OAuthKeys {
     JwksFile(PathBuf),
     /// One PEM public key (`public_key_path`).
     PublicKey(PathBuf),
+    /// A JWKS endpoint (`jwks_url`), fetched over HTTPS and refreshed.
+    JwksUrl(JwksUrl),
+}
+
+/// `downstream.oauthbearer.jwks_url` and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// The `https://` URL.
+    pub url: String,
+    /// `jwks_ca_certs`: the CAs to trust for it (absent: system roots).
+    pub ca_certs: Option<PathBuf>,
+    /// `jwks_refresh_ms` (default one hour, Kafka's).
+    pub refresh: Duration,
+    /// `jwks_min_refresh_interval_ms`: the shortest pause between refreshes for unknown `kid`s.
+    pub min_refresh_interval: Duration,
+}
+
+/// `upstream.oauthbearer`: where the proxy obtains its tokens towards brokers.
+/// The client id and secret are the identity's user name and password
+/// (`UpstreamAuth::Service` or, under auth swap, each `upstream_credentials` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamOAuth {
+    /// `token_endpoint_url`.
+    pub token_endpoint_url: String,
+    /// `scope`, sent with every token request when set.
+    pub scope: Option<String>,
+    /// `ca_certs`: the CAs to trust for the token endpoint (absent: system roots).
+    pub ca_certs: Option<PathBuf>,
 }
 
 /// How broker addresses are exposed to clients.

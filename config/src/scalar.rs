@@ -156,6 +156,24 @@ impl FromConfigStr for Mechanism {
     }
 }
 
+/// An `https://` URL (JWKS and token endpoints are only ever fetched over TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpsUrl(pub(crate) String);
+
+impl FromConfigStr for HttpsUrl {
+    const EXPECTED: &'static str = "an https:// URL";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        let rest = text.get(..8).filter(|p| p.eq_ignore_ascii_case("https://")).and_then(|_| text.get(8..));
+        let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        match authority {
+            Some(host) if !host.is_empty() && !text.contains(char::is_whitespace) => {
+                Ok(HttpsUrl(text.to_owned()))
+            }
+            _ => Err(expected(Self::EXPECTED, text, "keys and tokens are only fetched over TLS")),
+        }
+    }
+}
+
 impl FromConfigStr for TlsVersion {
     const EXPECTED: &'static str = "a TLS version: \"1.2\" or \"1.3\" (TLSv1.2, TLSv1.3)";
     fn parse_config(text: &str) -> Result<Self, String> {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use kafka_proxy_core::config::{DownstreamSasl, DownstreamTls, Security, UpstreamLogin, UpstreamTls};
 use kafka_proxy_core::sasl::ServerConfig as SaslServerConfig;
-use kafka_proxy_core::sasl::oauthbearer::{JwtRules, JwtValidator, KeySet};
+use kafka_proxy_core::sasl::oauthbearer::{
+    EndpointTrust, JwksEndpoint, JwtRules, JwtValidator, KeySet, Sources, TokenEndpoint,
+};
 use kafka_proxy_core::sasl::{self, CredentialStore, Random, ScramCredential as CoreScram, SystemRandom};
 use kafka_proxy_core::tls::config::{
     CertKeyPem, ClientAuth as TlsClientAuth, ClientTlsOptions, PemItem, ServerTlsOptions, ServerVerification,
@@ -42,6 +44,19 @@ impl Problems<'_> {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 self.add(path, format!("cannot read {}: {e}", file.display()));
+                None
+            }
+        }
+    }
+
+    /// How to trust an HTTPS endpoint: the CA file at `key`, or the system roots.
+    fn endpoint_trust(&mut self, key: &str, ca_certs: Option<&Path>) -> Option<EndpointTrust> {
+        let Some(path) = ca_certs else { return Some(EndpointTrust::SystemRoots) };
+        let pem = self.read(key, path)?;
+        match certificates_from_pem(&pem, PemItem::ServerCaBundle) {
+            Ok(certs) => Some(EndpointTrust::Roots(certs)),
+            Err(e) => {
+                self.add(key, format!("{}: {e}", path.display()));
                 None
             }
         }
@@ -94,14 +109,14 @@ fn core_secret(s: &Secret) -> sasl::Secret<String> {
 
 impl Config {
     /// TLS and SASL for the engine, or every problem found.
-    pub(crate) fn security(&self) -> Result<Security, Vec<Problem>> {
+    pub(crate) fn security(&self, sources: &Sources) -> Result<Security, Vec<Problem>> {
         let mut p = Problems { file: &self.path, list: Vec::new() };
         let random: Arc<dyn Random> = Arc::new(SystemRandom::new());
         let security = Security {
             downstream_tls: self.downstream_tls(&mut p),
-            downstream_sasl: self.downstream_sasl(&mut p, &random),
+            downstream_sasl: self.downstream_sasl(&mut p, &random, sources),
             upstream_tls: self.upstream_tls(&mut p),
-            upstream_login: self.upstream_login(&mut p, &random),
+            upstream_login: self.upstream_login(&mut p, &random, sources),
         };
         if p.list.is_empty() { Ok(security) } else { Err(p.list) }
     }
@@ -165,7 +180,12 @@ impl Config {
         Some(DownstreamTls { config, principal: Arc::new(principal) })
     }
 
-    fn downstream_sasl(&self, p: &mut Problems<'_>, random: &Arc<dyn Random>) -> DownstreamSasl {
+    fn downstream_sasl(
+        &self,
+        p: &mut Problems<'_>,
+        random: &Arc<dyn Random>,
+        sources: &Sources,
+    ) -> DownstreamSasl {
         if self.downstream.sasl_pass_through {
             return DownstreamSasl::PassThrough;
         }
@@ -240,7 +260,28 @@ impl Config {
         let mut server = SaslServerConfig::new(&mechanisms, credentials, random.clone());
         server.session_lifetime = sasl.session_lifetime;
         if let Some(oauth) = &sasl.oauthbearer {
+            let rules = JwtRules {
+                issuer: oauth.issuer.clone(),
+                audiences: oauth.audience.clone(),
+                required_scopes: oauth.required_scopes.clone(),
+                clock_skew: oauth.clock_skew,
+                subject_claim: oauth.sub_claim_name.clone(),
+                scope_claim: oauth.scope_claim_name.clone(),
+            };
             let keys = match &oauth.keys {
+                OAuthKeys::JwksUrl(jwks) => {
+                    let key = "downstream.oauthbearer.jwks_ca_certs";
+                    if let Some(trust) = p.endpoint_trust(key, jwks.ca_certs.as_deref()) {
+                        let store = sources.jwks(JwksEndpoint {
+                            url: jwks.url.clone(),
+                            trust,
+                            refresh: jwks.refresh,
+                            min_refresh_interval: jwks.min_refresh_interval,
+                        });
+                        server.oauthbearer = Some(Arc::new(JwtValidator::remote(store, rules.clone())));
+                    }
+                    None
+                }
                 OAuthKeys::JwksFile(path) => p.read("downstream.oauthbearer.jwks_file", path).map(|bytes| {
                     String::from_utf8(bytes)
                         .map_err(|e| e.to_string())
@@ -255,15 +296,7 @@ impl Config {
                 }
             };
             match keys {
-                Some(Ok(keys)) => {
-                    let rules = JwtRules {
-                        issuer: oauth.issuer.clone(),
-                        audiences: oauth.audience.iter().cloned().collect(),
-                        required_scopes: oauth.required_scopes.clone(),
-                        clock_skew: oauth.clock_skew,
-                    };
-                    server.oauthbearer = Some(Arc::new(JwtValidator::new(keys, rules)));
-                }
+                Some(Ok(keys)) => server.oauthbearer = Some(Arc::new(JwtValidator::new(keys, rules))),
                 Some(Err((path, e))) => p.add(path, e),
                 None => {}
             }
@@ -328,9 +361,31 @@ impl Config {
         }
     }
 
-    fn upstream_login(&self, p: &mut Problems<'_>, random: &Arc<dyn Random>) -> UpstreamLogin {
+    fn upstream_login(
+        &self,
+        p: &mut Problems<'_>,
+        random: &Arc<dyn Random>,
+        sources: &Sources,
+    ) -> UpstreamLogin {
+        let oauth = match &self.upstream.oauthbearer {
+            Some(o) => match p.endpoint_trust("upstream.oauthbearer.ca_certs", o.ca_certs.as_deref()) {
+                Some(trust) => Some((o, trust)),
+                None => return UpstreamLogin::Off,
+            },
+            None => None,
+        };
         let client =
             |p: &mut Problems<'_>, path: &str, mechanism: Mechanism, user: &str, password: &Secret| {
+                if let (Mechanism::OAuthBearer, Some((o, trust))) = (mechanism, &oauth) {
+                    let store = sources.token(TokenEndpoint {
+                        url: o.token_endpoint_url.clone(),
+                        client_id: user.to_owned(),
+                        client_secret: core_secret(password),
+                        scope: o.scope.clone(),
+                        trust: trust.clone(),
+                    });
+                    return Some(Arc::new(sasl::ClientConfig::oauthbearer(store, random.clone())));
+                }
                 match sasl::ClientConfig::new(
                     core_mechanism(mechanism),
                     user,

@@ -59,6 +59,11 @@ impl Fetchers {
         Fetchers { sources, started: Mutex::new(Started::default()) }
     }
 
+    /// The registry configurations take their stores from (`Config::to_core_with` in kafka-proxy-config).
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
     /// Starts a fetcher for every store without one: its first fetch runs
     /// here (so a proxy starts with keys and tokens when the endpoints
     /// answer), the rest on its own thread. Call after each configuration

@@ -4,13 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kafka_proxy_core::sasl::oauthbearer::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH};
+
 use super::tls::RawPolicy;
 use super::{Checker, DEFAULT_CLOCK_SKEW, Protocol};
 use crate::credentials::{self, load_credentials_file};
 use crate::error::{ConfigError, Problem};
 use crate::model::{
     CertKey, ClientAuth, ClientAuthMode, Credentials, CredentialsFile, Downstream, DownstreamSasl,
-    DownstreamTls, Mechanism, OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
+    DownstreamTls, JwksUrl, Mechanism, OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
 };
 use crate::raw::{RawCredentials, RawDownstream, RawDownstreamTls, RawOAuthBearer};
 use crate::scalar::UserPassword;
@@ -288,7 +290,7 @@ impl Checker<'_> {
             (true, None) => {
                 self.report.error(
                     "downstream.oauthbearer",
-                    "required when OAUTHBEARER is offered: expected jwks_file or public_key_path",
+                    "required when OAUTHBEARER is offered: expected jwks_url, jwks_file or public_key_path",
                 );
                 None
             }
@@ -357,29 +359,67 @@ impl Checker<'_> {
     }
 
     fn oauthbearer(&mut self, raw: RawOAuthBearer) -> Option<OAuthBearer> {
-        let keys = match (raw.jwks_file, raw.public_key_path) {
-            (Some(jwks), None) => {
+        const SOURCES: &str = "expected exactly one of jwks_url, jwks_file or public_key_path";
+        let url_only = [
+            ("jwks_ca_certs", raw.jwks_ca_certs.is_some()),
+            ("jwks_refresh_ms", raw.jwks_refresh_ms.is_some()),
+            ("jwks_min_refresh_interval_ms", raw.jwks_min_refresh_interval_ms.is_some()),
+        ];
+        let keys = match (raw.jwks_file, raw.public_key_path, raw.jwks_url) {
+            (Some(jwks), None, None) => {
                 OAuthKeys::JwksFile(self.existing_file("downstream.oauthbearer.jwks_file", &jwks, false))
             }
-            (None, Some(pem)) => OAuthKeys::PublicKey(self.existing_file(
+            (None, Some(pem), None) => OAuthKeys::PublicKey(self.existing_file(
                 "downstream.oauthbearer.public_key_path",
                 &pem,
                 false,
             )),
-            (Some(_), Some(_)) => {
-                self.report
-                    .error("downstream.oauthbearer", "expected jwks_file or public_key_path, not both");
+            (None, None, Some(url)) => OAuthKeys::JwksUrl(JwksUrl {
+                url: url.0.0,
+                ca_certs: raw
+                    .jwks_ca_certs
+                    .map(|ca| self.existing_file("downstream.oauthbearer.jwks_ca_certs", &ca, false)),
+                refresh: raw
+                    .jwks_refresh_ms
+                    .map_or(DEFAULT_JWKS_REFRESH, |ms| Duration::from_millis(ms.get())),
+                min_refresh_interval: raw
+                    .jwks_min_refresh_interval_ms
+                    .map_or(DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Duration::from_millis),
+            }),
+            (None, None, None) => {
+                self.report.error("downstream.oauthbearer", SOURCES);
                 return None;
             }
-            (None, None) => {
-                self.report.error("downstream.oauthbearer", "expected jwks_file or public_key_path");
+            _ => {
+                self.report.error("downstream.oauthbearer", format!("{SOURCES}, not several"));
                 return None;
             }
         };
+        if !matches!(keys, OAuthKeys::JwksUrl(_)) {
+            for (key, set) in url_only {
+                if set {
+                    self.report
+                        .warn(format!("downstream.oauthbearer.{key}"), "ignored: only used with jwks_url");
+                }
+            }
+        }
+        let audience = raw.audience.map(|a| a.0).unwrap_or_default();
+        if audience.iter().any(String::is_empty) {
+            self.report.error("downstream.oauthbearer.audience", "expected non-empty audience names");
+        }
+        for (key, name) in
+            [("sub_claim_name", &raw.sub_claim_name), ("scope_claim_name", &raw.scope_claim_name)]
+        {
+            if name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+                self.report.error(format!("downstream.oauthbearer.{key}"), "expected a claim name");
+            }
+        }
         Some(OAuthBearer {
             keys,
             issuer: raw.issuer,
-            audience: raw.audience,
+            audience,
+            sub_claim_name: raw.sub_claim_name,
+            scope_claim_name: raw.scope_claim_name,
             required_scopes: raw.required_scopes.unwrap_or_default(),
             clock_skew: raw
                 .clock_skew_seconds
