@@ -1,0 +1,157 @@
+"""OAUTHBEARER towards brokers, on both runtimes: the proxy obtains tokens with the
+client-credentials grant from an HTTPS token endpoint (`kafka_e2e.idp`), refreshes them at
+80% of their lifetime and re-authenticates (KIP-368) with the new token.
+
+The broker side that validates OAUTHBEARER is a second kafka-proxy terminating it with the
+same identity provider's JWKS (`jwks_url`), in front of tansu (which cannot complete
+OAUTHBEARER): it caps each session at the token's expiry, so the proxy under test must
+re-authenticate with a fresh token before every expiry or lose its connections.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kafka_e2e.clients import CLIENT_LIBS
+from kafka_e2e.idp import IdentityProvider
+from kafka_e2e.sasl_clients import Login, produce_consume, sasl_client_lib, streams_in_parallel
+from kafka_e2e.sasl_fixtures import start_proxy
+from kafka_e2e.sasl_proxy import by_session, lines_with, proxy_config, reserve_layout
+
+TOKEN_LIFETIME_S = 4
+STREAM_S = 10.0  # > 2 token lifetimes
+DEBUG_LOG = {"RUST_LOG": "info,kafka_proxy_core=debug"}
+CLIENTS = {"svc-kafka": "svc-kafka-secret", "svc-a": "svc-a-secret", "svc-b": "svc-b-secret"}
+
+
+@pytest.fixture(scope="module")
+def idp(certs):
+    provider = IdentityProvider(certs.server.cert, certs.server.key)
+    provider.add_key("up-1", "RS256")
+    provider.clients.update(CLIENTS)
+    provider.token_lifetime_s = TOKEN_LIFETIME_S
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="module")
+def oauth_front(request, tmp_path_factory, memory_tansu, sasl_runtime, idp, certs):
+    """The broker that validates OAUTHBEARER (the token's exp caps each session)."""
+    workdir = tmp_path_factory.mktemp(f"oauth-front-{sasl_runtime}")
+    layout = reserve_layout()
+    downstream = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER",
+                  "oauthbearer": {"jwks_url": idp.jwks_url, "jwks_ca_certs": str(certs.ca),
+                                  "issuer": idp.ISSUER, "audience": idp.AUDIENCE,
+                                  "required_scopes": [idp.SCOPE], "clock_skew_seconds": 1}}
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream)
+    proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="oauth-front", env=DEBUG_LOG)
+    yield proxy
+    proxy.stop()
+
+
+def upstream_oauth(idp, certs, **credentials) -> dict:
+    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER",
+            "oauthbearer": {"token_endpoint_url": idp.token_url, "scope": "kafka", "ca_certs": str(certs.ca),
+                            **credentials}}
+
+
+def assert_streamed(results) -> None:
+    for name, r in results.items():
+        assert not r.failed and r.acked == r.sent, f"{name}: {r.acked}/{r.sent}; failures {r.failed[:3]}"
+        assert r.consumed == r.acked, f"{name}: consumed {r.consumed}/{r.acked}; missing {r.missing}"
+
+
+def reauth_counts(log: str, message: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ln in lines_with(log, message, "session="):
+        s = ln.split("session=", 1)[1].split()[0]
+        counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
+def test_service_identity_refreshes_tokens_and_reauthenticates(request, tmp_path, oauth_front, memory_tansu,
+                                                               sasl_runtime, idp, certs, unique):
+    layout = reserve_layout()
+    upstream = upstream_oauth(idp, certs, client_id="svc-kafka", client_secret=CLIENTS["svc-kafka"])
+    text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream)
+    requests_before = idp.token_requests.count("svc-kafka")
+    proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-oauth-up", env=DEBUG_LOG)
+    try:
+        jobs = {}
+        for lib_name in CLIENT_LIBS:
+            topic = f"oauth-up-{lib_name}-{unique}"
+            memory_tansu.create_topic(topic)
+            jobs[lib_name] = (sasl_client_lib(lib_name, None), proxy.bootstrap, topic)
+        front_mark = oauth_front.mark()
+        results = streams_in_parallel(jobs, STREAM_S)
+        log, front_log = proxy.log_text(), oauth_front.log_since(front_mark)
+        assert_streamed(results)
+        # Tokens were fetched at start and refreshed at 80% of their 4 s lifetime.
+        fetched = idp.token_requests.count("svc-kafka") - requests_before
+        assert fetched >= 3, f"{fetched} token requests"
+        assert len(lines_with(log, "OAUTHBEARER token obtained", "client_id=svc-kafka")) >= 3
+        logins = by_session(log, "logged in at the broker", "user")
+        assert logins and set(logins.values()) == {"svc-kafka"}, logins
+        # The front caps sessions at the token's exp: every long-lived connection re-authenticated
+        # (with a newer token) at least twice.
+        reauths = reauth_counts(log, "re-authenticated with the broker")
+        assert len([s for s, n in reauths.items() if n >= 2]) >= 4, f"upstream re-authentications: {reauths}"
+        principals = by_session(front_log, "client authenticated", "principal")
+        assert principals and set(principals.values()) == {"svc-kafka"}, principals
+        assert len(lines_with(front_log, "client re-authenticated")) >= 8, front_log[-3000:]
+        assert not lines_with(front_log, "refusing client"), lines_with(front_log, "refusing client")
+        assert not lines_with(log, "login at the broker failed"), lines_with(log, "login at the broker failed")
+    finally:
+        proxy.stop()
+
+
+SWAP_USERS = {"u1": "u1-Pa55", "u2": "u2-Pa55"}
+
+
+@pytest.mark.parametrize("lib_name", CLIENT_LIBS)
+def test_auth_swap_one_token_per_upstream_identity(request, tmp_path, oauth_front, memory_tansu, sasl_runtime,
+                                                   idp, certs, lib_name, unique):
+    """u1 acts as OAuth client svc-a and u2 as svc-b: each identity has its own token."""
+    layout = reserve_layout()
+    downstream = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN"}
+    auth_swap = {"enabled": True,
+                 "downstream_credentials": [f"{u}={p}" for u, p in SWAP_USERS.items()],
+                 "upstream_credentials": [f"svc-a={CLIENTS['svc-a']}", f"svc-b={CLIENTS['svc-b']}"],
+                 "mapping": ["u1=svc-a", "u2=svc-b"]}
+    text = proxy_config([oauth_front.bootstrap], layout, downstream, upstream_oauth(idp, certs),
+                        auth_swap=auth_swap)
+    proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-oauth-swap", env=DEBUG_LOG)
+    try:
+        expected = {"u1": "svc-a", "u2": "svc-b"}
+        for user in ("u1", "u2"):
+            lib = sasl_client_lib(lib_name, Login("PLAIN", user, SWAP_USERS[user]))
+            topic = f"oauth-swap-{user}-{lib_name}-{unique}"
+            memory_tansu.create_topic(topic)
+            mark, front_mark = proxy.mark(), oauth_front.mark()
+            assert produce_consume(lib, proxy.bootstrap, topic, n=10).consumed == 10
+            log, front_log = proxy.log_since(mark), oauth_front.log_since(front_mark)
+            upstream_users = by_session(log, "logged in at the broker", "user")
+            assert upstream_users and set(upstream_users.values()) == {expected[user]}, upstream_users
+            principals = by_session(front_log, "client authenticated", "principal")
+            assert principals and set(principals.values()) == {expected[user]}, principals
+        assert {"svc-a", "svc-b"} <= set(idp.token_requests)
+    finally:
+        proxy.stop()
+
+
+def test_wrong_client_secret_is_logged_and_no_token_is_sent(request, tmp_path, oauth_front, sasl_runtime, idp,
+                                                             certs):
+    layout = reserve_layout()
+    upstream = upstream_oauth(idp, certs, client_id="svc-kafka", client_secret="wrong")
+    text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream)
+    proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-oauth-bad")
+    try:
+        lib = sasl_client_lib("confluent", None)
+        with pytest.raises(Exception):
+            lib.metadata(proxy.bootstrap, timeout=3.0)
+        log = proxy.log_text()
+        assert lines_with(log, "token request failed", "HTTP 401", "invalid_client"), log[-2000:]
+        assert "wrong" not in log, "the secret never reaches the log"
+    finally:
+        proxy.stop()
