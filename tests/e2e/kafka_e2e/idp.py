@@ -131,11 +131,11 @@ class IdentityProvider:
 
     @property
     def jwks_url(self) -> str:
-        return f"https://localhost:{self.port}/jwks"
+        return f"https://{HOST}:{self.port}/jwks"
 
     @property
     def token_url(self) -> str:
-        return f"https://localhost:{self.port}/token"
+        return f"https://{HOST}:{self.port}/token"
 
     def wait_jwks_requests(self, above: int, timeout: float) -> bool:
         """Waits until more than `above` JWKS requests were served."""
