@@ -298,12 +298,13 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     for w in &config.warnings {
         warn!("{w}");
     }
-    fetchers.sync();
     let runtime = runtime.unwrap_or(match config.runtime {
         config::RuntimeKind::Tokio => RuntimeKind::Tokio,
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
     info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
+    // First fetches of JWKS keys and OAUTHBEARER tokens, before any client is served.
+    fetchers.sync();
     let drain_timeout = core.limits.drain_timeout;
     let proxy = Proxy::new(core, Instant::now(), SystemTime::now());
     let control = Control::new();

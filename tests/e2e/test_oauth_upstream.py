@@ -18,8 +18,10 @@ from kafka_e2e.sasl_clients import Login, produce_consume, sasl_client_lib, stre
 from kafka_e2e.sasl_fixtures import start_proxy
 from kafka_e2e.sasl_proxy import by_session, lines_with, proxy_config, reserve_layout
 
-TOKEN_LIFETIME_S = 4
-STREAM_S = 10.0  # > 2 token lifetimes
+# Tokens live 7 s and are refreshed after 5.6 s, so a login never gets less than ~1.4 s
+# of session (re-authentication at 85-95% of it stays beyond Kafka's 1 s minimum).
+TOKEN_LIFETIME_S = 7
+STREAM_S = 12.0  # > 1.5 token lifetimes: a connection that lasts it re-authenticated with a newer token
 DEBUG_LOG = {"RUST_LOG": "info,kafka_proxy_core=debug"}
 CLIENTS = {"svc-kafka": "svc-kafka-secret", "svc-a": "svc-a-secret", "svc-b": "svc-b-secret"}
 
@@ -62,6 +64,22 @@ def assert_streamed(results) -> None:
         assert r.consumed == r.acked, f"{name}: consumed {r.consumed}/{r.acked}; missing {r.missing}"
 
 
+def session_lifespans(log: str) -> dict[str, float]:
+    """session id -> seconds from its login at the broker to its close (log timestamps)."""
+    from datetime import datetime
+
+    def at(line: str) -> float:
+        return datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+
+    start = {ln.split("session=", 1)[1].split()[0]: at(ln) for ln in lines_with(log, "logged in at the broker")}
+    spans = {}
+    for ln in lines_with(log, "closing session="):
+        s = ln.split("closing session=", 1)[1].split()[0]
+        if s in start:
+            spans[s] = at(ln) - start[s]
+    return spans
+
+
 def reauth_counts(log: str, message: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for ln in lines_with(log, message, "session="):
@@ -87,19 +105,22 @@ def test_service_identity_refreshes_tokens_and_reauthenticates(request, tmp_path
         results = streams_in_parallel(jobs, STREAM_S)
         log, front_log = proxy.log_text(), oauth_front.log_since(front_mark)
         assert_streamed(results)
-        # Tokens were fetched at start and refreshed at 80% of their 4 s lifetime.
+        # Tokens were fetched at start and refreshed at 80% of their lifetime.
         fetched = idp.token_requests.count("svc-kafka") - requests_before
         assert fetched >= 3, f"{fetched} token requests"
         assert len(lines_with(log, "OAUTHBEARER token obtained", "client_id=svc-kafka")) >= 3
         logins = by_session(log, "logged in at the broker", "user")
         assert logins and set(logins.values()) == {"svc-kafka"}, logins
-        # The front caps sessions at the token's exp: every long-lived connection re-authenticated
-        # (with a newer token) at least twice.
+        # The front caps each session at the exp of the token it was given: the producer's and
+        # the consumer's connections of both libraries outlived the first token, re-authenticating
+        # with newer ones.
         reauths = reauth_counts(log, "re-authenticated with the broker")
-        assert len([s for s, n in reauths.items() if n >= 2]) >= 4, f"upstream re-authentications: {reauths}"
+        lived = session_lifespans(log)
+        outlived = [s for s, span in lived.items() if span > TOKEN_LIFETIME_S + 1 and reauths.get(s, 0) >= 1]
+        assert len(outlived) >= 4, f"lifespans {lived}, re-authentications {reauths}"
         principals = by_session(front_log, "client authenticated", "principal")
         assert principals and set(principals.values()) == {"svc-kafka"}, principals
-        assert len(lines_with(front_log, "client re-authenticated")) >= 8, front_log[-3000:]
+        assert len(lines_with(front_log, "client re-authenticated")) >= 4, front_log[-3000:]
         assert not lines_with(front_log, "refusing client"), lines_with(front_log, "refusing client")
         assert not lines_with(log, "login at the broker failed"), lines_with(log, "login at the broker failed")
     finally:
@@ -143,7 +164,7 @@ def test_auth_swap_one_token_per_upstream_identity(request, tmp_path, oauth_fron
 def test_wrong_client_secret_is_logged_and_no_token_is_sent(request, tmp_path, oauth_front, sasl_runtime, idp,
                                                              certs):
     layout = reserve_layout()
-    upstream = upstream_oauth(idp, certs, client_id="svc-kafka", client_secret="wrong")
+    upstream = upstream_oauth(idp, certs, client_id="svc-kafka", client_secret="Wr0ng-s3cret-e2e")
     text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream)
     proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-oauth-bad")
     try:
@@ -152,6 +173,6 @@ def test_wrong_client_secret_is_logged_and_no_token_is_sent(request, tmp_path, o
             lib.metadata(proxy.bootstrap, timeout=3.0)
         log = proxy.log_text()
         assert lines_with(log, "token request failed", "HTTP 401", "invalid_client"), log[-2000:]
-        assert "wrong" not in log, "the secret never reaches the log"
+        assert "Wr0ng-s3cret-e2e" not in log, "the secret never reaches the log"
     finally:
         proxy.stop()

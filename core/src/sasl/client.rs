@@ -27,6 +27,7 @@ use super::plain::{self, PlainError};
 use super::random::{Random, RandomError};
 use super::scram::{ScramClient, ScramClientFinalSent, ScramClientFirstSent, ScramError};
 use super::secret::Secret;
+use super::server::MIN_REAUTH_INTERVAL;
 use crate::api::{ApiKey, ErrorCode};
 
 /// The SaslHandshake version the client sends (v1: SaslAuthenticate framing).
@@ -39,6 +40,10 @@ pub(crate) const REAUTH_AT_PER_MILLE: u64 = 850;
 /// Random extra share of the lifetime, so connections opened together do not
 /// re-authenticate together.
 pub(crate) const REAUTH_JITTER_PER_MILLE: u64 = 100;
+
+/// The soonest a re-authentication starts: just after the broker's minimum
+/// interval between two authentications of a connection.
+const REAUTH_EARLIEST: Duration = MIN_REAUTH_INTERVAL.saturating_add(Duration::from_millis(50));
 
 /// Credentials and mechanism for logging in to brokers.
 #[derive(Debug, Clone)]
@@ -473,7 +478,11 @@ impl SaslClient {
                 Err(_) => 0,
             };
             let ms = u128::from(REAUTH_AT_PER_MILLE + extra) * l.as_millis() / 1000;
-            now.checked_add(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+            let at = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+            // A broker refuses a re-authentication within a second of the last one
+            // (Kafka's minimum interval): a short session (a token near its expiry)
+            // re-authenticates after that second, or at its end.
+            now.checked_add(at.max(REAUTH_EARLIEST.min(l)))
         });
         let authentication = ClientAuthentication {
             lifetime,

@@ -323,3 +323,21 @@ fn oauthbearer_refusals_and_a_missing_token() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn short_sessions_reauthenticate_after_the_brokers_minimum_interval() {
+    let now = Instant::now();
+    for (lifetime_ms, earliest_ms, latest_ms) in
+        [(1_200, 1_050, 1_140), (1_000, 1_000, 1_000), (10_000, 8_500, 9_500)]
+    {
+        let mut c = client(Mechanism::Plain, "alice", "alice-secret");
+        let ClientStep::Authenticated(auth) = c.authenticated(lifetime_ms, false, now) else {
+            panic!("authenticated")
+        };
+        let at = auth.reauth_at.unwrap().duration_since(now).as_millis() as i64;
+        assert!(
+            (earliest_ms..=latest_ms).contains(&at),
+            "lifetime {lifetime_ms} ms: re-authentication after {at} ms"
+        );
+    }
+}
