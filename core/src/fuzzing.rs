@@ -1,6 +1,6 @@
 //! The internals the fuzz targets (`fuzz/fuzz_targets`) drive directly:
-//! framing, the response rewriters, the Fetch stream walker, the SASL server
-//! and the ClientHello peek. Compiled only under `cfg(fuzzing)`, which
+//! framing, the response rewriters, the Fetch stream walker, the SASL server,
+//! JWT validation and the ClientHello peek. Compiled only under `cfg(fuzzing)`, which
 //! cargo-fuzz sets; not part of the API.
 
 pub use crate::frame::FrameDecoder;
@@ -19,4 +19,13 @@ use crate::api::{self, ApiKey};
 /// it), `None` for an API it does not decode.
 pub fn max_version(api: ApiKey) -> Option<i16> {
     api::decoded(api).map(|d| d.max_version)
+}
+
+/// Checks `token` with `validator` at wall-clock time `wall`: true when accepted.
+pub fn validate_token(
+    validator: &crate::sasl::oauthbearer::JwtValidator,
+    token: &str,
+    wall: std::time::SystemTime,
+) -> bool {
+    validator.validate(token, wall).is_ok()
 }

@@ -130,8 +130,9 @@ fn request(agent: &ureq::Agent, endpoint: &TokenEndpoint) -> Result<String, Fetc
 }
 
 /// A token response (RFC 6749 §5.1): `access_token`, `token_type` Bearer,
-/// and the lifetime from `expires_in`, or else from the JWT's own `exp`.
-/// Returns the token and its lifetime from `wall`.
+/// and the lifetime: `expires_in`, or the JWT's own `exp` when that comes
+/// sooner (it is what a broker enforces). Returns the token and its lifetime
+/// from `wall`.
 pub fn parse_token_response(text: &str, wall: SystemTime) -> Result<(BearerToken, Duration), FetchError> {
     let invalid = |why: &str| FetchError::Invalid(why.to_owned());
     let doc: Value = serde_json::from_str(text).map_err(|_| invalid("not JSON"))?;
@@ -145,22 +146,29 @@ pub fn parse_token_response(text: &str, wall: SystemTime) -> Result<(BearerToken
         Some(kind) => return Err(FetchError::Invalid(format!("token_type {kind:?}, expected Bearer"))),
         None => return Err(invalid("no token_type")),
     }
+    let claimed = jwt_lifetime(access_token, wall);
     let lifetime = match doc.get("expires_in").and_then(Value::as_f64) {
-        Some(secs) if secs > 0.0 && secs.is_finite() => Duration::from_secs_f64(secs.min(1e9)),
+        Some(secs) if secs > 0.0 && secs.is_finite() => {
+            let stated = Duration::from_secs_f64(secs.min(1e9));
+            claimed.map_or(stated, |c| c.min(stated))
+        }
         Some(_) => return Err(invalid("expires_in must be positive")),
-        None => jwt_lifetime(access_token, wall)
-            .ok_or_else(|| invalid("no expires_in, and the token has no exp"))?,
+        None => claimed.ok_or_else(|| invalid("no expires_in, and the token has no exp"))?,
     };
+    if lifetime.is_zero() {
+        return Err(invalid("the token has expired"));
+    }
     let token = BearerToken { value: Secret::new(access_token.to_owned()), expires_at: wall + lifetime };
     Ok((token, lifetime))
 }
 
-/// The time until the `exp` claim of a JWT (read, not verified: the broker verifies).
+/// The time until the `exp` claim of a JWT (read, not verified: the broker
+/// verifies); zero once it has passed, `None` without one.
 fn jwt_lifetime(token: &str, wall: SystemTime) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     let exp = UNIX_EPOCH + Duration::from_secs_f64(claims.get("exp")?.as_f64()?.max(0.0).min(1e11));
-    exp.duration_since(wall).ok()
+    Some(exp.duration_since(wall).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -183,6 +191,16 @@ mod tests {
         let jwt = format!("e30.{claims}.c2ln");
         let body = format!(r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#);
         assert_eq!(parse_token_response(&body, wall).unwrap().1, Duration::from_secs(120));
+        // The exp claim wins when it comes before expires_in (the broker enforces it).
+        let body = format!(r#"{{"access_token":"{jwt}","token_type":"Bearer","expires_in":300}}"#);
+        assert_eq!(parse_token_response(&body, wall).unwrap().1, Duration::from_secs(120));
+        let body = format!(r#"{{"access_token":"{jwt}","token_type":"Bearer","expires_in":60}}"#);
+        assert_eq!(parse_token_response(&body, wall).unwrap().1, Duration::from_secs(60));
+        let late = wall + Duration::from_secs(200);
+        assert_eq!(
+            parse_token_response(&body, late).unwrap_err().to_string(),
+            "invalid response: the token has expired"
+        );
 
         for (body, why) in [
             ("{}", "no access_token"),

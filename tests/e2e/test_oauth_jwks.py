@@ -193,3 +193,28 @@ def test_failing_endpoint_keeps_the_last_good_keys(jwks_proxy, idp):
         assert lines_with(jwks_proxy.log_text(), "JWKS refresh failed, the last good key set keeps serving")
     finally:
         idp.failing = False
+
+
+def test_configured_claim_names(request, tmp_path, memory_tansu, sasl_runtime, idp, certs, unique):
+    """`sub_claim_name` and `scope_claim_name` (Kafka's sasl.oauthbearer.*.claim.name)."""
+    layout = reserve_layout()
+    downstream = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER",
+                  "oauthbearer": {"jwks_url": idp.jwks_url, "jwks_ca_certs": str(certs.ca),
+                                  "audience": idp.AUDIENCE, "required_scopes": ["kafka"],
+                                  "sub_claim_name": "client_id", "scope_claim_name": "scp"}}
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream)
+    proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-claims")
+    try:
+        claims = {"client_id": "svc-7", "scp": ["kafka", "other"]}
+        assert login(proxy, idp.token("ignored-sub", kid="k-ES256", extra=claims))
+        principals = set(by_session(proxy.log_text(), "client authenticated", "principal").values())
+        assert principals == {"svc-7"}, principals
+        assert not login(proxy, idp.token("x", kid="k-ES256", extra={"scp": ["kafka"]})), "no client_id claim"
+        assert not login(proxy, idp.token("x", kid="k-ES256", extra={"client_id": "svc-7", "scp": "other"}))
+        topic = f"claims-{unique}"
+        memory_tansu.create_topic(topic)
+        lib = sasl_client_lib("confluent", Login("OAUTHBEARER", "svc-7",
+                                                 token=lambda: idp.token("x", kid="k-ES256", extra=claims)))
+        assert produce_consume(lib, proxy.bootstrap, topic, n=5).consumed == 5
+    finally:
+        proxy.stop()
