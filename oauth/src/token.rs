@@ -167,7 +167,7 @@ pub fn parse_token_response(text: &str, wall: SystemTime) -> Result<(BearerToken
 fn jwt_lifetime(token: &str, wall: SystemTime) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    let exp = UNIX_EPOCH + Duration::from_secs_f64(claims.get("exp")?.as_f64()?.max(0.0).min(1e11));
+    let exp = UNIX_EPOCH + Duration::try_from_secs_f64(claims.get("exp")?.as_f64()?.clamp(0.0, 1e11)).ok()?;
     Some(exp.duration_since(wall).unwrap_or(Duration::ZERO))
 }
 
