@@ -34,11 +34,13 @@ impl Session {
         session.events.clear();
         session.handle_route(now, route);
         // Metadata v4, no topics: the broker list only.
-        let mut request = BytesMut::with_capacity(32);
+        let mut request = BytesMut::with_capacity(32 + session.config.client_id.len());
         request.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
         request.extend_from_slice(&4i16.to_be_bytes());
         request.extend_from_slice(&1i32.to_be_bytes());
-        crate::wire::put_string(&mut request, false, b"kafka-proxy");
+        let client_id = session.config.client_id.as_bytes();
+        let client_id = client_id.get(..client_id.len().min(32_767)).unwrap_or_default();
+        crate::wire::put_string(&mut request, false, client_id);
         request.extend_from_slice(&0i32.to_be_bytes());
         request.extend_from_slice(&[0]);
         let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + request.len());
