@@ -40,7 +40,7 @@ pub struct Families {
     pub build_info: IntGaugeVec,
     /// `kafka_proxy_client_connections_total{listener}`: client connections accepted.
     pub client_connections: IntCounterVec,
-    /// `kafka_proxy_client_connections{listener}`: client connections open now.
+    /// `kafka_proxy_client_connections_active{listener}`: client connections open now.
     pub client_connections_open: IntGaugeVec,
     /// `kafka_proxy_connections_closed_total{reason}`: connection pairs ended, by why.
     pub closed: IntCounterVec,
@@ -144,7 +144,7 @@ impl Families {
             )?,
             client_connections_open: gauge(
                 &r,
-                "kafka_proxy_client_connections",
+                "kafka_proxy_client_connections_active",
                 "Client connections open now, by listener",
                 &["listener"],
             )?,

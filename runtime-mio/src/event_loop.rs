@@ -282,6 +282,7 @@ impl Loop {
             self.apply_actions();
             for slot in self.io.conns.slots() {
                 if let Some(conn) = self.io.conns.get_mut(slot) {
+                    let _entered = conn.span.enter();
                     conn.session.drain(now);
                 }
                 self.pump(slot);
@@ -304,6 +305,7 @@ impl Loop {
         let now = Instant::now();
         for slot in self.io.conns.slots() {
             if let Some(conn) = self.io.conns.get_mut(slot) {
+                let _entered = conn.span.enter();
                 conn.session.shutdown(now);
             }
             self.pump(slot);
@@ -452,6 +454,7 @@ impl Loop {
             self.io.timers.remove(&(when, slot));
             if let Some(conn) = self.io.conns.get_mut(slot) {
                 conn.timer = None;
+                let _entered = conn.span.enter();
                 conn.session.handle_timeout(now);
             }
             self.pump(slot);
@@ -478,6 +481,8 @@ impl Loop {
             if conn.session.id() != answer.session {
                 continue; // The connection is gone and the slot reused.
             }
+            let span = conn.span.clone();
+            let _entered = span.enter();
             match answer.result {
                 Ok(addrs) if !addrs.is_empty() => {
                     conn.candidates = addrs;
@@ -526,6 +531,8 @@ impl Loop {
     /// The connecting broker socket signalled: connected, or failed.
     fn finish_connect(&mut self, slot: usize) {
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
+        let span = conn.span.clone();
+        let _entered = span.enter();
         let Some(stream) = conn.broker.as_mut() else { return };
         let error = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Some(e),
