@@ -920,3 +920,32 @@ mod hostile {
         assert_eq!(error_code(&framed(&replies[1])), 0);
     }
 }
+
+mod earned_connection_deadlines {
+    use super::*;
+    use kafka_proxy_core::config::UpstreamLogin;
+    use kafka_proxy_core::sasl::{ClientConfig, Mechanism, Secret, SystemRandom};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_quiet_client_meets_the_idle_timeout_not_the_upstream_handshake_timeout() {
+        let mut config = config(Limits::default());
+        let login = ClientConfig::new(
+            Mechanism::Plain,
+            "svc",
+            Secret::new("pw".into()),
+            Arc::new(SystemRandom::new()),
+        )
+        .unwrap();
+        config.security.upstream_login = UpstreamLogin::Service(Arc::new(login));
+        let mut h = Harness::new(config);
+        let quiet = h.connect(ListenerId::Bootstrap(0));
+        h.advance(Duration::from_secs(30));
+        assert!(h.conns[quiet].closed.is_none(), "{:?}", h.conns[quiet].closed);
+        // Once connected, the proxy's own login must finish within the handshake timeout.
+        h.client_send(quiet, &request(2, 1, 1, false, b"x"));
+        assert!(h.conns[quiet].connect.is_some());
+        h.advance(Duration::from_secs(11));
+        assert_eq!(h.conns[quiet].closed, Some(CloseReason::HandshakeTimeout));
+    }
+}

@@ -121,8 +121,12 @@ impl Session {
                 DownAuth::Terminate(server) => server.is_authenticated(),
                 _ => true,
             };
-        let up_done =
-            self.up.open && self.up.is_secured() && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_));
+        // Before the client earned its upstream connection there is no
+        // upstream handshake yet: its deadline starts with the connection.
+        let up_done = matches!(self.phase, super::Phase::Earning { .. })
+            || (self.up.open
+                && self.up.is_secured()
+                && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_)));
         if down_done && up_done {
             self.handshake_deadline = None;
         }

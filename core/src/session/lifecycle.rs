@@ -160,6 +160,11 @@ impl Session {
     fn connect_now(&mut self, now: Instant) {
         let Phase::Earning { target } = &self.phase else { return };
         let target = target.clone();
+        let upstream_handshake =
+            self.config.security.upstream_tls.is_some() || !matches!(self.up_auth, UpAuth::Off);
+        if upstream_handshake && self.handshake_deadline.is_none() {
+            self.handshake_deadline = Some(now + self.config.limits.handshake_timeout);
+        }
         debug!(session = self.id, %target, "client earned an upstream connection");
         self.events.push_back(Event::Connect(target.clone()));
         self.phase = Phase::Connecting { target, deadline: now + self.config.limits.connect_timeout };

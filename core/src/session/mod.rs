@@ -288,10 +288,9 @@ impl Session {
         };
         let principal = (security.downstream_tls.is_none() && matches!(down_auth, DownAuth::Off))
             .then(|| ANONYMOUS.to_owned());
-        let needs_handshake = down.has_tls()
-            || security.upstream_tls.is_some()
-            || matches!(down_auth, DownAuth::Terminate(_))
-            || !matches!(up_auth, UpAuth::Off);
+        // The upstream handshakes' deadline starts with the upstream
+        // connection (`connect_now`), which waits for the client.
+        let needs_handshake = down.has_tls() || matches!(down_auth, DownAuth::Terminate(_));
         let mut session = Session {
             id,
             route: None,
