@@ -185,7 +185,7 @@ impl Proxy {
         next.security = config.security;
         next.limits = config.limits;
         next.resolve = config.resolve;
-        self.throttle.set_settings(next.limits.login_throttle);
+        self.throttle.reload(next.limits.login_throttle);
         self.session_config =
             session_config(&next, self.session_config.address_map.clone(), &self.cluster, &self.throttle);
         self.config = Arc::new(next);

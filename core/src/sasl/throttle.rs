@@ -187,9 +187,19 @@ impl LoginThrottle {
         }
     }
 
-    /// Takes new settings (a reload); what was learned is kept.
-    pub fn set_settings(&self, settings: ThrottleSettings) {
-        self.lock().settings = settings;
+    /// Takes new settings and credentials (a reload): penalties are
+    /// forgotten, since failures against the old credentials say nothing
+    /// about the new ones (a user just added must be able to log in), while
+    /// the counters for metrics go on. Only the operator can reload, so an
+    /// attacker cannot use this to wipe their penalty.
+    pub fn reload(&self, settings: ThrottleSettings) {
+        let mut state = self.lock();
+        state.settings = settings;
+        state.addresses.entries.retain(|_, e| e.in_flight > 0);
+        state.names.entries.clear();
+        for entry in state.addresses.entries.values_mut() {
+            entry.level = 0;
+        }
     }
 
     /// Counters for metrics.
@@ -304,6 +314,14 @@ mod tests {
         assert_eq!(throttle.admit(ip(1), later), Admit::Now);
         assert_eq!(throttle.stats().failures, 4);
         assert_eq!(throttle.stats().delayed, 2);
+        // A reload forgets the penalties (the credentials may have changed).
+        for expected in [Duration::ZERO, Duration::from_millis(100)] {
+            assert_eq!(throttle.admit(ip(3), later), Admit::Now);
+            assert_eq!(throttle.finish(ip(3), Some("alice"), true, later), expected);
+        }
+        throttle.reload(ThrottleSettings::default());
+        assert_eq!(throttle.admit(ip(3), later), Admit::Now);
+        assert_eq!(throttle.finish(ip(3), Some("alice"), true, later), Duration::ZERO);
     }
 
     #[test]
