@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::sasl::oauthbearer::Sources;
 use kafka_proxy_oauth::Fetchers;
-use kafka_proxy_runtime::{Control, RunOptions};
+use kafka_proxy_runtime::{Control, RunOptions, Telemetry};
 use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
 
@@ -129,9 +129,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
+/// Loads and converts the configuration, its JWKS and token stores taken
+/// from `sources`; errors are printed and become the exit code.
+fn load(
+    path: &Path,
+    sources: &Sources,
+) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
     let loaded = config::load(path, config::process_env).and_then(|c| {
-        let core = c.to_core()?;
+        let core = c.to_core_with(sources)?;
         Ok((c, core))
     });
     loaded.map_err(|e| {
@@ -245,7 +250,7 @@ fn load_quiet(
 }
 
 fn check(path: &Path) -> ExitCode {
-    match load(path) {
+    match load(path, &Sources::new()) {
         Ok((config, _)) => {
             for warning in &config.warnings {
                 println!("warning: {warning}");
@@ -255,6 +260,35 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(code) => code,
+    }
+}
+
+/// Starts the admin endpoint (`admin.bind`): metrics, health, readiness.
+fn start_admin(
+    admin: &config::Admin,
+    runtime: RuntimeKind,
+    reuse_port: bool,
+) -> Result<std::sync::Arc<Telemetry>, ExitCode> {
+    use std::net::ToSocketAddrs;
+    let runtime = match runtime {
+        RuntimeKind::Tokio => "tokio",
+        RuntimeKind::Mio => "mio",
+    };
+    let telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"), runtime);
+    let addr = (admin.bind.host.as_str(), admin.bind.port).to_socket_addrs().map(|mut a| a.next());
+    let addr = match addr {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => {
+            error!(bind = %admin.bind, "admin.bind: cannot resolve the address");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone()) {
+        Ok(_) => Ok(telemetry),
+        Err(e) => {
+            error!(bind = %admin.bind, "admin.bind: cannot listen: {e}");
+            Err(ExitCode::FAILURE)
+        }
     }
 }
 
@@ -277,22 +311,15 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
-    let config = match config::load(path, config::process_env) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    if let Err(e) = malloc::start_trimmer() {
+        eprintln!("warning: cannot start the allocator trimmer: {e}");
+    }
     // JWKS keys and OAUTHBEARER tokens come from HTTPS endpoints, fetched
     // off the data path; one store per endpoint for the whole process.
     let fetchers = Arc::new(Fetchers::new(Arc::new(Sources::new())));
-    let core = match config.to_core_with(fetchers.sources()) {
-        Ok(core) => core,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let (config, core) = match load(path, fetchers.sources()) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     init_logging(&config.logging);
     for w in &config.warnings {
@@ -306,6 +333,13 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // First fetches of JWKS keys and OAUTHBEARER tokens, before any client is served.
     fetchers.sync();
     let drain_timeout = core.limits.drain_timeout;
+    let telemetry = match &config.admin {
+        Some(admin) => match start_admin(admin, runtime, core.socket.reuse_port) {
+            Ok(telemetry) => Some(telemetry),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let proxy = Proxy::new(core, Instant::now(), SystemTime::now());
     let control = Control::new();
     // SIGTERM / SIGINT: drain (a second one exits at once). SIGHUP: the
@@ -315,6 +349,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     let path_buf = path.to_path_buf();
     let steer = control.clone();
     let reload_fetchers = fetchers.clone();
+    let observed = telemetry.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
             info!(
@@ -322,13 +357,22 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
                 drain_timeout_ms = drain_timeout.as_millis() as u64,
                 "termination signal: draining"
             );
+            if let Some(telemetry) = &observed {
+                // /ready turns 503 before the runtime even wakes up.
+                telemetry.status().set_draining();
+            }
             steer.drain(drain_timeout);
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
             match load_quiet(&path_buf, &reload_fetchers) {
                 Ok(core) => steer.reload(core),
-                Err(e) => error!("configuration reload failed, keeping the running one: {e}"),
+                Err(e) => {
+                    if let Some(telemetry) = &observed {
+                        telemetry.reload_failed();
+                    }
+                    error!("configuration reload failed, keeping the running one: {e}")
+                }
             }
         }
     });
@@ -336,7 +380,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot start the signal thread: {e}");
         return ExitCode::FAILURE;
     }
-    let options = RunOptions::default();
+    let options = RunOptions { telemetry, ..RunOptions::default() };
     let result = match runtime {
         RuntimeKind::Tokio => kafka_proxy_tokio::run(proxy, &options, &control),
         RuntimeKind::Mio => kafka_proxy_mio::run(proxy, &options, &control),

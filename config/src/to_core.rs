@@ -10,8 +10,9 @@ use crate::model::{BrokerMapping, Config, Resolve};
 
 impl Config {
     /// The engine configuration: files read, TLS configurations built,
-    /// passwords hashed. The admin endpoint and the request policy are not
-    /// implemented yet and are refused under their key paths, never dropped.
+    /// passwords hashed. The request policy is not implemented yet and is
+    /// refused under its key path, never dropped. (`admin` is the binary's
+    /// business, not the engine's: it is not part of the result.)
     /// JWKS and token endpoints get stores of their own, empty: a program
     /// that runs the proxy uses [`Config::to_core_with`] and fills them.
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
@@ -23,13 +24,6 @@ impl Config {
     /// so the keys and tokens, of the endpoints it shares with the last one.
     pub fn to_core_with(&self, sources: &Sources) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
-        if self.admin.is_some() {
-            unsupported.push(Problem::new(
-                &self.path,
-                "admin.bind",
-                "the admin endpoint is not supported yet",
-            ));
-        }
         if !self.policy.is_empty() {
             unsupported.push(Problem::new(&self.path, "policy", "forbidding API keys is not supported yet"));
         }
@@ -57,8 +51,9 @@ impl Config {
             bootstrap: self.upstream.bootstrap_servers.clone(),
             resolve: resolve_rules(&self.resolve),
             limits: self.limits.clone(),
-            socket: Default::default(),
+            socket: self.socket.clone(),
             security,
+            client_id: self.upstream.client_id.clone(),
         })
     }
 }

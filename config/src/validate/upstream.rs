@@ -1,6 +1,6 @@
 //! `upstream`: bootstrap servers, TLS towards brokers, the proxy's identity there.
 
-use kafka_proxy_core::config::HostPort;
+use kafka_proxy_core::config::{HostPort, ProxyConfig};
 
 use kafka_proxy_core::tls::config::TlsPolicy;
 
@@ -12,6 +12,9 @@ use crate::model::{
 };
 use crate::raw::{RawUpstream, RawUpstreamOAuth, RawUpstreamTls};
 use crate::scalar::Parsed;
+
+/// Longest `upstream.client_id`.
+const MAX_CLIENT_ID_CHARS: usize = 255;
 
 impl Checker<'_> {
     pub(super) fn upstream(
@@ -68,7 +71,8 @@ impl Checker<'_> {
         let auth = self.upstream_auth(protocol, mechanism, username, password, swap, downstream);
         let oauthbearer =
             oauthbearer.filter(|_| !matches!(auth, UpstreamAuth::None | UpstreamAuth::PassThrough));
-        Upstream { bootstrap_servers, security_protocol: protocol.value, tls, auth, oauthbearer }
+        let client_id = self.client_id(raw.client_id);
+        Upstream { bootstrap_servers, security_protocol: protocol.value, tls, auth, oauthbearer, client_id }
     }
 
     /// `upstream.oauthbearer` under `sasl_mechanism: OAUTHBEARER`: the token
@@ -123,6 +127,21 @@ impl Checker<'_> {
         let oauth =
             UpstreamOAuth { token_endpoint_url: raw.token_endpoint_url.0.0, scope: raw.scope, ca_certs };
         (Some(oauth), raw.client_id, raw.client_secret)
+    }
+
+    /// `upstream.client_id`: a non-empty, printable name of at most 255 characters.
+    fn client_id(&mut self, raw: Option<String>) -> String {
+        let Some(id) = raw else { return ProxyConfig::DEFAULT_CLIENT_ID.to_owned() };
+        if id.is_empty() || id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(char::is_control) {
+            self.report.error(
+                "upstream.client_id",
+                format!(
+                    "expected 1 to {MAX_CLIENT_ID_CHARS} printable characters, got {id:?} ({} characters)",
+                    id.chars().count()
+                ),
+            );
+        }
+        id
     }
 
     fn bootstrap_servers(&mut self, raw: Vec<Parsed<HostPort>>) -> Vec<HostPort> {
