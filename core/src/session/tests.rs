@@ -15,7 +15,7 @@ use crate::route::port_offset::PortOffsetMap;
 use crate::sasl::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use crate::sasl::server::ServerConfig as SaslServerConfig;
 use crate::sasl::test_support::{self, JwtSigner};
-use crate::sasl::{ClientConfig, Mechanism, RequestRef, ScramMechanism, Secret, SystemRandom};
+use crate::sasl::{ClientConfig, ClientError, Mechanism, RequestRef, ScramMechanism, Secret, SystemRandom};
 use crate::tls::config::{ClientAuth, TlsVersions};
 use crate::tls::principal::PrincipalMapper;
 use crate::tls::test_util::{self, End};
@@ -549,7 +549,33 @@ fn oauthbearer_tokens_are_validated() {
             let last = net.client.frames().pop().expect("failure");
             assert_eq!(i16::from_be_bytes([last[8], last[9]]), 58, "expired token refused");
         }
+        // The metrics see the mechanism and, for a refusal, why.
+        let failure = if ok { None } else { Some("token_expired") };
+        let expected = AuthOutcome { side: Side::Downstream, mechanism: "OAUTHBEARER", failure };
+        assert_eq!(net.session.take_stats().auth, vec![expected]);
     }
+}
+
+#[test]
+fn upstream_oauthbearer_without_a_token_is_counted_as_no_token() {
+    use crate::sasl::oauthbearer::{EndpointTrust, Sources, TokenEndpoint};
+    let store = Sources::new().token(TokenEndpoint {
+        url: "https://idp.test/token".into(),
+        client_id: "svc-client".into(),
+        client_secret: Secret::new("svc-secret".into()),
+        scope: None,
+        trust: EndpointTrust::SystemRoots,
+    });
+    let login = ClientConfig::oauthbearer(store, Arc::new(SystemRandom::new()));
+    let security =
+        Security { upstream_login: UpstreamLogin::Service(Arc::new(login)), ..Security::default() };
+    let mut net = Net::new(security, TestPeer::plain(), None);
+    net.client_send(&request(ApiKey::API_VERSIONS, 0, 1, false, b""));
+    let mut broker = broker_sasl(&[Mechanism::OAuthBearer], None);
+    net.broker_serves_sasl(&mut broker);
+    assert!(matches!(net.closed, Some(CloseReason::UpstreamLogin(ClientError::NoToken))), "{:?}", net.closed);
+    let expected = AuthOutcome { side: Side::Upstream, mechanism: "OAUTHBEARER", failure: Some("no_token") };
+    assert_eq!(net.session.take_stats().auth, vec![expected]);
 }
 
 fn tls_security(mtls: bool, upstream: bool) -> Security {

@@ -56,6 +56,29 @@ pub enum JwtError {
     Scope,
 }
 
+impl JwtError {
+    /// A short stable name of why, for metrics: `unknown_key` (no key for
+    /// the `kid`, as after a rotation the proxy has not fetched yet),
+    /// `invalid_signature`, `token_expired`, `invalid_audience`, ...
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtError::Malformed(_)
+            | JwtError::TooLong
+            | JwtError::CriticalHeader
+            | JwtError::MissingClaim(_)
+            | JwtError::InvalidClaim(_) => "invalid_token",
+            JwtError::UnsupportedAlgorithm => "unsupported_algorithm",
+            JwtError::NoKey => "unknown_key",
+            JwtError::BadSignature => "invalid_signature",
+            JwtError::Expired => "token_expired",
+            JwtError::NotYetValid | JwtError::IssuedInFuture => "token_not_yet_valid",
+            JwtError::Issuer => "invalid_issuer",
+            JwtError::Audience => "invalid_audience",
+            JwtError::Scope => "insufficient_scope",
+        }
+    }
+}
+
 impl fmt::Display for JwtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

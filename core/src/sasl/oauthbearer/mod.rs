@@ -45,6 +45,19 @@ pub enum OAuthError {
     UnexpectedAfterChallenge,
 }
 
+impl OAuthError {
+    /// A short stable name of why, for metrics (`authentication_failures`'s
+    /// `reason`): never the token or a claim's value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OAuthError::Malformed(_) => "malformed",
+            OAuthError::InvalidToken(e) => e.reason(),
+            OAuthError::AuthzidMismatch => "authzid_mismatch",
+            OAuthError::UnexpectedAfterChallenge => "illegal_state",
+        }
+    }
+}
+
 impl fmt::Display for OAuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
