@@ -11,8 +11,12 @@
 #   <deps>/cargo-deny/     cargo-deny 0.20.2 (lint phase: advisories, licenses, bans, sources)
 #   <deps>/cargo-machete/  cargo-machete 0.9.2 (lint phase: unused dependencies)
 #   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
+#   haproxy (Debian 2.6.12-1+deb12u4: the L4 load balancer of the scale-out tests)
+#   buildah (Debian 1.28.2+ds1-3+deb12u1+b3: builds the container image, package phase)
+#   <deps>/cargo-deb/      cargo-deb 3.8.0 (package phase: the Debian package)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
-#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR
+#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, HAPROXY, BUILDAH,
+#                          CARGO_DEB
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -23,6 +27,8 @@ set -euo pipefail
 TANSU_VERSION=0.6.0
 KCAT_DEB_VERSION=1.7.1-2
 STUNNEL_DEB_VERSION=3:5.68-2+deb12u1
+HAPROXY_DEB_VERSION=2.6.12-1+deb12u4
+BUILDAH_DEB_VERSION=1.28.2+ds1-3+deb12u1+b3
 PY_MIN_MINOR=10
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -138,6 +144,12 @@ deb_install kcat "$KCAT_DEB_VERSION"
 # stunnel: the TLS endpoint in front of tansu (tansu 0.6.0 does not wire up --cert/--key).
 deb_install stunnel4 "$STUNNEL_DEB_VERSION"
 STUNNEL="$(command -v stunnel4 || command -v stunnel)"
+# haproxy: TCP mode in front of N proxy replicas (tests/e2e/test_scale_out.py).
+deb_install haproxy "$HAPROXY_DEB_VERSION"
+HAPROXY="$(command -v haproxy)"
+# buildah: builds packaging/container/Containerfile (no registry needed: FROM scratch).
+deb_install buildah "$BUILDAH_DEB_VERSION"
+BUILDAH="$(command -v buildah)"
 KCAT="$(command -v kcat)"
 
 # ------------------------------------------------- tansu with sqlite (SASL broker)
@@ -200,6 +212,9 @@ cargo_tool cargo-deny "$CARGO_DENY_VERSION" "about 2 min"
 CARGO_MACHETE_VERSION=0.9.2
 CARGO_MACHETE="$DEPS/cargo-machete/bin/cargo-machete"
 cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB="$DEPS/cargo-deb/bin/cargo-deb"
+cargo_tool cargo-deb "$CARGO_DEB_VERSION" "about 1.5 min"
 
 # ---------------------------------------------------------------- env.sh
 {
@@ -214,6 +229,9 @@ cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
   echo "export CARGO_DENY='$CARGO_DENY'"
   echo "export CARGO_MACHETE='$CARGO_MACHETE'"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
+  echo "export HAPROXY='$HAPROXY'"
+  echo "export BUILDAH='$BUILDAH'"
+  echo "export CARGO_DEB='$CARGO_DEB'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 
@@ -230,5 +248,6 @@ print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
 EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
-say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   ($DEPS/<tool>/bin)"
+say "  haproxy        $(deb_version haproxy)   buildah $(deb_version buildah)"
+say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   cargo-deb $CARGO_DEB_VERSION   ($DEPS/<tool>/bin)"
 say "env file: $DEPS/env.sh"
