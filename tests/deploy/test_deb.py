@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from kafka_e2e.paths import DEPS
+
 PACKAGE = "kafka-proxy"
 CONFIG = Path("/etc/kafka-proxy/config.yaml")
 BINARY = Path("/usr/bin/kafka-proxy")
@@ -39,7 +41,9 @@ def installed_version() -> str | None:
 
 
 def cargo_deb() -> str:
-    tool = os.environ.get("CARGO_DEB") or shutil.which("cargo-deb")
+    """$CARGO_DEB (the deps env file), the deps cache, or PATH."""
+    cached = DEPS / "cargo-deb" / "bin" / "cargo-deb"
+    tool = os.environ.get("CARGO_DEB") or (str(cached) if cached.is_file() else shutil.which("cargo-deb"))
     if not tool:
         pytest.fail("cargo-deb not found: run scripts/install-test-deps.sh and source its env.sh")
     return tool
