@@ -1,8 +1,6 @@
 //! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
 
-mod alloc;
 mod certs;
-mod signals;
 
 use kafka_proxy_config as config;
 
@@ -13,6 +11,7 @@ use std::time::{Instant, SystemTime};
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_runtime::{Control, RunOptions};
+use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
 
 const ABOUT: &str = "A Kafka proxy: clients connect to it as if it were the cluster.";
@@ -275,7 +274,7 @@ fn init_logging(logging: &config::Logging) {
 }
 
 fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
-    alloc::tune();
+    malloc::tune();
     if let Err(e) = signals::block() {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;

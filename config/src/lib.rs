@@ -80,10 +80,6 @@
 //!   `max_buffered_bytes` and `max_in_flight` are accepted beyond CONFIG.md's list.
 //! * `logging`: `info`, `text`. `runtime`: `tokio`.
 
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
-
 mod credentials;
 mod describe;
 mod env;

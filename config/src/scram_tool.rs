@@ -4,8 +4,7 @@
 //! The output is the YAML value of `downstream.credentials.users.<name>`:
 //! mechanism, base64 salt, iterations, base64 `StoredKey` and `ServerKey`.
 
-use kafka_proxy_core::sasl::scram::ScramError;
-use kafka_proxy_core::sasl::{Random, ScramCredential, ScramMechanism, SystemRandom};
+use kafka_proxy_core::sasl::{Random, ScramCredential, ScramError, ScramMechanism, SystemRandom};
 
 use crate::yaml::emit;
 

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kafka_proxy_core::config::{DownstreamSasl, DownstreamTls, Security, UpstreamLogin, UpstreamTls};
+use kafka_proxy_core::sasl::ServerConfig as SaslServerConfig;
 use kafka_proxy_core::sasl::oauthbearer::{JwtRules, JwtValidator, KeySet};
-use kafka_proxy_core::sasl::server::ServerConfig as SaslServerConfig;
 use kafka_proxy_core::sasl::{self, CredentialStore, Random, ScramCredential as CoreScram, SystemRandom};
 use kafka_proxy_core::tls::config::{
     CertKeyPem, ClientAuth as TlsClientAuth, ClientTlsOptions, PemItem, ServerTlsOptions, ServerVerification,

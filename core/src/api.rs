@@ -1,26 +1,41 @@
-//! Kafka API keys, the versions this proxy understands, and header-version rules.
+//! Kafka API keys and error codes, the versions this proxy understands, and
+//! header-version rules.
 //!
-//! Only the APIs the proxy decodes beyond the request header are described
-//! here; every other API passes through by length. For each decoded API the
-//! table gives the highest version the proxy can parse, which the ApiVersions
-//! rewrite uses as a clamp, so a future Kafka version never reaches a parser
-//! that does not know it.
+//! [`ApiKey`] and [`ErrorCode`] are public: errors and close reasons carry
+//! them. The version table is the crate's own: only the APIs the proxy
+//! decodes beyond the request header are described in it; every other API
+//! passes through by length. For each decoded API the table gives the
+//! highest version the proxy can parse, which the ApiVersions rewrite uses as
+//! a clamp, so a future Kafka version never reaches a parser that does not
+//! know it.
 
 /// A Kafka API key (`RequestApiKey`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiKey(pub i16);
 
+/// The APIs the proxy looks into (every other key passes through by length).
 impl ApiKey {
+    /// `Produce` (0): from v10 its error responses may name brokers (KIP-951).
     pub const PRODUCE: ApiKey = ApiKey(0);
+    /// `Fetch` (1): from v16 its responses may name brokers (KIP-951).
     pub const FETCH: ApiKey = ApiKey(1);
+    /// `Metadata` (3): lists the brokers.
     pub const METADATA: ApiKey = ApiKey(3);
+    /// `FindCoordinator` (10): names the coordinator broker.
     pub const FIND_COORDINATOR: ApiKey = ApiKey(10);
+    /// `SaslHandshake` (17).
     pub const SASL_HANDSHAKE: ApiKey = ApiKey(17);
+    /// `ApiVersions` (18): clamped to what the proxy parses.
     pub const API_VERSIONS: ApiKey = ApiKey(18);
+    /// `SaslAuthenticate` (36).
     pub const SASL_AUTHENTICATE: ApiKey = ApiKey(36);
+    /// `DescribeQuorum` (55): clamped to v1 (v2+ names controller listeners).
     pub const DESCRIBE_QUORUM: ApiKey = ApiKey(55);
+    /// `DescribeCluster` (60): lists the brokers.
     pub const DESCRIBE_CLUSTER: ApiKey = ApiKey(60);
+    /// `ShareFetch` (78): carries broker addresses; hidden from clients.
     pub const SHARE_FETCH: ApiKey = ApiKey(78);
+    /// `ShareAcknowledge` (79): carries broker addresses; hidden from clients.
     pub const SHARE_ACKNOWLEDGE: ApiKey = ApiKey(79);
 }
 
@@ -111,7 +126,7 @@ const API_NAMES: &[(i16, &str)] = &[
 
 /// What the proxy does with an API beyond the request header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decoded {
+pub(crate) struct Decoded {
     /// The API.
     pub key: ApiKey,
     /// The highest version the proxy parses; ApiVersions is clamped to it.
@@ -122,7 +137,7 @@ pub struct Decoded {
 
 /// Every API the proxy decodes past the request header, with the highest
 /// version it understands. ApiVersions responses are clamped to these.
-pub const DECODED: &[Decoded] = &[
+pub(crate) const DECODED: &[Decoded] = &[
     Decoded { key: ApiKey::PRODUCE, max_version: 13, flexible_from: 9 },
     Decoded { key: ApiKey::FETCH, max_version: 18, flexible_from: 12 },
     Decoded { key: ApiKey::METADATA, max_version: 13, flexible_from: 9 },
@@ -137,24 +152,24 @@ pub const DECODED: &[Decoded] = &[
 ];
 
 /// The decoding description of `key`, if the proxy decodes it.
-pub fn decoded(key: ApiKey) -> Option<&'static Decoded> {
+pub(crate) fn decoded(key: ApiKey) -> Option<&'static Decoded> {
     DECODED.iter().find(|d| d.key == key)
 }
 
 /// APIs that carry broker addresses the proxy cannot rewrite; they are
 /// removed from ApiVersions so no client ever uses them through the proxy.
 /// ShareFetch/ShareAcknowledge carry KIP-951 `NodeEndpoints` like Fetch.
-pub const HIDDEN: &[ApiKey] = &[ApiKey::SHARE_FETCH, ApiKey::SHARE_ACKNOWLEDGE];
+pub(crate) const HIDDEN: &[ApiKey] = &[ApiKey::SHARE_FETCH, ApiKey::SHARE_ACKNOWLEDGE];
 
 /// True when `version` of a decoded API uses flexible encodings.
-pub fn is_flexible(d: &Decoded, version: i16) -> bool {
+pub(crate) fn is_flexible(d: &Decoded, version: i16) -> bool {
     version >= d.flexible_from
 }
 
 /// The response header version for a decoded API: v1 (with tagged fields)
 /// for flexible versions, v0 otherwise, and always v0 for ApiVersions
 /// (KIP-511: clients must read it before they know the broker's versions).
-pub fn response_header_has_tags(d: &Decoded, version: i16) -> bool {
+pub(crate) fn response_header_has_tags(d: &Decoded, version: i16) -> bool {
     d.key != ApiKey::API_VERSIONS && is_flexible(d, version)
 }
 
@@ -162,13 +177,21 @@ pub fn response_header_has_tags(d: &Decoded, version: i16) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ErrorCode(pub i16);
 
+/// The error codes the proxy itself sends or interprets.
 impl ErrorCode {
+    /// No error (0).
     pub const NONE: ErrorCode = ErrorCode(0);
+    /// `COORDINATOR_NOT_AVAILABLE` (15): sent for a coordinator the proxy cannot expose.
     pub const COORDINATOR_NOT_AVAILABLE: ErrorCode = ErrorCode(15);
+    /// `UNSUPPORTED_SASL_MECHANISM` (33).
     pub const UNSUPPORTED_SASL_MECHANISM: ErrorCode = ErrorCode(33);
+    /// `ILLEGAL_SASL_STATE` (34).
     pub const ILLEGAL_SASL_STATE: ErrorCode = ErrorCode(34);
+    /// `UNSUPPORTED_VERSION` (35).
     pub const UNSUPPORTED_VERSION: ErrorCode = ErrorCode(35);
+    /// `SASL_AUTHENTICATION_FAILED` (58).
     pub const SASL_AUTHENTICATION_FAILED: ErrorCode = ErrorCode(58);
+    /// `CLUSTER_AUTHORIZATION_FAILED` (31).
     pub const CLUSTER_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(31);
 }
 

@@ -16,7 +16,7 @@ use crate::api::ApiKey;
 
 /// A request forwarded to the broker whose response is awaited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expected {
+pub(crate) struct Expected {
     /// The request's correlation id, which the response must carry.
     pub correlation_id: i32,
     /// The request's API.
@@ -35,7 +35,7 @@ enum Owed {
 
 /// Why a broker response does not fit the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mismatch {
+pub(crate) enum Mismatch {
     /// No broker response is owed.
     NothingOwed,
     /// The response's id is not the oldest owed one.
@@ -56,7 +56,7 @@ pub enum Mismatch {
 
 /// The queue of owed responses.
 #[derive(Debug, Default)]
-pub struct Responses {
+pub(crate) struct Responses {
     queue: VecDeque<Owed>,
     broker_owed: usize,
     /// A broker response is being forwarded as its bytes arrive: nothing
@@ -66,40 +66,41 @@ pub struct Responses {
 
 impl Responses {
     /// An empty queue with room for `capacity` entries before growing.
-    pub fn with_capacity(capacity: usize) -> Responses {
+    pub(crate) fn with_capacity(capacity: usize) -> Responses {
         Responses { queue: VecDeque::with_capacity(capacity), broker_owed: 0, streaming: false }
     }
 
     /// Requests whose response has not been sent to the client yet.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// True when nothing is owed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     /// Responses still expected from the broker.
-    pub fn broker_owed(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn broker_owed(&self) -> usize {
         self.broker_owed
     }
 
     /// The broker will answer this request.
-    pub fn expect(&mut self, expected: Expected) {
+    pub(crate) fn expect(&mut self, expected: Expected) {
         self.broker_owed += 1;
         self.queue.push_back(Owed::Broker(expected));
     }
 
     /// The broker will answer this raw SASL token with a raw token.
-    pub fn expect_raw(&mut self) {
+    pub(crate) fn expect_raw(&mut self) {
         self.broker_owed += 1;
         self.queue.push_back(Owed::BrokerRaw);
     }
 
     /// Matches a raw SASL token from the broker to the oldest owed answer,
     /// which must be for a raw token.
-    pub fn take_raw(&mut self) -> Result<(), Mismatch> {
+    pub(crate) fn take_raw(&mut self) -> Result<(), Mismatch> {
         match self.queue.front() {
             Some(Owed::BrokerRaw) => {
                 self.queue.pop_front();
@@ -114,7 +115,7 @@ impl Responses {
     /// The proxy answers this request with `frame` (size prefix included).
     /// Returns the frame when it can be sent now (nothing owed before it).
     #[must_use]
-    pub fn answer(&mut self, frame: Bytes) -> Option<Bytes> {
+    pub(crate) fn answer(&mut self, frame: Bytes) -> Option<Bytes> {
         if self.queue.is_empty() && !self.streaming {
             Some(frame)
         } else {
@@ -125,7 +126,7 @@ impl Responses {
 
     /// Matches a broker response carrying `correlation_id` to the oldest
     /// request the broker owes an answer for.
-    pub fn take(&mut self, correlation_id: i32) -> Result<Expected, Mismatch> {
+    pub(crate) fn take(&mut self, correlation_id: i32) -> Result<Expected, Mismatch> {
         match self.queue.front() {
             Some(Owed::Broker(e)) if e.correlation_id == correlation_id => {
                 let e = *e;
@@ -144,12 +145,12 @@ impl Responses {
 
     /// Marks the start (`true`) or end of a broker response forwarded in
     /// pieces; answers wait while it lasts.
-    pub fn set_streaming(&mut self, streaming: bool) {
+    pub(crate) fn set_streaming(&mut self, streaming: bool) {
         self.streaming = streaming;
     }
 
     /// The oldest owed broker response, without taking it.
-    pub fn peek(&self) -> Option<Expected> {
+    pub(crate) fn peek(&self) -> Option<Expected> {
         match self.queue.front() {
             Some(Owed::Broker(e)) => Some(*e),
             _ => None,
@@ -157,7 +158,7 @@ impl Responses {
     }
 
     /// The proxy's own answers that are now at the front, in order.
-    pub fn release(&mut self) -> impl Iterator<Item = Bytes> + '_ {
+    pub(crate) fn release(&mut self) -> impl Iterator<Item = Bytes> + '_ {
         let streaming = self.streaming;
         std::iter::from_fn(move || match self.queue.front() {
             _ if streaming => None,

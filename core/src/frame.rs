@@ -8,17 +8,17 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Bytes of the size prefix.
-pub const SIZE_LEN: usize = 4;
+pub(crate) const SIZE_LEN: usize = 4;
 
 /// Frames up to this size get their whole buffer reserved when the size is
 /// seen (one allocation, no regrowth); larger ones grow as bytes arrive, so a
 /// peer that announces a huge frame and then trickles cannot make the proxy
 /// allocate more than it actually sent (and most large frames are cut
 /// through by the session without ever being held whole).
-pub const EAGER_RESERVE: usize = 64 * 1024;
+pub(crate) const EAGER_RESERVE: usize = 64 * 1024;
 
 /// The smallest buffer growth step while a frame is incomplete.
-pub const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a byte stream is not valid Kafka framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +49,12 @@ impl std::error::Error for FrameError {}
 
 /// Splits complete frames off the front of a receive buffer.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct FrameDecoder {
     max_frame: u32,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl FrameDecoder {
     /// A decoder refusing bodies larger than `max_frame` bytes.
     pub fn new(max_frame: u32) -> FrameDecoder {
@@ -84,7 +86,7 @@ impl FrameDecoder {
     /// Makes room in `buf` for the next read: the rest of the current frame
     /// when it is small, otherwise a growth step proportional to what has
     /// already arrived. Fails early on a hostile size prefix.
-    pub fn reserve(&self, buf: &mut BytesMut) -> Result<(), FrameError> {
+    pub(crate) fn reserve(&self, buf: &mut BytesMut) -> Result<(), FrameError> {
         let wanted = match self.announced(buf)? {
             Some(size) => {
                 let missing = (SIZE_LEN + size).saturating_sub(buf.len());
@@ -104,14 +106,14 @@ impl FrameDecoder {
 }
 
 /// The body of a frame: everything after the size prefix.
-pub fn body(frame: &Bytes) -> Bytes {
+pub(crate) fn body(frame: &Bytes) -> Bytes {
     let mut body = frame.clone();
     body.advance(SIZE_LEN.min(body.len()));
     body
 }
 
 /// Encodes a size prefix for a body of `len` bytes.
-pub fn size_prefix(len: usize) -> [u8; SIZE_LEN] {
+pub(crate) fn size_prefix(len: usize) -> [u8; SIZE_LEN] {
     i32::try_from(len).unwrap_or(i32::MAX).to_be_bytes()
 }
 

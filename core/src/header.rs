@@ -12,7 +12,7 @@ use crate::wire;
 
 /// The fixed prefix of every request header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestHeader {
+pub(crate) struct RequestHeader {
     /// The API.
     pub api_key: ApiKey,
     /// The API version.
@@ -42,7 +42,7 @@ impl std::fmt::Display for HeaderError {
 impl std::error::Error for HeaderError {}
 
 /// Reads the fixed request-header prefix from a frame body.
-pub fn peek_request(body: &[u8]) -> Result<RequestHeader, HeaderError> {
+pub(crate) fn peek_request(body: &[u8]) -> Result<RequestHeader, HeaderError> {
     let fixed = body.first_chunk::<8>().ok_or(HeaderError::Truncated)?;
     let [k0, k1, v0, v1, c0, c1, c2, c3] = *fixed;
     Ok(RequestHeader {
@@ -54,7 +54,7 @@ pub fn peek_request(body: &[u8]) -> Result<RequestHeader, HeaderError> {
 
 /// Length of a request header v1 (`flexible == false`) or v2 (`true`),
 /// i.e. where the request body starts.
-pub fn request_header_len(body: &[u8], flexible: bool) -> Result<usize, HeaderError> {
+pub(crate) fn request_header_len(body: &[u8], flexible: bool) -> Result<usize, HeaderError> {
     let rest = body.get(8..).ok_or(HeaderError::Truncated)?;
     let (rest, _client_id) = wire::nullable_string(rest, false).map_err(|_| HeaderError::Malformed)?;
     let (rest, _) = wire::tagged_fields_if(rest, flexible).map_err(|_| HeaderError::Malformed)?;
@@ -62,12 +62,12 @@ pub fn request_header_len(body: &[u8], flexible: bool) -> Result<usize, HeaderEr
 }
 
 /// The correlation id at the front of a response body.
-pub fn peek_response(body: &[u8]) -> Result<i32, HeaderError> {
+pub(crate) fn peek_response(body: &[u8]) -> Result<i32, HeaderError> {
     body.first_chunk::<4>().map(|c| i32::from_be_bytes(*c)).ok_or(HeaderError::Truncated)
 }
 
 /// Length of a response header v0 (`tagged == false`) or v1 (`true`).
-pub fn response_header_len(body: &[u8], tagged: bool) -> Result<usize, HeaderError> {
+pub(crate) fn response_header_len(body: &[u8], tagged: bool) -> Result<usize, HeaderError> {
     let rest = body.get(4..).ok_or(HeaderError::Truncated)?;
     let (rest, _) = wire::tagged_fields_if(rest, tagged).map_err(|_| HeaderError::Malformed)?;
     Ok(body.len() - rest.len())
@@ -75,7 +75,7 @@ pub fn response_header_len(body: &[u8], tagged: bool) -> Result<usize, HeaderErr
 
 /// The `Acks` of a Produce request (`body` is the whole frame body, header
 /// included). `acks == 0` requests get no response.
-pub fn produce_acks(body: &[u8], version: i16) -> Result<i16, HeaderError> {
+pub(crate) fn produce_acks(body: &[u8], version: i16) -> Result<i16, HeaderError> {
     let produce = api::decoded(ApiKey::PRODUCE).ok_or(HeaderError::Malformed)?;
     let flexible = api::is_flexible(produce, version);
     let start = request_header_len(body, flexible)?;

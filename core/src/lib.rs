@@ -58,22 +58,22 @@
 //! read it as the reference for what "drain the outputs" means in practice.
 //! The in-memory harness in `core/tests/common` drives the same contract
 //! with a virtual clock.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)
-)]
-#![deny(unsafe_code)]
-#![warn(missing_debug_implementations)]
+//!
+//! Built with `--cfg fuzzing` (as cargo-fuzz does), the crate also has a
+//! `fuzzing` module: the internals the fuzz targets drive directly.
+#![deny(clippy::indexing_slicing)]
 
 pub mod api;
 pub mod config;
-pub mod correlation;
-pub mod frame;
-pub mod header;
+pub(crate) mod correlation;
+pub(crate) mod frame;
+#[cfg(fuzzing)]
+pub mod fuzzing;
+pub(crate) mod header;
 pub mod proxy;
-pub mod rewrite;
+pub(crate) mod rewrite;
 pub mod route;
 pub mod sasl;
 pub mod session;
 pub mod tls;
-pub mod wire;
+pub(crate) mod wire;

@@ -14,48 +14,37 @@ use nom::IResult;
 use nom::Parser;
 use nom::bytes::complete::take;
 use nom::error::{Error, ErrorKind};
-use nom::number::complete::{be_i8, be_i16, be_i32, be_i64, be_u8};
+use nom::number::complete::{be_i8, be_i16, be_i32, be_i64};
 
 /// Result of a wire parser over a byte slice.
-pub type PResult<'a, T> = IResult<&'a [u8], T>;
+pub(crate) type PResult<'a, T> = IResult<&'a [u8], T>;
 
 fn fail<T>(input: &[u8], kind: ErrorKind) -> PResult<'_, T> {
     Err(nom::Err::Error(Error::new(input, kind)))
 }
 
 /// `INT8`.
-pub fn i8(input: &[u8]) -> PResult<'_, i8> {
+pub(crate) fn i8(input: &[u8]) -> PResult<'_, i8> {
     be_i8(input)
 }
 
 /// `INT16`, big-endian.
-pub fn i16(input: &[u8]) -> PResult<'_, i16> {
+pub(crate) fn i16(input: &[u8]) -> PResult<'_, i16> {
     be_i16(input)
 }
 
 /// `INT32`, big-endian.
-pub fn i32(input: &[u8]) -> PResult<'_, i32> {
+pub(crate) fn i32(input: &[u8]) -> PResult<'_, i32> {
     be_i32(input)
 }
 
 /// `INT64`, big-endian.
-pub fn i64(input: &[u8]) -> PResult<'_, i64> {
+pub(crate) fn i64(input: &[u8]) -> PResult<'_, i64> {
     be_i64(input)
 }
 
-/// `BOOLEAN`: one byte, non-zero is true.
-pub fn boolean(input: &[u8]) -> PResult<'_, bool> {
-    let (rest, b) = be_u8(input)?;
-    Ok((rest, b != 0))
-}
-
-/// `UUID`: 16 raw bytes.
-pub fn uuid(input: &[u8]) -> PResult<'_, &[u8]> {
-    take(16usize).parse(input)
-}
-
 /// `UNSIGNED_VARINT`: little-endian base-128, at most 5 bytes for 32 bits.
-pub fn uvarint(input: &[u8]) -> PResult<'_, u32> {
+pub(crate) fn uvarint(input: &[u8]) -> PResult<'_, u32> {
     let mut value: u32 = 0;
     for (i, &byte) in input.iter().enumerate().take(5) {
         let bits = u32::from(byte & 0x7f);
@@ -71,7 +60,8 @@ pub fn uvarint(input: &[u8]) -> PResult<'_, u32> {
 }
 
 /// `UNSIGNED_VARLONG`: little-endian base-128, at most 10 bytes for 64 bits.
-pub fn uvarlong(input: &[u8]) -> PResult<'_, u64> {
+#[cfg(test)]
+pub(crate) fn uvarlong(input: &[u8]) -> PResult<'_, u64> {
     let mut value: u64 = 0;
     for (i, &byte) in input.iter().enumerate().take(10) {
         let bits = u64::from(byte & 0x7f);
@@ -87,15 +77,10 @@ pub fn uvarlong(input: &[u8]) -> PResult<'_, u64> {
 }
 
 /// `VARINT`: zig-zag encoded signed 32-bit value.
-pub fn varint(input: &[u8]) -> PResult<'_, i32> {
+#[cfg(test)]
+pub(crate) fn varint(input: &[u8]) -> PResult<'_, i32> {
     let (rest, raw) = uvarint(input)?;
     Ok((rest, ((raw >> 1) as i32) ^ -((raw & 1) as i32)))
-}
-
-/// `VARLONG`: zig-zag encoded signed 64-bit value.
-pub fn varlong(input: &[u8]) -> PResult<'_, i64> {
-    let (rest, raw) = uvarlong(input)?;
-    Ok((rest, ((raw >> 1) as i64) ^ -((raw & 1) as i64)))
 }
 
 /// A length prefix: `INT16` (strings) or `INT32` (bytes, arrays) in classic
@@ -125,7 +110,7 @@ fn length(input: &[u8], flexible: bool, classic_i16: bool) -> PResult<'_, Option
 }
 
 /// `NULLABLE_STRING` / `COMPACT_NULLABLE_STRING`, as raw bytes.
-pub fn nullable_string(input: &[u8], flexible: bool) -> PResult<'_, Option<&[u8]>> {
+pub(crate) fn nullable_string(input: &[u8], flexible: bool) -> PResult<'_, Option<&[u8]>> {
     let (rest, len) = length(input, flexible, true)?;
     match len {
         None => Ok((rest, None)),
@@ -137,7 +122,7 @@ pub fn nullable_string(input: &[u8], flexible: bool) -> PResult<'_, Option<&[u8]
 }
 
 /// `STRING` / `COMPACT_STRING` (null refused), as raw bytes.
-pub fn string(input: &[u8], flexible: bool) -> PResult<'_, &[u8]> {
+pub(crate) fn string(input: &[u8], flexible: bool) -> PResult<'_, &[u8]> {
     match nullable_string(input, flexible)? {
         (rest, Some(s)) => Ok((rest, s)),
         (_, None) => fail(input, ErrorKind::Verify),
@@ -145,7 +130,7 @@ pub fn string(input: &[u8], flexible: bool) -> PResult<'_, &[u8]> {
 }
 
 /// `NULLABLE_BYTES` / `COMPACT_NULLABLE_BYTES` (and `RECORDS`, which is encoded the same way).
-pub fn nullable_bytes(input: &[u8], flexible: bool) -> PResult<'_, Option<&[u8]>> {
+pub(crate) fn nullable_bytes(input: &[u8], flexible: bool) -> PResult<'_, Option<&[u8]>> {
     let (rest, len) = length(input, flexible, false)?;
     match len {
         None => Ok((rest, None)),
@@ -157,7 +142,7 @@ pub fn nullable_bytes(input: &[u8], flexible: bool) -> PResult<'_, Option<&[u8]>
 }
 
 /// `BYTES` / `COMPACT_BYTES` (null refused).
-pub fn bytes(input: &[u8], flexible: bool) -> PResult<'_, &[u8]> {
+pub(crate) fn bytes(input: &[u8], flexible: bool) -> PResult<'_, &[u8]> {
     match nullable_bytes(input, flexible)? {
         (rest, Some(s)) => Ok((rest, s)),
         (_, None) => fail(input, ErrorKind::Verify),
@@ -169,7 +154,7 @@ pub fn bytes(input: &[u8], flexible: bool) -> PResult<'_, &[u8]> {
 /// Every element of every Kafka array takes at least one byte, so a count
 /// larger than the remaining input is refused here: a hostile count can never
 /// drive a long loop or a large allocation.
-pub fn nullable_array_len(input: &[u8], flexible: bool) -> PResult<'_, Option<usize>> {
+pub(crate) fn nullable_array_len(input: &[u8], flexible: bool) -> PResult<'_, Option<usize>> {
     let (rest, len) = length(input, flexible, false)?;
     match len {
         Some(n) if n > rest.len() => fail(input, ErrorKind::TooLarge),
@@ -178,7 +163,7 @@ pub fn nullable_array_len(input: &[u8], flexible: bool) -> PResult<'_, Option<us
 }
 
 /// The element count of a non-null array.
-pub fn array_len(input: &[u8], flexible: bool) -> PResult<'_, usize> {
+pub(crate) fn array_len(input: &[u8], flexible: bool) -> PResult<'_, usize> {
     match nullable_array_len(input, flexible)? {
         (rest, Some(n)) => Ok((rest, n)),
         (_, None) => fail(input, ErrorKind::Verify),
@@ -187,7 +172,7 @@ pub fn array_len(input: &[u8], flexible: bool) -> PResult<'_, usize> {
 
 /// One tagged field: its tag and its raw value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaggedField<'a> {
+pub(crate) struct TaggedField<'a> {
     /// The field's tag.
     pub tag: u32,
     /// The field's encoded value, without the size prefix.
@@ -196,36 +181,32 @@ pub struct TaggedField<'a> {
 
 /// A validated tagged-field buffer, iterable without allocation.
 #[derive(Debug, Clone, Copy)]
-pub struct TaggedFields<'a> {
+pub(crate) struct TaggedFields<'a> {
     count: u32,
     body: &'a [u8],
 }
 
 impl<'a> TaggedFields<'a> {
     /// The number of fields.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count as usize
     }
 
-    /// True when the buffer holds no field.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// The fields in ascending tag order.
-    pub fn iter(&self) -> TaggedFieldIter<'a> {
+    pub(crate) fn iter(&self) -> TaggedFieldIter<'a> {
         TaggedFieldIter { remaining: self.count, body: self.body }
     }
 
     /// The value of `tag`, if present.
-    pub fn get(&self, tag: u32) -> Option<&'a [u8]> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, tag: u32) -> Option<&'a [u8]> {
         self.iter().find(|f| f.tag == tag).map(|f| f.data)
     }
 }
 
 /// Iterator over a [`TaggedFields`] buffer that was validated when parsed.
 #[derive(Debug, Clone)]
-pub struct TaggedFieldIter<'a> {
+pub(crate) struct TaggedFieldIter<'a> {
     remaining: u32,
     body: &'a [u8],
 }
@@ -248,7 +229,7 @@ impl<'a> Iterator for TaggedFieldIter<'a> {
 
 /// A tagged-field buffer: a count, then `tag`, `size`, `data` per field with
 /// strictly ascending tags (Kafka's reader refuses anything else).
-pub fn tagged_fields(input: &[u8]) -> PResult<'_, TaggedFields<'_>> {
+pub(crate) fn tagged_fields(input: &[u8]) -> PResult<'_, TaggedFields<'_>> {
     let (mut rest, count) = uvarint(input)?;
     if count as usize > rest.len() {
         return fail(input, ErrorKind::TooLarge);
@@ -270,7 +251,7 @@ pub fn tagged_fields(input: &[u8]) -> PResult<'_, TaggedFields<'_>> {
 }
 
 /// Parses a tagged-field buffer when `flexible`, nothing otherwise.
-pub fn tagged_fields_if(input: &[u8], flexible: bool) -> PResult<'_, Option<TaggedFields<'_>>> {
+pub(crate) fn tagged_fields_if(input: &[u8], flexible: bool) -> PResult<'_, Option<TaggedFields<'_>>> {
     if flexible {
         let (rest, fields) = tagged_fields(input)?;
         Ok((rest, Some(fields)))
@@ -280,7 +261,7 @@ pub fn tagged_fields_if(input: &[u8], flexible: bool) -> PResult<'_, Option<Tagg
 }
 
 /// Bytes an unsigned varint takes on the wire.
-pub fn uvarint_len(value: u32) -> usize {
+pub(crate) fn uvarint_len(value: u32) -> usize {
     match value {
         0..=0x7f => 1,
         0x80..=0x3fff => 2,
@@ -291,7 +272,7 @@ pub fn uvarint_len(value: u32) -> usize {
 }
 
 /// Writes an `UNSIGNED_VARINT`.
-pub fn put_uvarint(buf: &mut impl BufMut, mut value: u32) {
+pub(crate) fn put_uvarint(buf: &mut impl BufMut, mut value: u32) {
     while value >= 0x80 {
         buf.put_u8((value as u8) | 0x80);
         value >>= 7;
@@ -300,7 +281,8 @@ pub fn put_uvarint(buf: &mut impl BufMut, mut value: u32) {
 }
 
 /// Writes a `VARINT` (zig-zag).
-pub fn put_varint(buf: &mut impl BufMut, value: i32) {
+#[cfg(test)]
+pub(crate) fn put_varint(buf: &mut impl BufMut, value: i32) {
     put_uvarint(buf, ((value << 1) ^ (value >> 31)) as u32);
 }
 
@@ -320,7 +302,7 @@ fn put_length(buf: &mut impl BufMut, flexible: bool, classic_i16: bool, len: Opt
 /// Strings come from parsed input, so a classic string never exceeds
 /// `i16::MAX` bytes here; longer ones are a caller bug and are truncated by the
 /// length prefix rather than panicking.
-pub fn put_nullable_string(buf: &mut impl BufMut, flexible: bool, value: Option<&[u8]>) {
+pub(crate) fn put_nullable_string(buf: &mut impl BufMut, flexible: bool, value: Option<&[u8]>) {
     put_length(buf, flexible, true, value.map(<[u8]>::len));
     if let Some(v) = value {
         buf.put_slice(v);
@@ -328,12 +310,12 @@ pub fn put_nullable_string(buf: &mut impl BufMut, flexible: bool, value: Option<
 }
 
 /// Writes a (compact) string.
-pub fn put_string(buf: &mut impl BufMut, flexible: bool, value: &[u8]) {
+pub(crate) fn put_string(buf: &mut impl BufMut, flexible: bool, value: &[u8]) {
     put_nullable_string(buf, flexible, Some(value));
 }
 
 /// Writes (compact) nullable bytes.
-pub fn put_nullable_bytes(buf: &mut impl BufMut, flexible: bool, value: Option<&[u8]>) {
+pub(crate) fn put_nullable_bytes(buf: &mut impl BufMut, flexible: bool, value: Option<&[u8]>) {
     put_length(buf, flexible, false, value.map(<[u8]>::len));
     if let Some(v) = value {
         buf.put_slice(v);
@@ -341,17 +323,17 @@ pub fn put_nullable_bytes(buf: &mut impl BufMut, flexible: bool, value: Option<&
 }
 
 /// Writes (compact) bytes.
-pub fn put_bytes(buf: &mut impl BufMut, flexible: bool, value: &[u8]) {
+pub(crate) fn put_bytes(buf: &mut impl BufMut, flexible: bool, value: &[u8]) {
     put_nullable_bytes(buf, flexible, Some(value));
 }
 
 /// Writes a (compact) nullable array's element count.
-pub fn put_array_len(buf: &mut impl BufMut, flexible: bool, len: Option<usize>) {
+pub(crate) fn put_array_len(buf: &mut impl BufMut, flexible: bool, len: Option<usize>) {
     put_length(buf, flexible, false, len);
 }
 
 /// Encoded size of a (compact) nullable string or bytes of `len` bytes.
-pub fn string_size(flexible: bool, classic_i16: bool, len: Option<usize>) -> usize {
+pub(crate) fn string_size(flexible: bool, classic_i16: bool, len: Option<usize>) -> usize {
     let prefix = match (flexible, len) {
         (true, None) => 1,
         (true, Some(n)) => uvarint_len(u32::try_from(n).unwrap_or(u32::MAX - 1) + 1),
@@ -362,7 +344,11 @@ pub fn string_size(flexible: bool, classic_i16: bool, len: Option<usize>) -> usi
 }
 
 /// Writes a tagged-field buffer from fields already in ascending tag order.
-pub fn put_tagged_fields<'a>(buf: &mut impl BufMut, fields: impl ExactSizeIterator<Item = TaggedField<'a>>) {
+#[cfg(test)]
+pub(crate) fn put_tagged_fields<'a>(
+    buf: &mut impl BufMut,
+    fields: impl ExactSizeIterator<Item = TaggedField<'a>>,
+) {
     put_uvarint(buf, u32::try_from(fields.len()).unwrap_or(u32::MAX));
     for f in fields {
         put_uvarint(buf, f.tag);
@@ -372,7 +358,7 @@ pub fn put_tagged_fields<'a>(buf: &mut impl BufMut, fields: impl ExactSizeIterat
 }
 
 /// Writes an empty tagged-field buffer when `flexible`.
-pub fn put_empty_tagged_fields_if(buf: &mut impl BufMut, flexible: bool) {
+pub(crate) fn put_empty_tagged_fields_if(buf: &mut impl BufMut, flexible: bool) {
     if flexible {
         buf.put_u8(0);
     }

@@ -2,7 +2,7 @@
 //! reports a valid lower-case DNS name, and once a prefix of the input is
 //! decided, more bytes never change the answer.
 #![no_main]
-use kafka_proxy_core::tls::client_hello::{SniPeek, peek_sni};
+use kafka_proxy_core::fuzzing::{SniPeek, peek_sni};
 use libfuzzer_sys::fuzz_target;
 
 /// An independent check of what `peek_sni` promises a name is: lower-case

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use arbitrary::Arbitrary;
-use kafka_proxy_core::rewrite::{AddressMap, Advertised, Body, FetchStream};
+use kafka_proxy_core::fuzzing::{AddressMap, Advertised, Body, FetchStream};
 use libfuzzer_sys::fuzz_target;
 
 /// Advertises even node ids under a short name, refuses odd ones.

@@ -7,11 +7,10 @@
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
-use kafka_proxy_core::api::{self, ApiKey};
-use kafka_proxy_core::frame::FrameDecoder;
-use kafka_proxy_core::rewrite::{
-    AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, needs_rewrite, rewrite_api_versions,
-    rewrite_response,
+use kafka_proxy_core::api::ApiKey;
+use kafka_proxy_core::fuzzing::{
+    AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, FrameDecoder, max_version,
+    needs_rewrite, rewrite_api_versions, rewrite_response,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -49,7 +48,7 @@ fn flatten(body: &Body, original: &Bytes) -> Bytes {
 fuzz_target!(|data: &[u8]| {
     let [selector, version, stream @ ..] = data else { return };
     let api = APIS[usize::from(*selector) % APIS.len()];
-    let max = api::decoded(api).map_or(0, |d| d.max_version);
+    let max = max_version(api).unwrap_or(0);
     let version = i16::from(*version) % (max + 2);
     let decoder = FrameDecoder::new(64 * 1024);
     let mut buf = BytesMut::from(stream);

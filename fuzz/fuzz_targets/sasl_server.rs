@@ -11,10 +11,10 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use kafka_proxy_core::api::ApiKey;
+use kafka_proxy_core::fuzzing::{RequestRef, SaslServer, ServerStep};
 use kafka_proxy_core::sasl::oauthbearer::{JwtRules, JwtValidator, KeySet};
 use kafka_proxy_core::sasl::{
-    CredentialStore, Mechanism, Random, RandomError, RequestRef, SaslServer, ScramMechanism, Secret,
-    ServerConfig, ServerStep,
+    CredentialStore, Mechanism, Random, RandomError, ScramMechanism, Secret, ServerConfig,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -16,8 +16,9 @@ use kafka_proxy_core::config::{
 };
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
-use kafka_proxy_core::sasl::server::ServerConfig;
-use kafka_proxy_core::sasl::{CredentialStore, Mechanism, ScramMechanism, Secret, SystemRandom};
+use kafka_proxy_core::sasl::{
+    CredentialStore, Mechanism, ScramMechanism, Secret, ServerConfig, SystemRandom,
+};
 use kafka_proxy_core::session::{Event, Side};
 use libfuzzer_sys::fuzz_target;
 

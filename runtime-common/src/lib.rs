@@ -20,9 +20,6 @@
 //! [`splice::Splicer`] for the splice contract, [`net`] for binding and
 //! socket options, and `ConnectTarget::endpoint` for where to connect.
 
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
-
 pub mod actions;
 mod control;
 mod error;

@@ -11,7 +11,7 @@ use mio::Waker;
 use tracing::warn;
 
 /// A resolved (or failed) name for one connection.
-pub struct Answer {
+pub(crate) struct Answer {
     /// The connection's slot.
     pub slot: usize,
     /// The session id, to ignore answers for a slot that was reused.
@@ -27,14 +27,14 @@ struct Question {
 }
 
 /// Resolves names on a helper thread.
-pub struct Resolver {
+pub(crate) struct Resolver {
     questions: Option<Sender<Question>>,
     answers: Receiver<Answer>,
 }
 
 impl Resolver {
     /// Starts the helper thread; it wakes `waker` after each answer.
-    pub fn new(waker: Arc<Waker>) -> Resolver {
+    pub(crate) fn new(waker: Arc<Waker>) -> Resolver {
         let (q_tx, q_rx) = channel::<Question>();
         let (a_tx, a_rx) = channel::<Answer>();
         let spawned = thread::Builder::new().name("kafka-proxy-dns".into()).spawn(move || {
@@ -59,14 +59,14 @@ impl Resolver {
     }
 
     /// Asks for the addresses of `host` on behalf of the connection in `slot`.
-    pub fn resolve(&self, slot: usize, session: u64, host: &str, port: u16) {
+    pub(crate) fn resolve(&self, slot: usize, session: u64, host: &str, port: u16) {
         if let Some(q) = &self.questions {
             let _ = q.send(Question { slot, session, host: host.to_owned(), port });
         }
     }
 
     /// The answers that arrived so far.
-    pub fn answers(&self) -> Vec<Answer> {
+    pub(crate) fn answers(&self) -> Vec<Answer> {
         self.answers.try_iter().collect()
     }
 }

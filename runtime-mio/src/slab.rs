@@ -2,19 +2,19 @@
 
 /// Values addressed by reusable integer slots.
 #[derive(Debug)]
-pub struct Slab<T> {
+pub(crate) struct Slab<T> {
     entries: Vec<Option<T>>,
     free: Vec<usize>,
     len: usize,
 }
 
 impl<T> Slab<T> {
-    pub fn new() -> Slab<T> {
+    pub(crate) fn new() -> Slab<T> {
         Slab { entries: Vec::new(), free: Vec::new(), len: 0 }
     }
 
     /// Stores `value` and returns its slot.
-    pub fn insert(&mut self, value: T) -> usize {
+    pub(crate) fn insert(&mut self, value: T) -> usize {
         self.len += 1;
         match self.free.pop() {
             Some(slot) => {
@@ -30,32 +30,32 @@ impl<T> Slab<T> {
         }
     }
 
-    pub fn get(&self, slot: usize) -> Option<&T> {
+    pub(crate) fn get(&self, slot: usize) -> Option<&T> {
         self.entries.get(slot).and_then(Option::as_ref)
     }
 
-    pub fn get_mut(&mut self, slot: usize) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, slot: usize) -> Option<&mut T> {
         self.entries.get_mut(slot).and_then(Option::as_mut)
     }
 
     /// Takes the value out of `slot`, freeing the slot for reuse.
-    pub fn remove(&mut self, slot: usize) -> Option<T> {
+    pub(crate) fn remove(&mut self, slot: usize) -> Option<T> {
         let value = self.entries.get_mut(slot)?.take()?;
         self.free.push(slot);
         self.len -= 1;
         Some(value)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The occupied slots, as a snapshot.
-    pub fn slots(&self) -> Vec<usize> {
+    pub(crate) fn slots(&self) -> Vec<usize> {
         self.entries.iter().enumerate().filter(|(_, e)| e.is_some()).map(|(i, _)| i).collect()
     }
 }

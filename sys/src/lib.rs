@@ -1,11 +1,14 @@
-//! The system calls kafka-proxy's runtimes make by hand: reading into
+//! The system calls kafka-proxy makes by hand, and the only crate of the
+//! workspace with `unsafe` code. For the runtimes: reading into
 //! uninitialised spare capacity (so no read pays for zeroing its buffer
 //! first) and `splice(2)` through a pipe (so a frame being cut through moves
-//! socket to socket without being copied into user space). Linux only.
+//! socket to socket without being copied into user space). For the binary:
+//! [`malloc::tune`] (glibc's allocator parameters) and [`signals`] (SIGINT,
+//! SIGTERM and SIGHUP taken by one thread with `sigwait(2)`). Linux only.
 //!
-//! The calls themselves go through `rustix`'s safe wrappers (`read`,
-//! `pipe2`, `fcntl(F_SETPIPE_SZ / F_GETPIPE_SZ)`, `splice`). Two `unsafe`
-//! operations remain, each in one place:
+//! The I/O calls go through `rustix`'s safe wrappers (`read`, `pipe2`,
+//! `fcntl(F_SETPIPE_SZ / F_GETPIPE_SZ)`, `splice`). Two `unsafe` operations
+//! remain there, each in one place:
 //!
 //! - [`read_into`] tells the `BytesMut` how many of its spare bytes `read(2)`
 //!   initialised (`set_len`): rustix hands back the initialised slice, but
@@ -15,7 +18,13 @@
 //!   `AsFd`; `borrow_raw` turns the one into the other for the length of a
 //!   call. An `AsFd`-taking API would remove it once every caller holds a
 //!   borrowed socket at the call.
+//!
+//! `malloc` and `signals` call libc directly (`mallopt`, `sigemptyset`,
+//! `pthread_sigmask`, `sigwait`), each call with its SAFETY comment.
 #![allow(unsafe_code)]
+
+pub mod malloc;
+pub mod signals;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};

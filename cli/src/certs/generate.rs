@@ -15,22 +15,22 @@ use rustls::pki_types::ServerName;
 use super::{CertsError, write_file};
 
 /// The CA certificate written by [`generate_certs`].
-pub const CA_FILE: &str = "ca.pem";
+pub(super) const CA_FILE: &str = "ca.pem";
 
 /// The server certificate written by [`generate_certs`].
-pub const SERVER_CERT_FILE: &str = "server.pem";
+pub(super) const SERVER_CERT_FILE: &str = "server.pem";
 
 /// The server private key written by [`generate_certs`].
-pub const SERVER_KEY_FILE: &str = "server_key.pem";
+pub(super) const SERVER_KEY_FILE: &str = "server_key.pem";
 
 /// The client certificates written by [`generate_certs`]: (name, cert file, key file).
-pub const CLIENTS: [(&str, &str, &str); 2] =
+pub(super) const CLIENTS: [(&str, &str, &str); 2] =
     [("client1", "client1.pem", "client1_key.pem"), ("client2", "client2.pem", "client2_key.pem")];
 
 /// Writes a CA, a server certificate for `sni_suffix` and two client
 /// certificates into `dir` (created if missing). Returns the files written.
 /// Refuses, before writing anything, if one exists and `force` is false.
-pub fn generate_certs(dir: &Path, sni_suffix: &str, force: bool) -> Result<Vec<PathBuf>, CertsError> {
+pub(crate) fn generate_certs(dir: &Path, sni_suffix: &str, force: bool) -> Result<Vec<PathBuf>, CertsError> {
     let suffix = sni_suffix.trim_start_matches("*.").trim_start_matches('.').to_ascii_lowercase();
     if !matches!(ServerName::try_from(suffix.as_str()), Ok(ServerName::DnsName(_))) {
         return Err(CertsError::InvalidSuffix { suffix: sni_suffix.to_owned() });

@@ -24,12 +24,12 @@ mod save_ca;
 #[cfg(test)]
 mod test_support;
 
-pub use generate::generate_certs;
-pub use save_ca::{SERVER_CA_FILE, save_ca_certs};
+pub(crate) use generate::generate_certs;
+pub(crate) use save_ca::{SERVER_CA_FILE, save_ca_certs};
 
 /// Why a certificate tool failed.
 #[derive(Debug)]
-pub enum CertsError {
+pub(crate) enum CertsError {
     /// The file exists and `force` was not given.
     Exists {
         /// The file.

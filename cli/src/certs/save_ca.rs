@@ -23,14 +23,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use super::{CertsError, write_file};
 
 /// The file written by [`save_ca_certs`] unless another is given.
-pub const SERVER_CA_FILE: &str = "server_ca.pem";
+pub(crate) const SERVER_CA_FILE: &str = "server_ca.pem";
 
 /// How long [`save_ca_certs`] waits to connect, and for the whole handshake.
-pub const NETWORK_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const NETWORK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What [`save_ca_certs`] wrote.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SavedCaCerts {
+pub(crate) struct SavedCaCerts {
     /// The file written.
     pub path: PathBuf,
     /// RFC 2253 subjects of the certificates written, in order.
@@ -47,7 +47,7 @@ pub struct SavedCaCerts {
 /// presents, and writes its issuers (the certificates after the leaf) to `out`
 /// as PEM. A server presenting only a self-signed certificate gets that
 /// certificate written, flagged in the result.
-pub fn save_ca_certs(server: &str, out: &Path, force: bool) -> Result<SavedCaCerts, CertsError> {
+pub(crate) fn save_ca_certs(server: &str, out: &Path, force: bool) -> Result<SavedCaCerts, CertsError> {
     if !force && out.exists() {
         return Err(CertsError::Exists { path: out.to_owned() });
     }

@@ -33,6 +33,7 @@ fn max_version() -> i16 {
 
 /// How the proxy shapes the ApiVersions response it forwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct ApiVersionsPolicy {
     /// APIs the proxy answers itself, with the exact `(min, max)` range it
     /// serves. They replace the broker's entry, or are inserted (in key order)
@@ -42,14 +43,15 @@ pub struct ApiVersionsPolicy {
     pub local: Vec<(ApiKey, i16, i16)>,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl ApiVersionsPolicy {
     /// The broker's ranges, clamped and filtered, with no local API.
-    pub fn passthrough() -> Self {
+    pub(crate) fn passthrough() -> Self {
         ApiVersionsPolicy::default()
     }
 
     /// A policy pinning the given local APIs (sorted by key, first pin of a key kept).
-    pub fn with_local(local: impl IntoIterator<Item = (ApiKey, i16, i16)>) -> Self {
+    pub(crate) fn with_local(local: impl IntoIterator<Item = (ApiKey, i16, i16)>) -> Self {
         let mut local: Vec<_> = local.into_iter().collect();
         local.sort_by_key(|&(key, _, _)| key);
         local.dedup_by_key(|&mut (key, _, _)| key);
@@ -74,7 +76,7 @@ impl ApiVersionsPolicy {
 
 /// The versions of one API a broker supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiRange {
+pub(crate) struct ApiRange {
     /// The API.
     pub key: ApiKey,
     /// The lowest supported version.
@@ -85,7 +87,8 @@ pub struct ApiRange {
 
 impl ApiRange {
     /// The highest version in both this range and `min..=max`, if they overlap.
-    pub fn highest_common(&self, min: i16, max: i16) -> Option<i16> {
+    #[cfg(test)]
+    pub(crate) fn highest_common(&self, min: i16, max: i16) -> Option<i16> {
         let top = self.max.min(max);
         (top >= self.min.max(min)).then_some(top)
     }
@@ -109,6 +112,7 @@ fn read_entry<'a>(r: &mut Reader<'a>, flexible: bool) -> Read<Entry<'a>> {
 /// A validated ApiVersions response body, read without allocating: the
 /// broker's ranges, for the upstream SASL client to pick versions with.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct ApiVersionsView<'a> {
     body: &'a [u8],
     /// The version the body is encoded in (0 for a KIP-511 error reply).
@@ -123,6 +127,7 @@ pub struct ApiVersionsView<'a> {
     tags_end: usize,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl<'a> ApiVersionsView<'a> {
     /// Parses a response body to a request of `version` (0–4).
     pub fn parse(version: i16, body: &'a [u8]) -> Result<Self, RewriteError> {
@@ -179,38 +184,31 @@ impl<'a> ApiVersionsView<'a> {
     }
 
     /// The response's error code.
-    pub fn error_code(&self) -> ErrorCode {
+    #[cfg(test)]
+    pub(crate) fn error_code(&self) -> ErrorCode {
         ErrorCode(self.error_code)
     }
 
     /// The version the body is encoded in: the request's, or 0 for a KIP-511
     /// `UNSUPPORTED_VERSION` reply.
-    pub fn encoding_version(&self) -> i16 {
+    #[cfg(test)]
+    pub(crate) fn encoding_version(&self) -> i16 {
         self.encoding
     }
 
-    /// `ThrottleTimeMs` (0 in v0).
-    pub fn throttle_time_ms(&self) -> i32 {
-        self.throttle_time_ms
-    }
-
     /// Number of APIs listed.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    /// True when no API is listed.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// The listed ranges, in the broker's order.
-    pub fn iter(&self) -> ApiRanges<'a> {
+    pub(crate) fn iter(&self) -> ApiRanges<'a> {
         ApiRanges { entries: self.entries() }
     }
 
     /// The range of `key`, if the broker lists it.
-    pub fn get(&self, key: ApiKey) -> Option<ApiRange> {
+    pub(crate) fn get(&self, key: ApiKey) -> Option<ApiRange> {
         self.iter().find(|r| r.key == key)
     }
 
@@ -245,7 +243,7 @@ impl<'a> Iterator for Entries<'a> {
 
 /// Iterator over the ranges of an [`ApiVersionsView`].
 #[derive(Debug, Clone)]
-pub struct ApiRanges<'a> {
+pub(crate) struct ApiRanges<'a> {
     entries: Entries<'a>,
 }
 
@@ -260,6 +258,7 @@ impl Iterator for ApiRanges<'_> {
 /// Rewrites an ApiVersions response body to a request of `version` (0–4):
 /// clamps, hides and pins per `policy`, and re-encodes canonically (as v0 for
 /// a KIP-511 `UNSUPPORTED_VERSION` reply).
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub fn rewrite_api_versions(
     version: i16,
     body: &[u8],
@@ -386,7 +385,7 @@ fn skip_features(r: &mut Reader<'_>, what: &'static str) -> Read<bool> {
 /// The body the proxy sends itself for an ApiVersions request newer than it
 /// parses: `UNSUPPORTED_VERSION` with a v0 body listing only ApiVersions
 /// 0..=max, which is what Kafka does (KIP-511), so the client retries lower.
-pub fn unsupported_version_body() -> Bytes {
+pub(crate) fn unsupported_version_body() -> Bytes {
     let mut out = BytesMut::with_capacity(12);
     out.put_i16(ErrorCode::UNSUPPORTED_VERSION.0);
     out.put_i32(1);

@@ -24,7 +24,7 @@ pub(crate) struct Endpoint<'a> {
 impl<'a> Endpoint<'a> {
     /// Reads `NodeId`, `Host`, `Port`, then lets `rest` skip the fields after
     /// the port, which become the entry's [`trailer`](Self::trailer).
-    pub fn read(
+    pub(super) fn read(
         r: &mut Reader<'a>,
         flexible: bool,
         rest: impl FnOnce(&mut Reader<'a>) -> Read<()>,
@@ -38,7 +38,7 @@ impl<'a> Endpoint<'a> {
     }
 
     /// The endpoint as the cluster advertised it.
-    pub fn observed(&self) -> Broker {
+    pub(super) fn observed(&self) -> Broker {
         Broker {
             node_id: self.node_id,
             host: String::from_utf8_lossy(self.host).into_owned(),
@@ -47,7 +47,7 @@ impl<'a> Endpoint<'a> {
     }
 
     /// Writes the entry with the advertised host and port and the original trailer.
-    pub fn put_advertised(&self, out: &mut BytesMut, flexible: bool, to: &Advertised<'_>) {
+    pub(super) fn put_advertised(&self, out: &mut BytesMut, flexible: bool, to: &Advertised<'_>) {
         out.put_i32(self.node_id);
         wire::put_string(out, flexible, to.host.as_bytes());
         out.put_i32(to.port);
@@ -95,23 +95,23 @@ pub(crate) struct ArrayOut {
 
 impl ArrayOut {
     /// An empty array with room for `bytes` of entries.
-    pub fn with_capacity(bytes: usize) -> Self {
+    pub(super) fn with_capacity(bytes: usize) -> Self {
         ArrayOut { items: BytesMut::with_capacity(bytes), count: 0 }
     }
 
     /// Appends one entry written by `write`.
-    pub fn push(&mut self, write: impl FnOnce(&mut BytesMut)) {
+    pub(super) fn push(&mut self, write: impl FnOnce(&mut BytesMut)) {
         write(&mut self.items);
         self.count += 1;
     }
 
     /// Number of entries written.
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.count
     }
 
     /// Encoded size of the array (count prefix and entries).
-    pub fn encoded_len(&self, flexible: bool) -> usize {
+    pub(super) fn encoded_len(&self, flexible: bool) -> usize {
         let prefix = match u32::try_from(self.count) {
             Ok(n) if flexible => wire::uvarint_len(n.saturating_add(1)),
             _ if flexible => 5,
@@ -121,7 +121,7 @@ impl ArrayOut {
     }
 
     /// Writes the count prefix and the entries to `out`.
-    pub fn put_into(&self, out: &mut BytesMut, flexible: bool) {
+    pub(super) fn put_into(&self, out: &mut BytesMut, flexible: bool) {
         wire::put_array_len(out, flexible, Some(self.count));
         out.put_slice(&self.items);
     }

@@ -23,12 +23,12 @@ use super::same_size_tail::rewrite_tail_same_size;
 use super::{AddressMap, Rewrite, RewriteError};
 
 /// The Fetch versions whose layout [`FetchStream`] knows.
-pub const FETCH_STREAM_VERSIONS: RangeInclusive<i16> = FETCH_NODE_ENDPOINTS_FROM..=18;
+pub(crate) const FETCH_STREAM_VERSIONS: RangeInclusive<i16> = FETCH_NODE_ENDPOINTS_FROM..=18;
 
 /// The longest top-level tagged-field section the walker accepts, since the
 /// session holds it whole. `NodeEndpoints` for a thousand brokers with long
 /// host and rack names fit in a fraction of it.
-pub const MAX_TAIL_LEN: usize = 1 << 20;
+pub(crate) const MAX_TAIL_LEN: usize = 1 << 20;
 
 const API: ApiKey = ApiKey::FETCH;
 
@@ -97,6 +97,7 @@ enum Step {
 /// it, and never reads past the body into the next frame. It accepts exactly
 /// the bodies the whole-buffer rewriter accepts.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct FetchStream {
     version: i16,
     body_len: usize,
@@ -115,6 +116,7 @@ pub struct FetchStream {
     failed: Option<Fault>,
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl FetchStream {
     /// A walker for a Fetch response body of `body_len` bytes at `version`.
     ///
@@ -146,14 +148,10 @@ impl FetchStream {
         Ok(stream)
     }
 
-    /// The version being walked.
-    pub fn version(&self) -> i16 {
-        self.version
-    }
-
     /// Body bytes consumed so far: the offset of the next byte to forward, and
     /// once [`at_tail`](Self::at_tail) the offset of the tail.
-    pub fn offset(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn offset(&self) -> usize {
         self.offset
     }
 
@@ -168,7 +166,7 @@ impl FetchStream {
     }
 
     /// Body bytes not consumed yet.
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.body_len.saturating_sub(self.offset)
     }
 

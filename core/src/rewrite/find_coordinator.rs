@@ -18,7 +18,7 @@ const API: ApiKey = ApiKey::FIND_COORDINATOR;
 
 /// Kafka's message for `COORDINATOR_NOT_AVAILABLE`, sent with the error the
 /// proxy substitutes for a coordinator it cannot expose.
-pub const COORDINATOR_NOT_AVAILABLE_MESSAGE: &str = "The coordinator is not available.";
+pub(crate) const COORDINATOR_NOT_AVAILABLE_MESSAGE: &str = "The coordinator is not available.";
 
 /// Rewrites the coordinator address(es) in a FindCoordinator response body (`version` 0–6).
 pub(crate) fn rewrite(version: i16, body: &Bytes, map: &dyn AddressMap) -> Result<Rewrite, RewriteError> {

@@ -25,26 +25,27 @@ use bytes::Bytes;
 
 use crate::api::{self, ApiKey};
 
-mod api_versions;
+pub(crate) mod api_versions;
 mod describe_cluster;
 mod endpoint;
-mod fetch_stream;
+pub(crate) mod fetch_stream;
 mod find_coordinator;
 mod metadata;
 mod node_endpoints;
 mod reader;
 mod same_size_tail;
+#[cfg(test)]
+mod tests;
 
-pub use api_versions::{
-    ApiRange, ApiRanges, ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
+pub(crate) use api_versions::{
+    ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
 };
-pub use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream, MAX_TAIL_LEN};
-pub use find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
-pub use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
-pub use same_size_tail::rewrite_tail_same_size;
+pub(crate) use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream};
+pub(crate) use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};
 
 /// Where clients must connect to reach an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct Advertised<'a> {
     /// Host name or address clients connect to.
     pub host: Cow<'a, str>,
@@ -53,6 +54,7 @@ pub struct Advertised<'a> {
 }
 
 /// Maps upstream broker addresses to the addresses the proxy advertises.
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub trait AddressMap {
     /// The address clients should use for broker `node_id`, which the cluster
     /// advertised as `host:port`. `None` means this broker cannot be exposed
@@ -63,6 +65,7 @@ pub trait AddressMap {
 
 /// A broker address seen in a response, as the cluster advertised it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct Broker {
     /// The broker's node id.
     pub node_id: i32,
@@ -74,6 +77,7 @@ pub struct Broker {
 
 /// What a response told about the cluster's brokers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub enum Observed {
     /// Nothing (the response held no broker address).
     #[default]
@@ -86,6 +90,7 @@ pub enum Observed {
 
 /// A response body after rewriting.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub enum Body {
     /// Forward the original bytes untouched.
     Unchanged,
@@ -103,6 +108,8 @@ pub enum Body {
     },
 }
 
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl Body {
     /// Length of the rewritten body, given the original body's length.
     pub fn len(&self, original: usize) -> usize {
@@ -115,6 +122,7 @@ impl Body {
 
 /// The result of rewriting one response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct Rewrite {
     /// The bytes to forward.
     pub body: Body,
@@ -124,7 +132,7 @@ pub struct Rewrite {
 
 impl Rewrite {
     /// A response with nothing to rewrite.
-    pub const UNCHANGED: Rewrite = Rewrite { body: Body::Unchanged, observed: Observed::Nothing };
+    pub(crate) const UNCHANGED: Rewrite = Rewrite { body: Body::Unchanged, observed: Observed::Nothing };
 }
 
 /// Why a response body could not be rewritten.
@@ -132,9 +140,23 @@ impl Rewrite {
 pub enum RewriteError {
     /// The version is newer than this proxy parses (ApiVersions should have
     /// prevented it from being used).
-    UnsupportedVersion { api: ApiKey, version: i16 },
+    UnsupportedVersion {
+        /// The API of the response.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+    },
     /// The body does not decode as `api` at `version`.
-    Malformed { api: ApiKey, version: i16, offset: usize, what: &'static str },
+    Malformed {
+        /// The API of the response.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// Where in the body (after the response header) decoding failed.
+        offset: usize,
+        /// The field that could not be read.
+        what: &'static str,
+    },
 }
 
 impl std::fmt::Display for RewriteError {
@@ -160,6 +182,7 @@ impl std::error::Error for RewriteError {}
 /// Versions above what the proxy parses are included, so that they reach
 /// [`rewrite_response`] and are refused there. ApiVersions is rewritten
 /// separately, by [`rewrite_api_versions`].
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
     match api {
         ApiKey::METADATA | ApiKey::FIND_COORDINATOR | ApiKey::DESCRIBE_CLUSTER => true,
@@ -176,6 +199,7 @@ pub fn needs_rewrite(api: ApiKey, version: i16) -> bool {
 /// [`RewriteError::Malformed`] for a body that does not decode. Responses
 /// without addresses come back as [`Rewrite::UNCHANGED`]; for APIs for which
 /// [`needs_rewrite`] is false that is all this returns.
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub fn rewrite_response(
     api: ApiKey,
     version: i16,

@@ -17,9 +17,9 @@ use super::reader::{Read, Reader};
 use super::{AddressMap, Body, Observed, Rewrite, RewriteError};
 
 /// First Produce version whose response can carry `NodeEndpoints`.
-pub const PRODUCE_NODE_ENDPOINTS_FROM: i16 = 10;
+pub(crate) const PRODUCE_NODE_ENDPOINTS_FROM: i16 = 10;
 /// First Fetch version whose response can carry `NodeEndpoints`.
-pub const FETCH_NODE_ENDPOINTS_FROM: i16 = 16;
+pub(crate) const FETCH_NODE_ENDPOINTS_FROM: i16 = 16;
 
 /// The tag of `NodeEndpoints` in both responses.
 pub(super) const NODE_ENDPOINTS_TAG: u32 = 0;

@@ -36,7 +36,7 @@ use super::{AddressMap, Body, Observed, Rewrite, RewriteError};
 ///   dropped, so no broker address leaks, and the section padded; clients
 ///   then learn the leader from a Metadata refresh. So is an endpoint list
 ///   that is empty once refused endpoints are left out (Kafka omits an empty one).
-pub fn rewrite_tail_same_size(
+pub(crate) fn rewrite_tail_same_size(
     api: ApiKey,
     version: i16,
     tail_at: usize,

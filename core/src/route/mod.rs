@@ -1,8 +1,8 @@
 //! Routing: which upstream a connection goes to, and which address clients
 //! are told for each broker.
 
-pub mod port_offset;
-pub mod sni;
+pub(crate) mod port_offset;
+pub(crate) mod sni;
 
 use std::net::IpAddr;
 

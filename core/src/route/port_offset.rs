@@ -8,19 +8,14 @@ use crate::rewrite::{AddressMap, Advertised};
 
 /// Advertises every broker as `advertised_host:(base + 20 + node_id)`.
 #[derive(Debug, Clone)]
-pub struct PortOffsetMap {
+pub(crate) struct PortOffsetMap {
     config: PortOffset,
 }
 
 impl PortOffsetMap {
     /// The map for `config`.
-    pub fn new(config: PortOffset) -> PortOffsetMap {
+    pub(crate) fn new(config: PortOffset) -> PortOffsetMap {
         PortOffsetMap { config }
-    }
-
-    /// The configuration it applies.
-    pub fn config(&self) -> &PortOffset {
-        &self.config
     }
 }
 

@@ -30,11 +30,11 @@ const HANDSHAKE_VERSION: i16 = 1;
 
 /// Re-authenticate after this share of the session lifetime (per mille),
 /// plus up to [`REAUTH_JITTER_PER_MILLE`] (Kafka's Java client: 85% + 0–10%).
-pub const REAUTH_AT_PER_MILLE: u64 = 850;
+pub(crate) const REAUTH_AT_PER_MILLE: u64 = 850;
 
 /// Random extra share of the lifetime, so connections opened together do not
 /// re-authenticate together.
-pub const REAUTH_JITTER_PER_MILLE: u64 = 100;
+pub(crate) const REAUTH_JITTER_PER_MILLE: u64 = 100;
 
 /// Credentials and mechanism for logging in to brokers.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ pub enum ClientError {
         /// The response's id.
         got: i32,
     },
-    /// [`SaslClient::start`] during an exchange or after a failure.
+    /// A login was started during an exchange or after a failure.
     InProgress,
     /// The random source failed.
     Random(RandomError),
@@ -142,7 +142,7 @@ impl std::error::Error for ClientError {}
 
 /// The request whose response the client waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pending {
+pub(crate) struct Pending {
     /// Its correlation id.
     pub correlation_id: i32,
     /// SaslHandshake or SaslAuthenticate.
@@ -153,14 +153,14 @@ pub struct Pending {
 
 impl Pending {
     /// True when the response header is v1 (tagged fields): SaslAuthenticate v2.
-    pub fn response_header_flexible(&self) -> bool {
+    pub(crate) fn response_header_flexible(&self) -> bool {
         self.api_key == ApiKey::SASL_AUTHENTICATE && authenticate_response_header_flexible(self.version)
     }
 }
 
 /// A successful (re-)authentication towards the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAuthentication {
+pub(crate) struct ClientAuthentication {
     /// The broker's `SessionLifetimeMs`; `None` = unlimited (or SaslAuthenticate v0).
     pub lifetime: Option<Duration>,
     /// When the session ends at the broker.
@@ -173,7 +173,7 @@ pub struct ClientAuthentication {
 
 /// What the session does after a response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientStep {
+pub(crate) enum ClientStep {
     /// Send this request frame (it carries the correlation id given with the response).
     Send(Bytes),
     /// Authenticated.
@@ -200,14 +200,14 @@ enum State {
 
 /// The SASL client of one upstream connection.
 #[derive(Debug)]
-pub struct SaslClient {
+pub(crate) struct SaslClient {
     config: Arc<ClientConfig>,
     state: State,
 }
 
 impl SaslClient {
     /// A client that has not started.
-    pub fn new(config: Arc<ClientConfig>) -> Self {
+    pub(crate) fn new(config: Arc<ClientConfig>) -> Self {
         SaslClient { config, state: State::Idle }
     }
 
@@ -215,7 +215,7 @@ impl SaslClient {
     /// the SaslHandshake v1 request frame with `correlation_id`. The
     /// SaslAuthenticate version is picked from the broker's ApiVersions
     /// range when known, v1 otherwise.
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         correlation_id: i32,
         broker_authenticate_versions: Option<(i16, i16)>,
@@ -238,12 +238,12 @@ impl SaslClient {
     }
 
     /// The credentials and mechanism this client logs in with.
-    pub fn config(&self) -> &ClientConfig {
+    pub(crate) fn config(&self) -> &ClientConfig {
         &self.config
     }
 
     /// The request awaiting its response, if any.
-    pub fn pending(&self) -> Option<Pending> {
+    pub(crate) fn pending(&self) -> Option<Pending> {
         match &self.state {
             State::AwaitHandshake { pending, .. } | State::AwaitAuthenticate { pending, .. } => {
                 Some(*pending)
@@ -253,7 +253,8 @@ impl SaslClient {
     }
 
     /// True once authenticated (also while re-authenticating).
-    pub fn is_authenticated(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_authenticated(&self) -> bool {
         match &self.state {
             State::Authenticated(_) => true,
             State::AwaitHandshake { reauthentication, .. }
@@ -263,23 +264,15 @@ impl SaslClient {
     }
 
     /// When to re-authenticate (for the session's timer).
-    pub fn reauth_at(&self) -> Option<Instant> {
+    pub(crate) fn reauth_at(&self) -> Option<Instant> {
         match &self.state {
             State::Authenticated(a) => a.reauth_at,
             _ => None,
         }
     }
 
-    /// When the broker ends the session.
-    pub fn session_expires_at(&self) -> Option<Instant> {
-        match &self.state {
-            State::Authenticated(a) => a.expires_at,
-            _ => None,
-        }
-    }
-
     /// True when it is time to call [`SaslClient::start`] again.
-    pub fn needs_reauth(&self, now: Instant) -> bool {
+    pub(crate) fn needs_reauth(&self, now: Instant) -> bool {
         self.reauth_at().is_some_and(|t| now >= t)
     }
 
@@ -290,7 +283,7 @@ impl SaslClient {
 
     /// Takes the response (body after the response header) to the pending
     /// request. `next_correlation_id` is used if another request follows.
-    pub fn on_response(
+    pub(crate) fn on_response(
         &mut self,
         correlation_id: i32,
         body: &[u8],

@@ -88,7 +88,7 @@ impl From<RandomError> for CredentialError {
 }
 
 /// Splits a seed-000 `user=password` entry at its first `=`.
-pub fn parse_user_password(entry: &str) -> Result<(String, Secret<String>), CredentialError> {
+pub(crate) fn parse_user_password(entry: &str) -> Result<(String, Secret<String>), CredentialError> {
     let (user, password) = entry.split_once('=').ok_or(CredentialError::MissingEquals)?;
     if user.is_empty() {
         return Err(CredentialError::EmptyUser);
@@ -213,7 +213,7 @@ impl CredentialStore {
 
     /// The SCRAM credential of `user`, or a fake one with a salt derived from
     /// the user name (stable across attempts, like a real one).
-    pub fn scram(&self, mechanism: ScramMechanism, user: &str) -> ScramLookup {
+    pub(crate) fn scram(&self, mechanism: ScramMechanism, user: &str) -> ScramLookup {
         // Computed for every user so both paths cost the same.
         let fake_salt = self.fake_salt(mechanism, user);
         match self.users.get(user).and_then(|u| u.scram(mechanism)) {
@@ -230,7 +230,7 @@ impl CredentialStore {
 
     /// Checks a PLAIN login in constant time: against the password digest,
     /// or, for users with SCRAM credentials only, by deriving the stored key.
-    pub fn verify_plain(&self, user: &str, password: &[u8]) -> Result<(), PasswordMismatch> {
+    pub(crate) fn verify_plain(&self, user: &str, password: &[u8]) -> Result<(), PasswordMismatch> {
         let given = self.plain_digest(password);
         let entry = self.users.get(user);
         match entry {

@@ -98,7 +98,7 @@ impl AuthFailure {
     /// The `ErrorMessage` Kafka sends for this failure: the messages Kafka
     /// deliberately shows (authzid mismatch, the OAUTHBEARER status), and
     /// otherwise one generic text that does not tell whether the user exists.
-    pub fn client_message(&self, mechanism: Mechanism, reauthentication: bool) -> String {
+    pub(crate) fn client_message(&self, mechanism: Mechanism, reauthentication: bool) -> String {
         match self {
             AuthFailure::Plain(PlainError::AuthzidMismatch)
             | AuthFailure::Scram(ScramError::AuthzidMismatch) => {
@@ -119,7 +119,7 @@ impl AuthFailure {
 }
 
 /// Kafka's message for bad credentials.
-pub fn generic_failure_message(mechanism: Mechanism, reauthentication: bool) -> String {
+pub(crate) fn generic_failure_message(mechanism: Mechanism, reauthentication: bool) -> String {
     let during = if reauthentication { "re-authentication" } else { "authentication" };
     format!(
         "Authentication failed during {during} due to invalid credentials with SASL mechanism {mechanism}"

@@ -14,13 +14,13 @@ use crate::api::{ApiKey, ErrorCode};
 use crate::wire;
 
 /// The client id the proxy puts in its own requests to brokers.
-pub const CLIENT_ID: &str = "kafka-proxy";
+pub(crate) const CLIENT_ID: &str = "kafka-proxy";
 
 /// Highest SaslHandshake version understood (v1 introduced SaslAuthenticate framing).
-pub const HANDSHAKE_MAX_VERSION: i16 = 1;
+pub(crate) const HANDSHAKE_MAX_VERSION: i16 = 1;
 
 /// Highest SaslAuthenticate version understood (v1: `SessionLifetimeMs`, v2: flexible).
-pub const AUTHENTICATE_MAX_VERSION: i16 = 2;
+pub(crate) const AUTHENTICATE_MAX_VERSION: i16 = 2;
 
 /// First flexible SaslAuthenticate version.
 const AUTHENTICATE_FLEXIBLE_FROM: i16 = 2;
@@ -29,6 +29,7 @@ const AUTHENTICATE_FLEXIBLE_FROM: i16 = 2;
 /// body that follows the header (including, for flexible versions, the body's
 /// trailing tagged fields, but not the header's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct RequestRef<'a> {
     /// `RequestApiKey`.
     pub api_key: ApiKey,
@@ -139,7 +140,7 @@ fn put_response_header(buf: &mut BytesMut, correlation_id: i32, flexible: bool) 
 
 /// A raw SASL token as exchanged after SaslHandshake v0: a size prefix and the
 /// token, no Kafka header.
-pub fn raw_token_frame(token: &[u8]) -> Bytes {
+pub(crate) fn raw_token_frame(token: &[u8]) -> Bytes {
     let mut buf = start_frame(token.len());
     buf.put_slice(token);
     finish_frame(buf)
@@ -147,14 +148,14 @@ pub fn raw_token_frame(token: &[u8]) -> Bytes {
 
 /// `SaslHandshakeRequest` (v0–1): the mechanism the client wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SaslHandshakeRequest<'a> {
+pub(crate) struct SaslHandshakeRequest<'a> {
     /// `Mechanism`, as sent (Kafka compares names byte for byte).
     pub mechanism: &'a [u8],
 }
 
 impl<'a> SaslHandshakeRequest<'a> {
     /// Decodes the request body at `version`.
-    pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         let key = ApiKey::SASL_HANDSHAKE;
         check_version(key, version, HANDSHAKE_MAX_VERSION)?;
         let (rest, mechanism) = wire::string(body, false).map_err(malformed(key, "Mechanism"))?;
@@ -165,7 +166,7 @@ impl<'a> SaslHandshakeRequest<'a> {
     }
 
     /// Encodes a complete request frame (header v1).
-    pub fn encode_frame(&self, correlation_id: i32, version: i16, client_id: &str) -> Bytes {
+    pub(crate) fn encode_frame(&self, correlation_id: i32, version: i16, client_id: &str) -> Bytes {
         let mut buf = start_frame(10 + client_id.len() + 2 + self.mechanism.len());
         put_request_header(&mut buf, ApiKey::SASL_HANDSHAKE, version, correlation_id, client_id, false);
         wire::put_string(&mut buf, false, self.mechanism);
@@ -175,7 +176,7 @@ impl<'a> SaslHandshakeRequest<'a> {
 
 /// `SaslHandshakeResponse` (v0–1).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslHandshakeResponse<'a> {
+pub(crate) struct SaslHandshakeResponse<'a> {
     /// `ErrorCode`: 0, 33 (unsupported mechanism) or 34 (illegal state).
     pub error_code: ErrorCode,
     /// `Mechanisms`: what the broker has enabled.
@@ -184,7 +185,7 @@ pub struct SaslHandshakeResponse<'a> {
 
 impl<'a> SaslHandshakeResponse<'a> {
     /// Decodes the response body (after the v0 response header) at `version`.
-    pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         let key = ApiKey::SASL_HANDSHAKE;
         check_version(key, version, HANDSHAKE_MAX_VERSION)?;
         let (rest, error_code) = wire::i16(body).map_err(malformed(key, "ErrorCode"))?;
@@ -199,7 +200,7 @@ impl<'a> SaslHandshakeResponse<'a> {
     }
 
     /// Encodes a complete response frame (header v0).
-    pub fn encode_frame(&self, correlation_id: i32) -> Bytes {
+    pub(crate) fn encode_frame(&self, correlation_id: i32) -> Bytes {
         let names: usize = self.mechanisms.iter().map(|m| 2 + m.len()).sum();
         let mut buf = start_frame(4 + 2 + 4 + names);
         put_response_header(&mut buf, correlation_id, false);
@@ -214,14 +215,14 @@ impl<'a> SaslHandshakeResponse<'a> {
 
 /// `SaslAuthenticateRequest` (v0–2): one SASL token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SaslAuthenticateRequest<'a> {
+pub(crate) struct SaslAuthenticateRequest<'a> {
     /// `AuthBytes`: the mechanism's token (may hold a secret).
     pub auth_bytes: &'a [u8],
 }
 
 impl<'a> SaslAuthenticateRequest<'a> {
     /// Decodes the request body at `version`.
-    pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         let key = ApiKey::SASL_AUTHENTICATE;
         check_version(key, version, AUTHENTICATE_MAX_VERSION)?;
         let flexible = authenticate_flexible(version);
@@ -234,7 +235,7 @@ impl<'a> SaslAuthenticateRequest<'a> {
     }
 
     /// Encodes a complete request frame (header v1, or v2 for flexible versions).
-    pub fn encode_frame(&self, correlation_id: i32, version: i16, client_id: &str) -> Bytes {
+    pub(crate) fn encode_frame(&self, correlation_id: i32, version: i16, client_id: &str) -> Bytes {
         let flexible = authenticate_flexible(version);
         let mut buf = start_frame(11 + client_id.len() + 5 + self.auth_bytes.len() + 1);
         put_request_header(&mut buf, ApiKey::SASL_AUTHENTICATE, version, correlation_id, client_id, flexible);
@@ -246,7 +247,7 @@ impl<'a> SaslAuthenticateRequest<'a> {
 
 /// `SaslAuthenticateResponse` (v0–2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SaslAuthenticateResponse<'a> {
+pub(crate) struct SaslAuthenticateResponse<'a> {
     /// `ErrorCode`: 0, or 58 when authentication failed.
     pub error_code: ErrorCode,
     /// `ErrorMessage`: safe to show the client, never a secret.
@@ -259,7 +260,7 @@ pub struct SaslAuthenticateResponse<'a> {
 
 impl<'a> SaslAuthenticateResponse<'a> {
     /// Decodes the response body (after the response header: v0, or v1 for v2) at `version`.
-    pub fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(body: &'a [u8], version: i16) -> Result<Self, DecodeError> {
         let key = ApiKey::SASL_AUTHENTICATE;
         check_version(key, version, AUTHENTICATE_MAX_VERSION)?;
         let flexible = authenticate_flexible(version);
@@ -282,7 +283,7 @@ impl<'a> SaslAuthenticateResponse<'a> {
     }
 
     /// Encodes a complete response frame (header v0, or v1 for flexible versions).
-    pub fn encode_frame(&self, correlation_id: i32, version: i16) -> Bytes {
+    pub(crate) fn encode_frame(&self, correlation_id: i32, version: i16) -> Bytes {
         let flexible = authenticate_flexible(version);
         let message_len = self.error_message.map_or(0, <[u8]>::len);
         let mut buf = start_frame(5 + 2 + 5 + message_len + 5 + self.auth_bytes.len() + 8 + 1);
@@ -301,7 +302,7 @@ impl<'a> SaslAuthenticateResponse<'a> {
 /// The highest SaslAuthenticate version both the proxy and a broker support,
 /// given the broker's ApiVersions range; v1 when the range is unknown. `None`
 /// when the ranges do not meet.
-pub fn pick_authenticate_version(broker_range: Option<(i16, i16)>) -> Option<i16> {
+pub(crate) fn pick_authenticate_version(broker_range: Option<(i16, i16)>) -> Option<i16> {
     match broker_range {
         None => Some(1),
         Some((min, max)) => {
@@ -313,7 +314,8 @@ pub fn pick_authenticate_version(broker_range: Option<(i16, i16)>) -> Option<i16
 
 /// The correlation id and the rest of a response frame (without its size),
 /// given the response header version (`flexible` = header v1).
-pub fn split_response_header(frame: &[u8], flexible: bool) -> Result<(i32, &[u8]), DecodeError> {
+#[cfg(test)]
+pub(crate) fn split_response_header(frame: &[u8], flexible: bool) -> Result<(i32, &[u8]), DecodeError> {
     let bad = |_| DecodeError::Malformed { api_key: ApiKey(-1), field: "ResponseHeader" };
     let (rest, correlation_id) = wire::i32(frame).map_err(bad)?;
     let (rest, _) = wire::tagged_fields_if(rest, flexible).map_err(bad)?;
@@ -321,7 +323,7 @@ pub fn split_response_header(frame: &[u8], flexible: bool) -> Result<(i32, &[u8]
 }
 
 /// True when SaslAuthenticate `version` uses response header v1.
-pub fn authenticate_response_header_flexible(version: i16) -> bool {
+pub(crate) fn authenticate_response_header_flexible(version: i16) -> bool {
     authenticate_flexible(version)
 }
 

@@ -29,7 +29,7 @@ impl std::error::Error for PlainError {}
 
 /// A parsed PLAIN message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlainMessage<'a> {
+pub(crate) struct PlainMessage<'a> {
     /// The user (authcid), Kafka's principal name.
     pub username: &'a str,
     /// The password.
@@ -37,7 +37,7 @@ pub struct PlainMessage<'a> {
 }
 
 /// Parses a client's PLAIN message.
-pub fn parse(message: &[u8]) -> Result<PlainMessage<'_>, PlainError> {
+pub(crate) fn parse(message: &[u8]) -> Result<PlainMessage<'_>, PlainError> {
     let mut fields = message.split(|&b| b == 0);
     let (Some(authzid), Some(username), Some(password), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
@@ -59,7 +59,10 @@ pub fn parse(message: &[u8]) -> Result<PlainMessage<'_>, PlainError> {
 }
 
 /// Builds the client's PLAIN message (`NUL user NUL password`, no authzid).
-pub fn client_message(username: &str, password: &Secret<String>) -> Result<Secret<Vec<u8>>, PlainError> {
+pub(crate) fn client_message(
+    username: &str,
+    password: &Secret<String>,
+) -> Result<Secret<Vec<u8>>, PlainError> {
     if username.is_empty() || username.contains('\0') {
         return Err(PlainError::Malformed("user name empty or holding NUL"));
     }

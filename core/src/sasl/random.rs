@@ -18,7 +18,7 @@ impl fmt::Display for RandomError {
 impl std::error::Error for RandomError {}
 
 /// Bytes of randomness in a SCRAM nonce (base64-encoded on the wire).
-pub const NONCE_BYTES: usize = 24;
+pub(crate) const NONCE_BYTES: usize = 24;
 
 /// A source of cryptographically secure random bytes.
 pub trait Random: Send + Sync + fmt::Debug {
@@ -26,7 +26,7 @@ pub trait Random: Send + Sync + fmt::Debug {
     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError>;
 
     /// A fresh SCRAM nonce: printable ASCII without `,` (RFC 5802 `c-nonce`/`s-nonce`).
-    /// The default is [`NONCE_BYTES`] random bytes in base64; tests override it to
+    /// The default is 24 random bytes in base64; tests override it to
     /// replay published vectors.
     fn scram_nonce(&self) -> Result<String, RandomError> {
         let mut raw = [0u8; NONCE_BYTES];
@@ -67,16 +67,16 @@ pub(crate) mod testing {
     /// A deterministic generator for tests: a counter stream, and optionally
     /// fixed nonces handed out in order.
     #[derive(Debug, Default)]
-    pub struct FixedRandom {
+    pub(crate) struct FixedRandom {
         state: Mutex<(u8, Vec<String>)>,
     }
 
     impl FixedRandom {
-        pub fn new() -> Self {
+        pub(crate) fn new() -> Self {
             Self::default()
         }
 
-        pub fn with_nonces(nonces: &[&str]) -> Self {
+        pub(crate) fn with_nonces(nonces: &[&str]) -> Self {
             let mut list: Vec<String> = nonces.iter().map(|s| (*s).to_owned()).collect();
             list.reverse();
             FixedRandom { state: Mutex::new((0, list)) }

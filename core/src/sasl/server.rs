@@ -34,17 +34,17 @@ use super::random::Random;
 use crate::api::{ApiKey, ErrorCode};
 
 /// Kafka's `connection.failed.authentication.delay.ms` default.
-pub const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_FAILURE_DELAY: Duration = Duration::from_millis(100);
 
 /// Kafka's `sasl.server.max.receive.size` default: the largest frame worth
 /// reading before authentication. The session should refuse larger frames
 /// while [`SaslServer::is_authenticated`] is false.
-pub const MAX_UNAUTHENTICATED_FRAME: usize = 524_288;
+pub(crate) const MAX_UNAUTHENTICATED_FRAME: usize = 524_288;
 
 /// Re-authentication may start at most once per second (Kafka's
 /// `KafkaChannel`); a SaslHandshake sooner is answered with
 /// `ILLEGAL_SASL_STATE` and the connection stays up.
-pub const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The server's configuration, shared by all connections of a listener.
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ pub enum FailureReason {
     UnexpectedRawToken,
     /// A SASL request could not be decoded.
     Decode(DecodeError),
-    /// A token larger than [`MAX_UNAUTHENTICATED_FRAME`].
+    /// A token larger than Kafka's `sasl.server.max.receive.size` default (512 KiB).
     TokenTooLarge {
         /// Its size.
         len: usize,
@@ -253,6 +253,7 @@ impl fmt::Display for FailureReason {
 
 /// A successful (re-)authentication.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct Authentication {
     /// Who the client is.
     pub principal: Principal,
@@ -268,6 +269,7 @@ pub struct Authentication {
 
 /// What the session must do after a SASL request or raw token.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub enum ServerStep {
     /// Send this frame; nothing else changes.
     Reply(Bytes),
@@ -291,6 +293,7 @@ pub enum ServerStep {
 
 /// What the session does with a request, decided from its API key alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub enum Admission {
     /// Not the server's business: handle or forward it (ApiVersions before
     /// authentication, everything after).
@@ -387,6 +390,7 @@ impl ReplyTo {
 
 /// The SASL server of one client connection.
 #[derive(Debug)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub struct SaslServer {
     config: Arc<ServerConfig>,
     state: State,
@@ -415,6 +419,7 @@ fn lossy_name(name: &[u8]) -> String {
     String::from_utf8_lossy(cut).into_owned()
 }
 
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 impl SaslServer {
     /// A server for a new connection.
     pub fn new(config: Arc<ServerConfig>) -> Self {
@@ -437,7 +442,7 @@ impl SaslServer {
     }
 
     /// The authenticated principal (the previous one during re-authentication).
-    pub fn principal(&self) -> Option<&Principal> {
+    pub(crate) fn principal(&self) -> Option<&Principal> {
         match &self.state {
             State::Authenticated(s)
             | State::Exchanging(Exchanging { previous: Some(s), .. })
@@ -447,7 +452,8 @@ impl SaslServer {
     }
 
     /// The mechanism of the authenticated session.
-    pub fn mechanism(&self) -> Option<Mechanism> {
+    #[cfg(test)]
+    pub(crate) fn mechanism(&self) -> Option<Mechanism> {
         match &self.state {
             State::Authenticated(s) => Some(s.mechanism),
             _ => None,
@@ -456,7 +462,7 @@ impl SaslServer {
 
     /// When the authenticated session ends unless the client re-authenticates
     /// (for the session's timer).
-    pub fn session_expires_at(&self) -> Option<Instant> {
+    pub(crate) fn session_expires_at(&self) -> Option<Instant> {
         match &self.state {
             State::Authenticated(s) => s.expires_at,
             _ => None,
@@ -471,7 +477,8 @@ impl SaslServer {
     }
 
     /// True after a failure.
-    pub fn has_failed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_failed(&self) -> bool {
         matches!(self.state, State::Failed)
     }
 

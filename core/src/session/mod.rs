@@ -41,15 +41,23 @@ pub(crate) use event::ProxyEventKind;
 pub use event::{
     CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
 };
-pub use splice::SPLICE_MIN;
-pub use warn_limit::WarnLimiter;
+pub(crate) use warn_limit::WarnLimiter;
+
+/// The receive buffer a [`Session::read_from`] closure appends to,
+/// re-exported for runtimes that do not depend on `bytes` themselves.
+pub use bytes::BytesMut;
+// What a `CloseReason` or `ProtocolError` carries, named here for the runtime
+// that matches on them.
+pub use crate::frame::FrameError;
+pub use crate::header::HeaderError;
+pub use crate::rewrite::RewriteError;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::debug;
 
 use crate::api::ApiKey;
@@ -94,7 +102,7 @@ impl std::fmt::Display for Side {
 }
 
 /// Settings every session shares, built once by the [`crate::proxy::Proxy`].
-pub struct SessionConfig {
+pub(crate) struct SessionConfig {
     /// Limits and timeouts.
     pub limits: Limits,
     /// How broker addresses are advertised to clients.
@@ -208,13 +216,13 @@ pub struct Session {
 }
 
 /// The principal of clients nobody authenticated (seed 000).
-pub const ANONYMOUS: &str = "$anonymous";
+pub(crate) const ANONYMOUS: &str = "$anonymous";
 
 impl Session {
     /// A session for a client that just connected. With a `route` its first
     /// event asks the runtime to connect upstream; without one (SNI mode) it
     /// first reads the ClientHello and asks for a route.
-    pub fn new(
+    pub(crate) fn new(
         id: u64,
         now: Instant,
         wall: SystemTime,

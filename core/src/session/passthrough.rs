@@ -24,12 +24,12 @@ pub(super) struct UntrackableMechanism(pub String);
 
 impl RawTokens {
     /// True while the client's frames are raw tokens.
-    pub fn active(&self) -> bool {
+    pub(super) fn active(&self) -> bool {
         self.rounds_left > 0
     }
 
     /// A client SaslHandshake request (`body` after the header) is forwarded.
-    pub fn on_handshake_request(&mut self, version: i16, body: &[u8]) {
+    pub(super) fn on_handshake_request(&mut self, version: i16, body: &[u8]) {
         self.handshake_v0 = (version == 0).then(|| {
             SaslHandshakeRequest::decode(body, version).ok().and_then(|r| Mechanism::from_name(r.mechanism))
         });
@@ -37,7 +37,11 @@ impl RawTokens {
 
     /// The broker answered the client's SaslHandshake (`body` after the
     /// header). After a successful v0 handshake, raw tokens follow.
-    pub fn on_handshake_response(&mut self, version: i16, body: &[u8]) -> Result<(), UntrackableMechanism> {
+    pub(super) fn on_handshake_response(
+        &mut self,
+        version: i16,
+        body: &[u8],
+    ) -> Result<(), UntrackableMechanism> {
         let Some(mechanism) = self.handshake_v0.take() else { return Ok(()) };
         let accepted = SaslHandshakeResponse::decode(body, version).is_ok_and(|r| r.error_code.0 == 0);
         if !accepted {
@@ -54,7 +58,7 @@ impl RawTokens {
     }
 
     /// The broker answered a raw token with `token`.
-    pub fn on_broker_token(&mut self, token: &[u8]) {
+    pub(super) fn on_broker_token(&mut self, token: &[u8]) {
         self.rounds_left = self.rounds_left.saturating_sub(1);
         // OAUTHBEARER failure (RFC 7628): a JSON challenge, then the client's
         // 0x01, then the broker's final reply.

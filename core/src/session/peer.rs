@@ -60,7 +60,7 @@ impl std::fmt::Debug for Peer {
 
 impl Peer {
     /// A side without TLS.
-    pub fn plain(open: bool) -> Peer {
+    pub(super) fn plain(open: bool) -> Peer {
         Peer {
             rx: BytesMut::new(),
             plain: BytesMut::new(),
@@ -79,39 +79,39 @@ impl Peer {
     }
 
     /// Switches this side to TLS (before any byte flowed).
-    pub fn use_tls(&mut self, driver: Box<dyn TlsDriver + Send>) {
+    pub(super) fn use_tls(&mut self, driver: Box<dyn TlsDriver + Send>) {
         self.tls = Some(driver);
         self.secured = false;
     }
 
     /// True when this side speaks TLS.
-    pub fn has_tls(&self) -> bool {
+    pub(super) fn has_tls(&self) -> bool {
         self.tls.is_some()
     }
 
     /// True when application data can flow (no TLS, or handshake complete).
-    pub fn is_secured(&self) -> bool {
+    pub(super) fn is_secured(&self) -> bool {
         self.secured
     }
 
     /// The peer's certificate chain, once verified.
-    pub fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
+    pub(super) fn peer_certificates(&self) -> Option<&[rustls::pki_types::CertificateDer<'static>]> {
         self.tls.as_ref().and_then(|t| t.peer_certificates())
     }
 
     /// The bytes Kafka frames are assembled from, read-only.
-    pub fn buffered(&self) -> &[u8] {
+    pub(super) fn buffered(&self) -> &[u8] {
         if self.tls.is_some() { &self.plain } else { &self.rx }
     }
 
     /// The buffer Kafka frames are assembled in.
-    pub fn frames(&mut self) -> &mut BytesMut {
+    pub(super) fn frames(&mut self) -> &mut BytesMut {
         if self.tls.is_some() { &mut self.plain } else { &mut self.rx }
     }
 
     /// Starts cutting through a frame of `total` bytes (size prefix
     /// included) whose beginning is buffered: takes what is there.
-    pub fn start_cut_through(&mut self, total: usize) -> Bytes {
+    pub(super) fn start_cut_through(&mut self, total: usize) -> Bytes {
         let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
         let head = buf.split().freeze();
         self.cut_through = total.saturating_sub(head.len());
@@ -120,7 +120,7 @@ impl Peer {
 
     /// Takes `n` bytes (at most what remains of the frame) of the frame being
     /// cut through, which the caller has seen buffered.
-    pub fn take_cut_through_exact(&mut self, n: usize) -> Bytes {
+    pub(super) fn take_cut_through_exact(&mut self, n: usize) -> Bytes {
         let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
         let n = n.min(self.cut_through).min(buf.len());
         self.cut_through -= n;
@@ -129,19 +129,19 @@ impl Peer {
 
     /// True when part of a frame from this side has arrived and the rest has
     /// not: bytes buffered (ciphertext or plaintext) or a frame being cut through.
-    pub fn mid_frame(&self) -> bool {
+    pub(super) fn mid_frame(&self) -> bool {
         !self.rx.is_empty() || !self.plain.is_empty() || self.cut_through > 0 || self.piped > 0
     }
 
     /// The buffered bytes of the frame being cut through.
-    pub fn cut_through_buffered(&self) -> &[u8] {
+    pub(super) fn cut_through_buffered(&self) -> &[u8] {
         let buf = self.buffered();
         buf.get(..buf.len().min(self.cut_through)).unwrap_or_default()
     }
 
     /// Takes the first `n` buffered bytes (the head of a frame whose rest
     /// `rest` bytes will be cut through).
-    pub fn start_cut_through_after(&mut self, n: usize, rest: usize) -> Bytes {
+    pub(super) fn start_cut_through_after(&mut self, n: usize, rest: usize) -> Bytes {
         let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
         let head = buf.split_to(n.min(buf.len())).freeze();
         self.cut_through = rest;
@@ -149,7 +149,7 @@ impl Peer {
     }
 
     /// The next piece of the frame being cut through, if any arrived.
-    pub fn take_cut_through(&mut self) -> Option<Bytes> {
+    pub(super) fn take_cut_through(&mut self) -> Option<Bytes> {
         let buf = if self.tls.is_some() { &mut self.plain } else { &mut self.rx };
         let n = buf.len().min(self.cut_through);
         if n == 0 {
@@ -162,7 +162,7 @@ impl Peer {
     /// Runs TLS over what was received (or, for a client, starts the
     /// handshake when nothing was): decrypted data lands in the frame buffer,
     /// TLS records to send join the transmit queue.
-    pub fn process_tls(&mut self) -> Result<Progress, TlsError> {
+    pub(super) fn process_tls(&mut self) -> Result<Progress, TlsError> {
         let Some(tls) = self.tls.as_mut() else { return Ok(Progress::default()) };
         let was_secured = self.secured;
         let mut io =
@@ -197,7 +197,7 @@ impl Peer {
 
     /// Queues one frame, given as consecutive chunks, for the socket:
     /// as is, or encrypted (after the handshake; held until then).
-    pub fn send(&mut self, chunks: &[Bytes]) -> Result<(), TlsError> {
+    pub(super) fn send(&mut self, chunks: &[Bytes]) -> Result<(), TlsError> {
         let Some(tls) = self.tls.as_mut() else {
             for chunk in chunks {
                 if !chunk.is_empty() {
@@ -236,7 +236,7 @@ impl Peer {
     }
 
     /// Queues close_notify (TLS only; nothing before the handshake ends).
-    pub fn close_notify(&mut self) {
+    pub(super) fn close_notify(&mut self) {
         if let Some(tls) = self.tls.as_mut() {
             let mut io =
                 TlsIo { incoming: &mut self.rx, plaintext: &mut self.plain, outgoing: &mut self.tls_out };
@@ -246,22 +246,22 @@ impl Peer {
     }
 
     /// Bytes queued towards this side (including frames held for TLS).
-    pub fn queued(&self) -> usize {
+    pub(super) fn queued(&self) -> usize {
         self.tx_len + self.waiting_len
     }
 
     /// True when bytes wait for the socket.
-    pub fn has_tx(&self) -> bool {
+    pub(super) fn has_tx(&self) -> bool {
         !self.tx.is_empty()
     }
 
     /// The queued chunks, front first.
-    pub fn tx_chunks(&self) -> impl Iterator<Item = &Bytes> {
+    pub(super) fn tx_chunks(&self) -> impl Iterator<Item = &Bytes> {
         self.tx.iter()
     }
 
     /// `n` bytes were written to the socket.
-    pub fn consume(&mut self, mut n: usize) {
+    pub(super) fn consume(&mut self, mut n: usize) {
         self.tx_len = self.tx_len.saturating_sub(n);
         while n > 0 {
             let Some(front) = self.tx.front_mut() else { break };
@@ -276,12 +276,12 @@ impl Peer {
     }
 
     /// Nothing more will be written to this side.
-    pub fn drained(&self) -> bool {
+    pub(super) fn drained(&self) -> bool {
         !self.open || self.tx.is_empty()
     }
 
     /// Forgets everything queued; the socket is unusable.
-    pub fn shut(&mut self) {
+    pub(super) fn shut(&mut self) {
         self.open = false;
         self.piped = 0;
         self.tx.clear();
@@ -291,7 +291,7 @@ impl Peer {
     }
 
     /// Memory held by this side's buffers.
-    pub fn footprint(&self) -> usize {
+    pub(super) fn footprint(&self) -> usize {
         self.rx.capacity() + self.plain.capacity() + self.tls_out.capacity() + self.tx_len + self.waiting_len
     }
 }

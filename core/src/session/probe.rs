@@ -16,7 +16,7 @@ impl Session {
     /// A session without a client that asks the cluster (through `route`,
     /// with the configured upstream TLS and login) for its brokers, reports
     /// them as [`Event::Observed`], and closes.
-    pub fn new_probe(
+    pub(crate) fn new_probe(
         id: u64,
         now: Instant,
         wall: SystemTime,
@@ -50,7 +50,7 @@ impl Session {
         session
     }
 
-    /// True for a probe session ([`Session::new_probe`]).
+    /// True for a probe session ([`ProxyAction::Spawn`](crate::proxy::ProxyAction::Spawn)).
     pub fn is_probe(&self) -> bool {
         self.probe
     }

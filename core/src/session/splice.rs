@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::{Session, Side};
 
 /// Below this, moving bytes through a pipe costs more than copying them.
-pub const SPLICE_MIN: usize = 16 * 1024;
+pub(super) const SPLICE_MIN: usize = 16 * 1024;
 
 impl Session {
     /// How many bytes from `side`'s socket may go straight to the other

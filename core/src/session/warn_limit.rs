@@ -14,7 +14,7 @@ pub(super) const PER_SECOND: u32 = 20;
 
 /// A per-second budget of warnings, shared by every session of a proxy.
 #[derive(Debug, Default)]
-pub struct WarnLimiter {
+pub(crate) struct WarnLimiter {
     base: OnceLock<Instant>,
     second: AtomicU64,
     used: AtomicU32,
@@ -25,7 +25,7 @@ impl WarnLimiter {
     /// `Some(n)` when a warning at `now` may be logged, `n` being how many
     /// were suppressed since the last one that was; `None` when it is over
     /// the budget (and counted).
-    pub fn allow(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn allow(&self, now: Instant) -> Option<u64> {
         let base = *self.base.get_or_init(|| now);
         let second = now.saturating_duration_since(base).as_secs();
         if self.second.swap(second, Ordering::Relaxed) != second {

@@ -21,7 +21,7 @@ use nom::number::complete::{be_u8, be_u16};
 use rustls::pki_types::ServerName;
 
 /// The largest ClientHello accepted, in bytes of handshake body.
-pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
+pub(crate) const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
 /// Largest TLS plaintext record (RFC 8446 §5.1).
 const MAX_RECORD: usize = 16 * 1024;
@@ -33,6 +33,7 @@ const NAME_TYPE_HOST_NAME: u8 = 0;
 
 /// What the buffered bytes say about the client's server name.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub enum SniPeek {
     /// The ClientHello is not complete yet: read more and ask again.
     NeedMore,
@@ -46,6 +47,7 @@ pub enum SniPeek {
 
 /// Why the buffered bytes are not an acceptable ClientHello.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub enum NotClientHello {
     /// The record is not a handshake record (e.g. plaintext Kafka, HTTP).
     NotHandshakeRecord {
@@ -63,7 +65,7 @@ pub enum NotClientHello {
         len: usize,
     },
     /// The first handshake message is not a ClientHello.
-    NotClientHelloMessage {
+    OtherHandshakeMessage {
         /// Its handshake type.
         handshake_type: u8,
     },
@@ -98,7 +100,7 @@ impl fmt::Display for NotClientHello {
                 write!(f, "TLS record version {major}.x is not 3.x")
             }
             NotClientHello::BadRecordLength { len } => write!(f, "TLS record length {len} out of range"),
-            NotClientHello::NotClientHelloMessage { handshake_type } => {
+            NotClientHello::OtherHandshakeMessage { handshake_type } => {
                 write!(f, "first handshake message has type {handshake_type}, not ClientHello")
             }
             NotClientHello::TooLarge { len } => {
@@ -119,6 +121,7 @@ impl fmt::Display for NotClientHello {
 impl std::error::Error for NotClientHello {}
 
 /// Reads the SNI from the client's first bytes (everything buffered so far).
+#[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
 pub fn peek_sni(buffered: &[u8]) -> SniPeek {
     let message = match gather_hello(buffered) {
         Ok(message) => message,
@@ -188,7 +191,7 @@ fn gather_hello(buffered: &[u8]) -> Result<Message<'_>, Gap> {
                     if let Some(kind) = rest.get(5)
                         && *kind != HANDSHAKE_CLIENT_HELLO
                     {
-                        return Err(Gap::Not(NotClientHello::NotClientHelloMessage {
+                        return Err(Gap::Not(NotClientHello::OtherHandshakeMessage {
                             handshake_type: *kind,
                         }));
                     }
@@ -229,14 +232,14 @@ fn gather_hello(buffered: &[u8]) -> Result<Message<'_>, Gap> {
         if let Some(&kind) = data.first()
             && kind != HANDSHAKE_CLIENT_HELLO
         {
-            return Err(Gap::Not(NotClientHello::NotClientHelloMessage { handshake_type: kind }));
+            return Err(Gap::Not(NotClientHello::OtherHandshakeMessage { handshake_type: kind }));
         }
         if need.is_none()
             && let Some(header) = data.get(..4)
         {
             let (kind, len) = handshake_header(header);
             if kind != HANDSHAKE_CLIENT_HELLO {
-                return Err(Gap::Not(NotClientHello::NotClientHelloMessage { handshake_type: kind }));
+                return Err(Gap::Not(NotClientHello::OtherHandshakeMessage { handshake_type: kind }));
             }
             if len > MAX_CLIENT_HELLO {
                 return Err(Gap::Not(NotClientHello::TooLarge { len }));

@@ -31,7 +31,7 @@ use rustls::unbuffered::{
 use rustls::{AlertDescription, CertificateError, CipherSuite, CommonState, ProtocolVersion};
 
 /// The largest plaintext a TLS record carries (RFC 8446 §5.1).
-pub const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
+pub(crate) const MAX_RECORD_PLAINTEXT: usize = 16 * 1024;
 
 /// Upper bound on one append to the outgoing buffer (a handshake flight or an
 /// encrypted write); rustls never asks for more unless something is wrong.
@@ -369,8 +369,7 @@ impl RustlsSession {
     }
 
     /// A server session. Build it after choosing the config (for example from
-    /// the ClientHello's SNI, see [`crate::tls::client_hello`]), then feed it the
-    /// bytes buffered so far.
+    /// the ClientHello's SNI), then feed it the bytes buffered so far.
     pub fn server(config: Arc<ServerConfig>) -> Result<Self, TlsError> {
         let conn = UnbufferedServerConnection::new(config).map_err(TlsError::from_rustls)?;
         Ok(Self::with(Conn::Server(Box::new(conn))))

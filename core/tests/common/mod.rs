@@ -3,7 +3,9 @@
 //! It plays the runtime's part exactly as the crate docs prescribe (drain
 //! events after every input, write what is queued, re-arm the timer), with
 //! configurable read and write sizes so scenarios can split bytes anywhere.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Test support, not `#[test]` functions, so clippy's `allow-*-in-tests` does
+// not reach it: it fails a scenario by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -20,7 +22,7 @@ use kafka_proxy_core::session::{
 
 /// A proxy action as the harness saw it (sessions are not comparable).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Listen {
         id: ListenerId,
         addr: SocketAddr,
@@ -33,9 +35,9 @@ pub enum Action {
 }
 
 /// The proxy's bootstrap base port in tests.
-pub const BASE: u16 = 30000;
+pub(crate) const BASE: u16 = 30000;
 
-pub fn config(limits: Limits) -> ProxyConfig {
+pub(crate) fn config(limits: Limits) -> ProxyConfig {
     ProxyConfig {
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         mapping: Mapping::PortOffset(PortOffset {
@@ -52,7 +54,7 @@ pub fn config(limits: Limits) -> ProxyConfig {
 }
 
 /// One accepted connection and what each fake peer has received.
-pub struct Conn {
+pub(crate) struct Conn {
     pub session: Session,
     /// Bytes the proxy wrote to the client.
     pub to_client: Vec<u8>,
@@ -90,7 +92,7 @@ impl Conn {
     }
 }
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub now: Instant,
     pub proxy: Proxy,
     pub listeners: BTreeMap<ListenerId, SocketAddr>,
@@ -107,15 +109,18 @@ pub struct Harness {
     /// Move what the session allows through simulated splice pipes, as a
     /// runtime with `splice(2)` does.
     pub splice: bool,
+    /// Clients close their end as soon as the proxy half-closes (false: they
+    /// keep the connection open and the session lingers).
+    pub clients_close_on_fin: bool,
 }
 
 impl Harness {
-    pub fn new(config: ProxyConfig) -> Harness {
+    pub(crate) fn new(config: ProxyConfig) -> Harness {
         Harness::build(config, false)
     }
 
     /// A harness that runs the proxy's probe sessions (the first is `conns[0]`).
-    pub fn with_probes(config: ProxyConfig) -> Harness {
+    pub(crate) fn with_probes(config: ProxyConfig) -> Harness {
         let mut h = Harness::build(config, true);
         h.drive();
         h
@@ -133,6 +138,7 @@ impl Harness {
             auto_connect: true,
             run_probes,
             splice: false,
+            clients_close_on_fin: true,
         };
         h.drain_proxy();
         h
@@ -161,7 +167,7 @@ impl Harness {
     }
 
     /// A client connects to listener `id`.
-    pub fn connect(&mut self, id: ListenerId) -> usize {
+    pub(crate) fn connect(&mut self, id: ListenerId) -> usize {
         assert!(self.listeners.contains_key(&id), "no listener {id}");
         let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
         let session = self.proxy.accept(self.now, SystemTime::now(), id, peer).expect("accept");
@@ -170,24 +176,24 @@ impl Harness {
         self.conns.len() - 1
     }
 
-    pub fn client_send(&mut self, c: usize, bytes: &[u8]) {
+    pub(crate) fn client_send(&mut self, c: usize, bytes: &[u8]) {
         self.conns[c].from_client.extend_from_slice(bytes);
         self.drive();
     }
 
     /// The client closes its connection (after what it sent is read).
-    pub fn client_close(&mut self, c: usize) {
+    pub(crate) fn client_close(&mut self, c: usize) {
         self.conns[c].client_eof = true;
         self.drive();
     }
 
-    pub fn broker_send(&mut self, c: usize, bytes: &[u8]) {
+    pub(crate) fn broker_send(&mut self, c: usize, bytes: &[u8]) {
         self.conns[c].from_broker.extend_from_slice(bytes);
         self.drive();
     }
 
     /// Moves the clock forward and fires due timers.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         self.now += by;
         if self.proxy.poll_timeout().is_some_and(|t| t <= self.now) {
             self.proxy.handle_timeout(self.now);
@@ -202,7 +208,7 @@ impl Harness {
     }
 
     /// Runs every connection until nothing moves (bounded).
-    pub fn drive(&mut self) {
+    pub(crate) fn drive(&mut self) {
         for _round in 0..10_000 {
             let mut progress = false;
             for c in 0..self.conns.len() {
@@ -233,7 +239,11 @@ impl Harness {
                         }
                     }
                     Event::Proxy(event) => self.proxy.handle_session_event(now, &mut conn.session, event),
-                    Event::ShutdownWrite(Side::Downstream) => conn.client_shut_write = true,
+                    Event::ShutdownWrite(Side::Downstream) => {
+                        conn.client_shut_write = true;
+                        // A well-behaved client closes once it reads end of stream.
+                        conn.client_eof |= self.clients_close_on_fin;
+                    }
                     Event::ShutdownWrite(Side::Upstream) => {}
                     Event::Closed(reason) => conn.closed = Some(reason),
                 }
@@ -329,7 +339,7 @@ fn index(side: Side) -> usize {
 }
 
 /// Splits a byte stream into frame bodies (size prefixes removed).
-pub fn frames(mut stream: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn frames(mut stream: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while stream.len() >= 4 {
         let n = i32::from_be_bytes(stream[..4].try_into().unwrap()) as usize;
@@ -341,14 +351,20 @@ pub fn frames(mut stream: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// Wraps a body in a size prefix.
-pub fn framed(body: &[u8]) -> Vec<u8> {
+pub(crate) fn framed(body: &[u8]) -> Vec<u8> {
     let mut v = (body.len() as i32).to_be_bytes().to_vec();
     v.extend_from_slice(body);
     v
 }
 
 /// A request frame: header v1 (or v2 when `flexible`) followed by `body`.
-pub fn request(api_key: i16, version: i16, correlation_id: i32, flexible: bool, body: &[u8]) -> Vec<u8> {
+pub(crate) fn request(
+    api_key: i16,
+    version: i16,
+    correlation_id: i32,
+    flexible: bool,
+    body: &[u8],
+) -> Vec<u8> {
     let mut v = BytesMut::new();
     v.put_i16(api_key);
     v.put_i16(version);
@@ -363,7 +379,7 @@ pub fn request(api_key: i16, version: i16, correlation_id: i32, flexible: bool, 
 }
 
 /// A Produce v8 request (classic encoding) with the given acks.
-pub fn produce_v8(correlation_id: i32, acks: i16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn produce_v8(correlation_id: i32, acks: i16, payload: &[u8]) -> Vec<u8> {
     let mut body = BytesMut::new();
     body.put_i16(-1); // transactional id: null
     body.put_i16(acks);
@@ -373,12 +389,12 @@ pub fn produce_v8(correlation_id: i32, acks: i16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A response frame with header v0 and an opaque body.
-pub fn response(correlation_id: i32, body: &[u8]) -> Vec<u8> {
+pub(crate) fn response(correlation_id: i32, body: &[u8]) -> Vec<u8> {
     let mut v = correlation_id.to_be_bytes().to_vec();
     v.extend_from_slice(body);
     framed(&v)
 }
 
-pub fn bytes(v: &[u8]) -> Bytes {
+pub(crate) fn bytes(v: &[u8]) -> Bytes {
     Bytes::copy_from_slice(v)
 }

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use crate::config::{HostPort, NameError, SniNames};
 
 /// Upper bound on learned names; a cluster has far fewer brokers.
-pub const MAX_ROUTES: usize = 100_000;
+pub(crate) const MAX_ROUTES: usize = 100_000;
 
 /// Where an incoming connection goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SniRoute<'a> {
+pub(crate) enum SniRoute<'a> {
     /// A known broker.
     Broker {
         /// Its node id.
@@ -30,7 +30,7 @@ pub enum SniRoute<'a> {
 
 /// Why a broker cannot be advertised through the SNI port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotAdvertised {
+pub(crate) enum NotAdvertised {
     /// Its upstream host yields no name.
     Name(NameError),
     /// Another broker already has this name.
@@ -70,20 +70,20 @@ struct Learned {
 
 /// The names advertised so far, each leading back to its broker.
 #[derive(Debug, Clone)]
-pub struct SniRoutes {
+pub(crate) struct SniRoutes {
     names: Arc<SniNames>,
     routes: HashMap<String, Learned>,
 }
 
 impl SniRoutes {
     /// No route learned yet.
-    pub fn new(names: Arc<SniNames>) -> SniRoutes {
+    pub(crate) fn new(names: Arc<SniNames>) -> SniRoutes {
         SniRoutes { names, routes: HashMap::new() }
     }
 
     /// The address to advertise for broker `node_id` at `upstream`, learning
     /// the reverse route. Refuses a name another broker already has.
-    pub fn advertise(&mut self, node_id: i32, upstream: &HostPort) -> Result<HostPort, NotAdvertised> {
+    pub(crate) fn advertise(&mut self, node_id: i32, upstream: &HostPort) -> Result<HostPort, NotAdvertised> {
         let name = self.names.downstream_name(node_id, &upstream.host).map_err(NotAdvertised::Name)?;
         match self.routes.get_mut(&name) {
             Some(learned) => {
@@ -111,7 +111,7 @@ impl SniRoutes {
 
     /// Where a connection with this SNI name goes (case-insensitive; a
     /// trailing dot is ignored).
-    pub fn route(&self, sni: Option<&str>) -> SniRoute<'_> {
+    pub(crate) fn route(&self, sni: Option<&str>) -> SniRoute<'_> {
         let Some(name) = sni else { return SniRoute::Bootstrap };
         let name = name.strip_suffix('.').unwrap_or(name);
         let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -126,7 +126,8 @@ impl SniRoutes {
     }
 
     /// How many names have been learned.
-    pub fn learned(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn learned(&self) -> usize {
         self.routes.len()
     }
 }

@@ -13,14 +13,14 @@ use serde_json::{Map, Value};
 use super::keys::{JwsAlgorithm, KeySet};
 
 /// Longest token accepted, before any decoding.
-pub const MAX_TOKEN_LEN: usize = 64 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 /// Why a token was refused (for logs: the client only sees `invalid_token`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwtError {
     /// Not three base64url parts, or a part that is not a JSON object.
     Malformed(&'static str),
-    /// Longer than [`MAX_TOKEN_LEN`].
+    /// Longer than 64 KiB.
     TooLong,
     /// `alg` is `none`, an HMAC or anything not supported.
     UnsupportedAlgorithm,
@@ -86,7 +86,7 @@ pub struct JwtRules {
 
 /// A token that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidToken {
+pub(crate) struct ValidToken {
     /// `sub`: the principal name.
     pub subject: String,
     /// `exp`: the credential's end; the session must not outlive it.
@@ -171,7 +171,7 @@ impl JwtValidator {
     }
 
     /// Validates a compact JWS token at wall-clock time `wall`.
-    pub fn validate(&self, token: &str, wall: SystemTime) -> Result<ValidToken, JwtError> {
+    pub(crate) fn validate(&self, token: &str, wall: SystemTime) -> Result<ValidToken, JwtError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JwtError::TooLong);
         }

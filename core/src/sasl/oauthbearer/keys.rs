@@ -124,7 +124,7 @@ impl PublicKey {
     }
 
     /// True when this key can check `alg` signatures.
-    pub fn supports(&self, alg: JwsAlgorithm) -> bool {
+    pub(crate) fn supports(&self, alg: JwsAlgorithm) -> bool {
         matches!(
             (self, alg),
             (PublicKey::Rsa { .. }, JwsAlgorithm::Rs256 | JwsAlgorithm::Rs384 | JwsAlgorithm::Rs512)
@@ -134,7 +134,7 @@ impl PublicKey {
     }
 
     /// Verifies `signature` over `message` (JWS: RSA PKCS#1 v1.5, or ECDSA as fixed `r || s`).
-    pub fn verify(&self, alg: JwsAlgorithm, message: &[u8], sig: &[u8]) -> bool {
+    pub(crate) fn verify(&self, alg: JwsAlgorithm, message: &[u8], sig: &[u8]) -> bool {
         match (self, alg) {
             (PublicKey::Rsa { n, e }, _) => {
                 let params = match alg {

@@ -15,7 +15,7 @@ mod tests;
 use std::fmt;
 use std::time::SystemTime;
 
-pub use jwt::{JwtError, JwtRules, JwtValidator, MAX_TOKEN_LEN, ValidToken};
+pub use jwt::{JwtError, JwtRules, JwtValidator};
 pub use keys::{EcCurve, JwsAlgorithm, KeyError, KeySet, PublicKey, VerificationKey};
 
 use super::scram::unescape_username;
@@ -25,7 +25,7 @@ use super::secret::Secret;
 const SEPARATOR: u8 = 0x01;
 
 /// The challenge sent for an invalid token: deliberately without detail.
-pub const INVALID_TOKEN_CHALLENGE: &[u8] = br#"{"status":"invalid_token"}"#;
+pub(crate) const INVALID_TOKEN_CHALLENGE: &[u8] = br#"{"status":"invalid_token"}"#;
 
 /// Why an OAUTHBEARER exchange failed (for logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl std::error::Error for OAuthError {}
 
 /// A parsed client initial response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientInitialResponse<'a> {
+pub(crate) struct ClientInitialResponse<'a> {
     /// The decoded authzid, when present.
     pub authzid: Option<String>,
     /// The bearer token.
@@ -76,7 +76,7 @@ fn valid_token(token: &str) -> bool {
 }
 
 /// Parses the client initial response.
-pub fn parse_client_initial_response(message: &[u8]) -> Result<ClientInitialResponse<'_>, OAuthError> {
+pub(crate) fn parse_client_initial_response(message: &[u8]) -> Result<ClientInitialResponse<'_>, OAuthError> {
     let text = std::str::from_utf8(message).map_err(|_| OAuthError::Malformed("not UTF-8"))?;
     let rest = text.strip_prefix("n,").ok_or(OAuthError::Malformed("GS2 header must start with n,"))?;
     let (authzid, rest) = rest.split_once(',').ok_or(OAuthError::Malformed("truncated GS2 header"))?;
@@ -130,14 +130,15 @@ pub fn parse_client_initial_response(message: &[u8]) -> Result<ClientInitialResp
     Ok(ClientInitialResponse { authzid, token: Secret::new(token), extensions })
 }
 
-/// Builds a client initial response for `token` (used by tests and clients of the proxy).
-pub fn client_initial_response(token: &str) -> Secret<Vec<u8>> {
+/// Builds a client initial response for `token` (what a client sends).
+#[cfg(test)]
+pub(crate) fn client_initial_response(token: &str) -> Secret<Vec<u8>> {
     Secret::new(format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").into_bytes())
 }
 
 /// A successful OAUTHBEARER exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthSuccess {
+pub(crate) struct OAuthSuccess {
     /// The principal (`sub`).
     pub principal: String,
     /// When the token expires: the session must end or re-authenticate before.
@@ -146,7 +147,7 @@ pub struct OAuthSuccess {
 
 /// The result of the client's initial response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OAuthStep {
+pub(crate) enum OAuthStep {
     /// Authenticated (the server's reply is empty).
     Success(OAuthSuccess),
     /// The token was invalid: send [`INVALID_TOKEN_CHALLENGE`] and wait for the acknowledgement.
@@ -157,17 +158,22 @@ pub enum OAuthStep {
 
 /// An OAUTHBEARER server waiting for the client's initial response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OAuthBearerServer;
+pub(crate) struct OAuthBearerServer;
 
 /// A server that sent the error challenge and waits for the client's `0x01`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthChallengeSent {
+pub(crate) struct OAuthChallengeSent {
     reason: JwtError,
 }
 
 impl OAuthBearerServer {
     /// Takes the initial response and validates its token at `wall`.
-    pub fn initial_response(self, message: &[u8], validator: &JwtValidator, wall: SystemTime) -> OAuthStep {
+    pub(crate) fn initial_response(
+        self,
+        message: &[u8],
+        validator: &JwtValidator,
+        wall: SystemTime,
+    ) -> OAuthStep {
         let response = match parse_client_initial_response(message) {
             Ok(r) => r,
             Err(e) => return OAuthStep::Failure(e),
@@ -186,12 +192,13 @@ impl OAuthBearerServer {
 
 impl OAuthChallengeSent {
     /// Why the token was refused.
-    pub fn reason(&self) -> &JwtError {
+    #[cfg(test)]
+    pub(crate) fn reason(&self) -> &JwtError {
         &self.reason
     }
 
     /// Takes the client's reply to the challenge: the exchange fails either way.
-    pub fn client_reply(self, message: &[u8]) -> OAuthError {
+    pub(crate) fn client_reply(self, message: &[u8]) -> OAuthError {
         if message == [SEPARATOR] {
             OAuthError::InvalidToken(self.reason)
         } else {

@@ -10,6 +10,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use serde_json::{Value, json};
 
+use super::jwt::MAX_TOKEN_LEN;
 use super::*;
 
 const RSA_PKCS8_PEM: &[u8] = include_bytes!("../testdata/rsa2048.pkcs8.pem");

@@ -11,7 +11,7 @@ fn malformed(message: &'static str, detail: &'static str) -> ScramError {
 }
 
 /// Escapes a user name for `n=` / `a=`: `=` → `=3D`, `,` → `=2C`.
-pub fn escape_username(name: &str) -> String {
+pub(crate) fn escape_username(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
         match c {
@@ -25,7 +25,7 @@ pub fn escape_username(name: &str) -> String {
 
 /// Decodes a `saslname`: UTF-8 without NUL or `,`, where `=` only starts
 /// `=2C` or `=3D`. `None` when the escaping is invalid or the name is empty.
-pub fn unescape_username(saslname: &str) -> Option<String> {
+pub(crate) fn unescape_username(saslname: &str) -> Option<String> {
     if saslname.is_empty() || saslname.contains(['\0', ',']) {
         return None;
     }

@@ -13,7 +13,7 @@ use crate::sasl::secret::Secret;
 
 /// A SCRAM client before its first message.
 #[derive(Debug, Clone)]
-pub struct ScramClient {
+pub(crate) struct ScramClient {
     mechanism: ScramMechanism,
     username: String,
     password: Secret<String>,
@@ -22,7 +22,7 @@ pub struct ScramClient {
 
 /// A SCRAM client that sent `client-first-message`.
 #[derive(Debug, Clone)]
-pub struct ScramClientFirstSent {
+pub(crate) struct ScramClientFirstSent {
     mechanism: ScramMechanism,
     password: Secret<String>,
     nonce: String,
@@ -31,19 +31,24 @@ pub struct ScramClientFirstSent {
 
 /// A SCRAM client that sent `client-final-message` and waits for the server's signature.
 #[derive(Debug, Clone)]
-pub struct ScramClientFinalSent {
+pub(crate) struct ScramClientFinalSent {
     expected_signature: Secret<Digest>,
 }
 
 impl ScramClient {
     /// A client for `username`/`password` with a fresh random `nonce`
     /// (printable ASCII without `,`).
-    pub fn new(mechanism: ScramMechanism, username: &str, password: Secret<String>, nonce: String) -> Self {
+    pub(crate) fn new(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: Secret<String>,
+        nonce: String,
+    ) -> Self {
         ScramClient { mechanism, username: username.to_owned(), password, nonce }
     }
 
     /// The `client-first-message` (`n,,n=<user>,r=<nonce>`: no channel binding, no authzid).
-    pub fn client_first(self) -> (ScramClientFirstSent, Vec<u8>) {
+    pub(crate) fn client_first(self) -> (ScramClientFirstSent, Vec<u8>) {
         let bare = attributes::client_first_bare(&self.username, &self.nonce);
         let message = format!("n,,{bare}").into_bytes();
         let state = ScramClientFirstSent {
@@ -60,7 +65,7 @@ impl ScramClientFirstSent {
     /// Takes the `server-first-message` and returns the `client-final-message`.
     /// Refuses a nonce that does not extend ours and iteration counts outside
     /// `MIN_ITERATIONS..=MAX_CLIENT_ITERATIONS`.
-    pub fn server_first(self, message: &[u8]) -> Result<(ScramClientFinalSent, Vec<u8>), ScramError> {
+    pub(crate) fn server_first(self, message: &[u8]) -> Result<(ScramClientFinalSent, Vec<u8>), ScramError> {
         let first = parse_server_first(message)?;
         if first.nonce.len() <= self.nonce.len() || !first.nonce.starts_with(self.nonce.as_str()) {
             return Err(ScramError::NonceMismatch);
@@ -88,7 +93,7 @@ impl ScramClientFirstSent {
 impl ScramClientFinalSent {
     /// Verifies the `server-final-message` in constant time: success proves
     /// the server knows the credential.
-    pub fn server_final(self, message: &[u8]) -> Result<(), ScramError> {
+    pub(crate) fn server_final(self, message: &[u8]) -> Result<(), ScramError> {
         match parse_server_final(message)? {
             ServerFinal::Error(e) => Err(ScramError::ServerError(e)),
             ServerFinal::Verifier(v) => {

@@ -24,7 +24,7 @@ pub struct Digest {
 
 impl Digest {
     /// Copies `bytes` (at most 64).
-    pub fn from_slice(bytes: &[u8]) -> Option<Digest> {
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<Digest> {
         let mut out = [0u8; MAX_DIGEST];
         out.get_mut(..bytes.len())?.copy_from_slice(bytes);
         Some(Digest { bytes: out, len: bytes.len() })

@@ -16,27 +16,27 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-pub use attributes::{escape_username, unescape_username};
-pub use client::{ScramClient, ScramClientFinalSent, ScramClientFirstSent};
+pub(crate) use attributes::unescape_username;
+pub(crate) use client::{ScramClient, ScramClientFinalSent, ScramClientFirstSent};
 pub use crypto::Digest;
-pub use server::{ScramLookup, ScramServer, ScramServerFirstSent, ScramSuccess};
+pub(crate) use server::{ScramLookup, ScramServer, ScramServerFirstSent};
 
 use super::random::{Random, RandomError};
 use super::secret::Secret;
 
 /// Kafka's (and RFC 7677's) minimum iteration count.
-pub const MIN_ITERATIONS: u32 = 4096;
+pub(crate) const MIN_ITERATIONS: u32 = 4096;
 
 /// Largest iteration count the proxy accepts: Kafka parses `i=` as a signed
 /// 32-bit integer, and a client must not let a broker make it spin forever.
-pub const MAX_ITERATIONS: u32 = i32::MAX as u32;
+pub(crate) const MAX_ITERATIONS: u32 = i32::MAX as u32;
 
 /// Largest iteration count the proxy's client computes for a broker: bounds
 /// the CPU a hostile broker can make the proxy spend per connection.
-pub const MAX_CLIENT_ITERATIONS: u32 = 100_000;
+pub(crate) const MAX_CLIENT_ITERATIONS: u32 = 100_000;
 
 /// Bytes of salt generated for passwords hashed at load.
-pub const SALT_LEN: usize = 32;
+pub(crate) const SALT_LEN: usize = 32;
 
 /// The hash function of a SCRAM mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,7 +60,7 @@ impl ScramMechanism {
     }
 
     /// Output size of the hash, and so of every key and proof.
-    pub fn digest_len(self) -> usize {
+    pub(crate) fn digest_len(self) -> usize {
         match self {
             ScramMechanism::Sha256 => 32,
             ScramMechanism::Sha512 => 64,
@@ -171,7 +171,7 @@ impl ScramCredential {
     /// Derives the credential from a password, a salt and an iteration count
     /// (`SaltedPassword = Hi(password, salt, i)`, `StoredKey = H(HMAC(SaltedPassword, "Client Key"))`,
     /// `ServerKey = HMAC(SaltedPassword, "Server Key")`).
-    pub fn from_password(
+    pub(crate) fn from_password(
         mechanism: ScramMechanism,
         password: &[u8],
         salt: Vec<u8>,

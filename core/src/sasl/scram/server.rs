@@ -15,7 +15,7 @@ use super::{ScramCredential, ScramError, ScramMechanism};
 /// user a fake one (stable salt, usual iterations), so the reply does not
 /// tell whether the user exists. `known: false` always fails at the end.
 #[derive(Debug, Clone)]
-pub struct ScramLookup {
+pub(crate) struct ScramLookup {
     /// The credential (real or fake).
     pub credential: ScramCredential,
     /// True when the user exists with a credential for this mechanism.
@@ -24,13 +24,13 @@ pub struct ScramLookup {
 
 /// A SCRAM server waiting for the `client-first-message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScramServer {
+pub(crate) struct ScramServer {
     mechanism: ScramMechanism,
 }
 
 /// A SCRAM server that sent its `server-first-message` and waits for the final one.
 #[derive(Debug, Clone)]
-pub struct ScramServerFirstSent {
+pub(crate) struct ScramServerFirstSent {
     mechanism: ScramMechanism,
     username: String,
     lookup: ScramLookup,
@@ -42,7 +42,7 @@ pub struct ScramServerFirstSent {
 
 /// A successful exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScramSuccess {
+pub(crate) struct ScramSuccess {
     /// The authenticated user (Kafka's principal name).
     pub username: String,
     /// The `server-final-message` (`v=` + ServerSignature) to send.
@@ -51,19 +51,14 @@ pub struct ScramSuccess {
 
 impl ScramServer {
     /// A server for `mechanism`.
-    pub fn new(mechanism: ScramMechanism) -> Self {
+    pub(crate) fn new(mechanism: ScramMechanism) -> Self {
         ScramServer { mechanism }
-    }
-
-    /// The mechanism.
-    pub fn mechanism(&self) -> ScramMechanism {
-        self.mechanism
     }
 
     /// Takes the `client-first-message`, looks the user up and returns the
     /// `server-first-message`. `server_nonce` must be fresh and random
     /// (printable ASCII without `,`).
-    pub fn client_first(
+    pub(crate) fn client_first(
         self,
         message: &[u8],
         lookup: impl FnOnce(ScramMechanism, &str) -> ScramLookup,
@@ -98,13 +93,14 @@ impl ScramServer {
 
 impl ScramServerFirstSent {
     /// The user named in the first message (not yet authenticated).
-    pub fn username(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn username(&self) -> &str {
         &self.username
     }
 
     /// Takes the `client-final-message`, verifies the proof in constant time and
     /// returns the `server-final-message`.
-    pub fn client_final(self, message: &[u8]) -> Result<ScramSuccess, ScramError> {
+    pub(crate) fn client_final(self, message: &[u8]) -> Result<ScramSuccess, ScramError> {
         let last = parse_client_final(message)?;
         if last.nonce != self.nonce {
             return Err(ScramError::NonceMismatch);

@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 
+use super::attributes::escape_username;
 use super::*;
 
 const CLIENT_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";

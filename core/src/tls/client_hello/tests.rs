@@ -128,7 +128,7 @@ fn not_client_hellos() {
     // A ServerHello, detected from the first byte of the body.
     assert_eq!(
         peek_sni(&[22, 3, 3, 0, 80, 2]),
-        SniPeek::NotClientHello(NotClientHelloMessage { handshake_type: 2 })
+        SniPeek::NotClientHello(OtherHandshakeMessage { handshake_type: 2 })
     );
     // Announcing more than 16 KiB is refused before it is buffered.
     assert_eq!(
@@ -210,7 +210,7 @@ fn synthetic_hellos() {
 #[test]
 fn decided_prefix_is_final() {
     let input = [0x16, 0x03, 0x00, 0x00, 0x03, 0x3b, 0x16, 0xff, 0x03, 0x00, 0x2f, 0x0a, 0x0a];
-    let expected = SniPeek::NotClientHello(NotClientHello::NotClientHelloMessage { handshake_type: 0x3b });
+    let expected = SniPeek::NotClientHello(NotClientHello::OtherHandshakeMessage { handshake_type: 0x3b });
     assert_eq!(peek_sni(&input[..6]), expected);
     assert_eq!(peek_sni(&input), expected);
 }

@@ -20,7 +20,7 @@ pub fn subject_rfc2253(cert: &[u8]) -> Result<String, PrincipalError> {
 /// An X.500 name as RFC 2253 text, Java style: most specific RDN first, the
 /// attributes of a multi-valued RDN joined by `+` in encoded order, well-known
 /// types by keyword, others as `OID=#hex-of-DER`.
-pub fn name_rfc2253(name: &X509Name<'_>) -> String {
+fn name_rfc2253(name: &X509Name<'_>) -> String {
     let mut out = String::new();
     let rdns: Vec<_> = name.iter_rdn().collect();
     for (i, rdn) in rdns.iter().rev().enumerate() {

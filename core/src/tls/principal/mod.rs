@@ -11,7 +11,7 @@
 //!
 //! The rules' parser and Java emulation live in `rules` (their errors,
 //! [`RuleError`] and its reasons, are re-exported here), the subject rendering
-//! in `dn` ([`subject_rfc2253`], [`name_rfc2253`]).
+//! in `dn` ([`subject_rfc2253`]).
 
 use std::fmt;
 
@@ -22,7 +22,7 @@ mod rules;
 #[cfg(test)]
 mod tests;
 
-pub use dn::{name_rfc2253, subject_rfc2253};
+pub use dn::subject_rfc2253;
 use rules::{Case, ReplaceRule, Rule, parse_rule_list};
 pub use rules::{ReplacementReason, RuleError, SyntaxReason};
 

@@ -4,9 +4,9 @@
 //! `NodeEndpoints`) allocates nothing at all.
 //!
 //! A counting global allocator measures allocations made on the calling
-//! thread while a rewrite runs.
+//! thread while a rewrite runs. It is the allocator of the core's whole
+//! unit-test binary, but counts only on a thread that armed it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::borrow::Cow;
 use std::cell::Cell;
 
@@ -19,57 +19,64 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::rewrite::{
+use crate::api::ApiKey;
+use crate::rewrite::{
     AddressMap, Advertised, ApiVersionsPolicy, Body, RewriteError, needs_rewrite, rewrite_api_versions,
     rewrite_response,
 };
-use kafka_proxy_core::wire;
-
-struct Counting;
+use crate::wire;
 
 thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
     static ALLOCATED: Cell<usize> = const { Cell::new(0) };
 }
 
-fn count(bytes: usize) {
-    let _ = ARMED.try_with(|armed| {
-        if armed.get() {
-            let _ = ALLOCATED.try_with(|total| total.set(total.get() + bytes));
+#[allow(unsafe_code, reason = "GlobalAlloc is an unsafe trait; this one forwards to the system's")]
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+
+    use super::{ALLOCATED, ARMED};
+
+    struct Counting;
+
+    fn count(bytes: usize) {
+        let _ = ARMED.try_with(|armed| {
+            if armed.get() {
+                let _ = ALLOCATED.try_with(|total| total.set(total.get() + bytes));
+            }
+        });
+    }
+
+    // SAFETY: every call is forwarded unchanged to the system allocator; the
+    // wrapper only adds to a thread-local counter, which does not allocate.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            count(layout.size());
+            // SAFETY: same contract as the caller's.
+            unsafe { System.alloc(layout) }
         }
-    });
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            count(layout.size());
+            // SAFETY: same contract as the caller's.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            count(new_size);
+            // SAFETY: same contract as the caller's.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as the caller's.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: Counting = Counting;
 }
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the
-// wrapper only adds to a thread-local counter, which does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Runs `f` and returns what it returned and the bytes it allocated.
 fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
@@ -367,7 +374,7 @@ proptest! {
                 Ok(out) => {
                     // A rewrite is canonical: rewriting it again changes nothing.
                     // (An UNSUPPORTED_VERSION body may be read in two encodings.)
-                    let view = kafka_proxy_core::rewrite::ApiVersionsView::parse(version, &body)
+                    let view = crate::rewrite::ApiVersionsView::parse(version, &body)
                         .expect("parsed once");
                     if view.error_code().0 != 35 {
                         let again = rewrite_api_versions(version, &out, &policy).expect("again");

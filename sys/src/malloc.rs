@@ -7,7 +7,6 @@
 //! the heap and not trimming below that makes the memory reused instead;
 //! peak RSS is unchanged (it is the high-water mark either way). Two arenas
 //! bound the per-thread arena growth of the multi-threaded runtime.
-#![allow(unsafe_code)]
 
 /// Applies the tuning (glibc only; elsewhere the platform allocator stays as is).
 pub fn tune() {

@@ -1,7 +1,6 @@
 //! Signal handling without async machinery: SIGINT, SIGTERM and SIGHUP are
 //! blocked in every thread and one dedicated thread waits for them with
 //! sigwait(2), so either runtime is stopped (or reloaded) the same way.
-#![allow(unsafe_code)]
 
 use std::io;
 use std::thread;

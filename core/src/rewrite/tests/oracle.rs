@@ -1,7 +1,6 @@
 //! What the oracle tests share: field strategies, the Fetch response
 //! strategy for any version, and encoding/decoding through the independent
 //! `kafka-protocol` implementation.
-#![allow(dead_code, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
@@ -15,14 +14,14 @@ use proptest::option;
 use proptest::prelude::*;
 
 /// Encodes `msg` at `version` with the oracle.
-pub fn encode<T: Encodable>(msg: &T, version: i16) -> Bytes {
+pub(super) fn encode<T: Encodable>(msg: &T, version: i16) -> Bytes {
     let mut buf = BytesMut::new();
     msg.encode(&mut buf, version).expect("oracle encodes the generated message");
     buf.freeze()
 }
 
 /// Decodes `bytes` at `version` with the oracle, which must consume them all.
-pub fn decode<T: Decodable>(bytes: &[u8], version: i16) -> T {
+pub(super) fn decode<T: Decodable>(bytes: &[u8], version: i16) -> T {
     let mut buf = Bytes::copy_from_slice(bytes);
     let msg = T::decode(&mut buf, version).expect("oracle decodes the body");
     assert!(buf.is_empty(), "oracle left {} bytes undecoded", buf.len());
@@ -30,18 +29,18 @@ pub fn decode<T: Decodable>(bytes: &[u8], version: i16) -> T {
 }
 
 /// Host-name-like text of up to `max` characters.
-pub fn text(max: usize) -> impl Strategy<Value = StrBytes> {
+pub(super) fn text(max: usize) -> impl Strategy<Value = StrBytes> {
     proptest::string::string_regex(&format!("[a-z0-9.-]{{0,{max}}}"))
         .expect("regex")
         .prop_map(StrBytes::from_string)
 }
 
-pub fn opt_text(max: usize) -> impl Strategy<Value = Option<StrBytes>> {
+pub(super) fn opt_text(max: usize) -> impl Strategy<Value = Option<StrBytes>> {
     option::of(text(max))
 }
 
 /// Unknown tagged fields (flexible versions only), with tags from `from`.
-pub fn unknown_tags(flexible: bool, from: i32) -> BoxedStrategy<BTreeMap<i32, Bytes>> {
+pub(super) fn unknown_tags(flexible: bool, from: i32) -> BoxedStrategy<BTreeMap<i32, Bytes>> {
     if flexible {
         btree_map(from..from + 6, vec(any::<u8>(), 0..6).prop_map(Bytes::from), 0..3).boxed()
     } else {
@@ -49,12 +48,12 @@ pub fn unknown_tags(flexible: bool, from: i32) -> BoxedStrategy<BTreeMap<i32, By
     }
 }
 
-pub fn node_id() -> impl Strategy<Value = i32> {
+pub(super) fn node_id() -> impl Strategy<Value = i32> {
     0i32..40
 }
 
 /// A topic id from 128 random bits (the oracle's `Uuid` parses from text).
-pub fn set_uuid<T: std::str::FromStr>(bits: u128) -> T
+pub(super) fn set_uuid<T: std::str::FromStr>(bits: u128) -> T
 where
     T::Err: std::fmt::Debug,
 {
@@ -62,7 +61,7 @@ where
 }
 
 /// Node endpoints as (id, host, port, rack, tags), shared by Produce and Fetch.
-pub type EndpointParts = (i32, StrBytes, i32, Option<StrBytes>, BTreeMap<i32, Bytes>);
+pub(super) type EndpointParts = (i32, StrBytes, i32, Option<StrBytes>, BTreeMap<i32, Bytes>);
 
 /// Builds a `Vec` of `$endpoint` (Produce's or Fetch's `NodeEndpoint`: two
 /// distinct oracle types with the same fields) from [`EndpointParts`].
@@ -82,11 +81,10 @@ macro_rules! node_endpoints {
             .collect()
     };
 }
-#[allow(unused_imports)] // Used by some of the tests that include this module.
 pub(crate) use node_endpoints;
 
 /// One to four endpoints when `present`, else none.
-pub fn endpoints(present: bool) -> BoxedStrategy<Vec<EndpointParts>> {
+pub(super) fn endpoints(present: bool) -> BoxedStrategy<Vec<EndpointParts>> {
     if present {
         vec((node_id(), text(20), any::<i32>(), opt_text(8), unknown_tags(true, 0)), 1..5).boxed()
     } else {
@@ -103,7 +101,7 @@ fn records() -> impl Strategy<Value = Option<Bytes>> {
 }
 
 /// A Fetch response with every field `version` has (v4+).
-pub fn fetch(version: i16) -> impl Strategy<Value = FetchResponse> {
+pub(super) fn fetch(version: i16) -> impl Strategy<Value = FetchResponse> {
     let flexible = version >= 12;
     let aborted =
         (any::<i64>(), any::<i64>(), unknown_tags(flexible, 0)).prop_map(|(producer, first, tags)| {

@@ -22,15 +22,15 @@ use proptest::option;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
-mod oracle;
-
-use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::rewrite::{
+use crate::api::ApiKey;
+use crate::rewrite::fetch_stream::MAX_TAIL_LEN;
+use crate::rewrite::same_size_tail::rewrite_tail_same_size;
+use crate::rewrite::{
     AddressMap, Advertised, Body, Broker, FetchStream, Observed, Rewrite, RewriteError, rewrite_response,
-    rewrite_tail_same_size,
 };
-use kafka_proxy_core::wire;
-use oracle::{decode, encode, set_uuid};
+use crate::wire;
+
+use super::oracle::{self, decode, encode, set_uuid};
 
 // ---------------------------------------------------------------------------
 // The address map: node n is "p<n>." padded with 'x' to `host_len`, port
@@ -254,7 +254,7 @@ proptest! {
                 prop_assert!(n <= held.len());
                 held.drain(..n);
                 if s.at_tail() {
-                    prop_assert!(s.tail_len().is_some_and(|l| l <= kafka_proxy_core::rewrite::MAX_TAIL_LEN));
+                    prop_assert!(s.tail_len().is_some_and(|l| l <= MAX_TAIL_LEN));
                     let _ = s.rewrite_tail(&held, &map);
                     break;
                 }
@@ -364,7 +364,7 @@ fn hostile_counts_and_lengths_are_refused_up_front() {
     // A tail longer than the proxy holds.
     let mut body = vec![0u8; 10];
     body.push(1);
-    let limit = kafka_proxy_core::rewrite::MAX_TAIL_LEN;
+    let limit = MAX_TAIL_LEN;
     assert_eq!(refused_at(11 + limit + 1, &body), (11, "tagged fields"));
     let mut s = FetchStream::new(16, 11 + limit).expect("stream");
     assert_eq!(s.advance(&body), Ok(11));

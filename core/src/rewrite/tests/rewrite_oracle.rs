@@ -29,15 +29,14 @@ use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
 
-mod oracle;
-
-use kafka_proxy_core::api::{self, ApiKey};
-use kafka_proxy_core::rewrite::{
-    AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, Broker,
-    COORDINATOR_NOT_AVAILABLE_MESSAGE, Observed, Rewrite, rewrite_api_versions, rewrite_response,
-    unsupported_version_body,
+use crate::api::{self, ApiKey};
+use crate::rewrite::find_coordinator::COORDINATOR_NOT_AVAILABLE_MESSAGE;
+use crate::rewrite::{
+    AddressMap, Advertised, ApiVersionsPolicy, ApiVersionsView, Body, Broker, Observed, Rewrite,
+    rewrite_api_versions, rewrite_response, unsupported_version_body,
 };
-use oracle::{
+
+use super::oracle::{
     decode, encode, endpoints, fetch, node_endpoints, node_id, opt_text, set_uuid, text, unknown_tags,
 };
 
@@ -815,7 +814,7 @@ fn assert_truncations_fail(api: ApiKey, version: i16, body: &Bytes) -> Result<()
             rewrite_response(api, version, &prefix, &map).map(drop)
         };
         match result {
-            Err(kafka_proxy_core::rewrite::RewriteError::Malformed { offset, .. }) => {
+            Err(crate::rewrite::RewriteError::Malformed { offset, .. }) => {
                 prop_assert!(offset <= cut, "{api} v{version}: fault offset {offset} beyond cut {cut}");
             }
             other => {
