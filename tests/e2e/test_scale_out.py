@@ -11,10 +11,15 @@ topic: librdkafka (confluent-kafka) and kafka-python produce with acks=all and
 consume in a group, through HAProxy only.
 
 Counted per library: every acknowledged record is consumed; a record written
-twice (two offsets) was in flight on a connection the SIGKILL cut (the client's
-own retry), never anything else; no delivery fails, during the rolling restart
-or ever; each SIGTERMed replica drains and exits 0; HAProxy gave every replica
-connections.
+twice (two offsets) was in flight when a replica was killed or began to drain
+(the client's own retry), never anything else, and librdkafka writes nothing
+twice across drains; no delivery fails, during the rolling restart or ever; each
+SIGTERMed replica drains and exits 0; HAProxy gave every replica connections.
+
+kafka-python 3.0.12 does resend a batch across a drain now and then: when the
+last response and the end of the stream arrive in one read, its transport
+(`kafka/net/transport.py`, `_read_from_sock`) aborts and drops the bytes it just
+read, so it retries a request it had the answer to.
 """
 
 from __future__ import annotations
