@@ -13,6 +13,7 @@
 #   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
 #   haproxy (Debian 2.6.12-1+deb12u4: the L4 load balancer of the scale-out tests)
 #   buildah (Debian 1.28.2+ds1-3+deb12u1+b3: builds the container image, package phase)
+#   strace (Debian 6.1-0.1: the system calls the systemd unit's filter must allow)
 #   <deps>/cargo-deb/      cargo-deb 3.8.0 (package phase: the Debian package)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
 #                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, HAPROXY, BUILDAH,
@@ -29,6 +30,7 @@ KCAT_DEB_VERSION=1.7.1-2
 STUNNEL_DEB_VERSION=3:5.68-2+deb12u1
 HAPROXY_DEB_VERSION=2.6.12-1+deb12u4
 BUILDAH_DEB_VERSION=1.28.2+ds1-3+deb12u1+b3
+STRACE_DEB_VERSION=6.1-0.1
 PY_MIN_MINOR=10
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -150,6 +152,8 @@ HAPROXY="$(command -v haproxy)"
 # buildah: builds packaging/container/Containerfile (no registry needed: FROM scratch).
 deb_install buildah "$BUILDAH_DEB_VERSION"
 BUILDAH="$(command -v buildah)"
+# strace: tests/deploy/test_unit_syscalls.py traces the binary against the unit's filter.
+deb_install strace "$STRACE_DEB_VERSION"
 KCAT="$(command -v kcat)"
 
 # ------------------------------------------------- tansu with sqlite (SASL broker)

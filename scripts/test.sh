@@ -11,8 +11,9 @@
 #   unit      cargo test --workspace
 #   release   cargo build --release (target/release/kafka-proxy, and the std adapter example)
 #   package   cargo build --profile dist (what ships); pytest tests/deploy on it: the .deb
-#             (cargo-deb) installed with dpkg, checked and purged; the container image built
-#             with buildah and inspected; the Kubernetes manifests against the proxy's config
+#             (cargo-deb) installed with dpkg, checked and purged; the unit's system-call
+#             filter against strace; the container image built with buildah and inspected;
+#             the Kubernetes manifests against the proxy's config
 #   e2e       pytest tests/e2e: real tansu, the release binary on tokio and mio, real clients
 #   fuzz      a short run of every fuzz target, when cargo-fuzz is installed
 #

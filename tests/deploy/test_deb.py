@@ -13,11 +13,11 @@ from __future__ import annotations
 import configparser
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from commands import run
 from kafka_e2e.paths import DEPS
 
 PACKAGE = "kafka-proxy"
@@ -27,12 +27,6 @@ UNIT_DIRS = (Path("/lib/systemd/system"), Path("/usr/lib/systemd/system"))
 # core::config::Limits::default().drain_timeout: the stop timeout must leave the drain room.
 DEFAULT_DRAIN_TIMEOUT_S = 30
 
-
-def run(*argv, check=True, timeout=120, **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, argv))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
 
 
 def installed_version() -> str | None:

@@ -14,12 +14,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+from commands import run
 
 ENTRYPOINT = ["/usr/bin/kafka-proxy", "--config", "/etc/kafka-proxy/config.yaml"]
 USER = "65532:65532"
@@ -31,12 +32,6 @@ def buildah() -> str:
         pytest.fail("buildah not found: run scripts/install-test-deps.sh and source its env.sh")
     return tool
 
-
-def run(*argv, check=True, timeout=300, **kw) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, **kw)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, argv))} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
 
 
 @pytest.fixture(scope="module")
