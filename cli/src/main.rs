@@ -279,6 +279,9 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = malloc::start_trimmer() {
+        eprintln!("warning: cannot start the allocator trimmer: {e}");
+    }
     let (config, core) = match load(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,

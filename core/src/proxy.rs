@@ -12,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 
+use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
 use crate::route::{ListenerId, Route};
+use crate::sasl::throttle::{LoginThrottle, ThrottleStats};
 use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig};
 
 /// How long a closing session may flush what it already queued.
@@ -97,6 +99,10 @@ pub struct Proxy {
     probe_backoff: Duration,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
+    /// What sessions learned of the cluster (ApiVersions), kept across reloads.
+    cluster: Arc<ClusterView>,
+    /// Failed-login throttling, kept across reloads.
+    throttle: Arc<LoginThrottle>,
 }
 
 impl Proxy {
@@ -108,7 +114,9 @@ impl Proxy {
             Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
             Mapping::Sni(sni) => sni.names.clone(),
         };
-        let session_config = session_config(&config, address_map);
+        let cluster = Arc::new(ClusterView::default());
+        let throttle = Arc::new(LoginThrottle::new(config.limits.login_throttle));
+        let session_config = session_config(&config, address_map, &cluster, &throttle);
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
             Mapping::PortOffset(_) => None,
@@ -128,6 +136,8 @@ impl Proxy {
             refused: BTreeSet::new(),
             actions: VecDeque::new(),
             next_session: 1,
+            cluster,
+            throttle,
         };
         match &proxy.config.mapping {
             Mapping::PortOffset(_) => {
@@ -175,7 +185,9 @@ impl Proxy {
         next.security = config.security;
         next.limits = config.limits;
         next.resolve = config.resolve;
-        self.session_config = session_config(&next, self.session_config.address_map.clone());
+        self.throttle.reload(next.limits.login_throttle);
+        self.session_config =
+            session_config(&next, self.session_config.address_map.clone(), &self.cluster, &self.throttle);
         self.config = Arc::new(next);
         info!(ignored = ?ignored, "configuration reloaded");
         ignored
@@ -263,6 +275,11 @@ impl Proxy {
         }
     }
 
+    /// The login throttle's counters (failed logins, delayed attempts), for metrics.
+    pub fn login_throttle_stats(&self) -> ThrottleStats {
+        self.throttle.stats()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ProxyConfig {
         &self.config
@@ -318,7 +335,7 @@ impl Proxy {
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
-        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route);
+        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route, Some(peer));
         if self.draining {
             // Accepted from a listener's backlog while it closes: the client
             // is told to go elsewhere with a clean close, never a reset.
@@ -481,6 +498,8 @@ impl Proxy {
 fn session_config(
     config: &ProxyConfig,
     address_map: Arc<dyn AddressMap + Send + Sync>,
+    cluster: &Arc<ClusterView>,
+    throttle: &Arc<LoginThrottle>,
 ) -> Arc<SessionConfig> {
     let api_versions = match config.security.downstream_sasl {
         DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
@@ -493,5 +512,7 @@ fn session_config(
         linger: LINGER,
         security: config.security.clone(),
         warnings: Default::default(),
+        cluster: cluster.clone(),
+        throttle: throttle.clone(),
     })
 }
