@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +23,6 @@ import yaml
 
 CONFIG_DIR = "/etc/kafka-proxy"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
-# core::config::Limits::default().drain_timeout
-DEFAULT_DRAIN_TIMEOUT_MS = 30_000
-# Keys issue #10 (operations) adds; until the binary parses them, `check` runs without them
-# and the test says so. Each entry: (key path, the error the binary gives today).
-NOT_YET_PARSED = (
-    (("admin",), "admin.bind: the admin endpoint is not supported yet"),
-    (("limits", "drain_timeout_ms"), "limits.drain_timeout_ms: unknown field"),
-)
 
 
 def manifests(repo: Path) -> list[Path]:
@@ -109,12 +100,13 @@ def proxy_pods(repo: Path) -> list[ProxyPod]:
 class Checked:
     """The configuration as the binary read it."""
 
-    doc: dict  # the YAML, for keys `check` does not print
     bootstrap_ports: list[int]
     broker_ports: range | None  # port_offset: base+20 ..= base+20+max_broker_id
     sni_port: int | None
     hostname: str | None
-    pending: list[str]
+    admin_host: str
+    admin_port: int
+    drain_timeout_ms: int
 
     @property
     def kafka_ports(self) -> set[int]:
@@ -125,17 +117,6 @@ class Checked:
             ports.add(self.sni_port)
         return ports
 
-    @property
-    def admin_port(self) -> int:
-        return int(self.doc["admin"]["bind"].rsplit(":", 1)[1])
-
-    @property
-    def admin_host(self) -> str:
-        return self.doc["admin"]["bind"].rsplit(":", 1)[0].strip("[]")
-
-    @property
-    def drain_timeout_ms(self) -> int:
-        return int(self.doc.get("limits", {}).get("drain_timeout_ms", DEFAULT_DRAIN_TIMEOUT_MS))
 
 
 def _stand_in_files(pod: ProxyPod, text: str, pki: Path, root: Path) -> str:
@@ -157,37 +138,27 @@ def _stand_in_files(pod: ProxyPod, text: str, pki: Path, root: Path) -> str:
 
 def check_config(pod: ProxyPod, binary: Path, pki: Path, work: Path) -> Checked:
     text = _stand_in_files(pod, pod.config_text(), pki, work / "mounts")
-    doc = yaml.safe_load(text)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **pod.env()}
-    pending = []
-    for _ in range(len(NOT_YET_PARSED) + 1):
-        path = work / "config.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False) if pending else text)
-        r = subprocess.run([str(binary), "check", "--config", str(path)], capture_output=True, text=True,
-                           env=env, timeout=30)
-        if r.returncode == 0:
-            break
-        for keys, error in NOT_YET_PARSED:
-            if error in r.stderr:
-                parent = doc
-                for k in keys[:-1]:
-                    parent = parent[k]
-                del parent[keys[-1]]
-                pending.append(".".join(keys))
-                break
-        else:
-            pytest.fail(f"{pod.file.name}: kafka-proxy check refused the ConfigMap:\n{r.stderr}")
-    else:
-        pytest.fail(f"{pod.file.name}: kafka-proxy check kept failing:\n{r.stderr}")
+    path = work / "config.yaml"
+    path.write_text(text)
+    r = subprocess.run([str(binary), "check", "--config", str(path)], capture_output=True, text=True,
+                       env=env, timeout=30)
+    if r.returncode != 0:
+        pytest.fail(f"{pod.file.name}: kafka-proxy check refused the ConfigMap:\n{r.stderr}")
     out = r.stdout
     bootstrap = [int(p) for p in re.findall(r"listener \S+:(\d+) -> bootstrap", out)]
     brokers = re.search(r"ports (\d+)\.\.=(\d+)\), learned at run time", out)
     sni = re.search(r"mapping: sni, one TLS listener \S+:(\d+)", out)
     hostname = re.search(r"mapping: port_offset, advertised host (\S+)", out)
-    doc = yaml.safe_load(pod.config_text())  # the full document, keys pending included
-    return Checked(doc, bootstrap,
+    admin = re.search(r"^admin: http://\[?([^\]/]+?)\]?:(\d+)/", out, re.M)
+    assert admin, f"{pod.file.name}: the proxy serves no admin endpoint:\n{out}"
+    drain = re.search(r"^timeouts: .*drain (\d+(?:\.\d+)?)(ms|s)\b", out, re.M)
+    assert drain, f"{pod.file.name}: check printed no drain timeout:\n{out}"
+    drain_ms = int(float(drain[1]) * (1 if drain[2] == "ms" else 1000))
+    return Checked(bootstrap,
                    range(int(brokers[1]), int(brokers[2]) + 1) if brokers else None,
-                   int(sni[1]) if sni else None, hostname[1] if hostname else None, pending)
+                   int(sni[1]) if sni else None, hostname[1] if hostname else None,
+                   admin[1], int(admin[2]), drain_ms)
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +193,6 @@ def test_manifest_agrees_with_the_proxy(name, repo: Path, proxy_binary: Path, bu
     pod = pods[0]
     c = pod.container
     checked = check_config(pod, proxy_binary, pki, tmp_path)
-    if checked.pending:
-        warnings.warn(f"{name}: checked without {', '.join(checked.pending)}: this binary does not "
-                      "parse them yet (issue #10); ports and timeouts were read from the YAML")
 
     # The image: the binary's version; the Containerfile's entrypoint, user and stop signal.
     image = containerfile(repo)
