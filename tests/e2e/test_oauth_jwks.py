@@ -9,7 +9,8 @@ The identity provider is `kafka_e2e.idp` (real TLS, a CA from `kafka-proxy --gen
 - audience lists and a configured principal claim;
 - key rotation with clients connected: tokens signed by a new key are accepted within one
   refresh, without a restart; tokens signed by a removed key are refused after it;
-- the endpoint failing: the last good key set keeps serving.
+- the endpoint failing: the last good key set keeps serving;
+- refusals counted by reason in `kafka_proxy_authentication_failures_total` (admin endpoint).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import time
 
 import pytest
 
+from kafka_e2e.admin import Admin
 from kafka_e2e.clients import CLIENT_LIBS
 from kafka_e2e.idp import ALGORITHMS, IdentityProvider
-from kafka_e2e.ports import HOST
+from kafka_e2e.ports import HOST, pick_port
 from kafka_e2e.sasl import SaslWire, oauth_initial_response
 from kafka_e2e.sasl_clients import Login, produce_consume, sasl_client_lib, streams_in_parallel
 from kafka_e2e.sasl_fixtures import start_proxy
@@ -62,10 +64,37 @@ def jwks_proxy(request, tmp_path_factory, memory_tansu, sasl_runtime, idp, certs
             "clock_skew_seconds": 5,
         },
     }
-    text = proxy_config([memory_tansu.bootstrap], layout, downstream)
+    span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
+    admin = Admin(pick_port(avoid=span | {idp.port}))
+    # Refusals are part of these tests (all from 127.0.0.1): the failed-login throttle
+    # (tested in test_hostile.py) would hold the clients' next logins for seconds.
+    no_throttle = {"login_failure_base_delay_ms": 1, "login_failure_max_delay_ms": 1}
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream, admin={"bind": f"{HOST}:{admin.port}"},
+                        limits=no_throttle)
     proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="proxy-jwks", env=DEBUG_LOG)
+    proxy.admin = admin
     yield proxy
     proxy.stop()
+
+
+def oauth_failures(proxy) -> dict[str, float]:
+    """`kafka_proxy_authentication_failures_total` of OAUTHBEARER clients, by reason."""
+    scrape = proxy.admin.scrape()
+    name = "kafka_proxy_authentication_failures_total"
+    return {ls["reason"]: scrape.value(name, **ls) for ls in scrape.series(name)
+            if ls.get("side") == "client" and ls.get("mechanism") == "OAUTHBEARER"}
+
+
+def failures_grow(proxy, before: dict[str, float], reasons: dict[str, int], seconds: float = 5.0) -> dict:
+    """Polls until each reason's count grew by at least its number; returns the last counts."""
+    deadline = time.monotonic() + seconds
+    while True:
+        now = oauth_failures(proxy)
+        if all(now.get(r, 0) - before.get(r, 0) >= n for r, n in reasons.items()):
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"failures by reason {now}, before {before}, expected growth {reasons}")
+        time.sleep(0.1)
 
 
 def login(proxy, token: str) -> bool:
@@ -116,9 +145,12 @@ def test_client_libraries_with_several_algorithms(jwks_proxy, memory_tansu, idp,
 
 
 def test_audience_lists_and_claims(jwks_proxy, idp):
+    before = oauth_failures(jwks_proxy)
     assert login(jwks_proxy, idp.token("carol", audience=["x", "another-service"]))
     assert not login(jwks_proxy, idp.token("carol", audience=["x", "y"]))
     assert not login(jwks_proxy, idp.token("carol", extra={"scope": "other"}))
+    assert not login(jwks_proxy, idp.token("carol", lifetime_s=-60))
+    failures_grow(jwks_proxy, before, {"invalid_audience": 1, "insufficient_scope": 1, "token_expired": 1})
 
 
 def test_rotation_with_clients_connected(jwks_proxy, memory_tansu, idp, unique):
@@ -156,6 +188,7 @@ def test_rotation_with_clients_connected(jwks_proxy, memory_tansu, idp, unique):
         mark = idp.jwks_requests
         outcome["refreshed"] = idp.wait_jwks_requests(mark, REFRESH_MS / 1000 + 2.0)
         time.sleep(0.3)
+        outcome["failures_before"] = oauth_failures(jwks_proxy)
         outcome["old_refused"] = not login(jwks_proxy, idp.token("dave", kid="k-ES256"))
         outcome["new_still_accepted"] = login(jwks_proxy, idp.token("dave", kid=new.kid))
 
@@ -168,6 +201,8 @@ def test_rotation_with_clients_connected(jwks_proxy, memory_tansu, idp, unique):
     assert outcome.get("new_accepted_after_s") is not None, (outcome, log[-3000:])
     assert outcome["new_accepted_after_s"] <= REFRESH_MS / 1000 + 1.0, outcome
     assert outcome["refreshed"] and outcome["old_refused"] and outcome["new_still_accepted"], outcome
+    # The removed key's token was refused as signed by a key the proxy does not know.
+    failures_grow(jwks_proxy, outcome["failures_before"], {"unknown_key": 1})
     for name, r in results.items():
         assert not r.failed and r.acked == r.sent, f"{name}: {r.acked}/{r.sent}; {r.failed[:3]}"
         assert r.consumed == r.acked, f"{name}: consumed {r.consumed}/{r.acked}"
