@@ -898,6 +898,153 @@ fn oauthbearer() {
     assert_names(&fails(&text), "downstream.oauthbearer.jwks_file", "expected an existing file");
 }
 
+#[test]
+fn oauthbearer_jwks_url_audiences_and_claim_names() {
+    let base = SCRAM.replace("[SCRAM-SHA-256, PLAIN]", "[OAUTHBEARER, PLAIN]");
+    let with =
+        |oauth: &str| base.replace("  credentials:", &format!("  oauthbearer:\n{oauth}  credentials:"));
+    let text = with(
+        "    jwks_url: https://idp.example.com/keys\n    jwks_ca_certs: idp-ca.pem\n    jwks_refresh_ms: 60000\n    \
+         audience: [kafka, other]\n    sub_claim_name: client_id\n    scope_claim_name: scp\n",
+    );
+    let (dir, config) = load_with(&text, &["idp-ca.pem"], no_env);
+    let config = config.unwrap();
+    let described = config.describe();
+    let oauth = config.downstream.sasl.unwrap().oauthbearer.unwrap();
+    let OAuthKeys::JwksUrl(jwks) = &oauth.keys else { panic!("jwks_url expected: {:?}", oauth.keys) };
+    assert_eq!(jwks.url, "https://idp.example.com/keys");
+    assert_eq!(jwks.ca_certs, Some(dir.0.join("idp-ca.pem")));
+    assert_eq!(jwks.refresh, Duration::from_secs(60));
+    assert_eq!(oauth.audience, vec!["kafka".to_owned(), "other".to_owned()]);
+    assert_eq!(
+        (oauth.sub_claim_name.as_deref(), oauth.scope_claim_name.as_deref()),
+        (Some("client_id"), Some("scp"))
+    );
+    assert!(described.contains("keys from JWKS https://idp.example.com/keys (trusting "), "{described}");
+    assert!(described.contains("refreshed every 60s"), "{described}");
+    assert!(
+        described.contains("audience kafka or other, principal from claim client_id, scopes from claim scp")
+    );
+    // One audience as a plain string; system roots when no CA is named.
+    let config = ok(&with("    jwks_url: https://idp.example.com/keys\n    audience: kafka\n"));
+    let oauth = config.downstream.sasl.unwrap().oauthbearer.unwrap();
+    assert_eq!(oauth.audience, vec!["kafka".to_owned()]);
+    assert!(matches!(&oauth.keys, OAuthKeys::JwksUrl(j) if j.ca_certs.is_none()));
+
+    let message = fails(&with("    jwks_url: http://idp.example.com/keys\n"));
+    assert_names(&message, "downstream.oauthbearer.jwks_url", "expected an https:// URL");
+    let message =
+        fails_with(&with("    jwks_url: https://idp/keys\n    jwks_file: jwks.json\n"), &["jwks.json"]);
+    assert_names(&message, "downstream.oauthbearer", "exactly one of jwks_url, jwks_file or public_key_path");
+    let message = fails(&with("    jwks_url: https://idp/keys\n    audience: [kafka, \"\"]\n"));
+    assert_names(&message, "downstream.oauthbearer.audience", "non-empty audience names");
+    let message = fails(&with("    jwks_url: https://idp/keys\n    sub_claim_name: \" \"\n"));
+    assert_names(&message, "downstream.oauthbearer.sub_claim_name", "expected a claim name");
+    let (_dir, config) =
+        load_with(&with("    jwks_file: jwks.json\n    jwks_refresh_ms: 1000\n"), &["jwks.json"], no_env);
+    let warnings = config.unwrap().warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.path == "downstream.oauthbearer.jwks_refresh_ms" && w.message.contains("jwks_url")),
+        "{warnings:?}"
+    );
+}
+
+const UPSTREAM_OAUTH: &str = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: SASL_SSL
+  sasl_mechanism: OAUTHBEARER
+  oauthbearer:
+    token_endpoint_url: https://idp.example.com/token
+    client_id: kafka-proxy
+    client_secret: ${CLIENT_SECRET}
+    scope: kafka
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+";
+
+#[test]
+fn upstream_oauthbearer_client_credentials() {
+    let env = env_of(&[("CLIENT_SECRET", "idp-secret-value")]);
+    let (_dir, config) = load_with(UPSTREAM_OAUTH, &[], &env);
+    let config = config.unwrap();
+    let UpstreamAuth::Service { mechanism, username, password } = &config.upstream.auth else {
+        panic!("service identity expected: {:?}", config.upstream.auth)
+    };
+    assert_eq!((*mechanism, username.as_str()), (Mechanism::OAuthBearer, "kafka-proxy"));
+    assert_eq!(password.expose(), "idp-secret-value");
+    let oauth = config.upstream.oauthbearer.as_ref().unwrap();
+    assert_eq!(
+        (oauth.token_endpoint_url.as_str(), oauth.scope.as_deref()),
+        ("https://idp.example.com/token", Some("kafka"))
+    );
+    let described = config.describe();
+    assert!(
+        described.contains("oauthbearer: tokens from https://idp.example.com/token (client credentials, scope \"kafka\", trusting system roots)"),
+        "{described}"
+    );
+    assert!(!described.contains("idp-secret-value") && !format!("{config:?}").contains("idp-secret-value"));
+    config.to_core().unwrap();
+
+    let load = |text: &str| load_with(text, &[], &env).1.unwrap_err().to_string();
+    let without = UPSTREAM_OAUTH.split("  oauthbearer:").next().unwrap().to_owned()
+        + "downstream:\n  security_protocol: PLAINTEXT\nbroker_mapping:\n  mode: port_offset\n  port_offset: { base: 9092 }\n";
+    assert_names(
+        &load(&without),
+        "upstream.oauthbearer",
+        "required when upstream.sasl_mechanism is OAUTHBEARER",
+    );
+    let message = load(&UPSTREAM_OAUTH.replace("  oauthbearer:\n", "  sasl_username: svc\n  oauthbearer:\n"));
+    assert_names(&message, "upstream.sasl_username", "client_id and client_secret");
+    let message = load(&UPSTREAM_OAUTH.replace("    client_secret: ${CLIENT_SECRET}\n", ""));
+    assert_names(&message, "upstream.oauthbearer.client_secret", "required");
+    let message =
+        load(&UPSTREAM_OAUTH.replace("https://idp.example.com/token", "http://idp.example.com/token"));
+    assert_names(&message, "upstream.oauthbearer.token_endpoint_url", "expected an https:// URL");
+    assert!(!message.contains("idp-secret-value"), "secret leaked: {message}");
+    // Another mechanism: the block is ignored, with a warning.
+    let text = UPSTREAM_OAUTH
+        .replace("sasl_mechanism: OAUTHBEARER", "sasl_mechanism: PLAIN")
+        .replace("  oauthbearer:\n", "  sasl_username: svc\n  sasl_password: pw\n  oauthbearer:\n");
+    let (_dir, config) = load_with(&text, &[], &env);
+    let config = config.unwrap();
+    assert!(config.upstream.oauthbearer.is_none());
+    assert!(
+        config.warnings.iter().any(|w| w.path == "upstream.oauthbearer" && w.message.contains("ignored"))
+    );
+
+    // Under auth swap, each upstream identity is client_id=client_secret at the token endpoint.
+    let swap = SWAP.replacen(
+        "  sasl_mechanism: PLAIN\n",
+        "  sasl_mechanism: OAUTHBEARER\n  oauthbearer:\n    token_endpoint_url: https://idp/token\n",
+        1,
+    );
+    let env = env_of(&[("SVC_A_SECRET", "a-secret")]);
+    let (_dir, config) = load_with(&swap, &[], &env);
+    let config = config.unwrap();
+    let UpstreamAuth::Swap { mechanism, swap: identities } = &config.upstream.auth else {
+        panic!("swap expected")
+    };
+    assert_eq!(*mechanism, Mechanism::OAuthBearer);
+    let (client_id, secret) = identities.upstream_for("alice").unwrap();
+    assert_eq!((client_id, secret.expose().as_str()), ("svc-a", "a-secret"));
+    let with_id = swap.replace(
+        "token_endpoint_url: https://idp/token\n",
+        "token_endpoint_url: https://idp/token\n    client_id: x\n",
+    );
+    let message = load_with(&with_id, &[], &env).1.unwrap_err().to_string();
+    assert_names(
+        &message,
+        "upstream.oauthbearer.client_id",
+        "each auth_swap.upstream_credentials entry is client_id=client_secret",
+    );
+}
+
 const SWAP: &str = "
 upstream:
   bootstrap_servers: [\"b:9092\"]
