@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import pytest
 
+from kafka_e2e.admin import Admin
 from kafka_e2e.clients import CLIENT_LIBS
 from kafka_e2e.idp import IdentityProvider
+from kafka_e2e.ports import HOST, pick_port
 from kafka_e2e.sasl_clients import Login, produce_consume, sasl_client_lib, streams_in_parallel
 from kafka_e2e.sasl_fixtures import start_proxy
 from kafka_e2e.sasl_proxy import by_session, lines_with, proxy_config, reserve_layout
 
-# Tokens live 7 s and are refreshed after 5.6 s, so a login never gets less than ~1.4 s
-# of session (re-authentication at 85-95% of it stays beyond Kafka's 1 s minimum).
-TOKEN_LIFETIME_S = 7
-STREAM_S = 12.0  # > 1.5 token lifetimes: a connection that lasts it re-authenticated with a newer token
+# Tokens live 9 s and are refreshed after 7.2 s, so a login never gets less than ~1.8 s of
+# session; its re-authentication starts after the broker's 1 s minimum and ~0.75 s before
+# the end (a margin in time that a busy 2-core host needs).
+TOKEN_LIFETIME_S = 9
+STREAM_S = 14.0  # > 1.5 token lifetimes: a connection that lasts it re-authenticated with a newer token
 DEBUG_LOG = {"RUST_LOG": "info,kafka_proxy_core=debug"}
 CLIENTS = {"svc-kafka": "svc-kafka-secret", "svc-a": "svc-a-secret", "svc-b": "svc-b-secret"}
 
@@ -50,6 +53,13 @@ def oauth_front(request, tmp_path_factory, memory_tansu, sasl_runtime, idp, cert
     proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="oauth-front", env=DEBUG_LOG)
     yield proxy
     proxy.stop()
+
+
+def with_admin(layout, idp, *avoid: int) -> tuple[Admin, dict]:
+    """An admin endpoint for a proxy on `layout`, and its `admin` section."""
+    span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
+    admin = Admin(pick_port(avoid=span | {idp.port, *avoid}))
+    return admin, {"bind": f"{HOST}:{admin.port}"}
 
 
 def upstream_oauth(idp, certs, **credentials) -> dict:
@@ -92,7 +102,9 @@ def test_service_identity_refreshes_tokens_and_reauthenticates(request, tmp_path
                                                                sasl_runtime, idp, certs, unique):
     layout = reserve_layout()
     upstream = upstream_oauth(idp, certs, client_id="svc-kafka", client_secret=CLIENTS["svc-kafka"])
-    text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream)
+    admin, admin_section = with_admin(layout, idp)
+    text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream,
+                        admin=admin_section)
     requests_before = idp.token_requests.count("svc-kafka")
     proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-oauth-up", env=DEBUG_LOG)
     try:
@@ -123,6 +135,13 @@ def test_service_identity_refreshes_tokens_and_reauthenticates(request, tmp_path
         assert len(lines_with(front_log, "client re-authenticated")) >= 4, front_log[-3000:]
         assert not lines_with(front_log, "refusing client"), lines_with(front_log, "refusing client")
         assert not lines_with(log, "login at the broker failed"), lines_with(log, "login at the broker failed")
+        # Every login and re-authentication of client sessions at the broker is counted under
+        # OAUTHBEARER (the proxy's own metadata probes are not client sessions).
+        counted = sum(1 for message in ("logged in at the broker", "re-authenticated with the broker")
+                      for ln in lines_with(log, message) if "probe{" not in ln)
+        scrape = admin.wait_value("kafka_proxy_authentications_total", counted, side="broker",
+                                  mechanism="OAUTHBEARER")
+        assert scrape.value("kafka_proxy_authentication_failures_total", side="broker") == 0
     finally:
         proxy.stop()
 
@@ -165,7 +184,9 @@ def test_wrong_client_secret_is_logged_and_no_token_is_sent(request, tmp_path, o
                                                              certs):
     layout = reserve_layout()
     upstream = upstream_oauth(idp, certs, client_id="svc-kafka", client_secret="Wr0ng-s3cret-e2e")
-    text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream)
+    admin, admin_section = with_admin(layout, idp)
+    text = proxy_config([oauth_front.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, upstream,
+                        admin=admin_section)
     proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-oauth-bad")
     try:
         lib = sasl_client_lib("confluent", None)
@@ -174,5 +195,8 @@ def test_wrong_client_secret_is_logged_and_no_token_is_sent(request, tmp_path, o
         log = proxy.log_text()
         assert lines_with(log, "token request failed", "HTTP 401", "invalid_client"), log[-2000:]
         assert "Wr0ng-s3cret-e2e" not in log, "the secret never reaches the log"
+        # The login at the broker failed for want of a token: counted by that reason.
+        admin.wait_value("kafka_proxy_authentication_failures_total", 1, side="broker", mechanism="OAUTHBEARER",
+                         reason="no_token")
     finally:
         proxy.stop()

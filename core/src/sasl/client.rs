@@ -45,6 +45,11 @@ pub(crate) const REAUTH_JITTER_PER_MILLE: u64 = 100;
 /// interval between two authentications of a connection.
 const REAUTH_EARLIEST: Duration = MIN_REAUTH_INTERVAL.saturating_add(Duration::from_millis(50));
 
+/// The latest a re-authentication starts: this long before the session ends
+/// (where [`REAUTH_EARLIEST`] allows), so a short session (a token near its
+/// expiry) keeps a margin in time, not only in share, against a busy host.
+const REAUTH_MARGIN: Duration = Duration::from_secs(1);
+
 /// Credentials and mechanism for logging in to brokers.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -196,7 +201,8 @@ pub(crate) struct ClientAuthentication {
     pub lifetime: Option<Duration>,
     /// When the session ends at the broker.
     pub expires_at: Option<Instant>,
-    /// When to start re-authenticating (85–95% of the lifetime).
+    /// When to start re-authenticating: 85–95% of the lifetime, at least a
+    /// second before its end and no sooner than the broker allows.
     pub reauth_at: Option<Instant>,
     /// True for a re-authentication.
     pub reauthentication: bool,
@@ -479,9 +485,11 @@ impl SaslClient {
             };
             let ms = u128::from(REAUTH_AT_PER_MILLE + extra) * l.as_millis() / 1000;
             let at = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
-            // A broker refuses a re-authentication within a second of the last one
-            // (Kafka's minimum interval): a short session (a token near its expiry)
-            // re-authenticates after that second, or at its end.
+            // No later than a second before the end; but a broker refuses a
+            // re-authentication within a second of the last one (Kafka's minimum
+            // interval): a very short session re-authenticates after that second,
+            // or at its end.
+            let at = at.min(l.saturating_sub(REAUTH_MARGIN));
             now.checked_add(at.max(REAUTH_EARLIEST.min(l)))
         });
         let authentication = ClientAuthentication {

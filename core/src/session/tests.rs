@@ -472,7 +472,7 @@ fn upstream_reauthentication_holds_new_requests_only() {
     net.client_send(&request(ApiKey(2), 1, 1, false, b"before"));
     let others = net.broker_serves_sasl(&mut broker);
     assert_eq!(others.len(), 1, "in flight across the re-authentication");
-    // 85–95% of the 10 s lifetime: re-authentication starts.
+    // 85–95% of the 10 s lifetime, at least 1 s before its end: re-authentication starts.
     net.advance(Duration::from_millis(9_600));
     net.client_send(&request(ApiKey(2), 1, 2, false, b"after"));
     // The broker answers the old request first, then the SASL exchange.
