@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from kafka_e2e.admin import Admin
 from kafka_e2e.clients import CLIENT_LIBS, ClientError
-from kafka_e2e.ports import HOST
+from kafka_e2e.ports import HOST, pick_port
 from kafka_e2e.sasl_clients import produce_consume, sasl_client_lib
 from kafka_e2e.sasl_fixtures import start_proxy
 from kafka_e2e.sasl_proxy import proxy_config, reserve_layout
@@ -246,7 +247,8 @@ def test_requested_certificates_principals_and_a_crl_reloaded_by_sighup(
     crl = ca.write_crl(tmp_path / "clients.crl.pem", revoked=[], number=1)
     downstream = downstream_tls(certs, client_auth="requested", ca_certs=str(ca.ca), crl_files=[str(crl)])
     layout = reserve_layout()
-    text = proxy_config([memory_tansu.bootstrap], layout, downstream)
+    admin = Admin(pick_port(avoid=set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))))
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream, admin={"bind": f"{HOST}:{admin.port}"})
     proxy = start_proxy(request, tmp_path, text, layout, sasl_runtime, name="proxy-requested")
     try:
         port = layout.bootstrap_port(0)
@@ -279,6 +281,13 @@ def test_requested_certificates_principals_and_a_crl_reloaded_by_sighup(
         assert probe(port, certs.ca, None)[0] == "ok"
         refusals = [ln for ln in proxy.log_since(mark).splitlines() if "TLS with the client failed" in ln]
         assert any("revoked" in ln.lower() for ln in refusals), refusals
+        # In the metrics: certificate logins under MTLS (clients without one are not counted
+        # as authenticated), refusals of the revoked certificate as client TLS errors.
+        accepted = len([ln for ln in proxy.log_text().splitlines()
+                        if "client authenticated by TLS" in ln and "$anonymous" not in ln])
+        scrape = admin.wait_value("kafka_proxy_authentications_total", accepted, side="client", mechanism="MTLS")
+        assert scrape.value("kafka_proxy_authentications_total", side="client", mechanism="MTLS") == accepted
+        admin.wait_value("kafka_proxy_connections_closed_total", len(refusals), reason="client_tls_error")
     finally:
         proxy.stop()
 

@@ -64,7 +64,11 @@ impl Session {
                     match tls.principal.principal(self.down.peer_certificates()) {
                         Ok(principal) => {
                             info!(session = self.id, %principal, "client authenticated by TLS");
-                            self.auth_outcome(Side::Downstream, MTLS, None);
+                            // `client_auth: requested` without a certificate is no
+                            // authentication (the client is $anonymous): not counted.
+                            if self.down.peer_certificates().is_some_and(|chain| !chain.is_empty()) {
+                                self.auth_outcome(Side::Downstream, MTLS, None);
+                            }
                             self.set_principal(now, principal);
                         }
                         Err(e) => {

@@ -639,6 +639,28 @@ fn mtls_principal_comes_from_the_certificate() {
 }
 
 #[test]
+fn requested_certificates_count_only_clients_that_present_one() {
+    let security = |tls: &Security| Security {
+        downstream_tls: Some(DownstreamTls {
+            config: test_util::server_cfg(
+                ClientAuth::Requested { ca_certs: test_util::CA, crls: &[] },
+                TlsVersions::default(),
+            ),
+            principal: Arc::new(PrincipalMapper::default()),
+        }),
+        ..tls.clone()
+    };
+    let base = tls_security(false, false);
+    let identity = Some((test_util::CLIENT1, test_util::CLIENT1_KEY));
+    for (client, principal, counted) in [(identity, "client1", 1), (None, ANONYMOUS, 0)] {
+        let mut net = Net::new(security(&base), tls_client(client), None);
+        assert_eq!(net.session.principal(), Some(principal));
+        let expected = AuthOutcome { side: Side::Downstream, mechanism: "MTLS", failure: None };
+        assert_eq!(net.session.take_stats().auth, vec![expected; counted], "{principal}");
+    }
+}
+
+#[test]
 fn untrusted_client_certificate_is_refused() {
     let net = Net::new(
         tls_security(true, false),
