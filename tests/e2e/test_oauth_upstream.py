@@ -90,6 +90,22 @@ def session_lifespans(log: str) -> dict[str, float]:
     return spans
 
 
+def closed_sessions_log(proxy, timeout: float = 5.0) -> str:
+    """The proxy's log once every session that logged in at the broker has logged its close
+    (a client library may take a moment to close its sockets after its last record)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        log = proxy.log_text()
+        clients = "\n".join(ln for ln in log.splitlines() if "probe{" not in ln)
+        started = set(by_session(clients, "logged in at the broker", "user"))
+        closed = {ln.split("closing session=", 1)[1].split()[0] for ln in lines_with(log, "closing session=")}
+        if started <= closed or time.monotonic() > deadline:
+            return log
+        time.sleep(0.1)
+
+
 def reauth_counts(log: str, message: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for ln in lines_with(log, message, "session="):
@@ -115,7 +131,8 @@ def test_service_identity_refreshes_tokens_and_reauthenticates(request, tmp_path
             jobs[lib_name] = (sasl_client_lib(lib_name, None), proxy.bootstrap, topic)
         front_mark = oauth_front.mark()
         results = streams_in_parallel(jobs, STREAM_S)
-        log, front_log = proxy.log_text(), oauth_front.log_since(front_mark)
+        log = closed_sessions_log(proxy)
+        front_log = oauth_front.log_since(front_mark)
         assert_streamed(results)
         # Tokens were fetched at start and refreshed at 80% of their lifetime.
         fetched = idp.token_requests.count("svc-kafka") - requests_before
