@@ -3,25 +3,22 @@
 //! once per `jwks_min_refresh_interval_ms`), parsed by the core's
 //! [`KeySet::from_jwks`] and installed. A failure keeps the last good set.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_proxy_core::sasl::oauthbearer::{JwksStore, KeySet};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::http::{self, FetchError};
-use crate::schedule::{Schedule, Wakeup};
+use crate::schedule::{Schedule, keep_fresh};
 
 /// Kafka's `sasl.oauthbearer.jwks.endpoint.retry.backoff.ms` and `.max.ms`.
 const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(10));
 
 /// Fetches once now, then keeps `store` fresh on a thread of its own.
 pub(crate) fn start(store: &Arc<JwksStore>) {
-    let wakeup = Wakeup::new();
-    let waker = wakeup.clone();
-    store.set_waker(Arc::new(move || waker.wake()));
     let endpoint = store.endpoint();
-    let mut schedule =
+    let schedule =
         Schedule::new(Instant::now(), endpoint.min_refresh_interval, RETRY_BACKOFF.0, RETRY_BACKOFF.1);
     let agent = match http::agent(&endpoint.trust) {
         Ok(agent) => agent,
@@ -30,28 +27,8 @@ pub(crate) fn start(store: &Arc<JwksStore>) {
             return;
         }
     };
-    fetch(store, &agent, &mut schedule);
-    let weak = Arc::downgrade(store);
-    let name = "kafka-proxy-jwks".to_owned();
-    let spawned = std::thread::Builder::new().name(name).spawn(move || run(&weak, &agent, schedule, &wakeup));
-    if let Err(e) = spawned {
+    if let Err(e) = keep_fresh(store, agent, schedule, "kafka-proxy-jwks", fetch) {
         warn!(url = %store.endpoint().url, "cannot start the JWKS refresh thread: {e}");
-    }
-}
-
-fn run(store: &Weak<JwksStore>, agent: &ureq::Agent, mut schedule: Schedule, wakeup: &Wakeup) {
-    loop {
-        wakeup.sleep_until(schedule.due());
-        let Some(store) = store.upgrade() else {
-            debug!("JWKS store no longer in use: refresh thread ends");
-            return;
-        };
-        if store.take_refresh_request() {
-            schedule.request();
-        }
-        if schedule.is_due(Instant::now()) {
-            fetch(&store, agent, &mut schedule);
-        }
     }
 }
 

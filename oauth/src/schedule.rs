@@ -6,6 +6,9 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use kafka_proxy_core::sasl::oauthbearer::Store;
+use tracing::debug;
+
 /// The longest a fetcher sleeps before it checks that its store is still in use.
 pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(30);
 
@@ -115,6 +118,46 @@ impl Wakeup {
             .unwrap_or_else(PoisonError::into_inner);
         *woken = false;
     }
+}
+
+/// How a fetcher fetches into its store once, rescheduling on the outcome.
+pub(crate) type Fetch<E, T> = fn(&Store<E, T>, &ureq::Agent, &mut Schedule);
+
+/// Fetches once now, then keeps `store` fresh on a thread named `thread`:
+/// it sleeps until `schedule` is due or a reader asks for a refresh, and
+/// ends once no configuration uses the store any more.
+pub(crate) fn keep_fresh<E, T>(
+    store: &Arc<Store<E, T>>,
+    agent: ureq::Agent,
+    mut schedule: Schedule,
+    thread: &'static str,
+    fetch: Fetch<E, T>,
+) -> std::io::Result<()>
+where
+    E: Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    let wakeup = Wakeup::new();
+    let waker = wakeup.clone();
+    store.set_waker(Arc::new(move || waker.wake()));
+    fetch(store, &agent, &mut schedule);
+    let weak = Arc::downgrade(store);
+    let run = move || {
+        loop {
+            wakeup.sleep_until(schedule.due());
+            let Some(store) = weak.upgrade() else {
+                debug!(thread, "store no longer in use: refresh thread ends");
+                return;
+            };
+            if store.take_refresh_request() {
+                schedule.request();
+            }
+            if schedule.is_due(Instant::now()) {
+                fetch(&store, &agent, &mut schedule);
+            }
+        }
+    };
+    std::thread::Builder::new().name(thread.to_owned()).spawn(run).map(drop)
 }
 
 #[cfg(test)]

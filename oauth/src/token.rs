@@ -4,7 +4,7 @@
 //! token's lifetime and at once when a login found no token. A failure
 //! keeps the current token (until it expires) and is retried.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -12,10 +12,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use kafka_proxy_core::sasl::Secret;
 use kafka_proxy_core::sasl::oauthbearer::{BearerToken, TokenEndpoint, TokenStore};
 use serde_json::Value;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::http::{self, FetchError};
-use crate::schedule::{Schedule, Wakeup};
+use crate::schedule::{Schedule, keep_fresh};
 
 /// Retry pauses after a failed token request.
 const RETRY_BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(30));
@@ -28,11 +28,8 @@ const REFRESH_AT_PER_MILLE: u32 = 800;
 
 /// Fetches once now, then keeps `store` fresh on a thread of its own.
 pub(crate) fn start(store: &Arc<TokenStore>) {
-    let wakeup = Wakeup::new();
-    let waker = wakeup.clone();
-    store.set_waker(Arc::new(move || waker.wake()));
     let endpoint = store.endpoint();
-    let mut schedule = Schedule::new(Instant::now(), MIN_REQUEST_INTERVAL, RETRY_BACKOFF.0, RETRY_BACKOFF.1);
+    let schedule = Schedule::new(Instant::now(), MIN_REQUEST_INTERVAL, RETRY_BACKOFF.0, RETRY_BACKOFF.1);
     let agent = match http::agent(&endpoint.trust) {
         Ok(agent) => agent,
         Err(e) => {
@@ -40,28 +37,8 @@ pub(crate) fn start(store: &Arc<TokenStore>) {
             return;
         }
     };
-    fetch(store, &agent, &mut schedule);
-    let weak = Arc::downgrade(store);
-    let name = "kafka-proxy-token".to_owned();
-    let spawned = std::thread::Builder::new().name(name).spawn(move || run(&weak, &agent, schedule, &wakeup));
-    if let Err(e) = spawned {
+    if let Err(e) = keep_fresh(store, agent, schedule, "kafka-proxy-token", fetch) {
         warn!(url = %store.endpoint().url, "cannot start the token refresh thread: {e}");
-    }
-}
-
-fn run(store: &Weak<TokenStore>, agent: &ureq::Agent, mut schedule: Schedule, wakeup: &Wakeup) {
-    loop {
-        wakeup.sleep_until(schedule.due());
-        let Some(store) = store.upgrade() else {
-            debug!("token store no longer in use: refresh thread ends");
-            return;
-        };
-        if store.take_refresh_request() {
-            schedule.request();
-        }
-        if schedule.is_due(Instant::now()) {
-            fetch(&store, agent, &mut schedule);
-        }
     }
 }
 

@@ -20,7 +20,7 @@ pub use jwt::{JwtError, JwtRules, JwtValidator};
 pub use keys::{EcCurve, JwsAlgorithm, KeyError, KeySet, PublicKey, VerificationKey};
 pub use remote::{
     BearerToken, DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH, EndpointTrust, JwksEndpoint,
-    JwksStore, Sources, TokenEndpoint, TokenStore,
+    JwksStore, Sources, Store, TokenEndpoint, TokenStore,
 };
 
 use super::scram::unescape_username;

@@ -93,12 +93,20 @@ impl Refresh {
     }
 }
 
-/// The verification keys of one JWKS endpoint, as last fetched.
-pub struct JwksStore {
-    endpoint: JwksEndpoint,
-    keys: RwLock<Option<Arc<KeySet>>>,
+/// What one endpoint's fetcher fills and sessions read: the endpoint, the
+/// value last fetched from it (none before the first success), and the
+/// refresh requests between them.
+pub struct Store<E, T> {
+    endpoint: E,
+    value: RwLock<Option<Arc<T>>>,
     refresh: Refresh,
 }
+
+/// The verification keys of one JWKS endpoint, as last fetched.
+pub type JwksStore = Store<JwksEndpoint, KeySet>;
+
+/// The current token of one client identity at one token endpoint.
+pub type TokenStore = Store<TokenEndpoint, BearerToken>;
 
 impl fmt::Debug for JwksStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,28 +115,40 @@ impl fmt::Debug for JwksStore {
     }
 }
 
-impl JwksStore {
-    /// An empty store for `endpoint` (use [`Sources::jwks`] to share one).
-    pub fn new(endpoint: JwksEndpoint) -> JwksStore {
-        JwksStore { endpoint, keys: RwLock::new(None), refresh: Refresh::default() }
+impl fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("url", &self.endpoint.url)
+            .field("client_id", &self.endpoint.client_id)
+            .field("token", &self.current().map(|t| t.expires_at))
+            .finish()
+    }
+}
+
+impl<E, T> Store<E, T> {
+    /// An empty store for `endpoint` (use [`Sources`] to share one per endpoint).
+    pub fn new(endpoint: E) -> Store<E, T> {
+        Store { endpoint, value: RwLock::new(None), refresh: Refresh::default() }
     }
 
-    /// The endpoint.
-    pub fn endpoint(&self) -> &JwksEndpoint {
+    /// The endpoint (and, for tokens, the credentials).
+    pub fn endpoint(&self) -> &E {
         &self.endpoint
     }
 
-    /// Installs a newly fetched key set: tokens are checked against it from now on.
-    pub fn install(&self, keys: KeySet) {
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(keys));
+    /// Installs a newly fetched value: tokens are checked against these keys,
+    /// or logins and re-authentications use this token, from now on.
+    pub fn install(&self, value: T) {
+        *self.value.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(value));
     }
 
-    /// The key set last installed, if any.
-    pub fn current(&self) -> Option<Arc<KeySet>> {
-        self.keys.read().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The value last installed, if any.
+    pub fn current(&self) -> Option<Arc<T>> {
+        self.value.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Asks the fetcher for a fresh key set (a token named an unknown `kid`).
+    /// Asks the fetcher for a fresh value now (a token named an unknown
+    /// `kid`; a login found no token).
     pub(crate) fn request_refresh(&self) {
         self.refresh.request();
     }
@@ -151,60 +171,6 @@ pub struct BearerToken {
     pub value: Secret<String>,
     /// When it expires (`expires_in` after it was issued).
     pub expires_at: SystemTime,
-}
-
-/// The current token of one client identity at one token endpoint.
-pub struct TokenStore {
-    endpoint: TokenEndpoint,
-    token: RwLock<Option<Arc<BearerToken>>>,
-    refresh: Refresh,
-}
-
-impl fmt::Debug for TokenStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenStore")
-            .field("url", &self.endpoint.url)
-            .field("client_id", &self.endpoint.client_id)
-            .field("token", &self.current().map(|t| t.expires_at))
-            .finish()
-    }
-}
-
-impl TokenStore {
-    /// An empty store for `endpoint` (use [`Sources::token`] to share one).
-    pub fn new(endpoint: TokenEndpoint) -> TokenStore {
-        TokenStore { endpoint, token: RwLock::new(None), refresh: Refresh::default() }
-    }
-
-    /// The endpoint and credentials.
-    pub fn endpoint(&self) -> &TokenEndpoint {
-        &self.endpoint
-    }
-
-    /// Installs a newly obtained token: logins and re-authentications use it from now on.
-    pub fn install(&self, token: BearerToken) {
-        *self.token.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(token));
-    }
-
-    /// The token last installed, if any.
-    pub fn current(&self) -> Option<Arc<BearerToken>> {
-        self.token.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Asks the fetcher for a token now (there is none, or it has expired).
-    pub(crate) fn request_refresh(&self) {
-        self.refresh.request();
-    }
-
-    /// True (once) when a refresh was asked for since the last call.
-    pub fn take_refresh_request(&self) -> bool {
-        self.refresh.take()
-    }
-
-    /// What the store calls when a refresh is asked for.
-    pub fn set_waker(&self, waker: Arc<dyn Fn() + Send + Sync>) {
-        self.refresh.set_waker(waker);
-    }
 }
 
 /// One store per endpoint for the life of the process: configurations built
