@@ -13,7 +13,6 @@ private keys, `client_auth: requested`, CRLs reloaded by SIGHUP.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import signal
 import socket
@@ -29,7 +28,7 @@ from kafka_e2e.ports import HOST, pick_port
 from kafka_e2e.sasl_clients import produce_consume, sasl_client_lib
 from kafka_e2e.sasl_fixtures import start_proxy
 from kafka_e2e.sasl_proxy import proxy_config, reserve_layout
-from kafka_e2e.tls import ClientTls, Identity
+from kafka_e2e.tls import ClientTls, Identity, OwnCa
 
 KEY_PASSWORD = "e2e-key-Pa55"
 
@@ -147,94 +146,10 @@ def test_client_libraries_and_the_suite_list(tls12_proxy, memory_tansu, certs, l
 # ------------------------------------------------------------------ requested certificates, CRLs
 
 
-class CrlCa:
-    """A CA with client certificates and the CRLs that revoke them (Python `cryptography`)."""
-
-    def __init__(self, out_dir: Path):
-        from cryptography import x509
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
-        self.dir = out_dir
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e CRL CA")])
-        now = dt.datetime.now(dt.timezone.utc)
-        self._cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
-            .sign(self._key, _sha256())
-        )
-        self.ca = out_dir / "crl-ca.pem"
-        self.ca.write_bytes(self._pem(self._cert))
-        self.serials: dict[str, int] = {}
-
-    @staticmethod
-    def _pem(obj) -> bytes:
-        from cryptography.hazmat.primitives import serialization
-
-        return obj.public_bytes(serialization.Encoding.PEM)
-
-    def client(self, cn: str) -> Identity:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        serial = x509.random_serial_number()
-        now = dt.datetime.now(dt.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(self._cert.subject).public_key(key.public_key()).serial_number(serial)
-            .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
-                           critical=False)
-            .sign(self._key, _sha256())
-        )
-        self.serials[cn] = serial
-        identity = Identity(self.dir / f"{cn}.pem", self.dir / f"{cn}_key.pem")
-        identity.cert.write_bytes(self._pem(cert))
-        identity.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                   serialization.NoEncryption()))
-        return identity
-
-    def write_crl(self, path: Path, revoked: list[str], number: int) -> Path:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-
-        now = dt.datetime.now(dt.timezone.utc)
-        builder = (x509.CertificateRevocationListBuilder().issuer_name(self._cert.subject)
-                   .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=1))
-                   .add_extension(x509.CRLNumber(number), critical=False))
-        for cn in revoked:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(self.serials[cn])
-                .revocation_date(now - dt.timedelta(minutes=1)).build())
-        crl = builder.sign(self._key, _sha256())
-        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
-        return path
-
-
-def _sha256():
-    from cryptography.hazmat.primitives import hashes
-
-    return hashes.SHA256()
-
-
 @pytest.fixture(scope="module")
 def crl_world(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("crl-ca")
-    ca = CrlCa(workdir)
-    return ca, ca.client("alice-cert"), ca.client("bob-cert")
+    ca = OwnCa("crl", tmp_path_factory.mktemp("crl-ca"))
+    return ca, ca.client_identity("alice-cert", "alice-cert"), ca.client_identity("bob-cert", "bob-cert")
 
 
 def principals(log: str) -> list[str]:
@@ -245,7 +160,7 @@ def test_requested_certificates_principals_and_a_crl_reloaded_by_sighup(
         request, tmp_path, memory_tansu, sasl_runtime, certs, crl_world, unique):
     ca, alice, bob = crl_world
     crl = ca.write_crl(tmp_path / "clients.crl.pem", revoked=[], number=1)
-    downstream = downstream_tls(certs, client_auth="requested", ca_certs=str(ca.ca), crl_files=[str(crl)])
+    downstream = downstream_tls(certs, client_auth="requested", ca_certs=str(ca.ca_pem), crl_files=[str(crl)])
     layout = reserve_layout()
     admin = Admin(pick_port(avoid=set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))))
     text = proxy_config([memory_tansu.bootstrap], layout, downstream, admin={"bind": f"{HOST}:{admin.port}"})
