@@ -49,6 +49,7 @@ impl Config {
             limits: self.limits.clone(),
             socket: Default::default(),
             security,
+            policy: Default::default(),
         })
     }
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{info, warn};
 
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
+use crate::policy::state::PolicyState;
+use crate::policy::{ConnectionLimit, PolicyCounters, refusal};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
@@ -61,12 +63,24 @@ pub enum ProxyAction {
 pub enum AcceptError {
     /// The listener is not (or no longer) known.
     UnknownListener(ListenerId),
+    /// A connection limit is reached: close the connection at once. The
+    /// proxy has counted and logged it (at a bounded rate).
+    ConnectionLimit(ConnectionLimit),
+}
+
+impl AcceptError {
+    /// True when the proxy logged the refusal itself (rate-limited), so the
+    /// runtime need not.
+    pub fn logged_by_proxy(&self) -> bool {
+        matches!(self, AcceptError::ConnectionLimit(_))
+    }
 }
 
 impl std::fmt::Display for AcceptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AcceptError::UnknownListener(id) => write!(f, "no route for listener {id}"),
+            AcceptError::ConnectionLimit(limit) => write!(f, "connection limit reached: {limit}"),
         }
     }
 }
@@ -78,6 +92,8 @@ impl std::error::Error for AcceptError {}
 pub struct Proxy {
     config: Arc<ProxyConfig>,
     session_config: Arc<SessionConfig>,
+    /// Policy rules, connection counts and quota windows, kept across reloads.
+    policy: Arc<PolicyState>,
     /// Brokers learned from the cluster: node id → advertised address.
     brokers: BTreeMap<i32, HostPort>,
     /// Listeners asked for and not yet removed.
@@ -108,7 +124,8 @@ impl Proxy {
             Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
             Mapping::Sni(sni) => sni.names.clone(),
         };
-        let session_config = session_config(&config, address_map);
+        let policy = Arc::new(PolicyState::new(config.policy.clone(), now));
+        let session_config = session_config(&config, address_map, policy.clone());
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
             Mapping::PortOffset(_) => None,
@@ -123,6 +140,7 @@ impl Proxy {
             probe_backoff: PROBE_BACKOFF.0,
             config: Arc::new(config),
             session_config,
+            policy,
             brokers: BTreeMap::new(),
             listeners: BTreeSet::new(),
             refused: BTreeSet::new(),
@@ -152,7 +170,9 @@ impl Proxy {
 
     /// Takes a new configuration without restarting: credentials, keys,
     /// certificates, SASL and TLS settings, limits and `resolve` rules apply
-    /// to connections accepted from now on (open ones keep theirs). Listener
+    /// to connections accepted from now on (open ones keep theirs); the
+    /// policy applies to every connection at its next request (connection
+    /// counts and quota windows carry over). Listener
     /// and mapping settings need a restart: a change to them is reported and
     /// not applied.
     pub fn reload(&mut self, config: ProxyConfig) -> Vec<&'static str> {
@@ -175,7 +195,10 @@ impl Proxy {
         next.security = config.security;
         next.limits = config.limits;
         next.resolve = config.resolve;
-        self.session_config = session_config(&next, self.session_config.address_map.clone());
+        next.policy = config.policy;
+        self.policy.set_rules(next.policy.clone());
+        self.session_config =
+            session_config(&next, self.session_config.address_map.clone(), self.policy.clone());
         self.config = Arc::new(next);
         info!(ignored = ?ignored, "configuration reloaded");
         ignored
@@ -268,6 +291,12 @@ impl Proxy {
         &self.config
     }
 
+    /// What the policy did so far (refusals, throttles, refused
+    /// connections) and the connections open now, for metrics.
+    pub fn policy_counters(&self) -> PolicyCounters {
+        self.policy.counters()
+    }
+
     /// The next listener change; call until `None` after every input.
     pub fn poll_action(&mut self) -> Option<ProxyAction> {
         self.actions.pop_front()
@@ -315,10 +344,21 @@ impl Proxy {
                 Some(self.route_to(id, upstream.ok_or(AcceptError::UnknownListener(id))?))
             }
         };
+        let limits = &self.config.limits;
+        let permit = self
+            .policy
+            .admit_connection(peer.ip(), limits.max_connections, limits.max_connections_per_ip)
+            .map_err(|limit| {
+                if let Some(suppressed) = self.policy.warnings.allow(now) {
+                    warn!(%peer, listener = %id, %limit, suppressed, "connection refused and closed: limit reached");
+                }
+                AcceptError::ConnectionLimit(limit)
+            })?;
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
         let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route);
+        session.hold_connection(permit);
         if self.draining {
             // Accepted from a listener's backlog while it closes: the client
             // is told to go elsewhere with a clean close, never a reset.
@@ -481,11 +521,22 @@ impl Proxy {
 fn session_config(
     config: &ProxyConfig,
     address_map: Arc<dyn AddressMap + Send + Sync>,
+    policy: Arc<PolicyState>,
 ) -> Arc<SessionConfig> {
     let api_versions = match config.security.downstream_sasl {
         DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
         DownstreamSasl::Off | DownstreamSasl::PassThrough => ApiVersionsPolicy::passthrough(),
     };
+    // An API the policy forbids anyone is advertised only at the versions
+    // the proxy can refuse with that API's own response.
+    let api_versions = api_versions.clamped(
+        config
+            .policy
+            .any_forbidden()
+            .iter()
+            .filter_map(refusal::spec)
+            .map(|spec| (spec.key, spec.min, spec.max)),
+    );
     Arc::new(SessionConfig {
         limits: config.limits.clone(),
         address_map,
@@ -493,5 +544,6 @@ fn session_config(
         linger: LINGER,
         security: config.security.clone(),
         warnings: Default::default(),
+        policy,
     })
 }

@@ -328,7 +328,12 @@ impl Loop {
         let session = match self.proxy.accept(Instant::now(), SystemTime::now(), id, peer) {
             Ok(session) => session,
             Err(error) => {
-                warn!(listener = %id, %peer, %error, "connection refused");
+                // Dropping `client` closes it at once.
+                if error.logged_by_proxy() {
+                    debug!(listener = %id, %peer, %error, "connection refused");
+                } else {
+                    warn!(listener = %id, %peer, %error, "connection refused");
+                }
                 return;
             }
         };

@@ -208,6 +208,10 @@ impl Shared {
                 let span = info_span!("conn", id = session.id(), %peer, listener = %id);
                 (self.spawn)(self, session, Some(stream), span);
             }
+            // Dropping `stream` closes it at once.
+            Err(error) if error.logged_by_proxy() => {
+                debug!(listener = %id, %peer, %error, "connection refused")
+            }
             Err(error) => warn!(listener = %id, %peer, %error, "connection refused"),
         }
     }

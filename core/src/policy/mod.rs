@@ -1,10 +1,25 @@
 //! Policy: which APIs each principal may use, how fast it may move bytes,
-//! and how many connections it (and each client address, and the whole
-//! process) may hold.
+//! and how many connections it (each client address, the whole process)
+//! may hold.
 //!
-//! `refusal` answers a forbidden request the way Kafka answers an
-//! unauthorized principal.
+//! * `config`: the `policy` section as plain data ([`PolicyConfig`]).
+//! * `refusal`: a forbidden request answered the way Kafka answers an
+//!   unauthorized principal (that API's own response, the authorization
+//!   error in every entity).
+//! * `quota`: byte rates measured over sampled windows, and the throttle
+//!   time Kafka computes from them.
+//! * `throttle`: where Produce and Fetch responses carry `throttle_time_ms`.
+//! * `state`: what every session of a proxy shares across reloads
+//!   (connection counts, quota windows, the refusal log, counters).
 
+mod api_set;
+mod config;
+mod quota;
 pub(crate) mod refusal;
+pub(crate) mod state;
+pub(crate) mod throttle;
 
+pub use api_set::ApiSet;
+pub use config::{PolicyConfig, PrincipalLimits, PrincipalPolicy, QuotaWindow, Resolved};
 pub use refusal::RefusalError;
+pub use state::{ConnectionLimit, PolicyCounters};

@@ -44,6 +44,8 @@ impl Session {
                         Mismatch::ExpectedRaw | Mismatch::ExpectedKafka { .. } => ProtocolError::SaslFraming,
                     })
                 })?;
+                let frame = self.throttle_response(now, &request, frame);
+                let body = frame::body(&frame);
                 self.forward_response(request, frame, body)?;
                 self.release_answers();
                 self.after_response(now);

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::auth::{AuthenticateRequest, DownAuth, UpAuth};
+use super::policy::Policed;
 use super::{BrokerOwes, CloseReason, Held, ProtocolError, Session, Side, response_frame};
 use crate::api::{self, ApiKey};
 use crate::correlation::Expected;
@@ -76,6 +77,9 @@ impl Session {
         let expects_response = h.api_key != ApiKey::PRODUCE
             || header::produce_acks(body, h.api_version).map_err(|e| violation(ProtocolError::Header(e)))?
                 != 0;
+        if self.police_request(now, &h, Some(body), frame.len(), expects_response)? == Policed::Answered {
+            return Ok(());
+        }
         if expects_response {
             self.responses.expect(Expected {
                 correlation_id: h.correlation_id,

@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use super::auth::DownAuth;
+use super::policy::Policed;
 use super::{BrokerOwes, CloseReason, Session, Side};
 use crate::api::ApiKey;
 use crate::correlation::Expected;
@@ -65,6 +66,11 @@ impl Session {
             },
             _ => true,
         };
+        match self.police_request(now, &h, None, total, expects_response)? {
+            Policed::Pass => {}
+            // Forbidden: it is answered once whole.
+            Policed::NeedsWhole | Policed::Answered => return Ok(false),
+        }
         if expects_response {
             self.responses.expect(Expected {
                 correlation_id: h.correlation_id,
@@ -81,7 +87,7 @@ impl Session {
     /// Starts cutting a broker response through to the client, when it is a
     /// large one that carries no broker address. `Ok(false)`: take the
     /// ordinary path.
-    pub(super) fn start_response_cut_through(&mut self, _now: Instant) -> Result<bool, CloseReason> {
+    pub(super) fn start_response_cut_through(&mut self, now: Instant) -> Result<bool, CloseReason> {
         let buf = self.up.buffered();
         let Some(total) = candidate(buf) else { return Ok(false) };
         if self.broker_owes.front() != Some(&BrokerOwes::Client) {
@@ -97,22 +103,33 @@ impl Session {
             request.api_key == ApiKey::FETCH && rewrite::FETCH_STREAM_VERSIONS.contains(&request.version);
         if matches!(request.api_key, ApiKey::API_VERSIONS | ApiKey::SASL_HANDSHAKE)
             || (rewrite::needs_rewrite(request.api_key, request.version) && !fetch_stream)
+            || self.throttle_needs_whole(&request)
         {
             return Ok(false);
         }
-        let head = if fetch_stream {
-            // KIP-951: the body streams through; only its final tagged fields
-            // (NodeEndpoints) are held back and rewritten to the same length.
+        let stream_header_len = if fetch_stream {
             let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
-            let header_len = header::response_header_len(buf.get(SIZE_LEN..).unwrap_or_default(), true)
+            let len = header::response_header_len(buf.get(SIZE_LEN..).unwrap_or_default(), true)
                 .map_err(|e| violation(super::ProtocolError::Header(e)))?;
-            let body_len = total.saturating_sub(SIZE_LEN + header_len);
-            let stream =
-                rewrite::FetchStream::new(request.version, body_len).map_err(CloseReason::Rewrite)?;
-            self.fetch = Some(Box::new(stream));
-            self.up.start_cut_through_after(SIZE_LEN + header_len, body_len)
+            Some(len)
         } else {
-            self.up.start_cut_through(total)
+            None
+        };
+        // A Fetch response counts against the consumer quota by its size,
+        // known from its head; the throttle is raised in the buffered head.
+        self.throttle_response_head(now, &request, total);
+        let head = match stream_header_len {
+            Some(header_len) => {
+                // KIP-951: the body streams through; only its final tagged
+                // fields (NodeEndpoints) are held back and rewritten to the
+                // same length.
+                let body_len = total.saturating_sub(SIZE_LEN + header_len);
+                let stream =
+                    rewrite::FetchStream::new(request.version, body_len).map_err(CloseReason::Rewrite)?;
+                self.fetch = Some(Box::new(stream));
+                self.up.start_cut_through_after(SIZE_LEN + header_len, body_len)
+            }
+            None => self.up.start_cut_through(total),
         };
         self.broker_owes.pop_front();
         if self.responses.take(correlation_id).is_err() {

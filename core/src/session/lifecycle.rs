@@ -31,11 +31,14 @@ impl Session {
             UpAuth::Done(client) if self.down.cut_through == 0 => client.reauth_at(),
             _ => None,
         };
-        [phase, reauth, self.handshake_deadline].into_iter().flatten().min()
+        // A throttled client is read again when its throttle ends.
+        let unmute = self.policy.muted_until;
+        [phase, reauth, self.handshake_deadline, unmute].into_iter().flatten().min()
     }
 
     /// Time has reached (or passed) a deadline from `poll_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.unmute_if_due(now);
         match &self.phase {
             Phase::Connecting { target, deadline } if now >= *deadline => {
                 let target = target.clone();

@@ -31,6 +31,7 @@ mod event;
 mod lifecycle;
 mod passthrough;
 mod peer;
+mod policy;
 mod probe;
 mod splice;
 #[cfg(test)]
@@ -41,6 +42,7 @@ pub(crate) use event::ProxyEventKind;
 pub use event::{
     CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
 };
+pub use policy::ForbiddenClose;
 pub(crate) use warn_limit::WarnLimiter;
 
 /// The receive buffer a [`Session::read_from`] closure appends to,
@@ -115,6 +117,8 @@ pub(crate) struct SessionConfig {
     pub security: Security,
     /// Bounds the warnings sessions log about failed connections.
     pub warnings: WarnLimiter,
+    /// The policy's rules and shared state (kept across reloads).
+    pub policy: Arc<crate::policy::state::PolicyState>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -213,6 +217,8 @@ pub struct Session {
     draining: bool,
     /// The walker of a Fetch response being streamed (KIP-951 tail held back).
     fetch: Option<Box<crate::rewrite::FetchStream>>,
+    /// Forbidden APIs, quotas and connection limits for this client.
+    policy: policy::SessionPolicy,
 }
 
 /// The principal of clients nobody authenticated (seed 000).
@@ -228,6 +234,18 @@ impl Session {
         wall: SystemTime,
         config: Arc<SessionConfig>,
         route: Option<Route>,
+    ) -> Session {
+        Session::build(id, now, wall, config, route, false)
+    }
+
+    /// A session for a client, or (`probe`) for the proxy's own request.
+    fn build(
+        id: u64,
+        now: Instant,
+        wall: SystemTime,
+        config: Arc<SessionConfig>,
+        route: Option<Route>,
+        probe: bool,
     ) -> Session {
         let decoder = FrameDecoder::new(config.limits.max_frame_bytes);
         let security = &config.security;
@@ -278,9 +296,10 @@ impl Session {
             handshake_deadline: needs_handshake.then(|| now + config.limits.handshake_timeout),
             anchor_wall: wall,
             anchor_instant: now,
-            probe: false,
+            probe,
             draining: false,
             fetch: None,
+            policy: policy::SessionPolicy::unresolved(),
             config,
         };
         if let Some(error) = tls_failure {
@@ -364,6 +383,7 @@ impl Session {
             (_, Side::Downstream) => {
                 self.down.open
                     && (!self.draining || self.down.mid_frame())
+                    && !self.muted()
                     && self.up.queued() + self.held_len < limits.max_buffered_bytes
                     && self.responses.len() < limits.max_in_flight
             }

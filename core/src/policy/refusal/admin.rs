@@ -167,7 +167,9 @@ fn alter_configs_with(x: &mut Exchange<'_>, incremental: bool) -> Read<Answer> {
         x.skip_tags("resource tagged fields")?;
         let error = config_resource_error(resource_type);
         x.out.error(error);
-        x.out.nullable_string((error == ErrorCode::INVALID_REQUEST).then_some(b"Unknown resource type.".as_slice()));
+        x.out.nullable_string(
+            (error == ErrorCode::INVALID_REQUEST).then_some(b"Unknown resource type.".as_slice()),
+        );
         x.out.i8(resource_type);
         x.out.string(resource_name);
         x.out.tags();

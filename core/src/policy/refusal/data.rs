@@ -91,7 +91,8 @@ pub(super) fn fetch(x: &mut Exchange<'_>) -> Read<Answer> {
         topic(x, v >= FETCH_TOPIC_IDS_FROM)?;
         x.each("partitions", |x| {
             let index = x.r.i32("partition")?;
-            let fixed = 8 + 4 + if v >= 9 { 4 } else { 0 } + if v >= 12 { 4 } else { 0 } + if v >= 5 { 8 } else { 0 };
+            let fixed =
+                8 + 4 + if v >= 9 { 4 } else { 0 } + if v >= 12 { 4 } else { 0 } + if v >= 5 { 8 } else { 0 };
             x.r.skip(fixed, "partition fetch state")?;
             x.skip_tags("partition tagged fields")?;
             x.out.i32(index);

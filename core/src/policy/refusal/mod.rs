@@ -93,7 +93,13 @@ pub(crate) const SPECS: &[Spec] = &[
         flexible_from: 0,
         encode: admin::alter_partition_reassignments,
     },
-    Spec { key: ApiKey::OFFSET_DELETE, min: 0, max: 0, flexible_from: i16::MAX, encode: groups::offset_delete },
+    Spec {
+        key: ApiKey::OFFSET_DELETE,
+        min: 0,
+        max: 0,
+        flexible_from: i16::MAX,
+        encode: groups::offset_delete,
+    },
     Spec {
         key: ApiKey::ALTER_USER_SCRAM_CREDENTIALS,
         min: 0,
@@ -155,7 +161,9 @@ pub enum RefusalError {
 impl std::fmt::Display for RefusalError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RefusalError::NoAnswer(api) => write!(f, "the proxy has no authorization-error response for {api}"),
+            RefusalError::NoAnswer(api) => {
+                write!(f, "the proxy has no authorization-error response for {api}")
+            }
             RefusalError::Version { api, version } => {
                 write!(f, "the proxy answers no authorization error for {api} v{version}")
             }

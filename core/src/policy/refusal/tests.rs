@@ -274,16 +274,17 @@ fn fetch(v: i16) -> impl Strategy<Value = FetchRequest> {
         t.partitions = partitions;
         t
     });
-    let forgotten = (topic_name(), uuid(), vec(any::<i32>(), 0..3)).prop_map(move |(name, id, partitions)| {
-        let mut f = fetch_request::ForgottenTopic::default();
-        if v >= 13 {
-            f.topic_id = id;
-        } else {
-            f.topic = name;
-        }
-        f.partitions = partitions;
-        f
-    });
+    let forgotten =
+        (topic_name(), uuid(), vec(any::<i32>(), 0..3)).prop_map(move |(name, id, partitions)| {
+            let mut f = fetch_request::ForgottenTopic::default();
+            if v >= 13 {
+                f.topic_id = id;
+            } else {
+                f.topic = name;
+            }
+            f.partitions = partitions;
+            f
+        });
     (vec(topic, 0..4), vec(forgotten, 0..2), any::<i32>(), any::<i32>(), name()).prop_map(
         move |(topics, forgotten, session_id, epoch, rack)| {
             let mut r = FetchRequest::default();
@@ -348,16 +349,18 @@ proptest! {
 // InitProducerId v0–5.
 
 fn init_producer_id(v: i16) -> impl Strategy<Value = InitProducerIdRequest> {
-    (option::of(name()), any::<i32>(), any::<i64>(), any::<i16>()).prop_map(move |(txn, timeout, id, epoch)| {
-        let mut r = InitProducerIdRequest::default();
-        r.transactional_id = txn.map(TransactionalId);
-        r.transaction_timeout_ms = timeout;
-        if v >= 3 {
-            r.producer_id = id.into();
-            r.producer_epoch = epoch;
-        }
-        r
-    })
+    (option::of(name()), any::<i32>(), any::<i64>(), any::<i16>()).prop_map(
+        move |(txn, timeout, id, epoch)| {
+            let mut r = InitProducerIdRequest::default();
+            r.transactional_id = txn.map(TransactionalId);
+            r.transaction_timeout_ms = timeout;
+            if v >= 3 {
+                r.producer_id = id.into();
+                r.producer_epoch = epoch;
+            }
+            r
+        },
+    )
 }
 
 proptest! {
@@ -389,8 +392,8 @@ fn create_topics(_v: i16) -> impl Strategy<Value = CreateTopicsRequest> {
         c.value = value;
         c
     });
-    let topic = (topic_name(), any::<i32>(), any::<i16>(), vec(assignment, 0..3), vec(config, 0..3)).prop_map(
-        |(name, partitions, rf, assignments, configs)| {
+    let topic = (topic_name(), any::<i32>(), any::<i16>(), vec(assignment, 0..3), vec(config, 0..3))
+        .prop_map(|(name, partitions, rf, assignments, configs)| {
             let mut t = create_topics_request::CreatableTopic::default();
             t.name = name;
             t.num_partitions = partitions;
@@ -398,8 +401,7 @@ fn create_topics(_v: i16) -> impl Strategy<Value = CreateTopicsRequest> {
             t.assignments = assignments;
             t.configs = configs;
             t
-        },
-    );
+        });
     (vec(topic, 0..4), any::<bool>()).prop_map(|(topics, validate_only)| {
         let mut r = CreateTopicsRequest::default();
         r.topics = topics;
@@ -643,17 +645,18 @@ proptest! {
 // Security: CreateAcls v1–3, DeleteAcls v1–3, AlterUserScramCredentials v0.
 
 fn create_acls(_v: i16) -> impl Strategy<Value = CreateAclsRequest> {
-    let creation = (any::<[i8; 4]>(), name(), name(), name()).prop_map(|([kind, pattern, op, perm], res, who, host)| {
-        let mut c = create_acls_request::AclCreation::default();
-        c.resource_type = kind;
-        c.resource_name = res;
-        c.resource_pattern_type = pattern;
-        c.principal = who;
-        c.host = host;
-        c.operation = op;
-        c.permission_type = perm;
-        c
-    });
+    let creation =
+        (any::<[i8; 4]>(), name(), name(), name()).prop_map(|([kind, pattern, op, perm], res, who, host)| {
+            let mut c = create_acls_request::AclCreation::default();
+            c.resource_type = kind;
+            c.resource_name = res;
+            c.resource_pattern_type = pattern;
+            c.principal = who;
+            c.host = host;
+            c.operation = op;
+            c.permission_type = perm;
+            c
+        });
     vec(creation, 0..4).prop_map(|creations| {
         let mut r = CreateAclsRequest::default();
         r.creations = creations;
