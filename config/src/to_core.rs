@@ -4,13 +4,18 @@ use std::net::IpAddr;
 
 use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping, SniNames};
 
+use kafka_proxy_core::policy::{
+    PolicyConfig, PrincipalLimits, PrincipalPolicy as CorePrincipalPolicy, QuotaWindow,
+};
+
 use crate::error::{ConfigError, Problem};
-use crate::model::{BrokerMapping, Config, Resolve};
+use crate::model::{BrokerMapping, Config, Policy, Quotas, Resolve};
 
 impl Config {
     /// The engine configuration: files read, TLS configurations built,
-    /// passwords hashed. The admin endpoint and the request policy are not
-    /// implemented yet and are refused under their key paths, never dropped.
+    /// passwords hashed. The admin endpoint and Kafka's request-time quota
+    /// (`request_percentage`) are not implemented and are refused under
+    /// their key paths, never dropped.
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
         if self.admin.is_some() {
@@ -20,8 +25,19 @@ impl Config {
                 "the admin endpoint is not supported yet",
             ));
         }
-        if !self.policy.is_empty() {
-            unsupported.push(Problem::new(&self.path, "policy", "forbidding API keys is not supported yet"));
+        let quotas = std::iter::once(("policy.default".to_owned(), &self.policy.default)).chain(
+            self.policy.principals.iter().map(|(name, p)| (format!("policy.principals.{name}"), &p.quotas)),
+        );
+        for (path, quotas) in quotas {
+            if quotas.request_percentage.is_some() {
+                unsupported.push(Problem::new(
+                    &self.path,
+                    format!("{path}.request_percentage"),
+                    "request_percentage is not supported: it limits the time a broker's request handler \
+                     threads spend on a client, which a proxy cannot observe (use producer_byte_rate and \
+                     consumer_byte_rate)",
+                ));
+            }
         }
         if !unsupported.is_empty() {
             return Err(ConfigError::Unsupported(unsupported));
@@ -49,8 +65,33 @@ impl Config {
             limits: self.limits.clone(),
             socket: Default::default(),
             security,
-            policy: Default::default(),
+            policy: policy_config(&self.policy),
         })
+    }
+}
+
+/// The `policy` section as the engine runs it.
+pub(crate) fn policy_config(policy: &Policy) -> PolicyConfig {
+    let limits = |q: &Quotas| PrincipalLimits {
+        producer_byte_rate: q.producer_byte_rate,
+        consumer_byte_rate: q.consumer_byte_rate,
+        max_connections: q.max_connections,
+    };
+    PolicyConfig {
+        forbidden_api_keys: policy.forbidden_api_keys.iter().copied().collect(),
+        default: limits(&policy.default),
+        principals: policy
+            .principals
+            .iter()
+            .map(|(name, p)| {
+                let entry = CorePrincipalPolicy {
+                    forbidden_api_keys: p.forbidden_api_keys.iter().copied().collect(),
+                    limits: limits(&p.quotas),
+                };
+                (name.clone(), entry)
+            })
+            .collect(),
+        quota_window: QuotaWindow { samples: policy.quota_window_num, size: policy.quota_window_size },
     }
 }
 

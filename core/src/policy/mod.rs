@@ -23,3 +23,13 @@ pub use api_set::ApiSet;
 pub use config::{PolicyConfig, PrincipalLimits, PrincipalPolicy, QuotaWindow, Resolved};
 pub use refusal::RefusalError;
 pub use state::{ConnectionLimit, PolicyCounters};
+
+use crate::api::ApiKey;
+
+/// The versions at which the proxy refuses `key` with that API's own
+/// authorization error (`None`: a client sending a forbidden `key` is
+/// disconnected instead). A policy forbidding `key` advertises it only at
+/// these versions.
+pub fn refusable_versions(key: ApiKey) -> Option<(i16, i16)> {
+    refusal::spec(key).map(|s| (s.min, s.max))
+}
