@@ -665,6 +665,7 @@ mod drain {
     #[test]
     fn an_idle_connection_closes_at_once_with_a_lingering_close() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         let now = h.now;
         h.conns[c].session.drain(now);
@@ -681,6 +682,7 @@ mod drain {
     #[test]
     fn responses_to_forwarded_requests_are_delivered_first() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         h.client_send(c, &request(2, 1, 1, false, b"a"));
         h.client_send(c, &request(2, 1, 2, false, b"b"));
@@ -720,6 +722,7 @@ mod drain {
     #[test]
     fn lingering_ends_at_the_linger_time() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         let now = h.now;
         h.conns[c].session.drain(now);
@@ -748,6 +751,7 @@ mod lingering {
     #[test]
     fn a_socket_error_while_lingering_ends_the_session_at_once() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         let now = h.now;
         h.conns[c].session.drain(now);
@@ -757,5 +761,37 @@ mod lingering {
         h.conns[c].session.handle_io_error(now, Side::Downstream, &"connection reset by peer");
         h.drive();
         assert_eq!(h.conns[c].closed, Some(CloseReason::Drained), "no wait for the linger time");
+    }
+
+    #[test]
+    fn a_closing_session_half_closes_the_client_and_reads_until_it_closes() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.broker_send(c, &response(1, b"A"));
+        // The broker goes away: the client is told at once with a FIN after
+        // everything already answered, not a reset.
+        let now = h.now;
+        h.conns[c].session.handle_eof(now, Side::Upstream);
+        h.drive();
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1, "the response went out first");
+        assert!(h.conns[c].client_shut_write, "half-closed at once");
+        assert!(h.conns[c].closed.is_none(), "reading what the client still sends");
+        h.client_send(c, &request(2, 1, 2, false, b"late"));
+        h.client_close(c);
+        assert_eq!(h.conns[c].closed, Some(CloseReason::PeerClosed(Side::Upstream)));
+    }
+
+    #[test]
+    fn a_shutdown_does_not_linger() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let now = h.now;
+        h.conns[c].session.shutdown(now);
+        h.drive();
+        assert!(!h.conns[c].client_shut_write);
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Shutdown));
     }
 }

@@ -257,16 +257,19 @@ impl Session {
     }
 
     /// Closing: once every queued (and spliced) byte is out, either ends the
-    /// session or, after a drain, half-closes the client connection and
-    /// lingers until the client closes too. A socket closed with unread
-    /// bytes in it sends a reset, which can destroy responses the client has
-    /// not read yet; lingering reads (and drops) what the client still sends.
+    /// session or, while the client's connection is still open, half-closes
+    /// it and lingers until the client closes too (bounded by the linger
+    /// time). A socket closed with unread bytes in it sends a reset, which
+    /// can destroy what the client has not read yet (responses, a refusal's
+    /// error); lingering reads (and drops) what the client still sends, so
+    /// the client reads everything, then end of stream. A shutdown does not
+    /// linger.
     pub(super) fn finish_if_flushed(&mut self) {
         let Phase::Closing { reason, deadline } = &self.phase else { return };
         if !(self.flushed(Side::Downstream) && self.flushed(Side::Upstream)) {
             return;
         }
-        if *reason == CloseReason::Drained && self.down.open && !self.probe {
+        if *reason != CloseReason::Shutdown && self.down.open && !self.probe {
             let (reason, deadline) = (reason.clone(), *deadline);
             self.events.push_back(Event::ShutdownWrite(Side::Downstream));
             self.phase = Phase::Lingering { reason, deadline };

@@ -137,7 +137,9 @@ impl Net {
                         self.session.handle_connected(self.now);
                     }
                     Event::Closed(reason) => self.closed = Some(reason),
-                    Event::Proxy(_) | Event::ShutdownWrite(_) => {}
+                    // The test client closes as soon as it reads end of stream.
+                    Event::ShutdownWrite(side) => self.session.handle_eof(self.now, side),
+                    Event::Proxy(_) => {}
                 }
             }
             for (side, peer) in [(Side::Downstream, &mut self.client), (Side::Upstream, &mut self.broker)] {

@@ -110,6 +110,9 @@ pub(crate) struct Harness {
     /// Move what the session allows through simulated splice pipes, as a
     /// runtime with `splice(2)` does.
     pub splice: bool,
+    /// Clients close their end as soon as the proxy half-closes (false: they
+    /// keep the connection open and the session lingers).
+    pub clients_close_on_fin: bool,
 }
 
 impl Harness {
@@ -136,6 +139,7 @@ impl Harness {
             auto_connect: true,
             run_probes,
             splice: false,
+            clients_close_on_fin: true,
         };
         h.drain_proxy();
         h
@@ -236,7 +240,11 @@ impl Harness {
                         }
                     }
                     Event::Proxy(event) => self.proxy.handle_session_event(now, &mut conn.session, event),
-                    Event::ShutdownWrite(Side::Downstream) => conn.client_shut_write = true,
+                    Event::ShutdownWrite(Side::Downstream) => {
+                        conn.client_shut_write = true;
+                        // A well-behaved client closes once it reads end of stream.
+                        conn.client_eof |= self.clients_close_on_fin;
+                    }
                     Event::ShutdownWrite(Side::Upstream) => {}
                     Event::Closed(reason) => conn.closed = Some(reason),
                 }
