@@ -258,9 +258,13 @@ fn quota_config(producer: Option<u64>, consumer: Option<u64>) -> ProxyConfig {
 fn a_producer_over_its_quota_is_told_the_throttle_and_not_read_meanwhile() {
     let mut h = Harness::new(quota_config(Some(10_000), None));
     let c = h.connect(ListenerId::Bootstrap(0));
-    // 30 KB against 10 KB/s measured over at least one second: ~2 s to wait.
+    // 30 KB against 10 KB/s measured over at least one second: ~2 s to wait,
+    // from when the request was read.
     h.client_send(c, &produce(1, -1, 30_000));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1, "the request itself goes through");
+    assert!(!h.conns[c].session.wants_read(kafka_proxy_core::session::Side::Downstream), "muted at once");
+    let read_at = h.now;
+    h.advance(Duration::from_millis(100));
     h.broker_send(c, &produce_response(1, 0));
     let reply = &frames(&h.conns[c].to_client)[0];
     let decoded: ProduceResponse = decode(&reply[4..], 8);
@@ -271,8 +275,8 @@ fn a_producer_over_its_quota_is_told_the_throttle_and_not_read_meanwhile() {
     assert!(!h.conns[c].session.wants_read(kafka_proxy_core::session::Side::Downstream));
     h.client_send(c, &request(2, 1, 2, false, b"list-offsets"));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
-    assert_eq!(h.conns[c].session.poll_timeout(), Some(h.now + throttle));
-    h.advance(throttle - Duration::from_millis(1));
+    assert_eq!(h.conns[c].session.poll_timeout(), Some(read_at + throttle), "not extended by the response");
+    h.advance(throttle - Duration::from_millis(101));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
     h.advance(Duration::from_millis(1));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 2, "read again once the throttle ends");

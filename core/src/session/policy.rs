@@ -175,11 +175,14 @@ impl Session {
             let throttle =
                 permit.principal.throttle(&self.config.policy, Direction::Produce, len, quota, &window, now);
             if !throttle.is_zero() {
+                // The client's next requests wait from now: a producer that
+                // pipelines must not slip more in while this one is at the
+                // broker (Kafka reads a connection's next request only after
+                // answering this one). The response carries the throttle
+                // (acks=0 has none: only the muting tells).
+                self.mute(now, throttle);
                 if expects_response {
                     self.policy.throttled.push_back((h.correlation_id, throttle));
-                } else {
-                    // acks=0: no response to carry it; only muting tells.
-                    self.mute(now, throttle);
                 }
             }
         }
@@ -299,7 +302,10 @@ impl Session {
             return frame;
         }
         let Some(throttle) = self.response_throttle(now, request, frame.len()) else { return frame };
-        self.mute(now, throttle);
+        if request.api_key == ApiKey::FETCH {
+            // A Produce request muted the client when it was read.
+            self.mute(now, throttle);
+        }
         let mut copy = BytesMut::from(&frame[..]);
         if !raise_in_frame(&mut copy, request, throttle) {
             debug!(session = self.id, api = %request.api_key, "response too short to carry the throttle");

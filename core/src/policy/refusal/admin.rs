@@ -18,8 +18,7 @@ const TOPIC_CONFIG_ERROR_CODE_TAG: u32 = 0;
 /// configs, and (v5+) no configs to describe either.
 pub(super) fn create_topics(x: &mut Exchange<'_>) -> Read<Answer> {
     let v = x.version;
-    x.out.i32(0); // throttle_time_ms
-    x.each("topics", |x| {
+    x.results("topics", |x| {
         let name = x.string("topic name")?;
         x.r.skip(4 + 2, "num_partitions, replication_factor")?;
         for _ in 0..x.array_len("assignments")? {
@@ -46,18 +45,14 @@ pub(super) fn create_topics(x: &mut Exchange<'_>) -> Read<Answer> {
             x.out.tags_with_i16(TOPIC_CONFIG_ERROR_CODE_TAG, TOPIC.0);
         }
         Ok(())
-    })?;
-    x.out.tags();
-    Ok(Answer::Written)
+    })
 }
 
 /// DeleteTopics v1–6: every topic (by name, or v6 by name and id)
 /// `TOPIC_AUTHORIZATION_FAILED`.
 pub(super) fn delete_topics(x: &mut Exchange<'_>) -> Read<Answer> {
-    let v = x.version;
-    x.out.i32(0); // throttle_time_ms
-    if v >= 6 {
-        x.each("topics", |x| {
+    if x.version >= 6 {
+        x.results("topics", |x| {
             let name = x.nullable_string("topic name")?;
             let id = x.uuid("topic_id")?;
             x.skip_tags("topic tagged fields")?;
@@ -65,17 +60,15 @@ pub(super) fn delete_topics(x: &mut Exchange<'_>) -> Read<Answer> {
             x.out.raw(id);
             deleted_topic_error(x);
             Ok(())
-        })?;
+        })
     } else {
-        x.each("topic_names", |x| {
+        x.results("topic_names", |x| {
             let name = x.string("topic name")?;
             x.out.string(name);
             deleted_topic_error(x);
             Ok(())
-        })?;
+        })
     }
-    x.out.tags();
-    Ok(Answer::Written)
 }
 
 /// The rest of a `DeletableTopicResult` after its name (and id).
@@ -91,20 +84,13 @@ fn deleted_topic_error(x: &mut Exchange<'_>) {
 /// watermark unknown (-1).
 pub(super) fn delete_records(x: &mut Exchange<'_>) -> Read<Answer> {
     x.out.i32(0); // throttle_time_ms
-    x.each("topics", |x| {
-        let name = x.string("topic name")?;
-        x.out.string(name);
-        x.each("partitions", |x| {
-            let index = x.r.i32("partition_index")?;
-            x.r.skip(8, "offset")?;
-            x.skip_tags("partition tagged fields")?;
-            x.out.i32(index);
-            x.out.i64(-1); // low_watermark
-            x.out.error(TOPIC);
-            x.out.tags();
-            Ok(())
-        })?;
-        x.skip_tags("topic tagged fields")?;
+    x.topics("topics", false, "partitions", |x| {
+        let index = x.r.i32("partition_index")?;
+        x.r.skip(8, "offset")?;
+        x.skip_tags("partition tagged fields")?;
+        x.out.i32(index);
+        x.out.i64(-1); // low_watermark
+        x.out.error(TOPIC);
         x.out.tags();
         Ok(())
     })?;
@@ -114,8 +100,7 @@ pub(super) fn delete_records(x: &mut Exchange<'_>) -> Read<Answer> {
 
 /// CreatePartitions v0–3: every topic `TOPIC_AUTHORIZATION_FAILED`.
 pub(super) fn create_partitions(x: &mut Exchange<'_>) -> Read<Answer> {
-    x.out.i32(0); // throttle_time_ms
-    x.each("topics", |x| {
+    x.results("topics", |x| {
         let name = x.string("topic name")?;
         x.r.skip(4, "count")?;
         if let Some(n) = x.nullable_array_len("assignments")? {
@@ -130,9 +115,7 @@ pub(super) fn create_partitions(x: &mut Exchange<'_>) -> Read<Answer> {
         x.out.nullable_string(Some(message(TOPIC)));
         x.out.tags();
         Ok(())
-    })?;
-    x.out.tags();
-    Ok(Answer::Written)
+    })
 }
 
 /// The error Kafka sends for a config resource the principal may not alter:
@@ -152,8 +135,7 @@ fn config_resource_error(resource_type: i8) -> ErrorCode {
 /// AlterConfigs v0–2 and IncrementalAlterConfigs v0–1: every resource
 /// refused with the error of its type (no message, as Kafka sends none).
 fn alter_configs_with(x: &mut Exchange<'_>, incremental: bool) -> Read<Answer> {
-    x.out.i32(0); // throttle_time_ms
-    x.each("resources", |x| {
+    x.results("resources", |x| {
         let resource_type = x.r.i8("resource_type")?;
         let resource_name = x.string("resource_name")?;
         for _ in 0..x.array_len("configs")? {
@@ -174,9 +156,7 @@ fn alter_configs_with(x: &mut Exchange<'_>, incremental: bool) -> Read<Answer> {
         x.out.string(resource_name);
         x.out.tags();
         Ok(())
-    })?;
-    x.out.tags();
-    Ok(Answer::Written)
+    })
 }
 
 /// AlterConfigs v0–2.
@@ -201,20 +181,13 @@ pub(super) fn alter_partition_reassignments(x: &mut Exchange<'_>) -> Read<Answer
     }
     x.out.error(CLUSTER);
     x.out.nullable_string(Some(message(CLUSTER)));
-    x.each("topics", |x| {
-        let name = x.string("topic name")?;
-        x.out.string(name);
-        x.each("partitions", |x| {
-            let index = x.r.i32("partition_index")?;
-            x.skip_nullable_i32s("replicas")?;
-            x.skip_tags("partition tagged fields")?;
-            x.out.i32(index);
-            x.out.error(CLUSTER);
-            x.out.nullable_string(Some(message(CLUSTER)));
-            x.out.tags();
-            Ok(())
-        })?;
-        x.skip_tags("topic tagged fields")?;
+    x.topics("topics", false, "partitions", |x| {
+        let index = x.r.i32("partition_index")?;
+        x.skip_nullable_i32s("replicas")?;
+        x.skip_tags("partition tagged fields")?;
+        x.out.i32(index);
+        x.out.error(CLUSTER);
+        x.out.nullable_string(Some(message(CLUSTER)));
         x.out.tags();
         Ok(())
     })?;

@@ -20,18 +20,6 @@ const TRANSACTIONAL_ID: ErrorCode = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FA
 const PRODUCE_TOPIC_IDS_FROM: i16 = 13;
 const FETCH_TOPIC_IDS_FROM: i16 = 13;
 
-/// A topic's name or (by-id versions) its id, copied from request to response.
-fn topic(x: &mut Exchange<'_>, by_id: bool) -> Read<()> {
-    if by_id {
-        let id = x.uuid("topic_id")?;
-        x.out.raw(id);
-    } else {
-        let name = x.string("topic name")?;
-        x.out.string(name);
-    }
-    Ok(())
-}
-
 /// Produce v3–13.
 pub(super) fn produce(x: &mut Exchange<'_>) -> Read<Answer> {
     let v = x.version;
@@ -41,28 +29,23 @@ pub(super) fn produce(x: &mut Exchange<'_>) -> Read<Answer> {
     }
     x.r.skip(4, "timeout_ms")?;
     let error = if transactional { TRANSACTIONAL_ID } else { TOPIC };
-    x.each("topic_data", |x| {
-        topic(x, v >= PRODUCE_TOPIC_IDS_FROM)?;
-        x.each("partition_data", |x| {
-            let index = x.r.i32("index")?;
-            let flexible = x.flexible();
-            x.r.nullable_bytes(flexible, "records")?;
-            x.skip_tags("partition tagged fields")?;
-            x.out.i32(index);
-            x.out.error(error);
-            x.out.i64(-1); // base_offset
-            x.out.i64(-1); // log_append_time_ms
-            if v >= 5 {
-                x.out.i64(-1); // log_start_offset
-            }
-            if v >= 8 {
-                x.out.array_len(0); // record_errors
-                x.out.nullable_string(None); // error_message
-            }
-            x.out.tags();
-            Ok(())
-        })?;
-        x.skip_tags("topic tagged fields")?;
+    let flexible = x.flexible();
+    let by_id = v >= PRODUCE_TOPIC_IDS_FROM;
+    x.topics("topic_data", by_id, "partition_data", |x| {
+        let index = x.r.i32("index")?;
+        x.r.nullable_bytes(flexible, "records")?;
+        x.skip_tags("partition tagged fields")?;
+        x.out.i32(index);
+        x.out.error(error);
+        x.out.i64(-1); // base_offset
+        x.out.i64(-1); // log_append_time_ms
+        if v >= 5 {
+            x.out.i64(-1); // log_start_offset
+        }
+        if v >= 8 {
+            x.out.array_len(0); // record_errors
+            x.out.nullable_string(None); // error_message
+        }
         x.out.tags();
         Ok(())
     })?;
@@ -87,30 +70,24 @@ pub(super) fn fetch(x: &mut Exchange<'_>) -> Read<Answer> {
         x.out.error(ErrorCode::NONE);
         x.out.i32(0); // session_id: no fetch session
     }
-    x.each("topics", |x| {
-        topic(x, v >= FETCH_TOPIC_IDS_FROM)?;
-        x.each("partitions", |x| {
-            let index = x.r.i32("partition")?;
-            let fixed =
-                8 + 4 + if v >= 9 { 4 } else { 0 } + if v >= 12 { 4 } else { 0 } + if v >= 5 { 8 } else { 0 };
-            x.r.skip(fixed, "partition fetch state")?;
-            x.skip_tags("partition tagged fields")?;
-            x.out.i32(index);
-            x.out.error(TOPIC);
-            x.out.i64(-1); // high_watermark
-            x.out.i64(-1); // last_stable_offset
-            if v >= 5 {
-                x.out.i64(-1); // log_start_offset
-            }
-            x.out.array_len(0); // aborted_transactions
-            if v >= 11 {
-                x.out.i32(-1); // preferred_read_replica
-            }
-            x.out.empty_bytes(); // records
-            x.out.tags();
-            Ok(())
-        })?;
-        x.skip_tags("topic tagged fields")?;
+    x.topics("topics", v >= FETCH_TOPIC_IDS_FROM, "partitions", |x| {
+        let index = x.r.i32("partition")?;
+        let fixed =
+            8 + 4 + if v >= 9 { 4 } else { 0 } + if v >= 12 { 4 } else { 0 } + if v >= 5 { 8 } else { 0 };
+        x.r.skip(fixed, "partition fetch state")?;
+        x.skip_tags("partition tagged fields")?;
+        x.out.i32(index);
+        x.out.error(TOPIC);
+        x.out.i64(-1); // high_watermark
+        x.out.i64(-1); // last_stable_offset
+        if v >= 5 {
+            x.out.i64(-1); // log_start_offset
+        }
+        x.out.array_len(0); // aborted_transactions
+        if v >= 11 {
+            x.out.i32(-1); // preferred_read_replica
+        }
+        x.out.empty_bytes(); // records
         x.out.tags();
         Ok(())
     })?;

@@ -10,16 +10,13 @@ const GROUP: ErrorCode = ErrorCode::GROUP_AUTHORIZATION_FAILED;
 
 /// DeleteGroups v0–2: every group refused.
 pub(super) fn delete_groups(x: &mut Exchange<'_>) -> Read<Answer> {
-    x.out.i32(0); // throttle_time_ms
-    x.each("groups_names", |x| {
+    x.results("groups_names", |x| {
         let group = x.string("group name")?;
         x.out.string(group);
         x.out.error(GROUP);
         x.out.tags();
         Ok(())
-    })?;
-    x.out.tags();
-    Ok(Answer::Written)
+    })
 }
 
 /// OffsetDelete v0: the request-level error, no topics (Kafka's error response).
@@ -51,23 +48,16 @@ pub(super) fn offset_commit(x: &mut Exchange<'_>) -> Read<Answer> {
     if v >= 3 {
         x.out.i32(0); // throttle_time_ms
     }
-    x.each("topics", |x| {
-        let name = x.string("topic name")?;
-        x.out.string(name);
-        x.each("partitions", |x| {
-            let index = x.r.i32("partition_index")?;
-            x.r.skip(8, "committed_offset")?;
-            if v >= 6 {
-                x.r.skip(4, "committed_leader_epoch")?;
-            }
-            x.nullable_string("committed_metadata")?;
-            x.skip_tags("partition tagged fields")?;
-            x.out.i32(index);
-            x.out.error(GROUP);
-            x.out.tags();
-            Ok(())
-        })?;
-        x.skip_tags("topic tagged fields")?;
+    x.topics("topics", false, "partitions", |x| {
+        let index = x.r.i32("partition_index")?;
+        x.r.skip(8, "committed_offset")?;
+        if v >= 6 {
+            x.r.skip(4, "committed_leader_epoch")?;
+        }
+        x.nullable_string("committed_metadata")?;
+        x.skip_tags("partition tagged fields")?;
+        x.out.i32(index);
+        x.out.error(GROUP);
         x.out.tags();
         Ok(())
     })?;

@@ -258,6 +258,42 @@ impl<'a> Exchange<'a> {
         self.r.skip_tagged_fields_if(flexible, what)
     }
 
+    /// The common response shape: `throttle_time_ms` (0), one result per
+    /// element of the request array `what` (written by `each`), then the
+    /// response's tagged fields.
+    fn results(&mut self, what: &'static str, each: impl FnMut(&mut Self) -> Read<()>) -> Read<Answer> {
+        self.out.i32(0); // throttle_time_ms
+        self.each(what, each)?;
+        self.out.tags();
+        Ok(Answer::Written)
+    }
+
+    /// A request array of topics `what` (by name, or by id when `by_id`),
+    /// each with an array `partitions` whose elements `each` reads and
+    /// answers: the response mirrors it (name or id, partition results,
+    /// tagged fields).
+    fn topics(
+        &mut self,
+        what: &'static str,
+        by_id: bool,
+        partitions: &'static str,
+        mut each: impl FnMut(&mut Self) -> Read<()>,
+    ) -> Read<()> {
+        self.each(what, |x| {
+            if by_id {
+                let id = x.uuid("topic_id")?;
+                x.out.raw(id);
+            } else {
+                let name = x.string("topic name")?;
+                x.out.string(name);
+            }
+            x.each(partitions, &mut each)?;
+            x.skip_tags("topic tagged fields")?;
+            x.out.tags();
+            Ok(())
+        })
+    }
+
     /// Copies a request array's count into the response and runs `each` for
     /// every element (the response has one entry per request entry).
     fn each(&mut self, what: &'static str, mut each: impl FnMut(&mut Self) -> Read<()>) -> Read<()> {

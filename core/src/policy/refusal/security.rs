@@ -18,8 +18,7 @@ fn cluster_error(x: &mut Exchange<'_>) {
 
 /// CreateAcls v1–3: one refused result per creation.
 pub(super) fn create_acls(x: &mut Exchange<'_>) -> Read<Answer> {
-    x.out.i32(0); // throttle_time_ms
-    x.each("creations", |x| {
+    x.results("creations", |x| {
         x.r.skip(1, "resource_type")?;
         x.string("resource_name")?;
         x.r.skip(1, "resource_pattern_type")?;
@@ -30,15 +29,12 @@ pub(super) fn create_acls(x: &mut Exchange<'_>) -> Read<Answer> {
         cluster_error(x);
         x.out.tags();
         Ok(())
-    })?;
-    x.out.tags();
-    Ok(Answer::Written)
+    })
 }
 
 /// DeleteAcls v1–3: one refused filter result (matching nothing) per filter.
 pub(super) fn delete_acls(x: &mut Exchange<'_>) -> Read<Answer> {
-    x.out.i32(0); // throttle_time_ms
-    x.each("filters", |x| {
+    x.results("filters", |x| {
         x.r.skip(1, "resource_type_filter")?;
         x.nullable_string("resource_name_filter")?;
         x.r.skip(1, "pattern_type_filter")?;
@@ -50,9 +46,7 @@ pub(super) fn delete_acls(x: &mut Exchange<'_>) -> Read<Answer> {
         x.out.array_len(0); // matching_acls
         x.out.tags();
         Ok(())
-    })?;
-    x.out.tags();
-    Ok(Answer::Written)
+    })
 }
 
 /// AlterUserScramCredentials v0: one refused result per user named in the
