@@ -19,7 +19,7 @@ use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
 use crate::route::{ListenerId, Route};
-use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig};
+use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig, WarnLimiter};
 
 /// How long a closing session may flush what it already queued.
 const LINGER: Duration = Duration::from_secs(5);
@@ -94,6 +94,8 @@ pub struct Proxy {
     session_config: Arc<SessionConfig>,
     /// Policy rules, connection counts and quota windows, kept across reloads.
     policy: Arc<PolicyState>,
+    /// Bounds the log lines about connections refused at accept.
+    refusals: WarnLimiter,
     /// Brokers learned from the cluster: node id → advertised address.
     brokers: BTreeMap<i32, HostPort>,
     /// Listeners asked for and not yet removed.
@@ -141,6 +143,7 @@ impl Proxy {
             config: Arc::new(config),
             session_config,
             policy,
+            refusals: WarnLimiter::default(),
             brokers: BTreeMap::new(),
             listeners: BTreeSet::new(),
             refused: BTreeSet::new(),
@@ -349,7 +352,7 @@ impl Proxy {
             .policy
             .admit_connection(peer.ip(), limits.max_connections, limits.max_connections_per_ip)
             .map_err(|limit| {
-                if let Some(suppressed) = self.policy.warnings.allow(now) {
+                if let Some(suppressed) = self.refusals.allow(now) {
                     warn!(%peer, listener = %id, %limit, suppressed, "connection refused and closed: limit reached");
                 }
                 AcceptError::ConnectionLimit(limit)

@@ -21,7 +21,7 @@ pub(crate) mod throttle;
 
 pub use api_set::ApiSet;
 pub use config::{PolicyConfig, PrincipalLimits, PrincipalPolicy, QuotaWindow, Resolved};
-pub use refusal::RefusalError;
+pub use refusal::{MAX_REFUSAL_BYTES, RefusalError};
 pub use state::{ConnectionLimit, PolicyCounters};
 
 use crate::api::ApiKey;

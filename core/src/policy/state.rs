@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::api::ApiKey;
-use crate::session::WarnLimiter;
 
 use super::quota::Rate;
 use super::{PolicyConfig, QuotaWindow, Resolved};
@@ -42,8 +41,6 @@ pub(crate) struct PolicyState {
     connections: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     refusals: Mutex<HashMap<(String, ApiKey), Instant>>,
-    /// Bounds the log lines about refused connections.
-    pub(crate) warnings: WarnLimiter,
     pub(crate) stats: PolicyStats,
 }
 
@@ -183,7 +180,6 @@ impl PolicyState {
             connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
-            warnings: WarnLimiter::default(),
             stats: PolicyStats::default(),
         }
     }

@@ -114,6 +114,15 @@ pub(crate) fn spec(key: ApiKey) -> Option<&'static Spec> {
     SPECS.iter().find(|s| s.key == key)
 }
 
+/// The largest refusal the proxy builds. Kafka's own answers to a request
+/// are a few bytes per entity it names, so this takes a request naming tens
+/// of thousands of topics or partitions; a hostile one naming millions is
+/// refused by closing the connection, never by allocating without bound.
+pub const MAX_REFUSAL_BYTES: usize = 4 * 1024 * 1024;
+
+/// The fault that stands for "the answer grew beyond [`MAX_REFUSAL_BYTES`]".
+const TOO_LARGE: &str = "(answer beyond the size limit)";
+
 /// What the proxy sends back for a forbidden request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -145,6 +154,14 @@ pub enum RefusalError {
         /// The version asked.
         version: i16,
     },
+    /// The answer would exceed [`MAX_REFUSAL_BYTES`] bytes (a request naming
+    /// millions of entities): the proxy does not build it.
+    TooLarge {
+        /// The API.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+    },
     /// The request does not decode as `api` at `version`.
     Malformed {
         /// The API.
@@ -167,6 +184,12 @@ impl std::fmt::Display for RefusalError {
             RefusalError::Version { api, version } => {
                 write!(f, "the proxy answers no authorization error for {api} v{version}")
             }
+            RefusalError::TooLarge { api, version } => {
+                write!(
+                    f,
+                    "the authorization-error response to this {api} v{version} would exceed {MAX_REFUSAL_BYTES} bytes"
+                )
+            }
             RefusalError::Malformed { api, version, offset, what } => {
                 write!(f, "malformed {api} v{version} request at body offset {offset}: {what}")
             }
@@ -184,10 +207,18 @@ pub(crate) fn refuse(key: ApiKey, version: i16, body: &[u8]) -> Result<Refusal, 
         return Err(RefusalError::Version { api: key, version });
     }
     let flexible = spec.flexible(version);
+    // Produce bodies are mostly records: the answer is far smaller than the request.
+    let capacity = (64 + body.len() / 4).min(64 * 1024);
     let mut exchange =
-        Exchange { r: Reader::new(body), out: Out::with_capacity(flexible, 64 + body.len() / 4), version };
-    let malformed = |f: Fault| RefusalError::Malformed { api: key, version, offset: f.offset, what: f.what };
-    match (spec.encode)(&mut exchange).map_err(malformed)? {
+        Exchange { r: Reader::new(body), out: Out::with_capacity(flexible, capacity), version };
+    let failed = |f: Fault| {
+        if f.what == TOO_LARGE {
+            RefusalError::TooLarge { api: key, version }
+        } else {
+            RefusalError::Malformed { api: key, version, offset: f.offset, what: f.what }
+        }
+    };
+    match (spec.encode)(&mut exchange).map_err(failed)? {
         Answer::Written => Ok(Refusal::Respond(exchange.out.finish())),
         Answer::Silent => Ok(Refusal::Silent),
     }
@@ -301,6 +332,9 @@ impl<'a> Exchange<'a> {
         self.out.array_len(n);
         for _ in 0..n {
             each(self)?;
+            if self.out.len() > MAX_REFUSAL_BYTES {
+                return Err(self.r.fault(TOO_LARGE));
+            }
         }
         Ok(())
     }

@@ -22,6 +22,11 @@ impl Out {
         self.flexible
     }
 
+    /// Bytes written so far.
+    pub(super) fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     pub(super) fn finish(self) -> Bytes {
         self.buf.freeze()
     }

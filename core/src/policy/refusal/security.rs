@@ -68,6 +68,11 @@ pub(super) fn alter_user_scram_credentials(x: &mut Exchange<'_>) -> Read<Answer>
     x.skip_tags("tagged fields")?;
     let mut seen = HashSet::with_capacity(users.len());
     users.retain(|user| seen.insert(*user));
+    // Each result is the user and ~35 bytes: bound the answer before building it.
+    let size: usize = users.iter().map(|u| u.len() + 40).sum();
+    if size > super::MAX_REFUSAL_BYTES {
+        return Err(x.r.fault(super::TOO_LARGE));
+    }
     x.out.i32(0); // throttle_time_ms
     x.out.array_len(users.len());
     for user in users {

@@ -924,3 +924,22 @@ proptest! {
         prop_assert_eq!(response, expected);
     }
 }
+
+#[test]
+fn an_answer_beyond_the_size_limit_is_not_built() {
+    // DeleteGroups v2 naming 2 million one-letter groups: 4 MB of request,
+    // 10 MB of answer.
+    let n = 2_000_000u32;
+    let mut body = Vec::with_capacity(4 * n as usize + 8);
+    crate::wire::put_uvarint(&mut body, n + 1);
+    for _ in 0..n {
+        body.extend_from_slice(&[2, b'g']);
+    }
+    body.push(0);
+    assert_eq!(
+        refuse(ApiKey::DELETE_GROUPS, 2, &body),
+        Err(RefusalError::TooLarge { api: ApiKey::DELETE_GROUPS, version: 2 })
+    );
+    let text = RefusalError::TooLarge { api: ApiKey::DELETE_GROUPS, version: 2 }.to_string();
+    assert!(text.contains("would exceed 4194304 bytes"), "{text}");
+}
