@@ -11,8 +11,10 @@
 #   <deps>/cargo-deny/     cargo-deny 0.20.2 (lint phase: advisories, licenses, bans, sources)
 #   <deps>/cargo-machete/  cargo-machete 0.9.2 (lint phase: unused dependencies)
 #   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
+#   <deps>/node/           kafkajs 2.2.4 from npm (the third client of the restart test;
+#                          node from Debian's nodejs when none is installed)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
-#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR
+#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, NODE, KAFKAJS_NODE_PATH
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -140,6 +142,27 @@ deb_install stunnel4 "$STUNNEL_DEB_VERSION"
 STUNNEL="$(command -v stunnel4 || command -v stunnel)"
 KCAT="$(command -v kcat)"
 
+# ---------------------------------------------------------------- kafkajs (npm)
+KAFKAJS_VERSION=2.2.4
+NODE_DIR="$DEPS/node"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "installing Debian nodejs and npm (kafkajs runs on node)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } \
+    || die "apt-get install nodejs npm failed"
+fi
+NODE="$(command -v node)"
+kafkajs_version() { "$NODE" -p "require('$NODE_DIR/node_modules/kafkajs/package.json').version" 2>/dev/null || true; }
+if [ "$(kafkajs_version)" = "$KAFKAJS_VERSION" ]; then
+  say "kafkajs $KAFKAJS_VERSION ok"
+else
+  say "installing kafkajs $KAFKAJS_VERSION into $NODE_DIR"
+  mkdir -p "$NODE_DIR"
+  npm install --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error "kafkajs@$KAFKAJS_VERSION" >/dev/null \
+    || die "npm install kafkajs@$KAFKAJS_VERSION failed"
+  [ "$(kafkajs_version)" = "$KAFKAJS_VERSION" ] || die "kafkajs in $NODE_DIR is $(kafkajs_version), wanted $KAFKAJS_VERSION"
+fi
+
 # ------------------------------------------------- tansu with sqlite (SASL broker)
 TANSU_SQLITE_ROOT="$DEPS/tansu-sqlite"
 TANSU_SQLITE="$TANSU_SQLITE_ROOT/bin/tansu"
@@ -214,6 +237,8 @@ cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
   echo "export CARGO_DENY='$CARGO_DENY'"
   echo "export CARGO_MACHETE='$CARGO_MACHETE'"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
+  echo "export NODE='$NODE'"
+  echo "export KAFKAJS_NODE_PATH='$NODE_DIR/node_modules'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 
@@ -230,5 +255,6 @@ print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
 EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
+say "  kafkajs        $KAFKAJS_VERSION   node $("$NODE" --version)   $NODE_DIR"
 say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   ($DEPS/<tool>/bin)"
 say "env file: $DEPS/env.sh"

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
-use kafka_proxy_runtime::{Control, RunOptions};
+use kafka_proxy_runtime::{Control, RunOptions, Telemetry};
 use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
 
@@ -248,6 +248,35 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
+/// Starts the admin endpoint (`admin.bind`): metrics, health, readiness.
+fn start_admin(
+    admin: &config::Admin,
+    runtime: RuntimeKind,
+    reuse_port: bool,
+) -> Result<std::sync::Arc<Telemetry>, ExitCode> {
+    use std::net::ToSocketAddrs;
+    let runtime = match runtime {
+        RuntimeKind::Tokio => "tokio",
+        RuntimeKind::Mio => "mio",
+    };
+    let telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"), runtime);
+    let addr = (admin.bind.host.as_str(), admin.bind.port).to_socket_addrs().map(|mut a| a.next());
+    let addr = match addr {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => {
+            error!(bind = %admin.bind, "admin.bind: cannot resolve the address");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone()) {
+        Ok(_) => Ok(telemetry),
+        Err(e) => {
+            error!(bind = %admin.bind, "admin.bind: cannot listen: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Logs to stderr: `RUST_LOG` if set, else `logging.level`; text or JSON.
 fn init_logging(logging: &config::Logging) {
     use std::io::IsTerminal;
@@ -267,6 +296,9 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = malloc::start_trimmer() {
+        eprintln!("warning: cannot start the allocator trimmer: {e}");
+    }
     let (config, core) = match load(path) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -281,6 +313,13 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     });
     info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
     let drain_timeout = core.limits.drain_timeout;
+    let telemetry = match &config.admin {
+        Some(admin) => match start_admin(admin, runtime, core.socket.reuse_port) {
+            Ok(telemetry) => Some(telemetry),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let proxy = Proxy::new(core, Instant::now(), SystemTime::now());
     let control = Control::new();
     // SIGTERM / SIGINT: drain (a second one exits at once). SIGHUP: the
@@ -289,6 +328,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // new connections.
     let path_buf = path.to_path_buf();
     let steer = control.clone();
+    let observed = telemetry.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
             info!(
@@ -296,13 +336,22 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
                 drain_timeout_ms = drain_timeout.as_millis() as u64,
                 "termination signal: draining"
             );
+            if let Some(telemetry) = &observed {
+                // /ready turns 503 before the runtime even wakes up.
+                telemetry.status().set_draining();
+            }
             steer.drain(drain_timeout);
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
             match load_quiet(&path_buf) {
                 Ok(core) => steer.reload(core),
-                Err(e) => error!("configuration reload failed, keeping the running one: {e}"),
+                Err(e) => {
+                    if let Some(telemetry) = &observed {
+                        telemetry.reload_failed();
+                    }
+                    error!("configuration reload failed, keeping the running one: {e}")
+                }
             }
         }
     });
@@ -310,7 +359,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot start the signal thread: {e}");
         return ExitCode::FAILURE;
     }
-    let options = RunOptions::default();
+    let options = RunOptions { telemetry, ..RunOptions::default() };
     let result = match runtime {
         RuntimeKind::Tokio => kafka_proxy_tokio::run(proxy, &options, &control),
         RuntimeKind::Mio => kafka_proxy_mio::run(proxy, &options, &control),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset};
+use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset, SocketOptions};
 use regex::Regex;
 
 use crate::error::Warning;
@@ -36,6 +36,8 @@ pub struct Config {
     pub policy: Policy,
     /// Frame size, timeouts and buffers.
     pub limits: Limits,
+    /// TCP keepalive, socket buffer sizes and `SO_REUSEPORT` (`socket`).
+    pub socket: SocketOptions,
     /// Log level and format.
     pub logging: Logging,
     /// The runtime to drive the core with (`--runtime` overrides).
@@ -192,6 +194,9 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
     /// Who the proxy is towards brokers.
     pub auth: UpstreamAuth,
+    /// The client id of the proxy's own requests (`upstream.client_id`,
+    /// default `kafka-proxy`).
+    pub client_id: String,
 }
 
 /// TLS towards brokers.
@@ -579,7 +584,9 @@ impl Policy {
 /// Logging settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logging {
-    /// A `tracing` filter directive (`info`, `kafka_proxy=debug,warn`); `RUST_LOG` overrides.
+    /// A `tracing` filter directive (`info`, `kafka_proxy=debug,warn`), with the usual
+    /// aliases already mapped (`warning` is `warn`; `fatal`, `critical` and `panic` are
+    /// `error`); `RUST_LOG` overrides.
     pub level: String,
     /// Output format.
     pub format: LogFormat,

@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) policy: Option<RawPolicy>,
     pub(crate) limits: Option<RawLimits>,
+    pub(crate) socket: Option<RawSocket>,
     pub(crate) logging: Option<RawLogging>,
     pub(crate) runtime: Option<Parsed<RuntimeKind>>,
 }
@@ -43,6 +44,7 @@ pub(crate) struct RawUpstream {
     pub(crate) sasl_username: Option<String>,
     pub(crate) sasl_password: Option<Secret>,
     pub(crate) tls: Option<RawUpstreamTls>,
+    pub(crate) client_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,6 +265,25 @@ pub(crate) struct RawLimits {
     pub(crate) max_in_flight: Option<NonZeroUsize>,
     pub(crate) max_connections: Option<NonZeroUsize>,
     pub(crate) max_connections_per_ip: Option<NonZeroUsize>,
+    /// 0 disables the request read timeout.
+    pub(crate) request_read_timeout_ms: Option<u64>,
+    pub(crate) login_failure_base_delay_ms: Option<NonZeroU64>,
+    pub(crate) login_failure_max_delay_ms: Option<NonZeroU64>,
+    pub(crate) login_failure_decay_ms: Option<NonZeroU64>,
+    pub(crate) request_timeout_ms: Option<NonZeroU64>,
+    pub(crate) drain_timeout_ms: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSocket {
+    /// 0 disables TCP keepalive.
+    pub(crate) keepalive_ms: Option<u64>,
+    /// 0 keeps the system's default.
+    pub(crate) send_buffer_bytes: Option<u64>,
+    /// 0 keeps the system's default.
+    pub(crate) receive_buffer_bytes: Option<u64>,
+    pub(crate) reuse_port: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

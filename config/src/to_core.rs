@@ -13,18 +13,12 @@ use crate::model::{BrokerMapping, Config, Policy, Quotas, Resolve};
 
 impl Config {
     /// The engine configuration: files read, TLS configurations built,
-    /// passwords hashed. The admin endpoint and Kafka's request-time quota
-    /// (`request_percentage`) are not implemented and are refused under
-    /// their key paths, never dropped.
+    /// passwords hashed. Kafka's request-time quota (`request_percentage`) is
+    /// not implemented and is refused under its key paths, never dropped.
+    /// (`admin` is the binary's business, not the engine's: it is not part
+    /// of the result.)
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
-        if self.admin.is_some() {
-            unsupported.push(Problem::new(
-                &self.path,
-                "admin.bind",
-                "the admin endpoint is not supported yet",
-            ));
-        }
         let quotas = std::iter::once(("policy.default".to_owned(), &self.policy.default)).chain(
             self.policy.principals.iter().map(|(name, p)| (format!("policy.principals.{name}"), &p.quotas)),
         );
@@ -63,9 +57,10 @@ impl Config {
             bootstrap: self.upstream.bootstrap_servers.clone(),
             resolve: resolve_rules(&self.resolve),
             limits: self.limits.clone(),
-            socket: Default::default(),
+            socket: self.socket.clone(),
             security,
             policy: policy_config(&self.policy),
+            client_id: self.upstream.client_id.clone(),
         })
     }
 }

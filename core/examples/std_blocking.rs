@@ -87,6 +87,7 @@ fn config(args: &[String]) -> Option<ProxyConfig> {
         socket: Default::default(),
         security: Default::default(),
         policy: Default::default(),
+        client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     })
 }
 

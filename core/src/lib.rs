@@ -64,8 +64,10 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod api;
+pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod correlation;
+pub(crate) mod deadline;
 pub(crate) mod frame;
 #[cfg(fuzzing)]
 pub mod fuzzing;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 
+use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
 use crate::policy::state::PolicyState;
 use crate::policy::{ConnectionLimit, PolicyCounters, refusal};
@@ -19,6 +20,7 @@ use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
 use crate::route::{ListenerId, Route};
+use crate::sasl::throttle::{LoginThrottle, ThrottleStats};
 use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig, WarnLimiter};
 
 /// How long a closing session may flush what it already queued.
@@ -115,6 +117,32 @@ pub struct Proxy {
     probe_backoff: Duration,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
+    /// Configurations taken by [`Proxy::reload`].
+    reloads: u64,
+    /// Connections accepted on a listener the proxy no longer knows.
+    refused_accepts: u64,
+    /// What sessions learned of the cluster (ApiVersions), kept across reloads.
+    cluster: Arc<ClusterView>,
+    /// Failed-login throttling, kept across reloads.
+    throttle: Arc<LoginThrottle>,
+}
+
+/// The proxy's own numbers, for metrics and readiness ([`Proxy::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Listeners the proxy asked for and still wants (bootstrap, brokers, SNI).
+    pub listeners: usize,
+    /// Brokers learned from the cluster.
+    pub brokers: usize,
+    /// True once [`Proxy::drain`] was called.
+    pub draining: bool,
+    /// True when the proxy learns the cluster by itself (a probe); false when
+    /// only clients' Metadata can teach it (SASL passed through, no identity).
+    pub probes_cluster: bool,
+    /// Configurations taken by [`Proxy::reload`].
+    pub reloads: u64,
+    /// Connections accepted on a listener the proxy no longer knows.
+    pub refused_accepts: u64,
 }
 
 impl Proxy {
@@ -127,7 +155,9 @@ impl Proxy {
             Mapping::Sni(sni) => sni.names.clone(),
         };
         let policy = Arc::new(PolicyState::new(config.policy.clone(), now));
-        let session_config = session_config(&config, address_map, policy.clone());
+        let cluster = Arc::new(ClusterView::default());
+        let throttle = Arc::new(LoginThrottle::new(config.limits.login_throttle));
+        let session_config = session_config(&config, address_map, &cluster, &throttle, &policy);
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
             Mapping::PortOffset(_) => None,
@@ -149,6 +179,10 @@ impl Proxy {
             refused: BTreeSet::new(),
             actions: VecDeque::new(),
             next_session: 1,
+            reloads: 0,
+            refused_accepts: 0,
+            cluster,
+            throttle,
         };
         match &proxy.config.mapping {
             Mapping::PortOffset(_) => {
@@ -199,9 +233,17 @@ impl Proxy {
         next.limits = config.limits;
         next.resolve = config.resolve;
         next.policy = config.policy;
+        next.client_id = config.client_id;
+        self.reloads += 1;
         self.policy.set_rules(next.policy.clone());
-        self.session_config =
-            session_config(&next, self.session_config.address_map.clone(), self.policy.clone());
+        self.throttle.reload(next.limits.login_throttle);
+        self.session_config = session_config(
+            &next,
+            self.session_config.address_map.clone(),
+            &self.cluster,
+            &self.throttle,
+            &self.policy,
+        );
         self.config = Arc::new(next);
         info!(ignored = ?ignored, "configuration reloaded");
         ignored
@@ -289,6 +331,11 @@ impl Proxy {
         }
     }
 
+    /// The login throttle's counters (failed logins, delayed attempts), for metrics.
+    pub fn login_throttle_stats(&self) -> ThrottleStats {
+        self.throttle.stats()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ProxyConfig {
         &self.config
@@ -334,6 +381,7 @@ impl Proxy {
     ) -> Result<Session, AcceptError> {
         let known = self.listeners.contains(&id) || self.drained_listeners.contains(&id);
         if !known {
+            self.refused_accepts += 1;
             return Err(AcceptError::UnknownListener(id));
         }
         let route = match id {
@@ -360,7 +408,7 @@ impl Proxy {
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
-        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route);
+        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route, Some(peer));
         session.hold_connection(permit);
         if self.draining {
             // Accepted from a listener's backlog while it closes: the client
@@ -414,6 +462,18 @@ impl Proxy {
     /// from a client's Metadata).
     pub fn knows_cluster(&self) -> bool {
         !self.brokers.is_empty()
+    }
+
+    /// The proxy's own numbers, for metrics and readiness.
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            listeners: self.listeners.len(),
+            brokers: self.brokers.len(),
+            draining: self.draining,
+            probes_cluster: self.can_probe(),
+            reloads: self.reloads,
+            refused_accepts: self.refused_accepts,
+        }
     }
 
     /// The runtime could not bind listener `id`; it is forgotten so a later
@@ -524,7 +584,9 @@ impl Proxy {
 fn session_config(
     config: &ProxyConfig,
     address_map: Arc<dyn AddressMap + Send + Sync>,
-    policy: Arc<PolicyState>,
+    cluster: &Arc<ClusterView>,
+    throttle: &Arc<LoginThrottle>,
+    policy: &Arc<PolicyState>,
 ) -> Arc<SessionConfig> {
     let api_versions = match config.security.downstream_sasl {
         DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
@@ -547,6 +609,9 @@ fn session_config(
         linger: LINGER,
         security: config.security.clone(),
         warnings: Default::default(),
-        policy,
+        client_id: config.client_id.clone(),
+        cluster: cluster.clone(),
+        throttle: throttle.clone(),
+        policy: policy.clone(),
     })
 }

@@ -18,10 +18,7 @@ use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
 
 fn pipelined(h: &mut Harness) {
     let c = h.connect(ListenerId::Bootstrap(0));
-    assert_eq!(
-        h.conns[c].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
-        Some(("kafka-0.internal", 9092))
-    );
+    assert_eq!(h.conns[c].connect, None, "no broker connection before the first request");
     // ListOffsets, Produce acks=0, Produce acks=1, Produce acks=0, Heartbeat, pipelined in one write.
     let mut requests = Vec::new();
     requests.extend(request(2, 1, 1, false, b"list-offsets"));
@@ -30,6 +27,10 @@ fn pipelined(h: &mut Harness) {
     requests.extend(produce_v8(4, 0, b"fire-and-forget-2"));
     requests.extend(request(12, 4, 5, true, b"heartbeat"));
     h.client_send(c, &requests);
+    assert_eq!(
+        h.conns[c].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
+        Some(("kafka-0.internal", 9092))
+    );
     assert_eq!(h.conns[c].to_broker, requests, "requests reach the broker byte for byte, in order");
     assert_eq!(h.conns[c].session.in_flight(), 3, "acks=0 produce expects no response");
     // The broker answers only the three that expect a response.
@@ -98,7 +99,10 @@ fn response_out_of_request_order_closes() {
 fn response_to_nothing_closes() {
     let mut h = Harness::new(config(Limits::default()));
     let c = h.connect(ListenerId::Bootstrap(0));
-    h.broker_send(c, &response(5, b"unsolicited"));
+    h.client_send(c, &request(2, 1, 1, false, b"x"));
+    let mut replies = response(1, b"answered");
+    replies.extend(response(5, b"unsolicited"));
+    h.broker_send(c, &replies);
     assert_eq!(
         h.conns[c].closed,
         Some(CloseReason::Protocol {
@@ -293,6 +297,7 @@ mod metadata {
         assert!(h.listeners.contains_key(&ListenerId::Broker(112)));
         // A client can now reach broker 112 through its own listener.
         let c112 = h.connect(ListenerId::Broker(112));
+        h.client_send(c112, &request(2, 1, 1, false, b"x"));
         assert_eq!(
             h.conns[c112].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
             Some(("kafka-112.internal", 9092))
@@ -340,9 +345,12 @@ mod metadata {
         let probe = 0;
         assert!(h.conns[probe].session.is_probe());
         let asked = frames(&h.conns[probe].to_broker);
-        assert_eq!(asked.len(), 1, "one Metadata request");
-        assert_eq!(&asked[0][..4], &[0, 3, 0, 4], "Metadata v4");
+        assert_eq!(asked.len(), 2, "ApiVersions, then Metadata");
+        assert_eq!(&asked[0][..4], &[0, 18, 0, 0], "ApiVersions v0");
+        assert_eq!(&asked[1][..4], &[0, 3, 0, 4], "Metadata v4");
         assert!(!h.listeners.contains_key(&ListenerId::Broker(111)));
+        h.broker_send(probe, &api_versions_v0_response(0, &[(3, 0, 12), (18, 0, 4)]));
+        assert!(h.conns[probe].closed.is_none(), "the probe waits for its Metadata answer");
         let mut reply = metadata_response(1, &[(111, "kafka-111.internal", 9092)]);
         // The probe asked with v4 (classic header, no tags): re-encode for that.
         reply = {
@@ -793,5 +801,376 @@ mod lingering {
         h.drive();
         assert!(!h.conns[c].client_shut_write);
         assert_eq!(h.conns[c].closed, Some(CloseReason::Shutdown));
+    }
+}
+
+/// What a hostile client may not do: cost the broker a connection before it
+/// earned one, hold a connection open by trickling a request, send API keys
+/// Kafka does not define, or try passwords at line rate.
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn idle_and_partial_clients_open_no_broker_connection() {
+        let mut h = Harness::new(config(Limits::default()));
+        let idle = h.connect(ListenerId::Bootstrap(0));
+        let partial = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(partial, &request(2, 1, 1, false, b"x")[..10]);
+        h.advance(Duration::from_secs(5));
+        assert_eq!(h.conns[idle].connect, None);
+        assert_eq!(h.conns[partial].connect, None);
+        // The first complete request earns the connection, and is delivered.
+        h.client_send(partial, &request(2, 1, 1, false, b"x")[10..]);
+        assert!(h.conns[partial].connect.is_some());
+        assert_eq!(frames(&h.conns[partial].to_broker).len(), 1);
+    }
+
+    #[test]
+    fn a_trickling_request_is_closed_at_its_deadline() {
+        let limits = Limits { request_read_timeout: Some(Duration::from_secs(10)), ..Limits::default() };
+        let mut h = Harness::new(config(limits));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let req = request(2, 1, 1, false, b"slowly, one byte at a time");
+        // One byte every 2 s: the idle timeout never fires, the read deadline does.
+        for byte in req.iter().take(5) {
+            h.client_send(c, &[*byte]);
+            h.advance(Duration::from_secs(2));
+        }
+        assert_eq!(
+            h.conns[c].closed,
+            Some(CloseReason::RequestReadTimeout { limit: Duration::from_secs(10) })
+        );
+        assert!(h.conns[c].to_broker.is_empty());
+    }
+
+    #[test]
+    fn a_steady_stream_of_requests_never_trips_the_read_deadline() {
+        let limits = Limits { request_read_timeout: Some(Duration::from_secs(10)), ..Limits::default() };
+        let mut h = Harness::new(config(limits));
+        h.read_size = 7; // every read ends inside a request
+        let c = h.connect(ListenerId::Bootstrap(0));
+        for i in 0..30 {
+            let mut two = request(2, 1, 2 * i, false, b"one");
+            two.extend(request(2, 1, 2 * i + 1, false, b"two"));
+            h.client_send(c, &two);
+            let mut answers = response(2 * i, b"1");
+            answers.extend(response(2 * i + 1, b"2"));
+            h.broker_send(c, &answers);
+            h.advance(Duration::from_secs(3));
+        }
+        assert!(h.conns[c].closed.is_none(), "{:?}", h.conns[c].closed);
+        assert_eq!(frames(&h.conns[c].to_client).len(), 60);
+    }
+
+    #[test]
+    fn unknown_api_keys_and_garbage_headers_never_reach_the_broker() {
+        let mut h = Harness::new(config(Limits::default()));
+        let unknown = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(unknown, &request(31_000, 0, 1, false, b"???"));
+        assert_eq!(
+            h.conns[unknown].closed,
+            Some(CloseReason::Protocol {
+                side: Side::Downstream,
+                error: ProtocolError::UnknownApi { api: kafka_proxy_core::api::ApiKey(31_000), version: 0 },
+            })
+        );
+        let negative = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(negative, &request(3, -4, 1, false, b""));
+        assert!(matches!(h.conns[negative].closed, Some(CloseReason::Protocol { .. })));
+        let garbage = h.connect(ListenerId::Bootstrap(0));
+        // Metadata v1 whose client id claims 300 bytes the frame does not hold.
+        h.client_send(garbage, &framed(&[0, 3, 0, 1, 0, 0, 0, 1, 1, 44, b'x']));
+        assert!(matches!(h.conns[garbage].closed, Some(CloseReason::Protocol { .. })));
+        for c in [unknown, negative, garbage] {
+            assert_eq!(h.conns[c].connect, None, "no broker connection for garbage");
+            assert!(h.conns[c].to_broker.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_sasl_proxy_answers_api_versions_and_connects_only_after_login() {
+        let mut h = Harness::with_probes(sasl_config(Limits::default()));
+        // The probe learns the broker's ApiVersions (and brokers).
+        h.broker_send(0, &api_versions_v0_response(0, &[(3, 0, 12), (18, 0, 4), (36, 0, 2)]));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(18, 0, 1, false, b""));
+        let answer = frames(&h.conns[c].to_client);
+        assert_eq!(answer.len(), 1, "ApiVersions answered by the proxy");
+        assert_eq!(error_code(&framed(&answer[0])), 0);
+        assert_eq!(h.conns[c].connect, None, "no broker connection before authentication");
+        // A wrong password: refused, still no broker connection.
+        let wrong = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(wrong, &plain_login(1, "alice", "guess"));
+        h.advance(Duration::from_secs(1));
+        assert!(matches!(h.conns[wrong].closed, Some(CloseReason::Refused(_))));
+        assert_eq!(h.conns[wrong].connect, None);
+        // The right one: connected after the login.
+        h.client_send(c, &plain_login(2, "alice", "alice-secret"));
+        assert!(h.conns[c].connect.is_some(), "authenticated: the upstream connection opens");
+        h.client_send(c, &request(2, 1, 4, false, b"x"));
+        assert_eq!(frames(&h.conns[c].to_broker).len(), 1, "only the client's request: no SASL upstream");
+    }
+
+    #[test]
+    fn failed_logins_from_one_address_are_spaced_out() {
+        let mut h = Harness::new(sasl_config(Limits::default()));
+        // Eight connections from one address guess at once; each retries
+        // as soon as its answer comes (the harness clock runs 10 s).
+        let conns: Vec<usize> = (0..8).map(|_| h.connect(ListenerId::Bootstrap(0))).collect();
+        let mut answers = 0;
+        let mut seen = vec![0usize; conns.len()];
+        let mut live = conns.clone();
+        for round in 0..100 {
+            for &c in &live {
+                if h.conns[c].to_client.is_empty() && h.conns[c].from_client.is_empty() && round == 0 {
+                    h.client_send(c, &plain_login(1, "alice", "guess"));
+                }
+            }
+            h.advance(Duration::from_millis(100));
+            let mut next = Vec::new();
+            for (i, &c) in conns.iter().enumerate() {
+                let got = frames(&h.conns[c].to_client).len();
+                answers += got.saturating_sub(seen[i]);
+                seen[i] = got;
+                if h.conns[c].closed.is_some() && live.contains(&c) {
+                    // The brute forcer reconnects at once and guesses again.
+                    let again = h.connect(ListenerId::Bootstrap(0));
+                    h.client_send(again, &plain_login(1, "alice", "guess"));
+                    next.push(again);
+                } else if live.contains(&c) {
+                    next.push(c);
+                }
+            }
+            live = next;
+        }
+        let failures = h.proxy.login_throttle_stats().failures;
+        assert!(failures < 200, "{failures} wrong passwords checked in 10 s: not throttled");
+        assert!(failures >= 8, "the flood is slowed, not blocked: {failures}");
+        assert!(h.proxy.login_throttle_stats().delayed > 0);
+        let _ = answers;
+        // A correct user from another address is not held back.
+        let ok = h.connect_from(ListenerId::Bootstrap(0), "10.9.9.9:1000".parse().unwrap());
+        h.client_send(ok, &plain_login(1, "alice", "alice-secret"));
+        let replies = frames(&h.conns[ok].to_client);
+        assert_eq!(replies.len(), 2, "handshake and authenticate answered at once");
+        assert_eq!(error_code(&framed(&replies[1])), 0);
+    }
+}
+
+mod earned_connection_deadlines {
+    use super::*;
+    use kafka_proxy_core::config::UpstreamLogin;
+    use kafka_proxy_core::sasl::{ClientConfig, Mechanism, Secret, SystemRandom};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_quiet_client_meets_the_idle_timeout_not_the_upstream_handshake_timeout() {
+        let mut config = config(Limits::default());
+        let login = ClientConfig::new(
+            Mechanism::Plain,
+            "svc",
+            Secret::new("pw".into()),
+            Arc::new(SystemRandom::new()),
+        )
+        .unwrap();
+        config.security.upstream_login = UpstreamLogin::Service(Arc::new(login));
+        let mut h = Harness::new(config);
+        let quiet = h.connect(ListenerId::Bootstrap(0));
+        h.advance(Duration::from_secs(30));
+        assert!(h.conns[quiet].closed.is_none(), "{:?}", h.conns[quiet].closed);
+        // Once connected, the proxy's own login must finish within the handshake timeout.
+        h.client_send(quiet, &request(2, 1, 1, false, b"x"));
+        assert!(h.conns[quiet].connect.is_some());
+        h.advance(Duration::from_secs(11));
+        assert_eq!(h.conns[quiet].closed, Some(CloseReason::HandshakeTimeout));
+    }
+}
+
+mod request_deadline {
+    use super::*;
+    use bytes::BufMut;
+
+    fn limits() -> Limits {
+        Limits { request_timeout: Duration::from_secs(30), ..Limits::default() }
+    }
+
+    fn timed_out(h: &Harness, c: usize) -> Option<(i32, Duration)> {
+        match &h.conns[c].closed {
+            Some(CloseReason::RequestTimeout { correlation_id, waited, .. }) => {
+                Some((*correlation_id, *waited))
+            }
+            _ => None,
+        }
+    }
+
+    /// A Fetch v12 request asking the broker to wait `max_wait_ms`.
+    fn fetch_v12(correlation_id: i32, max_wait_ms: i32) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.put_i32(-1); // replica id
+        body.put_i32(max_wait_ms);
+        body.put_i32(1); // min bytes
+        request(1, 12, correlation_id, true, &body)
+    }
+
+    #[test]
+    fn a_silent_broker_closes_the_pair_at_the_deadline() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 5, false, b"list-offsets"));
+        h.advance(Duration::from_secs(29));
+        assert!(h.conns[c].closed.is_none(), "within the deadline");
+        h.advance(Duration::from_secs(2));
+        let Some(CloseReason::RequestTimeout { broker, api, version, correlation_id, .. }) =
+            &h.conns[c].closed
+        else {
+            panic!("expected a request timeout, got {:?}", h.conns[c].closed);
+        };
+        assert_eq!((broker.as_str(), api.0, *version, *correlation_id), ("kafka-0.internal:9092", 2, 1, 5));
+        let text = h.conns[c].closed.as_ref().unwrap().to_string();
+        assert!(text.contains("kafka-0.internal:9092") && text.contains("ListOffsets(2)"), "{text}");
+        assert!(text.contains("correlation id 5"), "{text}");
+    }
+
+    #[test]
+    fn a_long_poll_gets_what_it_asks_for_plus_grace() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &fetch_v12(1, 40_000));
+        h.advance(Duration::from_secs(44));
+        assert!(h.conns[c].closed.is_none(), "the broker may hold a 40 s long poll");
+        h.advance(Duration::from_secs(2));
+        assert_eq!(timed_out(&h, c).map(|(id, _)| id), Some(1));
+    }
+
+    #[test]
+    fn answers_restart_the_clock_of_the_next_request() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.client_send(c, &request(2, 1, 2, false, b"b"));
+        h.advance(Duration::from_secs(25));
+        h.broker_send(c, &response(1, b"A"));
+        h.advance(Duration::from_secs(25));
+        assert!(h.conns[c].closed.is_none(), "the broker serves one request at a time: 2 waits from 25 s");
+        h.advance(Duration::from_secs(6));
+        let (id, waited) = timed_out(&h, c).expect("request 2 timed out");
+        assert_eq!(id, 2);
+        assert!(waited >= Duration::from_secs(30) && waited < Duration::from_secs(32), "{waited:?}");
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_holds_the_deadline() {
+        let limits = Limits { max_buffered_bytes: 1024, ..limits() };
+        let mut h = Harness::new(config(limits));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.client_send(c, &request(2, 1, 2, false, b"b"));
+        h.write_size = 0; // the client stops reading
+        h.broker_send(c, &response(1, &[7; 4096]));
+        h.advance(Duration::from_secs(100));
+        assert!(h.conns[c].closed.is_none(), "back-pressure, not a silent broker");
+        h.write_size = usize::MAX;
+        h.drive();
+        h.advance(Duration::from_secs(29));
+        assert!(h.conns[c].closed.is_none(), "the clock restarted when the client read");
+        h.advance(Duration::from_secs(2));
+        assert_eq!(timed_out(&h, c).map(|(id, _)| id), Some(2));
+    }
+
+    #[test]
+    fn a_cut_through_request_waits_from_its_last_byte() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let big = produce_v8(3, 1, &vec![1u8; 200 * 1024]);
+        h.client_send(c, &big[..100 * 1024]);
+        h.advance(Duration::from_secs(20));
+        h.client_send(c, &big[100 * 1024..]);
+        assert_eq!(h.conns[c].to_broker.len(), big.len(), "forwarded in pieces");
+        h.advance(Duration::from_secs(30));
+        assert!(h.conns[c].closed.is_none(), "35 s (timeout_ms 30 s + grace) from the last byte");
+        h.broker_send(c, &response(3, b"ok"));
+        let stats = h.conns[c].session.take_stats();
+        let produce = stats.apis.iter().find(|a| a.api_key.0 == 0).unwrap();
+        assert_eq!(produce.requests, 1);
+        assert_eq!(produce.latency.count(), 1);
+        assert_eq!(produce.latency.sum_micros, 30_000_000, "latency from the last byte in");
+    }
+}
+
+mod stats {
+    use super::*;
+
+    #[test]
+    fn requests_bytes_latency_and_sides_are_counted_then_reset() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let produce = produce_v8(1, 1, b"record");
+        let list = request(2, 1, 2, false, b"list");
+        h.client_send(c, &produce);
+        h.client_send(c, &list);
+        assert_eq!(h.conns[c].session.client_id(), Some("test"), "from the request header");
+        h.advance(Duration::from_millis(3));
+        let answers = [response(1, b"produced"), response(2, b"offsets")].concat();
+        h.broker_send(c, &answers);
+        let stats = h.conns[c].session.take_stats();
+        assert_eq!(stats.upstream_connects, 1);
+        assert_eq!(stats.request_bytes, (produce.len() + list.len()) as u64);
+        assert_eq!(stats.response_bytes, answers.len() as u64);
+        assert_eq!(stats.client.copied_in, stats.request_bytes, "plaintext: socket bytes are frames");
+        assert_eq!(stats.broker.copied_out, stats.request_bytes);
+        assert_eq!(stats.broker.copied_in, stats.response_bytes);
+        assert_eq!(stats.client.copied_out, stats.response_bytes);
+        let apis: Vec<(i16, i16, u64, u64)> =
+            stats.apis.iter().map(|a| (a.api_key.0, a.version, a.requests, a.latency.count())).collect();
+        assert_eq!(apis, vec![(0, 8, 1, 1), (2, 1, 1, 1)]);
+        // 3 ms lands in the (2.5 ms, 5 ms] bucket.
+        assert_eq!(stats.apis[0].latency.buckets[3], 1);
+        assert!(stats.auth.is_empty());
+        assert!(!h.conns[c].session.has_stats(), "taken and reset");
+        assert!(h.conns[c].session.take_stats().is_empty());
+    }
+
+    #[test]
+    fn spliced_bytes_are_counted_apart_from_copied_ones() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.splice = true;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let big = produce_v8(3, 1, &vec![1u8; 512 * 1024]);
+        h.client_send(c, &big);
+        let stats = h.conns[c].session.take_stats();
+        assert_eq!(h.conns[c].to_broker, big);
+        assert!(stats.client.spliced_in > 0, "{stats:?}");
+        assert_eq!(stats.client.copied_in + stats.client.spliced_in, big.len() as u64);
+        assert_eq!(stats.broker.spliced_out, stats.client.spliced_in);
+        assert_eq!(stats.request_bytes, big.len() as u64);
+    }
+
+    #[test]
+    fn the_proxy_counts_listeners_brokers_reloads_and_refusals() {
+        let mut h = Harness::new(config(Limits::default()));
+        let s = h.proxy.stats();
+        assert_eq!((s.listeners, s.brokers, s.draining, s.probes_cluster, s.reloads), (1, 0, false, true, 0));
+        h.proxy.reload(config(Limits::default()));
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let _ = h.proxy.accept(h.now, std::time::SystemTime::now(), ListenerId::Broker(9), peer);
+        h.proxy.drain();
+        h.drive();
+        let s = h.proxy.stats();
+        assert_eq!((s.listeners, s.draining, s.reloads, s.refused_accepts), (0, true, 1, 1));
+    }
+
+    #[test]
+    fn the_probe_uses_the_configured_client_id() {
+        let mut cfg = config(Limits::default());
+        cfg.client_id = "platform-proxy-7".into();
+        let h = Harness::with_probes(cfg);
+        let probe = &h.conns[0];
+        assert!(probe.session.is_probe());
+        let sent = frames(&probe.to_broker);
+        assert_eq!(sent.len(), 2, "ApiVersions, then Metadata");
+        for request in &sent {
+            assert_eq!(&request[8..10], &16i16.to_be_bytes());
+            assert_eq!(&request[10..26], b"platform-proxy-7");
+        }
     }
 }

@@ -103,6 +103,7 @@ fn proxy(sasl: bool, with_policy: bool) -> Proxy {
         socket: Default::default(),
         security: Security { downstream_sasl, ..Security::default() },
         policy: if with_policy { policy() } else { PolicyConfig::default() },
+        client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }, Instant::now(), SystemTime::now())
 }
 

@@ -11,7 +11,7 @@ use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Session, Side};
 use kafka_proxy_runtime::actions::{self, Host};
-use kafka_proxy_runtime::{Control, RunError, RunOptions, net};
+use kafka_proxy_runtime::{Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, net, observe_proxy};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, error, info, info_span, warn};
@@ -80,6 +80,10 @@ pub(crate) struct Io {
 pub(crate) struct Loop {
     proxy: Proxy,
     io: Io,
+    /// Metrics and readiness, when exported.
+    telemetry: Option<Arc<Telemetry>>,
+    /// What a drain deadline cut.
+    cuts: DrainCuts,
 }
 
 impl Host for Io {
@@ -100,7 +104,8 @@ impl Host for Io {
 
     fn spawn(&mut self, session: Session) {
         let span = info_span!("probe", id = session.id());
-        let slot = self.conns.insert(Conn::new(session, None, span));
+        let watch = Watch::new(None, None, span.clone());
+        let slot = self.conns.insert(Conn::new(session, None, span, watch));
         self.dirty.push(slot);
     }
 }
@@ -131,7 +136,7 @@ impl Io {
 impl Loop {
     /// Creates epoll, binds the proxy's first listeners and registers the
     /// waker with `control`.
-    pub(crate) fn start(proxy: Proxy, _options: &RunOptions, control: &Control) -> Result<Loop, RunError> {
+    pub(crate) fn start(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<Loop, RunError> {
         let poll = Poll::new().map_err(|error| RunError::Start { what: "epoll instance", error })?;
         let waker = Arc::new(
             Waker::new(poll.registry(), WAKER)
@@ -152,9 +157,15 @@ impl Loop {
                 dirty_listeners: Vec::new(),
                 closed: Vec::new(),
             },
+            telemetry: options.telemetry.clone(),
+            cuts: DrainCuts::default(),
         };
         let reuse_port = event_loop.proxy.config().socket.reuse_port;
         actions::apply_initial(&mut event_loop.proxy, &mut event_loop.io, reuse_port)?;
+        if let Some(telemetry) = &event_loop.telemetry {
+            telemetry.status().set_listening();
+        }
+        observe_proxy(event_loop.telemetry.as_deref(), &event_loop.proxy);
         control.set_waker(move || {
             if let Err(e) = waker.wake() {
                 warn!(error = %e, "cannot wake the event loop");
@@ -175,6 +186,15 @@ impl Loop {
             {
                 let left = self.io.conns.len();
                 warn!(connections = left, "drain deadline reached: closing the connections still open");
+                for slot in self.io.conns.slots() {
+                    if let Some(conn) = self.io.conns.get(slot)
+                        && !conn.session.is_probe()
+                    {
+                        let _entered = conn.span.enter();
+                        self.cuts.cut(&conn.session);
+                    }
+                }
+                self.cuts.summary();
                 ending = self.stop_all();
             }
             if !matches!(ending, Ending::No) && self.io.conns.is_empty() {
@@ -250,6 +270,7 @@ impl Loop {
         let commands = control.take();
         if let Some(config) = commands.reload {
             self.proxy.reload(config);
+            observe_proxy(self.telemetry.as_deref(), &self.proxy);
         }
         let mut ending = ending;
         if let Some(timeout) = commands.drain
@@ -261,6 +282,7 @@ impl Loop {
             self.apply_actions();
             for slot in self.io.conns.slots() {
                 if let Some(conn) = self.io.conns.get_mut(slot) {
+                    let _entered = conn.span.enter();
                     conn.session.drain(now);
                 }
                 self.pump(slot);
@@ -283,6 +305,7 @@ impl Loop {
         let now = Instant::now();
         for slot in self.io.conns.slots() {
             if let Some(conn) = self.io.conns.get_mut(slot) {
+                let _entered = conn.span.enter();
                 conn.session.shutdown(now);
             }
             self.pump(slot);
@@ -296,6 +319,7 @@ impl Loop {
     fn apply_actions(&mut self) {
         let reuse_port = self.proxy.config().socket.reuse_port;
         actions::apply(&mut self.proxy, &mut self.io, reuse_port);
+        observe_proxy(self.telemetry.as_deref(), &self.proxy);
         for listener in std::mem::take(&mut self.io.retiring) {
             for _ in 0..EVENTS {
                 match listener.socket.accept() {
@@ -340,8 +364,10 @@ impl Loop {
         if let Err(error) = net::configure(&client, &self.proxy.config().socket) {
             debug!(%error, "cannot set socket options on the client socket");
         }
-        let span = info_span!("conn", id = session.id(), %peer, listener = %id);
-        let slot = self.io.conns.insert(Conn::new(session, None, span));
+        let span =
+            info_span!("conn", id = session.id(), %peer, listener = %id, client_id = tracing::field::Empty);
+        let watch = Watch::new(self.telemetry.as_ref(), Some(id), span.clone());
+        let slot = self.io.conns.insert(Conn::new(session, None, span, watch));
         let registered =
             self.io.poll.registry().register(&mut client, token(slot, Side::Downstream), Interest::READABLE);
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
@@ -412,7 +438,7 @@ impl Loop {
 
     fn rearm_timer(&mut self, slot: usize) {
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
-        let next = conn.session.poll_timeout();
+        let next = conn.deadline();
         if next != conn.timer {
             if let Some(old) = conn.timer.take() {
                 self.io.timers.remove(&(old, slot));
@@ -433,6 +459,7 @@ impl Loop {
             self.io.timers.remove(&(when, slot));
             if let Some(conn) = self.io.conns.get_mut(slot) {
                 conn.timer = None;
+                let _entered = conn.span.enter();
                 conn.session.handle_timeout(now);
             }
             self.pump(slot);
@@ -459,6 +486,8 @@ impl Loop {
             if conn.session.id() != answer.session {
                 continue; // The connection is gone and the slot reused.
             }
+            let span = conn.span.clone();
+            let _entered = span.enter();
             match answer.result {
                 Ok(addrs) if !addrs.is_empty() => {
                     conn.candidates = addrs;
@@ -507,6 +536,8 @@ impl Loop {
     /// The connecting broker socket signalled: connected, or failed.
     fn finish_connect(&mut self, slot: usize) {
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
+        let span = conn.span.clone();
+        let _entered = span.enter();
         let Some(stream) = conn.broker.as_mut() else { return };
         let error = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Some(e),

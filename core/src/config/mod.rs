@@ -190,6 +190,11 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Close a connection idle this long (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// A client request whose first byte arrived this long ago and whose
+    /// last has not closes the connection (`None`: never). Distinct from the
+    /// idle timeout, which every byte resets: a client trickling one byte at
+    /// a time is held to this.
+    pub request_read_timeout: Option<Duration>,
     /// Bytes queued towards one side before the other side is no longer read.
     pub max_buffered_bytes: usize,
     /// Requests awaiting a response before the client is no longer read.
@@ -202,6 +207,13 @@ pub struct Limits {
     pub max_connections: Option<usize>,
     /// Client connections served at once from one IP address (`None`: unlimited).
     pub max_connections_per_ip: Option<usize>,
+    /// How long the broker may take to answer a request before the client's
+    /// connection pair is closed; never shorter than what the request itself
+    /// asks the broker to wait (Fetch `max_wait_ms`, Produce `timeout_ms`,
+    /// JoinGroup's rebalance timeout, ...) plus a grace period.
+    pub request_timeout: Duration,
+    /// Failed-login throttling (per client address and per user name).
+    pub login_throttle: crate::sasl::throttle::ThrottleSettings,
 }
 
 impl Default for Limits {
@@ -211,11 +223,14 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
+            request_read_timeout: Some(Duration::from_secs(30)),
             max_buffered_bytes: 512 * 1024,
             max_in_flight: 1024,
             drain_timeout: Duration::from_secs(30),
             max_connections: None,
             max_connections_per_ip: None,
+            request_timeout: Duration::from_secs(30),
+            login_throttle: Default::default(),
         }
     }
 }
@@ -321,9 +336,15 @@ pub struct ProxyConfig {
     pub security: Security,
     /// Forbidden APIs, quotas and connection limits per principal.
     pub policy: PolicyConfig,
+    /// The client id of the proxy's own requests to brokers (its cluster
+    /// probe); clients' requests keep theirs.
+    pub client_id: String,
 }
 
 impl ProxyConfig {
+    /// The client id of the proxy's own requests when none is configured.
+    pub const DEFAULT_CLIENT_ID: &'static str = "kafka-proxy";
+
     /// The override address for `host`, if a `resolve` rule matches (first match wins).
     pub fn resolve_override(&self, host: &str) -> Option<IpAddr> {
         self.resolve.iter().find(|r| r.pattern.matches(host)).map(|r| r.ip)

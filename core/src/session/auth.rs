@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::passthrough::RawTokens;
-use super::{ANONYMOUS, BrokerOwes, CloseReason, ProtocolError, Session, Side};
+use super::{ANONYMOUS, AuthOutcome, BrokerOwes, CloseReason, ProtocolError, Session, Side};
 use crate::api::ErrorCode;
 use crate::config::{DownstreamSasl, UpstreamLogin};
 use crate::header;
 use crate::sasl::messages::SaslAuthenticateResponse;
-use crate::sasl::server::ServerStep;
-use crate::sasl::{ClientStep, SaslClient, SaslServer};
+use crate::sasl::server::{FailureReason, ServerStep};
+use crate::sasl::{AuthFailure, ClientError, ClientStep, SaslClient, SaslServer};
 
 /// Where a SASL reply goes, for the replies the proxy must write itself.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,9 @@ pub(super) enum DownAuth {
 impl Session {
     /// A side finished its TLS handshake.
     pub(super) fn on_secured(&mut self, now: Instant, side: Side) {
+        if self.peer(side).has_tls() {
+            self.stats.side_mut(side).tls_handshakes += 1;
+        }
         match side {
             Side::Downstream => {
                 if let Some(tls) = &self.config.security.downstream_tls
@@ -61,9 +64,11 @@ impl Session {
                     match tls.principal.principal(self.down.peer_certificates()) {
                         Ok(principal) => {
                             info!(session = self.id, %principal, "client authenticated by TLS");
+                            self.auth_outcome(Side::Downstream, MTLS, None);
                             self.set_principal(now, principal);
                         }
                         Err(e) => {
+                            self.auth_outcome(Side::Downstream, MTLS, Some("no_principal"));
                             let principal = e.to_string();
                             self.close(
                                 now,
@@ -127,8 +132,12 @@ impl Session {
                 DownAuth::Terminate(server) => server.is_authenticated(),
                 _ => true,
             };
-        let up_done =
-            self.up.open && self.up.is_secured() && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_));
+        // Before the client earned its upstream connection there is no
+        // upstream handshake yet: its deadline starts with the connection.
+        let up_done = matches!(self.phase, super::Phase::Earning { .. })
+            || (self.up.open
+                && self.up.is_secured()
+                && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_)));
         if down_done && up_done {
             self.handshake_deadline = None;
         }
@@ -141,11 +150,14 @@ impl Session {
         step: ServerStep,
         reply_to: Option<AuthenticateRequest>,
     ) {
+        let hold = self.settle_throttle(now, &step);
         match step {
             ServerStep::Reply(frame) => self.answer(frame),
             ServerStep::Authenticated { reply, authentication } => {
                 let principal = authentication.principal.name().to_owned();
+                let mechanism = authentication.mechanism.name();
                 if !authentication.reauthentication && !self.has_upstream_identity(&principal) {
+                    self.auth_outcome(Side::Downstream, mechanism, Some("no_upstream_identity"));
                     // Auth swap without a mapping: Kafka's authentication failure,
                     // with the same message as bad credentials.
                     let message = format!(
@@ -168,6 +180,7 @@ impl Session {
                     return self.refuse_authentication(now, reply_to, &message, reason);
                 }
                 self.answer(reply);
+                self.auth_outcome(Side::Downstream, mechanism, None);
                 if authentication.reauthentication {
                     debug!(session = self.id, %principal, "client re-authenticated");
                 } else {
@@ -182,7 +195,9 @@ impl Session {
                 }
             }
             ServerStep::Failed { reply, reason, close_after } => {
-                self.refuse(now, reply, CloseReason::Refused(reason), close_after)
+                let (mechanism, why) = server_failure(&reason);
+                self.auth_outcome(Side::Downstream, mechanism, Some(why));
+                self.refuse_after(now, hold, reply, CloseReason::Refused(reason), close_after)
             }
         }
     }
@@ -212,6 +227,21 @@ impl Session {
             _ => Duration::ZERO,
         };
         self.refuse(now, refusal, reason, delay);
+    }
+
+    /// Tells the login throttle how the token it admitted ended; returns how
+    /// long a failure response must be held back.
+    fn settle_throttle(&mut self, now: Instant, step: &ServerStep) -> Duration {
+        if !std::mem::take(&mut self.throttle_owed) {
+            return Duration::ZERO;
+        }
+        let Some(addr) = self.peer else { return Duration::ZERO };
+        let failed = matches!(step, ServerStep::Failed { reason: FailureReason::Authentication { .. }, .. });
+        let user = match &self.down_auth {
+            DownAuth::Terminate(server) => server.claimed_user(),
+            _ => None,
+        };
+        self.config.throttle.finish(addr, user, failed, now)
     }
 
     /// False only under auth swap, for a principal without an upstream identity.
@@ -287,6 +317,7 @@ impl Session {
             }
             ClientStep::Authenticated(auth) => {
                 if let UpAuth::Exchanging(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off) {
+                    self.auth_outcome(Side::Upstream, client.config().mechanism().name(), None);
                     if auth.reauthentication {
                         debug!(session = self.id, "re-authenticated with the broker");
                     } else {
@@ -302,8 +333,60 @@ impl Session {
                 self.release_held();
                 self.check_established();
             }
-            ClientStep::Failed(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+            ClientStep::Failed(error) => {
+                if let UpAuth::Exchanging(client) = &self.up_auth {
+                    let mechanism = client.config().mechanism().name();
+                    self.auth_outcome(Side::Upstream, mechanism, Some(client_failure(&error)));
+                }
+                self.close(now, CloseReason::UpstreamLogin(error))
+            }
         }
         Ok(())
+    }
+
+    /// Counts an authentication that ended (for metrics).
+    fn auth_outcome(&mut self, side: Side, mechanism: &'static str, failure: Option<&'static str>) {
+        self.stats.auth.push(AuthOutcome { side, mechanism, failure });
+    }
+}
+
+/// The mechanism name of client certificate authentication, in metrics.
+const MTLS: &str = "MTLS";
+
+/// The mechanism and a stable reason name of a refused client, for metrics.
+fn server_failure(reason: &FailureReason) -> (&'static str, &'static str) {
+    match reason {
+        FailureReason::UnsupportedMechanism { .. } => ("unknown", "unsupported_mechanism"),
+        FailureReason::IllegalState { .. } | FailureReason::UnexpectedRawToken => {
+            ("unknown", "illegal_state")
+        }
+        FailureReason::Decode(_) => ("unknown", "malformed"),
+        FailureReason::TokenTooLarge { .. } => ("unknown", "token_too_large"),
+        FailureReason::Authentication { mechanism, failure, .. } => (
+            mechanism.name(),
+            match failure {
+                AuthFailure::Plain(_) => "malformed",
+                AuthFailure::NotConfigured => "not_configured",
+                AuthFailure::Random(_) => "internal_error",
+                AuthFailure::Password(_) | AuthFailure::Scram(_) | AuthFailure::OAuthBearer(_) => {
+                    "invalid_credentials"
+                }
+            },
+        ),
+        FailureReason::ReauthMechanismChanged { from, .. } => (from.name(), "reauth_mechanism_changed"),
+        FailureReason::ReauthPrincipalChanged { .. } => ("unknown", "reauth_principal_changed"),
+        FailureReason::SessionExpired => ("unknown", "session_expired"),
+        FailureReason::AlreadyFailed => ("unknown", "already_failed"),
+    }
+}
+
+/// A stable reason name of a failed login at the broker, for metrics.
+fn client_failure(error: &ClientError) -> &'static str {
+    match error {
+        ClientError::Broker { .. } => "broker_refused",
+        ClientError::UnsupportedMechanism(_) => "unsupported_mechanism",
+        ClientError::Scram(_) => "scram_verification",
+        ClientError::Plain(_) | ClientError::Decode(_) => "malformed",
+        _ => "protocol_error",
     }
 }

@@ -19,6 +19,8 @@ impl Session {
     pub(super) fn on_broker_frame(&mut self, now: Instant, frame: Bytes) -> Result<(), CloseReason> {
         let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
         let body = frame::body(&frame);
+        self.stats.response_frame(frame.len());
+        self.broker_clock = now;
         let Some(owes) = self.broker_owes.pop_front() else {
             let correlation_id = header::peek_response(&body).unwrap_or(-1);
             return Err(violation(ProtocolError::UnexpectedResponse { correlation_id }));
@@ -44,6 +46,11 @@ impl Session {
                         Mismatch::ExpectedRaw | Mismatch::ExpectedKafka { .. } => ProtocolError::SaslFraming,
                     })
                 })?;
+                self.stats.latency(
+                    request.api_key,
+                    request.version,
+                    now.saturating_duration_since(request.arrived),
+                );
                 let frame = self.throttle_response(now, &request, frame);
                 let body = frame::body(&frame);
                 self.forward_response(request, frame, body)?;
@@ -67,6 +74,7 @@ impl Session {
         let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
         if request.api_key == ApiKey::API_VERSIONS {
             // Always header v0 (KIP-511).
+            self.config.cluster.learn_api_versions(request.version, body.slice(4.min(body.len())..));
             let rest = body.get(4..).unwrap_or_default();
             if let Ok(view) = ApiVersionsView::parse(request.version, rest)
                 && let Some(range) = view.get(ApiKey::SASL_AUTHENTICATE)

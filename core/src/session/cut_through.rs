@@ -16,7 +16,6 @@ use super::auth::DownAuth;
 use super::policy::Policed;
 use super::{BrokerOwes, CloseReason, Session, Side};
 use crate::api::ApiKey;
-use crate::correlation::Expected;
 use crate::frame::SIZE_LEN;
 use crate::header;
 use crate::rewrite;
@@ -55,15 +54,25 @@ impl Session {
             DownAuth::PassThrough(raw) if raw.active() => return Ok(false),
             _ => {}
         }
-        if self.version_gate(&h)?.is_some() || !self.held.is_empty() || !self.gate_admits(h.api_key) {
+        if self.version_gate(&h)?.is_some() {
             return Ok(false);
         }
-        let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
+        if !self.held.is_empty() || !self.gate_admits(h.api_key) {
+            // A large request has earned the upstream connection; the rest of
+            // it is read once that connection can carry it.
+            self.large_request_waits = true;
+            self.earned_by_large_request(now);
+            return Ok(false);
+        }
+        self.large_request_waits = false;
         let expects_response = match h.api_key {
-            ApiKey::PRODUCE => match header::produce_acks(body, h.api_version) {
-                Ok(acks) => acks != 0,
-                Err(_) => return Ok(false),
-            },
+            ApiKey::PRODUCE => {
+                let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
+                match header::produce_acks(body, h.api_version) {
+                    Ok(acks) => acks != 0,
+                    Err(_) => return Ok(false),
+                }
+            }
             _ => true,
         };
         match self.police_request(now, &h, None, total, expects_response)? {
@@ -71,14 +80,15 @@ impl Session {
             // Forbidden: it is answered once whole.
             Policed::NeedsWhole | Policed::Answered => return Ok(false),
         }
+        self.stats.request_frame(total);
+        self.stats.request(h.api_key, h.api_version);
         if expects_response {
-            self.responses.expect(Expected {
-                correlation_id: h.correlation_id,
-                api_key: h.api_key,
-                version: h.api_version,
-            });
+            let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
+            let expected = self.expected(now, &h, body);
+            self.responses.expect(expected);
             self.broker_owes.push_back(BrokerOwes::Client);
         }
+        self.cut_request_expects = expects_response;
         let head = self.down.start_cut_through(total);
         self.send_broker(&[head]);
         Ok(true)
@@ -135,6 +145,9 @@ impl Session {
         if self.responses.take(correlation_id).is_err() {
             return Ok(false);
         }
+        self.stats.response_frame(total);
+        self.stats.latency(request.api_key, request.version, now.saturating_duration_since(request.arrived));
+        self.broker_clock = now;
         self.responses.set_streaming(true);
         self.send_client(&[head]);
         Ok(true)
@@ -202,8 +215,15 @@ impl Session {
     /// The frame cut through from `side` has fully left.
     pub(super) fn end_cut_through(&mut self, now: Instant, side: Side) {
         match side {
-            Side::Downstream => self.maybe_reauthenticate(now),
+            Side::Downstream => {
+                if std::mem::take(&mut self.cut_request_expects) {
+                    // Its deadline and latency count from its last byte.
+                    self.responses.restamp_newest(now);
+                }
+                self.maybe_reauthenticate(now)
+            }
             Side::Upstream => {
+                self.broker_clock = now;
                 self.responses.set_streaming(false);
                 self.release_answers();
                 self.after_response(now);

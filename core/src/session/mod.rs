@@ -34,6 +34,7 @@ mod peer;
 mod policy;
 mod probe;
 mod splice;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod warn_limit;
@@ -43,6 +44,7 @@ pub use event::{
     CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
 };
 pub use policy::ForbiddenClose;
+pub use stats::{ApiStats, AuthOutcome, LATENCY_BOUNDS_MICROS, LatencyHistogram, SessionStats, SideStats};
 pub(crate) use warn_limit::WarnLimiter;
 
 /// The receive buffer a [`Session::read_from`] closure appends to,
@@ -56,6 +58,7 @@ pub use crate::rewrite::RewriteError;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -63,11 +66,13 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::api::ApiKey;
+use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, Limits, Security, UpstreamLogin};
 use crate::correlation::Responses;
 use crate::frame::{self, FrameDecoder};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Observed};
 use crate::route::Route;
+use crate::sasl::throttle::LoginThrottle;
 use crate::sasl::{SaslClient, SaslServer};
 use crate::tls::{RustlsSession, TlsError};
 
@@ -119,6 +124,12 @@ pub(crate) struct SessionConfig {
     pub warnings: WarnLimiter,
     /// The policy's rules and shared state (kept across reloads).
     pub policy: Arc<crate::policy::state::PolicyState>,
+    /// The client id of the proxy's own requests (its probe's Metadata).
+    pub client_id: String,
+    /// What the proxy learned of the cluster (shared, kept across reloads).
+    pub cluster: Arc<ClusterView>,
+    /// Failed-login throttling (shared, kept across reloads).
+    pub throttle: Arc<LoginThrottle>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -137,13 +148,18 @@ impl std::fmt::Debug for SessionConfig {
 enum Phase {
     /// SNI mode: waiting for the ClientHello, then for the route.
     Routing { asked: bool },
+    /// Routed; the upstream connection waits until the client has earned
+    /// one: after authentication where the proxy authenticates, otherwise
+    /// after the TLS handshake and the first complete request.
+    Earning { target: ConnectTarget },
     /// Waiting for the upstream connection.
     Connecting { target: ConnectTarget, deadline: Instant },
     /// Both sides connected.
     Open,
-    /// The client was refused: its answer is flushed, then the session
-    /// closes at `at` (Kafka's failed-authentication delay).
-    Refusing { reason: CloseReason, at: Instant },
+    /// The client was refused. At `at` its answer (if still held: a
+    /// throttled login failure) is sent and the session closes `then`
+    /// later (Kafka's failed-authentication delay); without one it closes.
+    Refusing { reason: CloseReason, at: Instant, reply: Option<Bytes>, then: Duration },
     /// Flushing what is queued, then closing.
     Closing { reason: CloseReason, deadline: Instant },
     /// Drained and flushed: the client connection is half-closed and what
@@ -170,6 +186,13 @@ struct Held {
     frame: Bytes,
     owes: Option<BrokerOwes>,
     api_key: ApiKey,
+}
+
+/// A SASL token waiting for its turn under the login throttle.
+#[derive(Debug)]
+struct Deferred {
+    frame: Bytes,
+    at: Instant,
 }
 
 /// Most chunks handed to one vectored write.
@@ -219,23 +242,50 @@ pub struct Session {
     fetch: Option<Box<crate::rewrite::FetchStream>>,
     /// Forbidden APIs, quotas and connection limits for this client.
     policy: policy::SessionPolicy,
+    /// Counts for metrics, taken by the runtime (`take_stats`).
+    stats: SessionStats,
+    /// The client id of the client's first request that named one (bounded,
+    /// printable), for logs.
+    client_id: Option<Box<str>>,
+    /// When the broker last made progress for the client: a response began,
+    /// or bytes reached the client. Request deadlines count from here.
+    broker_clock: Instant,
+    /// The client request being cut through awaits a response (its arrival
+    /// is re-stamped when its last byte is in).
+    cut_request_expects: bool,
+    /// The client's address (none for a probe), for the login throttle.
+    peer: Option<IpAddr>,
+    /// Complete requests (or request-shaped SASL tokens) read from the client.
+    client_frames: u64,
+    /// When the client's current, incomplete request began to arrive, and
+    /// `client_frames` then (`limits.request_read_timeout`).
+    request_read: Option<(Instant, u64)>,
+    /// A SASL token held until the login throttle's slot for it.
+    deferred: Option<Deferred>,
+    /// A token was admitted by the login throttle and its outcome is owed to it.
+    throttle_owed: bool,
+    /// The start of a large request is buffered and waits for the upstream
+    /// connection to be cut through.
+    large_request_waits: bool,
 }
 
 /// The principal of clients nobody authenticated (seed 000).
 pub(crate) const ANONYMOUS: &str = "$anonymous";
 
 impl Session {
-    /// A session for a client that just connected. With a `route` its first
-    /// event asks the runtime to connect upstream; without one (SNI mode) it
-    /// first reads the ClientHello and asks for a route.
+    /// A session for a client that just connected from `peer`. With a
+    /// `route` it waits for the client to earn an upstream connection (see
+    /// [`Phase::Earning`]); without one (SNI mode) it first reads the
+    /// ClientHello and asks for a route.
     pub(crate) fn new(
         id: u64,
         now: Instant,
         wall: SystemTime,
         config: Arc<SessionConfig>,
         route: Option<Route>,
+        peer: Option<SocketAddr>,
     ) -> Session {
-        Session::build(id, now, wall, config, route, false)
+        Session::build(id, now, wall, config, route, peer, false)
     }
 
     /// A session for a client, or (`probe`) for the proxy's own request.
@@ -245,6 +295,7 @@ impl Session {
         wall: SystemTime,
         config: Arc<SessionConfig>,
         route: Option<Route>,
+        peer: Option<SocketAddr>,
         probe: bool,
     ) -> Session {
         let decoder = FrameDecoder::new(config.limits.max_frame_bytes);
@@ -271,10 +322,9 @@ impl Session {
         };
         let principal = (security.downstream_tls.is_none() && matches!(down_auth, DownAuth::Off))
             .then(|| ANONYMOUS.to_owned());
-        let needs_handshake = down.has_tls()
-            || security.upstream_tls.is_some()
-            || matches!(down_auth, DownAuth::Terminate(_))
-            || !matches!(up_auth, UpAuth::Off);
+        // The upstream handshakes' deadline starts with the upstream
+        // connection (`connect_now`), which waits for the client.
+        let needs_handshake = down.has_tls() || matches!(down_auth, DownAuth::Terminate(_));
         let mut session = Session {
             id,
             route: None,
@@ -300,6 +350,16 @@ impl Session {
             draining: false,
             fetch: None,
             policy: policy::SessionPolicy::unresolved(),
+            stats: SessionStats::default(),
+            client_id: None,
+            broker_clock: now,
+            cut_request_expects: false,
+            peer: peer.map(|p| p.ip()),
+            client_frames: 0,
+            request_read: None,
+            deferred: None,
+            throttle_owed: false,
+            large_request_waits: false,
             config,
         };
         if let Some(error) = tls_failure {
@@ -336,6 +396,12 @@ impl Session {
     /// Who the client is, once known.
     pub fn principal(&self) -> Option<&str> {
         self.principal.as_deref()
+    }
+
+    /// The client id the client sent (its first request that had one),
+    /// at most 128 characters, control characters replaced.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     /// Bytes of memory held by this session's buffers (receive capacity plus
@@ -378,8 +444,21 @@ impl Session {
             (Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed | Phase::Refusing { .. }, _) => {
                 false
             }
-            (Phase::Routing { .. } | Phase::Connecting { .. }, Side::Upstream) => false,
+            (Phase::Routing { .. } | Phase::Earning { .. } | Phase::Connecting { .. }, Side::Upstream) => {
+                false
+            }
             (Phase::Routing { asked: true }, Side::Downstream) => false,
+            // A SASL token waits for the login throttle: nothing after it is read.
+            (_, Side::Downstream) if self.deferred.is_some() => false,
+            // A large request waits for the upstream connection before more of
+            // it is read, so it is cut through rather than assembled whole.
+            (_, Side::Downstream)
+                if self.large_request_waits
+                    && self.down.buffered().len() >= cut_through::CUT_THROUGH_MIN
+                    && !self.upstream_ready() =>
+            {
+                false
+            }
             (_, Side::Downstream) => {
                 self.down.open
                     && (!self.draining || self.down.mid_frame())
@@ -435,8 +514,13 @@ impl Session {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
+        self.stats.side_mut(side).copied_in += n as u64;
         self.last_activity = now;
+        let frames_before = self.client_frames;
         self.process(now, side);
+        if side == Side::Downstream {
+            self.track_request_read(now, frames_before);
+        }
         Ok(ReadOutcome::Read(n))
     }
 
@@ -458,6 +542,7 @@ impl Session {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
+        self.stats.side_mut(side).copied_in += n as u64;
         Ok(ReadOutcome::Read(n))
     }
 
@@ -483,6 +568,10 @@ impl Session {
         self.peer_mut(side).consume(n);
         if n > 0 {
             self.last_activity = now;
+            self.stats.side_mut(side).copied_out += n as u64;
+            if side == Side::Downstream {
+                self.broker_clock = now;
+            }
         }
         self.finish_if_flushed();
         Ok(WriteOutcome::Written(n))
@@ -541,6 +630,7 @@ impl Session {
             self.frames(now, side);
             if side == Side::Downstream {
                 self.close_if_quiescent(now);
+                self.maybe_connect(now);
             }
             if self.down.fresh_plaintext {
                 self.down.fresh_plaintext = false;
@@ -585,7 +675,7 @@ impl Session {
     /// pass-through frames cut through as their bytes arrive.
     fn frames(&mut self, now: Instant, side: Side) {
         loop {
-            if !self.running() {
+            if !self.running() || (side == Side::Downstream && self.deferred.is_some()) {
                 return;
             }
             if self.peer(side).cut_through > 0 {
@@ -619,7 +709,10 @@ impl Session {
                 Err(error) => return self.close(now, CloseReason::Frame { side, error }),
             };
             let result = match side {
-                Side::Downstream => self.on_client_frame(now, frame),
+                Side::Downstream => {
+                    self.client_frames += 1;
+                    self.on_client_frame(now, frame)
+                }
                 Side::Upstream => self.on_broker_frame(now, frame),
             };
             if let Err(reason) = result {
