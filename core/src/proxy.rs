@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
 use crate::policy::state::PolicyState;
-use crate::policy::{ConnectionLimit, PolicyCounters, refusal};
+use crate::policy::{ConnectionLimit, refusal};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
@@ -121,6 +121,9 @@ pub struct Proxy {
     reloads: u64,
     /// Connections accepted on a listener the proxy no longer knows.
     refused_accepts: u64,
+    /// Connections closed at accept by `limits.max_connections` and by
+    /// `limits.max_connections_per_ip`.
+    over_limits: (u64, u64),
     /// What sessions learned of the cluster (ApiVersions), kept across reloads.
     cluster: Arc<ClusterView>,
     /// Failed-login throttling, kept across reloads.
@@ -128,7 +131,7 @@ pub struct Proxy {
 }
 
 /// The proxy's own numbers, for metrics and readiness ([`Proxy::stats`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProxyStats {
     /// Listeners the proxy asked for and still wants (bootstrap, brokers, SNI).
     pub listeners: usize,
@@ -143,6 +146,12 @@ pub struct ProxyStats {
     pub reloads: u64,
     /// Connections accepted on a listener the proxy no longer knows.
     pub refused_accepts: u64,
+    /// Client connections open now (counted from accept to session end).
+    pub connections: usize,
+    /// Connections closed at accept by `limits.max_connections`.
+    pub over_max_connections: u64,
+    /// Connections closed at accept by `limits.max_connections_per_ip`.
+    pub over_max_connections_per_ip: u64,
 }
 
 impl Proxy {
@@ -181,6 +190,7 @@ impl Proxy {
             next_session: 1,
             reloads: 0,
             refused_accepts: 0,
+            over_limits: (0, 0),
             cluster,
             throttle,
         };
@@ -341,12 +351,6 @@ impl Proxy {
         &self.config
     }
 
-    /// What the policy did so far (refusals, throttles, refused
-    /// connections) and the connections open now, for metrics.
-    pub fn policy_counters(&self) -> PolicyCounters {
-        self.policy.counters()
-    }
-
     /// The next listener change; call until `None` after every input.
     pub fn poll_action(&mut self) -> Option<ProxyAction> {
         self.actions.pop_front()
@@ -400,6 +404,10 @@ impl Proxy {
             .policy
             .admit_connection(peer.ip(), limits.max_connections, limits.max_connections_per_ip)
             .map_err(|limit| {
+                match limit {
+                    ConnectionLimit::Process { .. } => self.over_limits.0 += 1,
+                    ConnectionLimit::PerIp { .. } => self.over_limits.1 += 1,
+                }
                 if let Some(suppressed) = self.refusals.allow(now) {
                     warn!(%peer, listener = %id, %limit, suppressed, "connection refused and closed: limit reached");
                 }
@@ -473,6 +481,9 @@ impl Proxy {
             probes_cluster: self.can_probe(),
             reloads: self.reloads,
             refused_accepts: self.refused_accepts,
+            connections: self.policy.connections(),
+            over_max_connections: self.over_limits.0,
+            over_max_connections_per_ip: self.over_limits.1,
         }
     }
 

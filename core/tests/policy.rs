@@ -31,7 +31,7 @@ use kafka_proxy_core::policy::{
 use kafka_proxy_core::proxy::AcceptError;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::sasl::{CredentialStore, Mechanism, Secret, ServerConfig, SystemRandom};
-use kafka_proxy_core::session::{CloseReason, ForbiddenClose};
+use kafka_proxy_core::session::{CloseReason, ForbiddenClose, PolicyRefusal, QuotaThrottles};
 
 const ANONYMOUS: &str = "$anonymous";
 
@@ -156,8 +156,11 @@ fn a_forbidden_request_is_answered_in_order_and_never_reaches_the_broker() {
         decoded.responses.iter().map(|r| (r.name.as_ref().unwrap().0.to_string(), r.error_code)).collect();
     assert_eq!(errors, [("orders".to_owned(), 29), ("payments".to_owned(), 29)]);
     assert!(h.conns[c].closed.is_none());
-    let counters = h.proxy.policy_counters();
-    assert_eq!(counters.refused_requests, vec![(ApiKey::DELETE_TOPICS, 1)]);
+    let stats = h.conns[c].session.take_stats();
+    assert_eq!(
+        stats.policy_refusals,
+        [PolicyRefusal { api_key: ApiKey::DELETE_TOPICS, reason: "authorization_error", count: 1 }]
+    );
 }
 
 #[test]
@@ -209,6 +212,10 @@ fn a_forbidden_produce_with_acks_0_closes_the_connection() {
             api: ApiKey::PRODUCE,
             why: ForbiddenClose::NoResponse
         })
+    );
+    assert_eq!(
+        h.conns[c].session.take_stats().policy_refusals,
+        [PolicyRefusal { api_key: ApiKey::PRODUCE, reason: "closed", count: 1 }]
     );
 }
 
@@ -280,7 +287,9 @@ fn a_producer_over_its_quota_is_told_the_throttle_and_not_read_meanwhile() {
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
     h.advance(Duration::from_millis(1));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 2, "read again once the throttle ends");
-    assert_eq!(h.proxy.policy_counters().produce_throttled, 1);
+    let stats = h.conns[c].session.take_stats();
+    assert_eq!(stats.produce_throttles, QuotaThrottles { count: 1, millis: throttle.as_millis() as u64 });
+    assert_eq!(stats.fetch_throttles, QuotaThrottles::default());
 }
 
 #[test]
@@ -313,6 +322,7 @@ fn a_throttled_acks_0_producer_is_muted_without_a_response() {
     assert!(!h.conns[c].session.wants_read(kafka_proxy_core::session::Side::Downstream));
     h.advance(Duration::from_secs(3));
     assert!(h.conns[c].session.wants_read(kafka_proxy_core::session::Side::Downstream));
+    assert_eq!(h.conns[c].session.take_stats().produce_throttles.count, 1, "counted without a response");
 }
 
 #[test]
@@ -338,6 +348,12 @@ fn a_consumer_over_its_quota_gets_the_throttle_in_its_fetch_response() {
         }
         assert_eq!(decoded.responses[0].partitions[0].records.as_ref().unwrap().len(), records);
         assert!(!h.conns[c].session.wants_read(kafka_proxy_core::session::Side::Downstream));
+        let stats = h.conns[c].session.take_stats();
+        assert_eq!(
+            stats.fetch_throttles,
+            QuotaThrottles { count: 1, millis: decoded.throttle_time_ms as u64 },
+            "whole or cut through, counted once"
+        );
     }
 }
 
@@ -364,11 +380,8 @@ fn connection_limits_refuse_at_accept_and_free_slots_on_close() {
     );
     drop(a1);
     let _a3 = accept(&mut h, 1).expect("a closed session frees its slot");
-    let counters = h.proxy.policy_counters();
-    assert_eq!(
-        (counters.connections, counters.connections_refused, counters.connections_refused_per_ip),
-        (3, 1, 1)
-    );
+    let stats = h.proxy.stats();
+    assert_eq!((stats.connections, stats.over_max_connections, stats.over_max_connections_per_ip), (3, 1, 1));
     drop((a2, b1));
 }
 
@@ -390,7 +403,8 @@ fn an_anonymous_principal_over_max_connections_is_closed() {
         h.conns[second].closed,
         Some(CloseReason::PrincipalConnectionLimit { principal: ANONYMOUS.into(), limit: 1 })
     );
-    assert_eq!(h.proxy.policy_counters().principal_connections_refused, 1);
+    assert_eq!(h.conns[second].session.take_stats().principal_limit_refusals, 1);
+    assert_eq!(h.conns[first].session.take_stats().principal_limit_refusals, 0);
 }
 
 /// PLAIN authentication terminated by the proxy for alice and bob.
@@ -461,6 +475,9 @@ fn a_sasl_principal_over_max_connections_fails_authentication_with_a_message() {
         h.conns[second].closed,
         Some(CloseReason::PrincipalConnectionLimit { principal: "alice".into(), limit: 1 })
     );
+    let stats = h.conns[second].session.take_stats();
+    assert_eq!(stats.principal_limit_refusals, 1);
+    assert_eq!(stats.auth.last().and_then(|a| a.failure), Some("max_connections"));
     // Once the first connection is gone, alice may connect again.
     h.conns.swap_remove(first);
     let again = h.connect(ListenerId::Bootstrap(0));
@@ -505,5 +522,7 @@ fn without_a_policy_every_byte_passes_unchanged() {
     responses.extend(response(2, b"\0deleted"));
     h.broker_send(c, &responses);
     assert_eq!(h.conns[c].to_client, responses);
-    assert_eq!(h.proxy.policy_counters().connections, 1);
+    assert_eq!(h.proxy.stats().connections, 1);
+    let stats = h.conns[c].session.take_stats();
+    assert!(stats.policy_refusals.is_empty() && stats.produce_throttles == QuotaThrottles::default());
 }

@@ -16,7 +16,7 @@
 
 use kafka_proxy_core::proxy::ProxyStats;
 use prometheus::core::Collector;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::latency::LatencyFamily;
 
@@ -72,8 +72,25 @@ pub struct Families {
     pub reloads: IntCounterVec,
     /// `kafka_proxy_refused_connections_total`: accepted on a listener already gone.
     pub refused_connections: IntCounter,
+    /// `kafka_proxy_policy_refusals_total{api,reason}`: requests the policy forbids.
+    pub policy_refusals: IntCounterVec,
+    /// `kafka_proxy_connection_limit_refusals_total{limit}`: connections refused by a limit.
+    pub connection_limit_refusals: IntCounterVec,
+    /// `kafka_proxy_quota_throttles_total{api}`: requests or responses throttled by a quota.
+    pub quota_throttles: IntCounterVec,
+    /// `kafka_proxy_quota_throttle_seconds_total{api}`: the throttle time handed out.
+    pub quota_throttle_seconds: CounterVec,
     /// What the proxy counters read last (they are totals; the families add deltas).
-    seen: std::sync::Mutex<(u64, u64)>,
+    seen: std::sync::Mutex<Seen>,
+}
+
+/// The proxy's counters at the last [`Families::observe_proxy`].
+#[derive(Debug, Default)]
+struct Seen {
+    reloads: u64,
+    refused_accepts: u64,
+    over_max_connections: u64,
+    over_max_connections_per_ip: u64,
 }
 
 fn counter(
@@ -219,7 +236,37 @@ impl Families {
                 r.register(Box::new(c.clone()))?;
                 c
             },
-            seen: std::sync::Mutex::new((0, 0)),
+            policy_refusals: counter(
+                &r,
+                "kafka_proxy_policy_refusals_total",
+                "Requests refused by the policy's forbidden APIs, answered with an authorization_error or closed",
+                &["api", "reason"],
+            )?,
+            connection_limit_refusals: counter(
+                &r,
+                "kafka_proxy_connection_limit_refusals_total",
+                "Connections refused by limits.max_connections, limits.max_connections_per_ip or a \
+                 principal's max_connections",
+                &["limit"],
+            )?,
+            quota_throttles: counter(
+                &r,
+                "kafka_proxy_quota_throttles_total",
+                "Produce requests and Fetch responses throttled by a principal's byte-rate quota",
+                &["api"],
+            )?,
+            quota_throttle_seconds: {
+                let family = CounterVec::new(
+                    Opts::new(
+                        "kafka_proxy_quota_throttle_seconds_total",
+                        "Throttle time handed out by byte-rate quotas (clients are not read meanwhile)",
+                    ),
+                    &["api"],
+                )?;
+                r.register(Box::new(family.clone()))?;
+                family
+            },
+            seen: std::sync::Mutex::new(Seen::default()),
             registry: r,
         })
     }
@@ -238,11 +285,29 @@ impl Families {
         self.listeners.set(i64::try_from(stats.listeners).unwrap_or(i64::MAX));
         self.brokers.set(i64::try_from(stats.brokers).unwrap_or(i64::MAX));
         self.draining.set(i64::from(stats.draining));
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (reloads, refused) = *seen;
-        self.reloads.with_label_values(&["applied"]).inc_by(stats.reloads.saturating_sub(reloads));
-        self.refused_connections.inc_by(stats.refused_accepts.saturating_sub(refused));
-        *seen = (stats.reloads.max(reloads), stats.refused_accepts.max(refused));
+        let mut guard = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seen = &mut *guard;
+        // Each total is added as its growth since the last look.
+        let delta = |seen: &mut u64, now: u64| {
+            let grown = now.saturating_sub(*seen);
+            *seen = now.max(*seen);
+            grown
+        };
+        self.reloads.with_label_values(&["applied"]).inc_by(delta(&mut seen.reloads, stats.reloads));
+        self.refused_connections.inc_by(delta(&mut seen.refused_accepts, stats.refused_accepts));
+        for (limit, seen, now) in [
+            ("max_connections", &mut seen.over_max_connections, stats.over_max_connections),
+            (
+                "max_connections_per_ip",
+                &mut seen.over_max_connections_per_ip,
+                stats.over_max_connections_per_ip,
+            ),
+        ] {
+            let grown = delta(seen, now);
+            if grown > 0 {
+                self.connection_limit_refusals.with_label_values(&[limit]).inc_by(grown);
+            }
+        }
     }
 
     /// Every metric in the Prometheus text format.
@@ -283,6 +348,24 @@ mod tests {
             "proxy_requests_bytes{broker=\"b:9092\"} 100",
             "# HELP proxy_responses_bytes Size of incoming responses",
             "proxy_responses_bytes{broker=\"b:9092\"} 50",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn connection_limit_refusals_are_added_as_the_totals_grow() {
+        let f = Families::try_new().expect("every family registers");
+        let mut stats =
+            ProxyStats { over_max_connections: 2, over_max_connections_per_ip: 1, ..ProxyStats::default() };
+        f.observe_proxy(&stats);
+        f.observe_proxy(&stats);
+        stats.over_max_connections_per_ip = 4;
+        f.observe_proxy(&stats);
+        let text = f.encode();
+        for line in [
+            "kafka_proxy_connection_limit_refusals_total{limit=\"max_connections\"} 2",
+            "kafka_proxy_connection_limit_refusals_total{limit=\"max_connections_per_ip\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
         }

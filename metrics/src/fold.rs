@@ -166,6 +166,22 @@ impl ConnMetrics {
                     .inc_by(u64::from(counts.tls_handshake_failures));
             }
         }
+        for refusal in &stats.policy_refusals {
+            f.policy_refusals
+                .with_label_values(&[api_name(refusal.api_key), refusal.reason])
+                .inc_by(refusal.count);
+        }
+        if stats.principal_limit_refusals > 0 {
+            f.connection_limit_refusals
+                .with_label_values(&["principal_max_connections"])
+                .inc_by(u64::from(stats.principal_limit_refusals));
+        }
+        for (api, throttles) in [("Produce", &stats.produce_throttles), ("Fetch", &stats.fetch_throttles)] {
+            if throttles.count > 0 {
+                f.quota_throttles.with_label_values(&[api]).inc_by(u64::from(throttles.count));
+                f.quota_throttle_seconds.with_label_values(&[api]).inc_by(throttles.millis as f64 / 1000.0);
+            }
+        }
         for auth in &stats.auth {
             let side = side_label(auth.side);
             match auth.failure {

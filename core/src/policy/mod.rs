@@ -22,7 +22,7 @@ pub(crate) mod throttle;
 pub use api_set::ApiSet;
 pub use config::{PolicyConfig, PrincipalLimits, PrincipalPolicy, QuotaWindow, Resolved};
 pub use refusal::{MAX_REFUSAL_BYTES, RefusalError};
-pub use state::{ConnectionLimit, PolicyCounters};
+pub use state::ConnectionLimit;
 
 use crate::api::ApiKey;
 

@@ -1,7 +1,8 @@
 //! What the policy shares across every session of a proxy and keeps across
 //! reloads: the rules in force, connection counts (process-wide, per client
 //! address, per principal), each principal's quota windows, which refusals
-//! were logged lately, and the counters.
+//! were logged lately. (What the policy does is counted by the sessions'
+//! and the proxy's stats, for metrics.)
 //!
 //! No I/O and no clock: every instant is passed in. Sessions reach it
 //! through an `Arc` in their configuration; with no policy configured they
@@ -41,7 +42,6 @@ pub(crate) struct PolicyState {
     connections: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
     refusals: Mutex<HashMap<(String, ApiKey), Instant>>,
-    pub(crate) stats: PolicyStats,
 }
 
 #[derive(Debug, Default)]
@@ -84,17 +84,7 @@ impl PrincipalState {
             Direction::Fetch => &self.fetch,
         };
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-        let throttle = lock(rate).record_and_throttle(window, bytes, quota, state.clock(now));
-        if !throttle.is_zero() {
-            let counter = match direction {
-                Direction::Produce => &state.stats.produce_throttled,
-                Direction::Fetch => &state.stats.fetch_throttled,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            let ms = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
-            state.stats.throttle_ms.fetch_add(ms, Ordering::Relaxed);
-        }
-        throttle
+        lock(rate).record_and_throttle(window, bytes, quota, state.clock(now))
     }
 
     /// True when nothing counts against this principal any more.
@@ -180,7 +170,6 @@ impl PolicyState {
             connections: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             refusals: Mutex::new(HashMap::new()),
-            stats: PolicyStats::default(),
         }
     }
 
@@ -229,7 +218,6 @@ impl PolicyState {
             && total >= limit
         {
             self.connections.fetch_sub(1, Ordering::Relaxed);
-            self.stats.connections_refused.fetch_add(1, Ordering::Relaxed);
             return Err(ConnectionLimit::Process { limit });
         }
         let mut per_ip = lock(&self.per_ip);
@@ -242,7 +230,6 @@ impl PolicyState {
             }
             drop(per_ip);
             self.connections.fetch_sub(1, Ordering::Relaxed);
-            self.stats.connections_refused_per_ip.fetch_add(1, Ordering::Relaxed);
             return Err(ConnectionLimit::PerIp { ip, limit });
         }
         *count = count.saturating_add(1);
@@ -265,10 +252,7 @@ impl PolicyState {
         });
         match admitted {
             Ok(_) => Ok(PrincipalPermit { principal: entry }),
-            Err(_) => {
-                self.stats.principal_connections_refused.fetch_add(1, Ordering::Relaxed);
-                Err(limit.unwrap_or(0))
-            }
+            Err(_) => Err(limit.unwrap_or(0)),
         }
     }
 
@@ -289,13 +273,9 @@ impl PolicyState {
         entry
     }
 
-    /// Counts a refusal of `api` to `principal`; true when it should be
+    /// Notes a refusal of `api` to `principal`; true when it should be
     /// logged (once per principal and API per minute).
     pub(crate) fn note_refusal(&self, principal: &str, api: ApiKey, now: Instant) -> bool {
-        let slot = usize::try_from(api.0).unwrap_or(usize::MAX).min(REFUSED_SLOTS - 1);
-        if let Some(counter) = self.stats.refused.get(slot) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
         let mut log = lock(&self.refusals);
         let key = (principal.to_owned(), api);
         match log.get(&key) {
@@ -322,83 +302,6 @@ impl PolicyState {
     #[cfg(test)]
     pub(crate) fn principal_connections(&self, principal: &str) -> u32 {
         lock(&self.principals).by_name.get(principal).map_or(0, |p| p.connections.load(Ordering::Relaxed))
-    }
-}
-
-/// Slots of the refusal counter: one per API key below 128, one for the rest.
-const REFUSED_SLOTS: usize = 129;
-
-/// What the policy did, counted since the proxy started.
-#[derive(Debug)]
-pub(crate) struct PolicyStats {
-    refused: [AtomicU64; REFUSED_SLOTS],
-    produce_throttled: AtomicU64,
-    fetch_throttled: AtomicU64,
-    throttle_ms: AtomicU64,
-    connections_refused: AtomicU64,
-    connections_refused_per_ip: AtomicU64,
-    principal_connections_refused: AtomicU64,
-}
-
-impl Default for PolicyStats {
-    fn default() -> Self {
-        PolicyStats {
-            refused: std::array::from_fn(|_| AtomicU64::new(0)),
-            produce_throttled: AtomicU64::new(0),
-            fetch_throttled: AtomicU64::new(0),
-            throttle_ms: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
-            connections_refused_per_ip: AtomicU64::new(0),
-            principal_connections_refused: AtomicU64::new(0),
-        }
-    }
-}
-
-/// A snapshot of the policy's counters, for metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PolicyCounters {
-    /// Forbidden requests refused, per API (keys above 127 count under `api_key(128)`).
-    pub refused_requests: Vec<(ApiKey, u64)>,
-    /// Produce responses that carried the proxy's throttle.
-    pub produce_throttled: u64,
-    /// Fetch responses that carried the proxy's throttle.
-    pub fetch_throttled: u64,
-    /// Total throttle time handed out, in ms.
-    pub throttle_ms: u64,
-    /// Connections closed at accept by `limits.max_connections`.
-    pub connections_refused: u64,
-    /// Connections closed at accept by `limits.max_connections_per_ip`.
-    pub connections_refused_per_ip: u64,
-    /// Authentications refused by a principal's `max_connections`.
-    pub principal_connections_refused: u64,
-    /// Connections open now.
-    pub connections: usize,
-}
-
-impl PolicyState {
-    /// The counters now.
-    pub(crate) fn counters(&self) -> PolicyCounters {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let refused_requests = self
-            .stats
-            .refused
-            .iter()
-            .enumerate()
-            .filter_map(|(key, n)| {
-                let n = load(n);
-                (n > 0).then(|| (ApiKey(i16::try_from(key).unwrap_or(i16::MAX)), n))
-            })
-            .collect();
-        PolicyCounters {
-            refused_requests,
-            produce_throttled: load(&self.stats.produce_throttled),
-            fetch_throttled: load(&self.stats.fetch_throttled),
-            throttle_ms: load(&self.stats.throttle_ms),
-            connections_refused: load(&self.stats.connections_refused),
-            connections_refused_per_ip: load(&self.stats.connections_refused_per_ip),
-            principal_connections_refused: load(&self.stats.principal_connections_refused),
-            connections: self.connections(),
-        }
     }
 }
 
@@ -437,8 +340,6 @@ mod tests {
         drop((second, third, again));
         assert_eq!(state.connections(), 0);
         assert!(lock(&state.per_ip).is_empty(), "addresses without connections are forgotten");
-        let counters = state.counters();
-        assert_eq!((counters.connections_refused, counters.connections_refused_per_ip), (1, 1));
         // Without limits every connection is still counted (a reload may add one).
         let unlimited: Vec<_> = (0..5).map(|_| state.admit_connection(a, None, None).expect("ok")).collect();
         assert_eq!(state.connections(), 5);
@@ -461,7 +362,6 @@ mod tests {
             &two.principal,
             &state.admit_principal("alice", None, &w, now).unwrap().principal
         ));
-        assert_eq!(state.counters().principal_connections_refused, 1);
     }
 
     #[test]
@@ -475,11 +375,6 @@ mod tests {
         let t = b.principal.throttle(&state, Direction::Produce, 1_000, 1_000, &w, now);
         assert_eq!(t, Duration::from_secs(1), "the second connection sees the first one's bytes");
         assert!(b.principal.throttle(&state, Direction::Fetch, 1_000, 1_000, &w, now).is_zero());
-        let counters = state.counters();
-        assert_eq!(
-            (counters.produce_throttled, counters.fetch_throttled, counters.throttle_ms),
-            (1, 0, 1_000)
-        );
     }
 
     #[test]
@@ -491,7 +386,6 @@ mod tests {
         assert!(state.note_refusal("bob", ApiKey::DELETE_TOPICS, t0));
         assert!(state.note_refusal("alice", ApiKey::PRODUCE, t0));
         assert!(state.note_refusal("alice", ApiKey::DELETE_TOPICS, t0 + Duration::from_secs(60)));
-        assert_eq!(state.counters().refused_requests, vec![(ApiKey::PRODUCE, 1), (ApiKey::DELETE_TOPICS, 4)]);
         for i in 0..REFUSAL_LOG_MAX + 10 {
             state.note_refusal(&format!("p{i}"), ApiKey::PRODUCE, t0);
         }

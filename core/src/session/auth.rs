@@ -177,6 +177,7 @@ impl Session {
                         "Authentication refused: principal {principal} already holds {limit} connection(s), its limit (max_connections)"
                     );
                     let reason = Self::principal_limit_reason(&principal, limit);
+                    self.auth_outcome(Side::Downstream, mechanism, Some("max_connections"));
                     return self.refuse_authentication(now, reply_to, &message, reason);
                 }
                 self.answer(reply);

@@ -44,7 +44,10 @@ pub use event::{
     CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
 };
 pub use policy::ForbiddenClose;
-pub use stats::{ApiStats, AuthOutcome, LATENCY_BOUNDS_MICROS, LatencyHistogram, SessionStats, SideStats};
+pub use stats::{
+    ApiStats, AuthOutcome, LATENCY_BOUNDS_MICROS, LatencyHistogram, PolicyRefusal, QuotaThrottles,
+    SessionStats, SideStats,
+};
 pub(crate) use warn_limit::WarnLimiter;
 
 /// The receive buffer a [`Session::read_from`] closure appends to,

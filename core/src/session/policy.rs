@@ -136,9 +136,16 @@ impl Session {
         }
         let state = self.config.policy.clone();
         let (_, resolved, window) = state.resolve(Some(principal));
-        let permit = state.admit_principal(principal, resolved.limits.max_connections, &window, now)?;
-        self.policy.principal = Some(permit);
-        Ok(())
+        match state.admit_principal(principal, resolved.limits.max_connections, &window, now) {
+            Ok(permit) => {
+                self.policy.principal = Some(permit);
+                Ok(())
+            }
+            Err(limit) => {
+                self.stats.principal_limit_refusals += 1;
+                Err(limit)
+            }
+        }
     }
 
     /// The close reason for a principal over its `max_connections`.
@@ -180,6 +187,7 @@ impl Session {
                 // broker (Kafka reads a connection's next request only after
                 // answering this one). The response carries the throttle
                 // (acks=0 has none: only the muting tells).
+                self.stats.quota_throttle(ApiKey::PRODUCE, throttle);
                 self.mute(now, throttle);
                 if expects_response {
                     self.policy.throttled.push_back((h.correlation_id, throttle));
@@ -209,6 +217,8 @@ impl Session {
             None => Err(RefusalError::NoAnswer(h.api_key)),
         };
         let forbidden = |why| CloseReason::Forbidden { principal: principal.clone(), api: h.api_key, why };
+        let answered = matches!((&outcome, spec), (Ok(Refusal::Respond(_)), Some(_)));
+        self.stats.policy_refusal(h.api_key, if answered { "authorization_error" } else { "closed" });
         match (outcome, spec) {
             (Ok(Refusal::Respond(response)), Some(spec)) => {
                 if log {
@@ -282,7 +292,11 @@ impl Session {
                     &window,
                     now,
                 );
-                (!throttle.is_zero()).then_some(throttle)
+                if throttle.is_zero() {
+                    return None;
+                }
+                self.stats.quota_throttle(ApiKey::FETCH, throttle);
+                Some(throttle)
             }
             _ => None,
         }
