@@ -152,6 +152,8 @@ pub struct ProxyStats {
     pub over_max_connections: u64,
     /// Connections closed at accept by `limits.max_connections_per_ip`.
     pub over_max_connections_per_ip: u64,
+    /// The login throttle's counters (shared by every session).
+    pub login_throttle: ThrottleStats,
 }
 
 impl Proxy {
@@ -341,11 +343,6 @@ impl Proxy {
         }
     }
 
-    /// The login throttle's counters (failed logins, delayed attempts), for metrics.
-    pub fn login_throttle_stats(&self) -> ThrottleStats {
-        self.throttle.stats()
-    }
-
     /// The configuration.
     pub fn config(&self) -> &ProxyConfig {
         &self.config
@@ -484,6 +481,7 @@ impl Proxy {
             connections: self.policy.connections(),
             over_max_connections: self.over_limits.0,
             over_max_connections_per_ip: self.over_limits.1,
+            login_throttle: self.throttle.stats(),
         }
     }
 
