@@ -59,9 +59,12 @@ impl ConnMetrics {
         Some(self.last_fold.map_or_else(Instant::now, |at| at + FOLD_INTERVAL))
     }
 
-    /// Folds the session's counts when a fold is due at `now`.
+    /// Folds the session's counts when a fold is due at `now` (the first
+    /// counts at once: comparing `now` with [`ConnMetrics::due`], which reads
+    /// the clock later, would put the first fold off forever and keep the
+    /// runtime's timer for it firing).
     pub fn maybe_fold(&mut self, now: Instant, session: &mut Session) {
-        if self.due(session).is_some_and(|due| now >= due) {
+        if session.has_stats() && self.last_fold.is_none_or(|at| now >= at + FOLD_INTERVAL) {
             self.fold(now, session);
         }
     }

@@ -15,6 +15,8 @@ per client address, and is reloaded with SIGHUP.
   the client reports.
 - Connections beyond the process and per-address limits are accepted and closed at once.
 - SIGHUP applies a new forbidden list; `check` prints the effective policy per principal.
+
+Each refusal and throttle shows in /metrics (scraped with Prometheus' parser).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from kafka_e2e.admin import Admin
 from kafka_e2e.clients import CLIENT_LIBS, ConfluentLib
-from kafka_e2e.ports import HOST
+from kafka_e2e.ports import HOST, pick_port
 from kafka_e2e.procs import wait_until
 from kafka_e2e.proxy import run_check
 from kafka_e2e.sasl_clients import AssignedConsumer, Login, auth_failure_seen_by_client, produce_consume, \
@@ -60,17 +63,37 @@ def login(user: str) -> Login:
     return Login("PLAIN", user, USERS[user])
 
 
+def _admin(layout, tansu) -> Admin:
+    """An admin endpoint port clear of the proxy's span and the broker."""
+    return Admin(pick_port(avoid=set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
+                           | {tansu.port}))
+
+
 @pytest.fixture(scope="module")
 def policy_proxy(request, tmp_path_factory, memory_tansu, sasl_runtime):
-    """The SASL PLAIN proxy with POLICY, one per runtime."""
+    """The SASL PLAIN proxy with POLICY, one per runtime, with its admin endpoint (`.admin`)."""
     workdir = tmp_path_factory.mktemp(f"policy-{sasl_runtime}")
     layout = reserve_layout()
+    admin = _admin(layout, memory_tansu)
     downstream = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
                   "credentials": {"users": USERS}}
-    text = proxy_config([memory_tansu.bootstrap], layout, downstream, policy=POLICY)
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream, policy=POLICY,
+                        admin={"bind": f"{HOST}:{admin.port}"})
     proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="proxy-policy")
+    proxy.admin = admin
     yield proxy
     proxy.stop()
+
+
+def _metric(proxy, name: str, **labels: str) -> float:
+    return proxy.admin.scrape().value(name, **labels)
+
+
+def _metric_grows(proxy, before: float, name: str, by: float = 1, **labels: str) -> float:
+    """Waits until the metric is at least `before + by` (sessions' counts are folded about
+    once a second and when they end); its value then."""
+    return wait_until(lambda: (v := _metric(proxy, name, **labels)) >= before + by and v, 10, interval=0.2,
+                      what=f"{name}{labels} to grow by {by} from {before}")
 
 
 def _topic(tansu, name: str) -> str:
@@ -117,12 +140,15 @@ def _delete_topic_error(lib_name: str, bootstrap: str, topic: str) -> str:
 def test_deleting_a_topic_is_refused_with_an_authorization_error(policy_proxy, memory_tansu, lib_name, unique):
     topic = _topic(memory_tansu, f"keep-{unique}")
     mark = policy_proxy.mark()
+    refusals = {"api": "DeleteTopics", "reason": "authorization_error"}
+    before = _metric(policy_proxy, "kafka_proxy_policy_refusals_total", **refusals)
     error = _delete_topic_error(lib_name, policy_proxy.bootstrap, topic)
     assert error.endswith("(29)"), error
     assert "TOPIC_AUTHORIZATION_FAILED" in error or "TopicAuthorizationFailed" in error, error
     assert _topic_exists(memory_tansu, topic), "the topic is still there"
     refused = lines_with(policy_proxy.log_since(mark), "request forbidden by policy", "DeleteTopics(20)")
     assert len(refused) <= 1, "logged at most once a minute per principal and API"
+    _metric_grows(policy_proxy, before, "kafka_proxy_policy_refusals_total", **refusals)
 
 
 def _produce_failures(lib_name: str, user: str, bootstrap: str, topic: str, n: int = 3) -> list[str]:
@@ -142,9 +168,12 @@ def _produce_failures(lib_name: str, user: str, bootstrap: str, topic: str, n: i
 def test_a_principal_forbidden_to_produce_is_refused_while_another_produces(policy_proxy, memory_tansu, lib_name,
                                                                            unique):
     topic = _topic(memory_tansu, f"forbidden-{unique}")
+    refusals = {"api": "Produce", "reason": "authorization_error"}
+    before = _metric(policy_proxy, "kafka_proxy_policy_refusals_total", **refusals)
     failures = _produce_failures(lib_name, "alice", policy_proxy.bootstrap, topic)
     assert len(failures) == 3, failures
     assert all("TOPIC_AUTHORIZATION_FAILED" in f or "TopicAuthorizationFailed" in f for f in failures), failures
+    _metric_grows(policy_proxy, before, "kafka_proxy_policy_refusals_total", **refusals)
     # bob is not listed: the same proxy serves him as if there were no policy for him.
     exchanged = produce_consume(sasl_client_lib(lib_name, login("bob")), policy_proxy.bootstrap, topic, n=20)
     assert exchanged.consumed == 20
@@ -217,6 +246,7 @@ def _count(lib_name: str, bootstrap: str, topic: str, want: int) -> int:
 def test_a_producer_quota_is_enforced_without_slowing_anyone_else(policy_proxy, memory_tansu, lib_name, unique):
     slow_topic = _topic(memory_tansu, f"slow-{unique}")
     fast_topic = _topic(memory_tansu, f"fast-{unique}")
+    throttled_before = _metric(policy_proxy, "kafka_proxy_quota_throttle_seconds_total", api="Produce")
     with ThreadPoolExecutor(max_workers=2) as pool:
         slow = pool.submit(_move, lib_name, "slow", policy_proxy.bootstrap, slow_topic)
         time.sleep(0.5)  # both are moving when bob starts
@@ -235,6 +265,8 @@ def test_a_producer_quota_is_enforced_without_slowing_anyone_else(policy_proxy, 
     assert fast.max_throttle_ms == 0, f"bob is not limited: {fast}"
     assert fast.seconds + 0.5 < slow.seconds, f"bob is not slowed to the quota: {fast} vs {slow}"
     assert _count(lib_name, policy_proxy.bootstrap, slow_topic, RECORDS) == RECORDS, "nothing is lost"
+    # Most of the time was spent throttled, and the metrics say so.
+    _metric_grows(policy_proxy, throttled_before, "kafka_proxy_quota_throttle_seconds_total", by=4, api="Produce")
 
 
 # --------------------------------------------------------------------- connections per principal
@@ -260,10 +292,14 @@ def test_a_principal_over_max_connections_fails_authentication(policy_proxy, lib
     held, error, _ = _authenticate(HOST, port, "limited", USERS["limited"])
     try:
         assert error == 0, "the first connection is admitted"
+        limit = {"limit": "principal_max_connections"}
+        before = _metric(policy_proxy, "kafka_proxy_connection_limit_refusals_total", **limit)
         mark = policy_proxy.mark()
         errors = auth_failure_seen_by_client(sasl_client_lib(lib_name, login("limited")), policy_proxy.bootstrap)
         assert any("limited already holds 1 connection" in e for e in errors), errors
         assert lines_with(policy_proxy.log_since(mark), "policy max_connections"), "logged with its reason"
+        _metric_grows(policy_proxy, before, "kafka_proxy_connection_limit_refusals_total", **limit)
+        assert _metric(policy_proxy, "kafka_proxy_authentication_failures_total", reason="max_connections") >= 1
     finally:
         held.close()
 
@@ -278,18 +314,22 @@ def test_a_principal_over_max_connections_fails_authentication(policy_proxy, lib
 # --------------------------------------------------------------------- process and per-address limits
 
 
-def _plain_proxy(request, workdir, tansu, runtime, **sections):
+def _plain_proxy(request, workdir, tansu, runtime, with_admin: bool = False, **sections):
     layout = reserve_layout()
+    admin = _admin(layout, tansu) if with_admin else None
+    if admin:
+        sections["admin"] = {"bind": f"{HOST}:{admin.port}"}
     text = proxy_config([tansu.bootstrap], layout, {"security_protocol": "PLAINTEXT"}, **sections)
     proxy = start_proxy(request, workdir, text, layout, runtime, name="proxy-plain")
     request.addfinalizer(proxy.stop)
+    proxy.admin = admin
     return proxy
 
 
 @pytest.fixture
 def limited_proxy(request, tmp_path, memory_tansu, sasl_runtime):
-    """A plaintext proxy with at most 3 connections, 2 per client address."""
-    return _plain_proxy(request, tmp_path, memory_tansu, sasl_runtime,
+    """A plaintext proxy with at most 3 connections, 2 per client address, and its admin endpoint."""
+    return _plain_proxy(request, tmp_path, memory_tansu, sasl_runtime, with_admin=True,
                         limits={"max_connections": 3, "max_connections_per_ip": 2})
 
 
@@ -334,6 +374,8 @@ def test_connections_beyond_the_limits_are_closed_at_once(limited_proxy):
     log = limited_proxy.log_since(mark)
     assert lines_with(log, "connection refused and closed", "limits.max_connections_per_ip"), log[-2000:]
     assert lines_with(log, "connection refused and closed", "limits.max_connections)"), log[-2000:]
+    for limit in ("max_connections", "max_connections_per_ip"):
+        assert _metric(limited_proxy, "kafka_proxy_connection_limit_refusals_total", limit=limit) >= 1, limit
     held.pop().close()
     wait_until(lambda: _served("127.0.0.3", port), 10, interval=0.1, what="a freed slot")
     for sock in held:
