@@ -64,7 +64,11 @@ impl Session {
                     match tls.principal.principal(self.down.peer_certificates()) {
                         Ok(principal) => {
                             info!(session = self.id, %principal, "client authenticated by TLS");
-                            self.auth_outcome(Side::Downstream, MTLS, None);
+                            // `client_auth: requested` without a certificate is no
+                            // authentication (the client is $anonymous): not counted.
+                            if self.down.peer_certificates().is_some_and(|chain| !chain.is_empty()) {
+                                self.auth_outcome(Side::Downstream, MTLS, None);
+                            }
                             self.set_principal(now, principal);
                         }
                         Err(e) => {
@@ -270,7 +274,14 @@ impl Session {
                 self.up_auth = UpAuth::Exchanging(client);
                 self.send_broker(&[request]);
             }
-            Err(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+            Err(error) => {
+                self.auth_outcome(
+                    Side::Upstream,
+                    client.config().mechanism().name(),
+                    Some(client_failure(&error)),
+                );
+                self.close(now, CloseReason::UpstreamLogin(error))
+            }
         }
     }
 
@@ -369,9 +380,8 @@ fn server_failure(reason: &FailureReason) -> (&'static str, &'static str) {
                 AuthFailure::Plain(_) => "malformed",
                 AuthFailure::NotConfigured => "not_configured",
                 AuthFailure::Random(_) => "internal_error",
-                AuthFailure::Password(_) | AuthFailure::Scram(_) | AuthFailure::OAuthBearer(_) => {
-                    "invalid_credentials"
-                }
+                AuthFailure::Password(_) | AuthFailure::Scram(_) => "invalid_credentials",
+                AuthFailure::OAuthBearer(e) => e.reason(),
             },
         ),
         FailureReason::ReauthMechanismChanged { from, .. } => (from.name(), "reauth_mechanism_changed"),
@@ -386,6 +396,7 @@ fn client_failure(error: &ClientError) -> &'static str {
     match error {
         ClientError::Broker { .. } => "broker_refused",
         ClientError::UnsupportedMechanism(_) => "unsupported_mechanism",
+        ClientError::NoToken => "no_token",
         ClientError::Scram(_) => "scram_verification",
         ClientError::Plain(_) | ClientError::Decode(_) => "malformed",
         _ => "protocol_error",
