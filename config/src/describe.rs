@@ -78,6 +78,12 @@ impl Config {
         match &self.mapping {
             BrokerMapping::PortOffset(po) => {
                 out.push(format!("mapping: port_offset, advertised host {}", po.advertised_host));
+                if po.advertised_base != po.base {
+                    out.push(format!(
+                        "  clients are told broker N on port {}+N (a port forward in front of the proxy)",
+                        u32::from(po.advertised_base) + u32::from(PortOffset::BOOTSTRAP_SLOTS)
+                    ));
+                }
                 for (slot, server) in self.upstream.bootstrap_servers.iter().enumerate() {
                     let port = u16::try_from(slot).ok().and_then(|s| po.bootstrap_port(s));
                     if let Some(port) = port {
@@ -104,12 +110,46 @@ impl Config {
                     "  upstream broker hosts matching {:?} are advertised as {:?} (port {})",
                     sni.upstream.as_str(),
                     sni.downstream.text,
-                    sni.bind_port
+                    sni.advertised_port
                 ));
                 if let Some(first) = self.upstream.bootstrap_servers.first() {
                     out.push(format!("  other server names -> bootstrap {first}"));
                 }
             }
+            BrokerMapping::Static(st) => {
+                out.push("mapping: static".to_owned());
+                for b in &st.brokers {
+                    let told = if b.advertised.host == b.listen.ip().to_string()
+                        && b.advertised.port == b.listen.port()
+                    {
+                        String::new()
+                    } else {
+                        format!(" (clients are told {})", b.advertised)
+                    };
+                    out.push(format!("  listener {} -> broker {}{told}", b.listen, b.upstream));
+                }
+                match &st.dynamic {
+                    Some(d) => {
+                        let last = d.port(d.max_broker_id).map_or_else(|| "?".to_owned(), |p| p.to_string());
+                        out.push(format!(
+                            "  other brokers: broker N -> listener {}:{}+N (N = 0..={}, ports up to {last}), \
+                             advertised as {}:{}+N, learned at run time",
+                            d.bind_ip,
+                            d.first_port,
+                            d.max_broker_id,
+                            d.advertised_host,
+                            d.advertised_first_port
+                        ));
+                    }
+                    None => out.push("  other brokers: not exposed (dynamic listeners off)".to_owned()),
+                }
+            }
+        }
+        for e in &self.external {
+            out.push(format!(
+                "  external: broker {} -> clients are told {} (no listener here)",
+                e.upstream, e.advertised
+            ));
         }
     }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset};
+use kafka_proxy_core::config::{ExternalBroker, HostPattern, HostPort, Limits, PortOffset, StaticMapping};
 use regex::Regex;
 
 use crate::error::Warning;
@@ -28,6 +28,8 @@ pub struct Config {
     pub downstream: Downstream,
     /// How broker addresses are exposed to clients.
     pub mapping: BrokerMapping,
+    /// Brokers another server exposes (`broker_mapping.external`), in every mode.
+    pub external: Vec<ExternalBroker>,
     /// Address overrides for upstream host names, in file order.
     pub resolve: Vec<Resolve>,
     /// The metrics / health endpoint, when configured.
@@ -442,6 +444,8 @@ pub enum BrokerMapping {
     PortOffset(PortOffset),
     /// One TLS port; the broker is chosen by SNI host name.
     Sni(SniMapping),
+    /// A listener per listed upstream broker, and optionally per other broker.
+    Static(StaticMapping),
 }
 
 /// The `sni` mapping.
@@ -453,6 +457,9 @@ pub struct SniMapping {
     pub upstream: Regex,
     /// Template for the advertised host name.
     pub downstream: SniTemplate,
+    /// The port clients are told (`bind_port` unless a port forward or load
+    /// balancer in front of the proxy listens on another).
+    pub advertised_port: u16,
 }
 
 /// A `broker_mapping.sni.downstream` template: literal text, `<$N>` capture groups of the
@@ -578,4 +585,5 @@ impl RuntimeKind {
 pub(crate) enum MappingMode {
     PortOffset,
     Sni,
+    Static,
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 
@@ -176,6 +176,45 @@ pub(crate) struct RawBrokerMapping {
     pub(crate) mode: Option<Parsed<MappingMode>>,
     pub(crate) port_offset: Option<RawPortOffset>,
     pub(crate) sni: Option<RawSni>,
+    #[serde(rename = "static")]
+    pub(crate) static_: Option<RawStatic>,
+    pub(crate) external: Option<Vec<RawExternal>>,
+}
+
+/// `broker_mapping.static`: a listener per listed broker (the Go proxy's
+/// `--bootstrap-server-mapping`), and optionally one per other broker.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStatic {
+    pub(crate) brokers: Option<Vec<RawStaticBroker>>,
+    pub(crate) dynamic_listeners: Option<RawDynamicListeners>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStaticBroker {
+    pub(crate) upstream: Parsed<HostPort>,
+    pub(crate) listen: Parsed<SocketAddr>,
+    pub(crate) advertised: Option<Parsed<HostPort>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDynamicListeners {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) bind: Option<Parsed<IpAddr>>,
+    pub(crate) first_port: Option<Port>,
+    pub(crate) advertised_host: Option<Parsed<Host>>,
+    pub(crate) advertised_first_port: Option<Port>,
+    pub(crate) max_broker_id: Option<u16>,
+}
+
+/// `broker_mapping.external[]`: a broker another server exposes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExternal {
+    pub(crate) upstream: Parsed<HostPort>,
+    pub(crate) advertised: Parsed<HostPort>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +225,7 @@ pub(crate) struct RawPortOffset {
     /// `max_brokers` is the seed proxy's older name.
     #[serde(alias = "max_brokers")]
     pub(crate) max_broker_id: Option<u16>,
+    pub(crate) advertised_base: Option<Port>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +234,7 @@ pub(crate) struct RawSni {
     pub(crate) bind_port: Option<Port>,
     pub(crate) upstream: Option<Parsed<Regex>>,
     pub(crate) downstream: Option<String>,
+    pub(crate) advertised_port: Option<Port>,
 }
 
 #[derive(Debug, Deserialize)]

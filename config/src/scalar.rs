@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use base64::Engine as _;
 use kafka_proxy_core::api::ApiKey;
@@ -122,6 +122,18 @@ impl FromConfigStr for IpAddr {
     }
 }
 
+/// A listen address: an IP literal and a port (`0.0.0.0:32400`, `[::1]:32400`).
+impl FromConfigStr for SocketAddr {
+    const EXPECTED: &'static str = "ip:port (an IP address, not a name: 0.0.0.0:32400, [::1]:32400)";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Ok(addr),
+            Ok(_) => Err(expected("ip:port", text, "port must be 1-65535")),
+            Err(_) => Err(expected(Self::EXPECTED, text, "")),
+        }
+    }
+}
+
 impl FromConfigStr for Ipv4Addr {
     const EXPECTED: &'static str = "an IPv4 address";
     fn parse_config(text: &str) -> Result<Self, String> {
@@ -153,11 +165,12 @@ impl FromConfigStr for Mechanism {
 }
 
 impl FromConfigStr for MappingMode {
-    const EXPECTED: &'static str = "port_offset or sni";
+    const EXPECTED: &'static str = "port_offset, sni or static";
     fn parse_config(text: &str) -> Result<Self, String> {
         match text {
             "port_offset" => Ok(MappingMode::PortOffset),
             "sni" => Ok(MappingMode::Sni),
+            "static" => Ok(MappingMode::Static),
             _ => Err(expected(Self::EXPECTED, text, "")),
         }
     }

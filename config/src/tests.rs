@@ -123,7 +123,15 @@ fn local_plaintext_loads_with_defaults() {
         config.upstream.tls.is_none() && config.downstream.tls.is_none() && config.downstream.sasl.is_none()
     );
     let BrokerMapping::PortOffset(po) = &config.mapping else { panic!("port_offset expected") };
-    assert_eq!(po, &PortOffset { advertised_host: "127.0.0.1".into(), base: 19092, max_broker_id: 400 });
+    assert_eq!(
+        po,
+        &PortOffset {
+            advertised_host: "127.0.0.1".into(),
+            base: 19092,
+            max_broker_id: 400,
+            advertised_base: 19092
+        }
+    );
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.logging, Logging { level: "info".into(), format: LogFormat::Text });
     assert_eq!(config.runtime, RuntimeKind::Tokio);
@@ -325,9 +333,9 @@ fn bad_enums_say_what_was_expected() {
             == LogFormat::Json
     );
     assert_names(
-        &fails(&local("mode: port_offset", "mode: static")),
+        &fails(&local("mode: port_offset", "mode: statik")),
         "broker_mapping.mode",
-        "expected port_offset or sni",
+        "expected port_offset, sni or static, got \"statik\"",
     );
     assert_names(
         &fails(&local("bind_address: 127.0.0.1", "bind_address: localhost")),
@@ -982,6 +990,193 @@ fn describe_shows_the_listeners() {
         "{described}"
     );
     assert!(described.contains("limits: max frame 104857600 bytes"), "{described}");
+}
+
+// ----- static and external mappings, advertised overrides -----
+
+const STATIC: &str = "
+bind_address: 127.0.0.1
+upstream:
+  bootstrap_servers: [\"kafka-0.example.com:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: static
+  static:
+    brokers:
+      - upstream: kafka-0.example.com:9092
+        listen: 0.0.0.0:32401
+        advertised: kafka-0.grepplabs.com:9092
+      - upstream: kafka-1.example.com:9092
+        listen: 127.0.0.1:32402
+    dynamic_listeners:
+      first_port: 32500
+      max_broker_id: 10
+  external:
+    - upstream: kafka-2.example.com:9092
+      advertised: lb.example.com:19092
+";
+
+#[test]
+fn static_mapping_loads_with_defaults() {
+    use kafka_proxy_core::config::{DynamicListeners, ExternalBroker, StaticBroker};
+    let config = ok(STATIC);
+    let BrokerMapping::Static(st) = &config.mapping else { panic!("static expected") };
+    let hp = |host: &str, port: u16| HostPort { host: host.into(), port };
+    assert_eq!(
+        st.brokers,
+        vec![
+            StaticBroker {
+                upstream: hp("kafka-0.example.com", 9092),
+                listen: "0.0.0.0:32401".parse().unwrap(),
+                advertised: hp("kafka-0.grepplabs.com", 9092),
+            },
+            StaticBroker {
+                upstream: hp("kafka-1.example.com", 9092),
+                listen: "127.0.0.1:32402".parse().unwrap(),
+                advertised: hp("127.0.0.1", 32402),
+            },
+        ]
+    );
+    assert_eq!(
+        st.dynamic,
+        Some(DynamicListeners {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            first_port: 32500,
+            advertised_host: "127.0.0.1".into(),
+            advertised_first_port: 32500,
+            max_broker_id: 10,
+        })
+    );
+    assert_eq!(
+        config.external,
+        vec![ExternalBroker {
+            upstream: hp("kafka-2.example.com", 9092),
+            advertised: hp("lb.example.com", 19092)
+        }]
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let core = config.to_core().unwrap();
+    assert!(matches!(&core.mapping, Mapping::Static(s) if s == st));
+    assert_eq!(core.external, config.external);
+    let described = config.describe();
+    for line in [
+        "mapping: static",
+        "listener 0.0.0.0:32401 -> broker kafka-0.example.com:9092 (clients are told kafka-0.grepplabs.com:9092)",
+        "listener 127.0.0.1:32402 -> broker kafka-1.example.com:9092\n",
+        "other brokers: broker N -> listener 127.0.0.1:32500+N (N = 0..=10, ports up to 32510), advertised as 127.0.0.1:32500+N",
+        "external: broker kafka-2.example.com:9092 -> clients are told lb.example.com:19092 (no listener here)",
+    ] {
+        assert!(described.contains(line), "{line:?} not in:\n{described}");
+    }
+}
+
+#[test]
+fn static_mapping_without_dynamic_listeners() {
+    let text = STATIC.replace("      first_port: 32500\n      max_broker_id: 10\n", "      enabled: false\n");
+    let config = ok(&text);
+    let BrokerMapping::Static(st) = &config.mapping else { panic!() };
+    assert_eq!(st.dynamic, None);
+    assert!(config.describe().contains("other brokers: not exposed (dynamic listeners off)"));
+    let text =
+        STATIC.replace("    dynamic_listeners:\n      first_port: 32500\n      max_broker_id: 10\n", "");
+    let BrokerMapping::Static(st) = &ok(&text).mapping else { panic!() };
+    assert_eq!(st.dynamic, None, "absent means off");
+}
+
+#[test]
+fn static_mapping_problems_name_their_keys() {
+    let message = fails(&STATIC.replace("listen: 127.0.0.1:32402", "listen: 127.0.0.1:32401"));
+    assert_names(
+        &message,
+        "broker_mapping.static.brokers[1].listen",
+        "expected distinct listen ports, got 32401 again",
+    );
+    let message = fails(&STATIC.replace("kafka-1.example.com:9092", "KAFKA-0.example.com:9092"));
+    assert_names(&message, "broker_mapping.static.brokers[1].upstream", "got KAFKA-0.example.com:9092 again");
+    let message = fails(&STATIC.replace("listen: 127.0.0.1:32402", "listen: localhost:32402"));
+    assert_names(
+        &message,
+        "broker_mapping.static.brokers[1].listen",
+        "expected ip:port (an IP address, not a name",
+    );
+    let message = fails(&STATIC.replace("first_port: 32500", "first_port: 32395"));
+    assert_names(
+        &message,
+        "broker_mapping.static.dynamic_listeners.first_port",
+        "clear of the static listeners, got broker_mapping.static.brokers[0].listen on 32401",
+    );
+    let message = fails(&STATIC.replace("first_port: 32500", "first_port: 65530"));
+    assert_names(&message, "broker_mapping.static.dynamic_listeners.first_port", "65530 + 10 = 65540");
+    let message = fails(&STATIC.replace("      first_port: 32500\n", ""));
+    assert_names(&message, "broker_mapping.static.dynamic_listeners.first_port", "required");
+    let message = fails(&STATIC.replace("kafka-2.example.com:9092", "kafka-1.example.com:9092"));
+    assert_names(&message, "broker_mapping.external[0].upstream", "already broker_mapping.static.brokers[1]");
+    let empty = "  static:\n    brokers: []\n";
+    let text = STATIC.split("  static:\n").next().unwrap().to_owned() + empty;
+    assert_names(&fails(&text), "broker_mapping.static.brokers", "expected at least one entry");
+    let message = fails(&STATIC.replace("  static:\n", "  statik:\n"));
+    assert_names(&message, "broker_mapping.statik", "unknown field `statik`, expected one of");
+}
+
+#[test]
+fn unspecified_listen_address_is_advertised_with_a_warning() {
+    let text = STATIC.replace("        advertised: kafka-0.grepplabs.com:9092\n", "");
+    let config = ok(&text);
+    let BrokerMapping::Static(st) = &config.mapping else { panic!() };
+    assert_eq!(st.brokers[0].advertised, HostPort { host: "0.0.0.0".into(), port: 32401 });
+    let warned: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warned.iter().any(|w| w.contains("broker_mapping.static.brokers[0].advertised")
+            && w.contains("only reaches the proxy")),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn advertised_ports_behind_a_port_forward() {
+    let config = ok(&local("    base: 19092\n", "    base: 19092\n    advertised_base: 29092\n"));
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!((po.base, po.advertised_base, po.advertised_port(1)), (19092, 29092, Some(29113)));
+    assert!(config.describe().contains("clients are told broker N on port 29112+N"));
+    let message = fails(&local("    base: 19092\n", "    base: 19092\n    advertised_base: 65500\n"));
+    assert_names(&message, "broker_mapping.port_offset.advertised_base", "65500 + 20 + 400 = 65920");
+
+    let files = ["server.pem", "server_key.pem"];
+    let (_dir, sni) = load_with(
+        &SNI.replace("    bind_port: 9092\n", "    bind_port: 9092\n    advertised_port: 443\n"),
+        &files,
+        no_env,
+    );
+    let sni = sni.unwrap();
+    let BrokerMapping::Sni(m) = &sni.mapping else { panic!() };
+    assert_eq!((m.bind_port, m.advertised_port), (9092, 443));
+}
+
+#[test]
+fn external_mappings_in_port_offset_mode() {
+    let text = local(
+        "    base: 19092\n",
+        "    base: 19092\n  external:\n    - {upstream: \"10.0.0.1:9092\", advertised: \"lb:1\"}\n    - {upstream: \"10.0.0.1:9092\", advertised: \"lb:2\"}\n",
+    );
+    assert_names(
+        &fails(&text),
+        "broker_mapping.external[1].upstream",
+        "got 10.0.0.1:9092 again (already at [0])",
+    );
+    let text = local(
+        "    base: 19092\n",
+        "    base: 19092\n  external:\n    - {upstream: \"10.0.0.1:9092\", advertised: \"lb:1\"}\n",
+    );
+    let config = ok(&text);
+    assert_eq!(config.external.len(), 1);
+    assert_eq!(config.to_core().unwrap().external, config.external);
+    let message = fails(&local(
+        "    base: 19092\n",
+        "    base: 19092\n  external:\n    - {upstream: \"10.0.0.1:9092\"}\n",
+    ));
+    assert_names(&message, "broker_mapping.external[0]", "missing field `advertised`");
 }
 
 // ----- the shipped templates -----

@@ -74,13 +74,16 @@ fn config(args: &[String]) -> Option<ProxyConfig> {
     };
     let (host, port) = upstream.rsplit_once(':').filter(|(host, _)| !host.is_empty())?;
     let bind_ip: IpAddr = bind.parse().ok()?;
+    let base = base.parse().ok()?;
     Some(ProxyConfig {
         bind_ip,
         mapping: Mapping::PortOffset(PortOffset {
             advertised_host: bind_ip.to_string(),
-            base: base.parse().ok()?,
+            base,
             max_broker_id: MAX_BROKER_ID,
+            advertised_base: base,
         }),
+        external: vec![],
         bootstrap: vec![HostPort { host: host.to_owned(), port: port.parse().ok()? }],
         resolve: vec![],
         limits: Limits::default(),

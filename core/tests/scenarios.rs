@@ -382,6 +382,194 @@ mod metadata {
         broker_gone(&mut h, 1);
         assert_eq!(h.proxy.poll_timeout(), Some(now + Duration::from_secs(2)), "the pause doubles");
     }
+
+    /// `static` mapping, external brokers and advertised overrides (the Go
+    /// proxy's `--bootstrap-server-mapping`, `--external-server-mapping`,
+    /// `--dynamic-listeners-disable`).
+    mod mappings {
+        use super::*;
+        use kafka_proxy_core::config::{
+            DynamicListeners, ExternalBroker, HostPort, Mapping, ProxyConfig, StaticBroker, StaticMapping,
+        };
+
+        fn hp(host: &str, port: u16) -> HostPort {
+            HostPort { host: host.into(), port }
+        }
+
+        fn static_config(dynamic: Option<DynamicListeners>, external: Vec<ExternalBroker>) -> ProxyConfig {
+            let mut cfg = config(Limits::default());
+            cfg.bootstrap = vec![hp("kafka-0.internal", 9092)];
+            cfg.mapping = Mapping::Static(StaticMapping {
+                brokers: vec![
+                    StaticBroker {
+                        upstream: hp("kafka-0.internal", 9092),
+                        listen: "127.0.0.1:32400".parse().unwrap(),
+                        advertised: hp("kafka-0.nat.example.com", 19092),
+                    },
+                    StaticBroker {
+                        upstream: hp("kafka-1.internal", 9092),
+                        listen: "127.0.0.1:32401".parse().unwrap(),
+                        advertised: hp("127.0.0.1", 32401),
+                    },
+                ],
+                dynamic,
+            });
+            cfg.external = external;
+            cfg
+        }
+
+        fn dynamic() -> DynamicListeners {
+            DynamicListeners {
+                bind_ip: "127.0.0.2".parse().unwrap(),
+                first_port: 32500,
+                advertised_host: "proxy.example.com".into(),
+                advertised_first_port: 42500,
+                max_broker_id: 10,
+            }
+        }
+
+        #[test]
+        fn static_listeners_open_at_start_and_forward_to_their_broker() {
+            let mut h = Harness::new(static_config(None, vec![]));
+            assert_eq!(
+                &h.actions[..2],
+                &[
+                    Action::Listen { id: ListenerId::Static(0), addr: "127.0.0.1:32400".parse().unwrap() },
+                    Action::Listen { id: ListenerId::Static(1), addr: "127.0.0.1:32401".parse().unwrap() },
+                ]
+            );
+            let c = h.connect(ListenerId::Static(1));
+            let target = h.conns[c].connect.clone().unwrap();
+            assert_eq!((target.host.as_str(), target.port), ("kafka-1.internal", 9092));
+        }
+
+        #[test]
+        fn clients_are_told_the_advertised_addresses_and_unmapped_brokers_are_left_out() {
+            let mut h = Harness::new(static_config(None, vec![]));
+            let c = h.connect(ListenerId::Static(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(
+                c,
+                &metadata_response(
+                    1,
+                    &[
+                        (0, "kafka-0.internal", 9092),
+                        (1, "KAFKA-1.internal", 9092),
+                        (2, "kafka-2.internal", 9092),
+                    ],
+                ),
+            );
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(
+                seen,
+                vec![(0, "kafka-0.nat.example.com".to_string(), 19092), (1, "127.0.0.1".to_string(), 32401)],
+                "advertised host and port differ from the bound ones; broker 2 is refused, not leaked"
+            );
+            let listens = h.actions.iter().filter(|a| matches!(a, Action::Listen { .. })).count();
+            assert_eq!(listens, 2, "no dynamic listener: {:?}", h.actions);
+            assert!(h.proxy.knows_cluster());
+        }
+
+        #[test]
+        fn dynamic_listeners_open_by_node_id_for_unmapped_brokers() {
+            let mut h = Harness::new(static_config(Some(dynamic()), vec![]));
+            let c = h.connect(ListenerId::Static(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(
+                c,
+                &metadata_response(
+                    1,
+                    &[
+                        (0, "kafka-0.internal", 9092),
+                        (3, "kafka-3.internal", 9092),
+                        (11, "kafka-11.internal", 9092),
+                    ],
+                ),
+            );
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(
+                seen,
+                vec![
+                    (0, "kafka-0.nat.example.com".to_string(), 19092),
+                    (3, "proxy.example.com".to_string(), 42503)
+                ],
+                "broker 11 is beyond max_broker_id"
+            );
+            assert_eq!(h.listeners.get(&ListenerId::Broker(3)), Some(&"127.0.0.2:32503".parse().unwrap()));
+            assert!(
+                !h.listeners.contains_key(&ListenerId::Broker(0)),
+                "a listed broker has its static listener"
+            );
+            assert!(!h.listeners.contains_key(&ListenerId::Broker(11)));
+            let c3 = h.connect(ListenerId::Broker(3));
+            let target = h.conns[c3].connect.clone().unwrap();
+            assert_eq!((target.host.as_str(), target.port), ("kafka-3.internal", 9092));
+        }
+
+        #[test]
+        fn external_brokers_are_advertised_without_a_listener_in_every_mode() {
+            let external = vec![ExternalBroker {
+                upstream: hp("kafka-2.internal", 9092),
+                advertised: hp("lb.example.com", 32402),
+            }];
+            // static, with dynamic listeners: the external entry wins over them.
+            let mut h = Harness::new(static_config(Some(dynamic()), external.clone()));
+            let c = h.connect(ListenerId::Static(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(c, &metadata_response(1, &[(2, "kafka-2.internal", 9092)]));
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(seen, vec![(2, "lb.example.com".to_string(), 32402)]);
+            assert!(!h.listeners.contains_key(&ListenerId::Broker(2)));
+            // port_offset
+            let mut cfg = config(Limits::default());
+            cfg.external = external;
+            let mut h = Harness::new(cfg);
+            let c = h.connect(ListenerId::Bootstrap(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(
+                c,
+                &metadata_response(1, &[(1, "kafka-1.internal", 9092), (2, "kafka-2.internal", 9092)]),
+            );
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(
+                seen,
+                vec![
+                    (1, "127.0.0.1".to_string(), i32::from(BASE) + 21),
+                    (2, "lb.example.com".to_string(), 32402)
+                ]
+            );
+            assert!(h.listeners.contains_key(&ListenerId::Broker(1)));
+            assert!(!h.listeners.contains_key(&ListenerId::Broker(2)), "another server listens for it");
+        }
+
+        #[test]
+        fn port_offset_advertises_shifted_ports_but_binds_its_own() {
+            let mut cfg = config(Limits::default());
+            let Mapping::PortOffset(p) = &mut cfg.mapping else { unreachable!() };
+            p.advertised_base = 40000;
+            let mut h = Harness::new(cfg);
+            let c = h.connect(ListenerId::Bootstrap(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(c, &metadata_response(1, &[(5, "kafka-5.internal", 9092)]));
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(seen, vec![(5, "127.0.0.1".to_string(), 40025)]);
+            assert_eq!(
+                h.listeners.get(&ListenerId::Broker(5)),
+                Some(&format!("127.0.0.1:{}", BASE + 25).parse().unwrap())
+            );
+        }
+
+        #[test]
+        fn a_reload_never_moves_static_listeners() {
+            let mut h = Harness::new(static_config(None, vec![]));
+            let mut changed = static_config(Some(dynamic()), vec![]);
+            changed.limits.idle_timeout = None;
+            let ignored = h.proxy.reload(changed);
+            assert_eq!(ignored, vec!["broker_mapping"]);
+            let external = vec![ExternalBroker { upstream: hp("a", 1), advertised: hp("b", 2) }];
+            assert_eq!(h.proxy.reload(static_config(None, external)), vec!["broker_mapping.external"]);
+        }
+    }
 }
 
 mod cut_through {

@@ -96,13 +96,14 @@ impl Checker<'_> {
         );
         let upstream = self.upstream(raw.upstream, up_protocol, swap.map(|s| s.swap), &downstream);
         self.swap_routes(&upstream, &downstream);
-        let mapping = self.mapping(raw.broker_mapping, bind_address, &downstream);
+        let (mapping, external) = self.mapping(raw.broker_mapping, bind_address, &downstream);
         Config {
             path: self.report.file.to_path_buf(),
             bind_address,
             upstream,
             downstream,
             mapping,
+            external,
             resolve: self.resolve(raw.resolve.unwrap_or_default()),
             admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
             policy: self.policy(raw.policy),

@@ -96,6 +96,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
             advertised_host: "proxy".into(),
             base: 30000,
             max_broker_id: 400,
+            advertised_base: 30000,
         })),
         api_versions,
         linger: Duration::from_secs(1),
