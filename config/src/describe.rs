@@ -158,6 +158,9 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
     out.push(format!("upstream: {}", up.security_protocol));
     let servers: Vec<String> = up.bootstrap_servers.iter().map(ToString::to_string).collect();
     out.push(format!("  bootstrap servers: {}", servers.join(", ")));
+    if let Some(proxy) = &up.forward_proxy {
+        out.push(format!("  every connection to the brokers goes through the forward proxy {proxy}"));
+    }
     if let Some(tls) = &up.tls {
         let verify = match &tls.verify {
             UpstreamVerify::SystemRoots => "system trust roots".to_owned(),

@@ -194,6 +194,8 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
     /// Who the proxy is towards brokers.
     pub auth: UpstreamAuth,
+    /// The SOCKS5 or HTTP CONNECT proxy every upstream connection goes through.
+    pub forward_proxy: Option<kafka_proxy_core::egress::ForwardProxy>,
 }
 
 /// TLS towards brokers.

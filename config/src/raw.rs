@@ -10,6 +10,7 @@ use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 
 use kafka_proxy_core::config::{HostPattern, HostPort};
+use kafka_proxy_core::egress::ForwardProxy;
 use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -43,6 +44,7 @@ pub(crate) struct RawUpstream {
     pub(crate) sasl_username: Option<String>,
     pub(crate) sasl_password: Option<Secret>,
     pub(crate) tls: Option<RawUpstreamTls>,
+    pub(crate) forward_proxy: Option<Parsed<ForwardProxy>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1179,6 +1179,30 @@ fn external_mappings_in_port_offset_mode() {
     assert_names(&message, "broker_mapping.external[0]", "missing field `advertised`");
 }
 
+#[test]
+fn forward_proxy_for_every_upstream_connection() {
+    use kafka_proxy_core::egress::ForwardProxyKind;
+    let text = local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  forward_proxy: socks5://svc:${PROXY_PW}@127.0.0.1:1080\ndownstream",
+    );
+    let (_dir, config) = load_with(&text, &[], env_of(&[("PROXY_PW", "hunter2")]));
+    let config = config.unwrap();
+    let proxy = config.upstream.forward_proxy.clone().unwrap();
+    assert_eq!((proxy.kind, proxy.host.as_str(), proxy.port), (ForwardProxyKind::Socks5, "127.0.0.1", 1080));
+    assert_eq!(proxy.credentials.as_ref().map(|c| c.password.expose().as_str()), Some("hunter2"));
+    assert_eq!(config.to_core().unwrap().forward_proxy, Some(proxy));
+    let described = config.describe();
+    assert!(described.contains("goes through the forward proxy socks5://svc@127.0.0.1:1080"), "{described}");
+    assert!(!described.contains("hunter2") && !format!("{config:?}").contains("hunter2"));
+    let message = fails(&local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  forward_proxy: https://u:hunter2@p:1\ndownstream",
+    ));
+    assert_names(&message, "upstream.forward_proxy", "the scheme must be socks5 or http");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
 // ----- the shipped templates -----
 
 /// Every file in `config-templates/` loads, given its environment variables and the

@@ -47,6 +47,7 @@ impl Config {
             limits: self.limits.clone(),
             socket: Default::default(),
             security,
+            forward_proxy: self.upstream.forward_proxy.clone(),
         })
     }
 }

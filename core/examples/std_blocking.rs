@@ -36,6 +36,7 @@ use bytes::BytesMut;
 use kafka_proxy_core::config::{HostPort, Limits, Mapping, PortOffset, ProxyConfig};
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::sasl::Verdict;
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Event, ReadOutcome, Session, Side, WriteOutcome};
 
 const USAGE: &str =
@@ -89,6 +90,7 @@ fn config(args: &[String]) -> Option<ProxyConfig> {
         limits: Limits::default(),
         socket: Default::default(),
         security: Default::default(),
+        forward_proxy: None,
     })
 }
 
@@ -245,6 +247,13 @@ impl Adapter {
                 self.proxy.handle_session_event(Instant::now(), &mut conn.session, event);
                 self.carry_out_proxy_actions();
             }
+            // This adapter has no external authenticator: such a login fails
+            // at once (a real runtime hands it to one, off its own thread).
+            Event::Authenticate(request) => conn.session.handle_verdict(
+                Instant::now(),
+                request.id,
+                Verdict::Error("no external authenticator in this example".into()),
+            ),
             Event::Closed(reason) => {
                 let what = if conn.client.is_some() { "session" } else { "probe" };
                 eprintln!("{what} {} closed: {reason}", conn.session.id());

@@ -66,6 +66,7 @@
 pub mod api;
 pub mod config;
 pub(crate) mod correlation;
+pub mod egress;
 pub(crate) mod frame;
 #[cfg(fuzzing)]
 pub mod fuzzing;

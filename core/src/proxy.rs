@@ -190,6 +190,7 @@ impl Proxy {
         next.security = config.security;
         next.limits = config.limits;
         next.resolve = config.resolve;
+        next.forward_proxy = config.forward_proxy;
         self.session_config = session_config(&next, self.session_config.address_map.clone());
         self.config = Arc::new(next);
         info!(ignored = ?ignored, "configuration reloaded");
@@ -347,7 +348,7 @@ impl Proxy {
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
-        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route);
+        let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route, Some(peer));
         if self.draining {
             // Accepted from a listener's backlog while it closes: the client
             // is told to go elsewhere with a clean close, never a reset.
@@ -554,5 +555,6 @@ fn session_config(
         linger: LINGER,
         security: config.security.clone(),
         warnings: Default::default(),
+        forward_proxy: config.forward_proxy.clone(),
     })
 }

@@ -947,3 +947,215 @@ mod lingering {
         assert_eq!(h.conns[c].closed, Some(CloseReason::Drained), "no wait for the linger time");
     }
 }
+
+/// Upstream connections through a SOCKS5 or HTTP CONNECT forward proxy: the
+/// runtime connects to the proxy, the session opens the tunnel, then Kafka
+/// (and TLS/SASL, when configured) flows through it.
+mod forward_proxy {
+    use super::*;
+    use kafka_proxy_core::egress::{ForwardProxy, ForwardProxyKind, ProxyCredentials, TunnelError};
+    use kafka_proxy_core::sasl::SecretString;
+    use kafka_proxy_core::session::Endpoint;
+
+    fn through(kind: ForwardProxyKind, credentials: Option<ProxyCredentials>) -> Harness {
+        let mut cfg = config(Limits::default());
+        cfg.forward_proxy = Some(ForwardProxy { kind, host: "127.0.0.1".into(), port: 1080, credentials });
+        Harness::new(cfg)
+    }
+
+    #[test]
+    fn socks5_tunnel_then_kafka_with_requests_held_meanwhile() {
+        let creds = ProxyCredentials { username: "u".into(), password: SecretString::new("p".into()) };
+        let mut h = through(ForwardProxyKind::Socks5, Some(creds));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let target = h.conns[c].connect.clone().unwrap();
+        assert_eq!(target.endpoint(), Endpoint::Addr("127.0.0.1:1080".parse().unwrap()));
+        assert_eq!(target.to_string(), "kafka-0.internal:9092 via socks5://127.0.0.1:1080");
+        assert_eq!(h.conns[c].to_broker, vec![5, 2, 0, 2], "method selection first");
+        let api_versions = request(18, 3, 7, true, &[0, 0, 0]);
+        h.client_send(c, &api_versions);
+        assert_eq!(h.conns[c].to_broker.len(), 4, "the request waits for the tunnel");
+        h.broker_send(c, &[5, 2]);
+        assert_eq!(&h.conns[c].to_broker[4..], b"\x01\x01u\x01p");
+        h.broker_send(c, &[1, 0]);
+        let mut connect = vec![5, 1, 0, 3, 16];
+        connect.extend_from_slice(b"kafka-0.internal");
+        connect.extend_from_slice(&9092u16.to_be_bytes());
+        assert_eq!(&h.conns[c].to_broker[9..], &connect[..]);
+        let sent = h.conns[c].to_broker.len();
+        h.broker_send(c, &[5, 0, 0, 1, 127, 0, 0, 1, 4, 0]);
+        assert_eq!(&h.conns[c].to_broker[sent..], &api_versions[..], "then the held request, untouched");
+        assert!(h.conns[c].closed.is_none());
+    }
+
+    #[test]
+    fn http_connect_refusal_closes_with_the_proxy_status() {
+        let mut h = through(ForwardProxyKind::HttpConnect, None);
+        let c = h.connect(ListenerId::Bootstrap(0));
+        assert_eq!(
+            h.conns[c].to_broker,
+            b"CONNECT kafka-0.internal:9092 HTTP/1.1\r\nHost: kafka-0.internal:9092\r\n\r\n".to_vec()
+        );
+        h.broker_send(c, b"HTTP/1.1 403 Access violation\r\n\r\n");
+        let Some(CloseReason::Tunnel { target, error }) = h.conns[c].closed.clone() else {
+            panic!("{:?}", h.conns[c].closed)
+        };
+        assert_eq!(error, TunnelError::HttpStatus { code: 403, reason: "Access violation".into() });
+        assert_eq!(
+            CloseReason::Tunnel { target, error }.to_string(),
+            "cannot connect to broker kafka-0.internal:9092 via http://127.0.0.1:1080: the HTTP proxy refused CONNECT: 403 Access violation"
+        );
+    }
+
+    #[test]
+    fn a_silent_proxy_is_bounded_by_the_connect_timeout() {
+        let mut h = through(ForwardProxyKind::Socks5, None);
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.advance(Limits::default().connect_timeout - Duration::from_millis(1));
+        assert!(h.conns[c].closed.is_none());
+        h.advance(Duration::from_millis(1));
+        assert!(
+            matches!(h.conns[c].closed, Some(CloseReason::ConnectTimeout { .. })),
+            "{:?}",
+            h.conns[c].closed
+        );
+    }
+
+    #[test]
+    fn http_connect_tunnel_carries_the_probe() {
+        let mut cfg = config(Limits::default());
+        cfg.forward_proxy = Some(ForwardProxy {
+            kind: ForwardProxyKind::HttpConnect,
+            host: "proxy".into(),
+            port: 3128,
+            credentials: None,
+        });
+        let mut h = Harness::with_probes(cfg);
+        let probe = 0;
+        assert!(h.conns[probe].to_broker.starts_with(b"CONNECT kafka-0.internal:9092 HTTP/1.1\r\n"));
+        let len = h.conns[probe].to_broker.len();
+        h.broker_send(probe, b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let asked = frames(&h.conns[probe].to_broker[len..]);
+        assert_eq!(&asked[0][..4], &[0, 3, 0, 4], "the probe's Metadata request goes through the tunnel");
+    }
+}
+
+/// PLAIN logins checked by an external authenticator: the session asks with
+/// `Event::Authenticate`, holds the client's SaslAuthenticate, and answers
+/// it from the verdict, or fails it when none comes in time.
+mod external_auth {
+    use std::sync::Arc;
+
+    use super::*;
+    use kafka_proxy_core::config::{DownstreamSasl, Security};
+    use kafka_proxy_core::sasl::{
+        CredentialStore, ExternalPlain, Mechanism, ServerConfig, SystemRandom, Verdict,
+    };
+
+    const TIMEOUT: Duration = Duration::from_secs(3);
+
+    fn harness() -> Harness {
+        let random = Arc::new(SystemRandom::new());
+        let mut builder = CredentialStore::builder(4096, &[]).unwrap();
+        builder.password("local", kafka_proxy_core::sasl::SecretString::new("local-pw".into())).unwrap();
+        let store = Arc::new(builder.build(&*random).unwrap());
+        let mut server = ServerConfig::new(&[Mechanism::Plain], store, random);
+        server.external = Some(ExternalPlain { timeout: TIMEOUT });
+        let mut cfg = config(Limits::default());
+        cfg.security =
+            Security { downstream_sasl: DownstreamSasl::Terminate(Arc::new(server)), ..Security::default() };
+        Harness::new(cfg)
+    }
+
+    fn handshake(h: &mut Harness, c: usize) {
+        let mut body = 5i16.to_be_bytes().to_vec();
+        body.extend_from_slice(b"PLAIN");
+        h.client_send(c, &request(17, 1, 1, false, &body));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1, "SaslHandshake answered");
+    }
+
+    fn authenticate(h: &mut Harness, c: usize, user: &str, password: &str) {
+        let token = format!("\0{user}\0{password}");
+        let mut body = (token.len() as i32).to_be_bytes().to_vec();
+        body.extend_from_slice(token.as_bytes());
+        h.client_send(c, &request(36, 1, 2, false, &body));
+    }
+
+    /// The error code of the SaslAuthenticate response, if it arrived.
+    fn authenticate_error(h: &Harness, c: usize) -> Option<i16> {
+        let frames = frames(&h.conns[c].to_client);
+        let reply = frames.get(1)?;
+        assert_eq!(&reply[..4], &2i32.to_be_bytes(), "correlation id");
+        Some(i16::from_be_bytes([reply[4], reply[5]]))
+    }
+
+    #[test]
+    fn an_allowed_login_gets_the_backends_principal_then_requests_flow() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "right");
+        let asked = h.conns[c].verify.clone();
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].user.as_str(), asked[0].password.expose().as_str()), ("alice", "right"));
+        assert_eq!(asked[0].client, Some("127.0.0.1:50000".parse().unwrap()));
+        assert_eq!(authenticate_error(&h, c), None, "held until the verdict");
+        // What the client sends meanwhile waits too.
+        let metadata = request(3, 12, 3, true, &[1, 0, 0]);
+        h.client_send(c, &metadata);
+        assert!(h.conns[c].to_broker.is_empty());
+        h.verdict(c, asked[0].id, Verdict::Allow { principal: Some("User-A".into()) });
+        assert_eq!(authenticate_error(&h, c), Some(0));
+        assert_eq!(h.conns[c].session.principal(), Some("User-A"));
+        assert_eq!(h.conns[c].to_broker, metadata, "then the held request goes on");
+    }
+
+    #[test]
+    fn a_denied_login_is_58_and_closes() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "wrong");
+        let id = h.conns[c].verify[0].id;
+        h.verdict(c, id + 7, Verdict::Allow { principal: None });
+        assert_eq!(authenticate_error(&h, c), None, "a stale verdict is ignored");
+        h.verdict(c, id, Verdict::Deny { reason: Some("invalid credentials".into()) });
+        assert_eq!(authenticate_error(&h, c), Some(58));
+        h.advance(Duration::from_millis(100));
+        assert!(matches!(h.conns[c].closed, Some(CloseReason::Refused(_))), "{:?}", h.conns[c].closed);
+    }
+
+    #[test]
+    fn a_backend_that_never_answers_fails_the_login_within_the_timeout() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "pw");
+        h.advance(TIMEOUT - Duration::from_millis(1));
+        assert_eq!(authenticate_error(&h, c), None);
+        h.advance(Duration::from_millis(1));
+        assert_eq!(authenticate_error(&h, c), Some(58));
+        let closed = format!("{:?}", h.conns[c].closed);
+        let id = h.conns[c].verify[0].id;
+        h.verdict(c, id, Verdict::Allow { principal: None });
+        assert_eq!(frames(&h.conns[c].to_client).len(), 2, "a late verdict changes nothing");
+        h.advance(Duration::from_millis(100));
+        assert!(matches!(h.conns[c].closed, Some(CloseReason::Refused(_))), "{closed}");
+    }
+
+    #[test]
+    fn a_failing_backend_is_58_and_local_users_stay_local() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "pw");
+        let id = h.conns[c].verify[0].id;
+        h.verdict(c, id, Verdict::Error("plugin exited".into()));
+        assert_eq!(authenticate_error(&h, c), Some(58));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "local", "local-pw");
+        assert!(h.conns[c].verify.is_empty(), "a local user never reaches the backend");
+        assert_eq!(authenticate_error(&h, c), Some(0));
+    }
+}

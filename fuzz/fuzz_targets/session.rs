@@ -84,6 +84,7 @@ fn proxy(sasl: bool) -> Proxy {
         limits: Limits { max_frame_bytes: MAX_FRAME, max_buffered_bytes: MAX_BUFFERED, ..Limits::default() },
         socket: Default::default(),
         security: Security { downstream_sasl, ..Security::default() },
+        forward_proxy: None,
     }, Instant::now(), SystemTime::now())
 }
 

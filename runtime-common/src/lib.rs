@@ -21,6 +21,7 @@
 //! socket options, and `ConnectTarget::endpoint` for where to connect.
 
 pub mod actions;
+pub mod auth;
 mod control;
 mod error;
 pub mod net;
@@ -37,4 +38,6 @@ pub struct RunOptions {
     /// Worker threads for a multi-threaded runtime (`None`: one per core);
     /// single-threaded runtimes ignore it.
     pub worker_threads: Option<usize>,
+    /// Checks PLAIN logins the core hands out (`downstream.credentials.external`).
+    pub authenticator: Option<std::sync::Arc<dyn auth::Authenticator>>,
 }

@@ -34,11 +34,11 @@ pub fn run(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), 
         builder.worker_threads(n.max(1));
     }
     let runtime = builder.build().map_err(|error| RunError::Start { what: "tokio runtime", error })?;
-    runtime.block_on(serve(proxy, control))
+    runtime.block_on(serve(proxy, control, options))
 }
 
-async fn serve(proxy: Proxy, control: &Control) -> Result<(), RunError> {
-    let shared = Shared::start(proxy, connection::spawn)?;
+async fn serve(proxy: Proxy, control: &Control, options: &RunOptions) -> Result<(), RunError> {
+    let shared = Shared::start(proxy, connection::spawn, options.authenticator.clone())?;
     let woken = Arc::new(tokio::sync::Notify::new());
     {
         let woken = woken.clone();

@@ -11,6 +11,7 @@ use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::Session;
 use kafka_proxy_runtime::actions::{self, Host};
+use kafka_proxy_runtime::auth::Authenticator;
 use kafka_proxy_runtime::{RunError, net};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     /// Wakes the proxy timer task when its deadline may have changed.
     timer: Notify,
+    /// Checks PLAIN logins sessions hand out.
+    authenticator: Option<Arc<dyn Authenticator>>,
 }
 
 /// Carries out proxy actions for the tokio runtime.
@@ -76,7 +79,11 @@ impl Host for TokioHost<'_> {
 
 impl Shared {
     /// Shares `proxy` and binds its first listeners.
-    pub(crate) fn start(proxy: Proxy, spawn: SpawnConnection) -> Result<Arc<Shared>, RunError> {
+    pub(crate) fn start(
+        proxy: Proxy,
+        spawn: SpawnConnection,
+        authenticator: Option<Arc<dyn Authenticator>>,
+    ) -> Result<Arc<Shared>, RunError> {
         let (mode, _) = watch::channel(Mode::Serving);
         let shared = Arc::new(Shared {
             spawn,
@@ -85,6 +92,7 @@ impl Shared {
             mode,
             connections: AtomicUsize::new(0),
             timer: Notify::new(),
+            authenticator,
         });
         {
             let mut proxy = shared.proxy();
@@ -92,6 +100,11 @@ impl Shared {
             actions::apply_initial(&mut proxy, &mut TokioHost { shared: &shared }, reuse_port)?;
         }
         Ok(shared)
+    }
+
+    /// The external authenticator, if the runtime has one.
+    pub(crate) fn authenticator(&self) -> Option<&Arc<dyn Authenticator>> {
+        self.authenticator.as_ref()
     }
 
     pub(crate) fn proxy(&self) -> MutexGuard<'_, Proxy> {

@@ -47,7 +47,13 @@ impl Checker<'_> {
             swap,
             downstream,
         );
-        Upstream { bootstrap_servers, security_protocol: protocol.value, tls, auth }
+        Upstream {
+            bootstrap_servers,
+            security_protocol: protocol.value,
+            tls,
+            auth,
+            forward_proxy: raw.forward_proxy.map(|p| p.0),
+        }
     }
 
     fn bootstrap_servers(&mut self, raw: Vec<Parsed<HostPort>>) -> Vec<HostPort> {

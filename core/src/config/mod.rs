@@ -404,6 +404,9 @@ pub struct ProxyConfig {
     pub socket: SocketOptions,
     /// TLS and SASL on both sides.
     pub security: Security,
+    /// The forward proxy (SOCKS5 or HTTP CONNECT) every upstream connection
+    /// goes through, if any.
+    pub forward_proxy: Option<crate::egress::ForwardProxy>,
 }
 
 impl ProxyConfig {

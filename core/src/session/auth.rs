@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::passthrough::RawTokens;
-use super::{ANONYMOUS, BrokerOwes, CloseReason, ProtocolError, Session, Side};
+use super::{ANONYMOUS, BrokerOwes, CloseReason, Event, ProtocolError, Session, Side};
 use crate::api::ErrorCode;
 use crate::config::{DownstreamSasl, UpstreamLogin};
 use crate::header;
 use crate::sasl::messages::SaslAuthenticateResponse;
 use crate::sasl::server::ServerStep;
-use crate::sasl::{ClientStep, SaslClient, SaslServer};
+use crate::sasl::{ClientStep, SaslClient, SaslServer, Verdict};
 
 /// Where a SASL reply goes, for the replies the proxy must write itself.
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +137,13 @@ impl Session {
     ) {
         match step {
             ServerStep::Reply(frame) => self.answer(frame),
+            ServerStep::Verify(mut request) => {
+                // The client's SaslAuthenticate waits for the runtime's answer.
+                request.client = self.peer;
+                self.verifying = reply_to;
+                debug!(session = self.id, user = %request.user, request = request.id, "asking the external authenticator");
+                self.events.push_back(Event::Authenticate(request));
+            }
             ServerStep::Authenticated { reply, authentication } => {
                 let principal = authentication.principal.name().to_owned();
                 if !authentication.reauthentication && !self.has_upstream_identity(&principal) {
@@ -181,6 +188,44 @@ impl Session {
                 self.refuse(now, reply, CloseReason::Refused(reason), close_after)
             }
         }
+    }
+
+    /// The runtime's answer to [`Event::Authenticate`]: the external
+    /// authenticator's verdict on request `id` (stale ids are ignored). The
+    /// client gets its SaslAuthenticate response, and what it sent since is
+    /// processed.
+    pub fn handle_verdict(&mut self, now: Instant, id: u64, verdict: Verdict) {
+        let wall = self.wall(now);
+        let DownAuth::Terminate(server) = &mut self.down_auth else { return };
+        let Some(step) = server.on_verdict(id, verdict, now, wall) else {
+            debug!(session = self.id, request = id, "verdict for no pending login; ignored");
+            return;
+        };
+        let reply_to = self.verifying.take();
+        self.on_server_step(now, step, reply_to);
+        self.process(now, Side::Downstream);
+    }
+
+    /// A verdict is overdue: the login fails.
+    pub(super) fn verdict_timed_out(&mut self, now: Instant) {
+        let DownAuth::Terminate(server) = &mut self.down_auth else { return };
+        if let Some(step) = server.on_verdict_timeout(now) {
+            let reply_to = self.verifying.take();
+            self.on_server_step(now, step, reply_to);
+        }
+    }
+
+    /// When the awaited external verdict is overdue.
+    pub(super) fn verdict_deadline(&self) -> Option<Instant> {
+        match &self.down_auth {
+            DownAuth::Terminate(server) => server.verdict_deadline(),
+            _ => None,
+        }
+    }
+
+    /// True while the client's login waits for the external authenticator.
+    pub(super) fn awaiting_verdict(&self) -> bool {
+        matches!(&self.down_auth, DownAuth::Terminate(server) if server.is_verifying())
     }
 
     /// False only under auth swap, for a principal without an upstream identity.

@@ -10,7 +10,8 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::auth::UpAuth;
-use super::{CloseReason, ConnectTarget, Event, Phase, ProxyEventKind, Session, Side};
+use super::{CloseReason, ConnectTarget, Event, Phase, ProxyEventKind, Session, Side, Via};
+use crate::egress::{Tunnel, TunnelStep};
 use crate::route::{ListenerId, Route};
 use crate::tls::{RustlsSession, TlsError};
 
@@ -19,6 +20,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let phase = match &self.phase {
             Phase::Connecting { deadline, .. }
+            | Phase::Tunneling { deadline, .. }
             | Phase::Closing { deadline, .. }
             | Phase::Lingering { deadline, .. } => return Some(*deadline),
             Phase::Refusing { at, .. } => return Some(*at),
@@ -31,13 +33,15 @@ impl Session {
             UpAuth::Done(client) if self.down.cut_through == 0 => client.reauth_at(),
             _ => None,
         };
-        [phase, reauth, self.handshake_deadline].into_iter().flatten().min()
+        [phase, reauth, self.handshake_deadline, self.verdict_deadline()].into_iter().flatten().min()
     }
 
     /// Time has reached (or passed) a deadline from `poll_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
         match &self.phase {
-            Phase::Connecting { target, deadline } if now >= *deadline => {
+            Phase::Connecting { target, deadline } | Phase::Tunneling { target, deadline, .. }
+                if now >= *deadline =>
+            {
                 let target = target.clone();
                 return self.close(now, CloseReason::ConnectTimeout { target });
             }
@@ -54,6 +58,9 @@ impl Session {
                 return;
             }
             _ => {}
+        }
+        if self.verdict_deadline().is_some_and(|d| now >= d) {
+            self.verdict_timed_out(now);
         }
         if self.handshake_deadline.is_some_and(|d| now >= d) {
             return self.close(now, CloseReason::HandshakeTimeout);
@@ -77,6 +84,7 @@ impl Session {
             host: route.upstream.host.clone(),
             port: route.upstream.port,
             addr_override: route.addr_override,
+            via: self.config.forward_proxy.as_ref().map(|p| Box::new(Via::of(p))),
         };
         debug!(session = self.id, listener = %route.listener, upstream = %route.upstream, "routed");
         self.route = Some(route);
@@ -91,14 +99,58 @@ impl Session {
         self.close(now, CloseReason::NoRoute(name.to_owned()));
     }
 
-    /// The upstream connection is established.
+    /// The upstream connection is established (to the forward proxy, when
+    /// there is one: its handshake runs first).
     pub fn handle_connected(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Connecting { .. }) {
+        let Phase::Connecting { target, deadline } = std::mem::replace(&mut self.phase, Phase::Open) else {
+            return;
+        };
+        self.up.open = true;
+        self.last_activity = now;
+        if let Some(proxy) = &self.config.forward_proxy {
+            // The tunnel leads to the override address when `resolve` has one.
+            let host = target.addr_override.map_or_else(|| target.host.clone(), |ip| ip.to_string());
+            match Tunnel::start(proxy, &host, target.port) {
+                Ok((tunnel, first)) => {
+                    debug!(session = self.id, via = %proxy, "connected to the forward proxy");
+                    self.up.await_tunnel();
+                    self.send_broker(&[first]);
+                    self.phase = Phase::Tunneling { tunnel: Box::new(tunnel), target, deadline };
+                }
+                Err(error) => self.close(now, CloseReason::Tunnel { target, error }),
+            }
             return;
         }
-        self.up.open = true;
-        self.phase = Phase::Open;
-        self.last_activity = now;
+        self.transport_ready(now);
+    }
+
+    /// Feeds the forward proxy's reply to the tunnel handshake.
+    pub(super) fn advance_tunnel(&mut self, now: Instant) {
+        for _ in 0..4 {
+            let Phase::Tunneling { tunnel, .. } = &mut self.phase else { return };
+            match tunnel.on_bytes(&mut self.up.rx) {
+                Ok(TunnelStep::NeedMore) => return,
+                Ok(TunnelStep::Send(bytes)) => self.send_broker(&[bytes]),
+                Ok(TunnelStep::Open) => {
+                    if let Phase::Tunneling { target, .. } = std::mem::replace(&mut self.phase, Phase::Open) {
+                        debug!(session = self.id, %target, "tunnel open");
+                    }
+                    self.up.tunnel_open();
+                    return self.transport_ready(now);
+                }
+                Err(error) => {
+                    if let Phase::Tunneling { target, .. } = std::mem::replace(&mut self.phase, Phase::Open) {
+                        self.close(now, CloseReason::Tunnel { target, error });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The byte stream to the broker is up: start upstream TLS, or go on
+    /// with frames.
+    fn transport_ready(&mut self, now: Instant) {
         if let Some(tls) = &self.config.security.upstream_tls {
             let host = self.route.as_ref().map(|r| r.upstream.host.as_str()).unwrap_or_default();
             let driver = crate::tls::config::server_name(host)
@@ -115,6 +167,9 @@ impl Session {
             self.process(now, Side::Upstream);
         } else {
             self.on_secured(now, Side::Upstream);
+            if !self.up.rx.is_empty() {
+                self.process(now, Side::Upstream);
+            }
         }
     }
 
@@ -243,7 +298,7 @@ impl Session {
         } else {
             debug!(session = self.id, %reason, "closing");
         }
-        if matches!(self.phase, Phase::Connecting { .. } | Phase::Routing { .. }) {
+        if matches!(self.phase, Phase::Connecting { .. } | Phase::Tunneling { .. } | Phase::Routing { .. }) {
             // Nothing queued for the broker can be delivered.
             self.up.shut();
         }

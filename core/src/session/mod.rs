@@ -39,7 +39,7 @@ mod warn_limit;
 
 pub(crate) use event::ProxyEventKind;
 pub use event::{
-    CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
+    CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, Via, WriteOutcome,
 };
 pub(crate) use warn_limit::WarnLimiter;
 
@@ -115,6 +115,8 @@ pub(crate) struct SessionConfig {
     pub security: Security,
     /// Bounds the warnings sessions log about failed connections.
     pub warnings: WarnLimiter,
+    /// The forward proxy every upstream connection goes through, if any.
+    pub forward_proxy: Option<crate::egress::ForwardProxy>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -135,6 +137,9 @@ enum Phase {
     Routing { asked: bool },
     /// Waiting for the upstream connection.
     Connecting { target: ConnectTarget, deadline: Instant },
+    /// Connected to the forward proxy; its handshake opens the tunnel to the
+    /// broker (before upstream TLS), within the connect deadline.
+    Tunneling { tunnel: Box<crate::egress::Tunnel>, target: ConnectTarget, deadline: Instant },
     /// Both sides connected.
     Open,
     /// The client was refused: its answer is flushed, then the session
@@ -213,6 +218,11 @@ pub struct Session {
     draining: bool,
     /// The walker of a Fetch response being streamed (KIP-951 tail held back).
     fetch: Option<Box<crate::rewrite::FetchStream>>,
+    /// The client's address (none for a probe), for the external authenticator.
+    peer: Option<std::net::SocketAddr>,
+    /// Where the SaslAuthenticate response goes while its login waits for
+    /// the external authenticator.
+    verifying: Option<auth::AuthenticateRequest>,
 }
 
 /// The principal of clients nobody authenticated (seed 000).
@@ -228,6 +238,7 @@ impl Session {
         wall: SystemTime,
         config: Arc<SessionConfig>,
         route: Option<Route>,
+        peer: Option<std::net::SocketAddr>,
     ) -> Session {
         let decoder = FrameDecoder::new(config.limits.max_frame_bytes);
         let security = &config.security;
@@ -281,6 +292,8 @@ impl Session {
             probe: false,
             draining: false,
             fetch: None,
+            peer,
+            verifying: None,
             config,
         };
         if let Some(error) = tls_failure {
@@ -360,7 +373,10 @@ impl Session {
                 false
             }
             (Phase::Routing { .. } | Phase::Connecting { .. }, Side::Upstream) => false,
+            (Phase::Tunneling { .. }, Side::Upstream) => self.up.open,
             (Phase::Routing { asked: true }, Side::Downstream) => false,
+            // A login waits for its external verdict: the client must not go on.
+            (_, Side::Downstream) if self.awaiting_verdict() => false,
             (_, Side::Downstream) => {
                 self.down.open
                     && (!self.draining || self.down.mid_frame())
@@ -505,6 +521,10 @@ impl Session {
             }
             if side == Side::Downstream && !self.sni_routed(now) {
                 return;
+            }
+            if side == Side::Upstream && matches!(self.phase, Phase::Tunneling { .. }) {
+                // The forward proxy's reply; the broker's bytes come after it.
+                return self.advance_tunnel(now);
             }
             match self.peer_mut(side).process_tls() {
                 Ok(progress) => {

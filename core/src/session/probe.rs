@@ -23,7 +23,7 @@ impl Session {
         config: Arc<SessionConfig>,
         route: Route,
     ) -> Session {
-        let mut session = Session::new(id, now, wall, config, None);
+        let mut session = Session::new(id, now, wall, config, None, None);
         session.probe = true;
         session.down = Peer::plain(false);
         session.down_auth = DownAuth::Off;

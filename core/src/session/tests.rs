@@ -102,6 +102,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         linger: Duration::from_secs(1),
         security,
         warnings: Default::default(),
+        forward_proxy: None,
     })
 }
 
@@ -113,7 +114,7 @@ impl Net {
             upstream: HostPort { host: "localhost".into(), port: 9092 },
             addr_override: None,
         };
-        let session = Session::new(1, now, test_support::wall(), session_config(security), Some(route));
+        let session = Session::new(1, now, test_support::wall(), session_config(security), Some(route), None);
         let mut net = Net { now, session, client, broker: TestPeer::plain(), broker_tls, closed: None };
         if let Some(end) = &mut net.client.tls {
             let _ = end.process(); // ClientHello
@@ -138,6 +139,7 @@ impl Net {
                     }
                     Event::Closed(reason) => self.closed = Some(reason),
                     Event::Proxy(_) | Event::ShutdownWrite(_) => {}
+                    Event::Authenticate(request) => panic!("no external authenticator here: {request:?}"),
                 }
             }
             for (side, peer) in [(Side::Downstream, &mut self.client), (Side::Upstream, &mut self.broker)] {
@@ -219,6 +221,9 @@ impl Net {
                             if let Some(r) = reply {
                                 self.broker.send(&r)
                             }
+                        }
+                        crate::sasl::server::ServerStep::Verify(r) => {
+                            panic!("fake broker verifies locally: {r:?}")
                         }
                     }
                 } else {

@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_proxy_core::config::{HostPort, Limits, Mapping, PortOffset, ProxyConfig};
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::sasl::{AuthRequest, Verdict};
 use kafka_proxy_core::session::{
     CloseReason, ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome,
 };
@@ -52,6 +53,7 @@ pub(crate) fn config(limits: Limits) -> ProxyConfig {
         limits,
         socket: Default::default(),
         security: Default::default(),
+        forward_proxy: None,
     }
 }
 
@@ -67,6 +69,8 @@ pub(crate) struct Conn {
     /// Bytes the broker sent that the proxy has not read yet.
     pub from_broker: Vec<u8>,
     pub connect: Option<ConnectTarget>,
+    /// Logins the session asked the external authenticator about, in order.
+    pub verify: Vec<AuthRequest>,
     /// The session half-closed the client connection (a drain's lingering close).
     pub client_shut_write: bool,
     /// The client has closed its end: once `from_client` is read, reads see end of stream.
@@ -86,6 +90,7 @@ impl Conn {
             from_client: Vec::new(),
             from_broker: Vec::new(),
             connect: None,
+            verify: Vec::new(),
             client_shut_write: false,
             client_eof: false,
             pipes: [Vec::new(), Vec::new()],
@@ -190,6 +195,13 @@ impl Harness {
         self.drive();
     }
 
+    /// The external authenticator answers login `id` of connection `c`.
+    pub(crate) fn verdict(&mut self, c: usize, id: u64, verdict: Verdict) {
+        let now = self.now;
+        self.conns[c].session.handle_verdict(now, id, verdict);
+        self.drive();
+    }
+
     /// Moves the clock forward and fires due timers.
     pub(crate) fn advance(&mut self, by: Duration) {
         self.now += by;
@@ -237,6 +249,7 @@ impl Harness {
                         }
                     }
                     Event::Proxy(event) => self.proxy.handle_session_event(now, &mut conn.session, event),
+                    Event::Authenticate(request) => conn.verify.push(request),
                     Event::ShutdownWrite(Side::Downstream) => conn.client_shut_write = true,
                     Event::ShutdownWrite(Side::Upstream) => {}
                     Event::Closed(reason) => conn.closed = Some(reason),
