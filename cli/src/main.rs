@@ -310,7 +310,16 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot start the signal thread: {e}");
         return ExitCode::FAILURE;
     }
-    let options = RunOptions::default();
+    let mut options = RunOptions::default();
+    if let Some(external) = config.downstream.sasl.as_ref().and_then(|s| s.credentials.external.as_ref()) {
+        match kafka_proxy_auth::AuthService::start(external) {
+            Ok(service) => options.authenticator = Some(service),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let result = match runtime {
         RuntimeKind::Tokio => kafka_proxy_tokio::run(proxy, &options, &control),
         RuntimeKind::Mio => kafka_proxy_mio::run(proxy, &options, &control),

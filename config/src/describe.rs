@@ -6,8 +6,8 @@ use std::time::Duration;
 use kafka_proxy_core::config::{HostPattern, PortOffset};
 
 use crate::model::{
-    BrokerMapping, ClientAuth, Config, Downstream, OAuthKeys, PrincipalMapping, PrincipalRule, Upstream,
-    UpstreamAuth, UpstreamVerify, UserCredential,
+    BrokerMapping, ClientAuth, Config, Downstream, ExternalBackend, LdapLookup, OAuthKeys, PrincipalMapping,
+    PrincipalRule, Upstream, UpstreamAuth, UpstreamVerify, UserCredential,
 };
 
 impl Config {
@@ -247,6 +247,33 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
             }
             if let Some(file) = &sasl.credentials.file {
                 out.push(format!("  users from {}: {} user(s)", file.path.display(), file.users.len()));
+            }
+            if let Some(external) = &sasl.credentials.external {
+                let backend = match &external.backend {
+                    ExternalBackend::Exec { command, args } => {
+                        format!("exec plugin {} {}", command.display(), args.join(" ")).trim_end().to_owned()
+                    }
+                    ExternalBackend::Ldap(ldap) => {
+                        let tls = if ldap.start_tls { " with StartTLS" } else { "" };
+                        match &ldap.lookup {
+                            LdapLookup::Bind { user_dn } => {
+                                format!("LDAP {}{tls}, bind as {user_dn}", ldap.url)
+                            }
+                            LdapLookup::Search { bind_dn, base_dn, user_filter, .. } => format!(
+                                "LDAP {}{tls}, search {user_filter} under {base_dn} as {bind_dn}, then bind",
+                                ldap.url
+                            ),
+                        }
+                    }
+                };
+                let cache = external
+                    .cache_ttl
+                    .map_or_else(|| "no cache".to_owned(), |t| format!("verdicts cached {}", duration(t)));
+                out.push(format!(
+                    "  other PLAIN users: {backend} (timeout {}, {} at once, {cache})",
+                    duration(external.timeout),
+                    external.max_concurrency
+                ));
             }
             if let Some(oauth) = &sasl.oauthbearer {
                 let keys = match &oauth.keys {

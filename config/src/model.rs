@@ -356,6 +356,70 @@ pub struct Credentials {
     /// The credentials file, as read at load (the runtime may re-read it with
     /// [`crate::load_credentials_file`]).
     pub file: Option<CredentialsFile>,
+    /// PLAIN logins of users defined nowhere above go to this authenticator.
+    pub external: Option<ExternalAuth>,
+}
+
+/// `downstream.credentials.external`: an exec plugin or LDAP checks PLAIN logins.
+#[derive(Debug, Clone)]
+pub struct ExternalAuth {
+    /// Who decides.
+    pub backend: ExternalBackend,
+    /// How long a login may wait for a verdict (then: SASL_AUTHENTICATION_FAILED).
+    pub timeout: Duration,
+    /// Most logins checked at once; more wait (within the timeout).
+    pub max_concurrency: usize,
+    /// How long a verdict is reused for the same user and password (`None`: never).
+    pub cache_ttl: Option<Duration>,
+}
+
+/// The external authenticator.
+#[derive(Debug, Clone)]
+pub enum ExternalBackend {
+    /// A long-running helper speaking line-based JSON on stdin/stdout.
+    Exec {
+        /// The program (absolute, resolved against the configuration's
+        /// directory when it names a path, or looked up in `PATH`).
+        command: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// An LDAP server.
+    Ldap(LdapAuth),
+}
+
+/// LDAP authentication.
+#[derive(Debug, Clone)]
+pub struct LdapAuth {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    pub start_tls: bool,
+    /// CAs that verify the server's certificate (`None`: system roots).
+    pub ca_certs: Option<PathBuf>,
+    /// How the user's entry is found.
+    pub lookup: LdapLookup,
+}
+
+/// How LDAP finds the entry a password is checked against.
+#[derive(Debug, Clone)]
+pub enum LdapLookup {
+    /// Bind as the DN made from a template (`{user}` is the escaped user name).
+    Bind {
+        /// `uid={user},ou=people,dc=example,dc=com`.
+        user_dn: String,
+    },
+    /// Bind as a service account, search for the user, bind as what was found.
+    Search {
+        /// The service account's DN.
+        bind_dn: String,
+        /// Its password.
+        bind_password: Secret,
+        /// Where to search (subtree).
+        base_dn: String,
+        /// The filter (`{user}` is the escaped user name), e.g. `(uid={user})`.
+        user_filter: String,
+    },
 }
 
 impl Credentials {

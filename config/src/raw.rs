@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
-use crate::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
+use crate::scalar::{ApiKeyNumber, Base64, Host, LdapUrl, MappingEntry, Parsed, Port, UserPassword};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -85,6 +85,40 @@ pub(crate) struct RawDownstreamTls {
 pub(crate) struct RawCredentials {
     pub(crate) file: Option<PathBuf>,
     pub(crate) users: Option<UniqueMap<RawUser>>,
+    pub(crate) external: Option<RawExternalAuth>,
+}
+
+/// `downstream.credentials.external`: PLAIN logins of users not defined
+/// locally are checked by an exec plugin or LDAP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExternalAuth {
+    pub(crate) exec: Option<RawExec>,
+    pub(crate) ldap: Option<RawLdap>,
+    pub(crate) timeout_ms: Option<NonZeroU64>,
+    pub(crate) max_concurrency: Option<NonZeroUsize>,
+    /// 0 disables the verdict cache.
+    pub(crate) cache_ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExec {
+    pub(crate) command: PathBuf,
+    pub(crate) args: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLdap {
+    pub(crate) url: Parsed<LdapUrl>,
+    pub(crate) start_tls: Option<bool>,
+    pub(crate) ca_certs: Option<PathBuf>,
+    pub(crate) user_dn: Option<String>,
+    pub(crate) bind_dn: Option<String>,
+    pub(crate) bind_password: Option<Secret>,
+    pub(crate) base_dn: Option<String>,
+    pub(crate) user_filter: Option<String>,
 }
 
 /// The document of a `downstream.credentials.file`.

@@ -144,6 +144,31 @@ impl FromConfigStr for ForwardProxy {
     }
 }
 
+/// An LDAP server URL: `ldap://host[:port]` or `ldaps://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LdapUrl(pub(crate) String);
+
+impl FromConfigStr for LdapUrl {
+    const EXPECTED: &'static str = "ldap://host[:port] or ldaps://host[:port]";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase();
+        let rest = lower.strip_prefix("ldaps://").or_else(|| lower.strip_prefix("ldap://"));
+        let rest = rest.map(|r| r.strip_suffix('/').unwrap_or(r));
+        let host =
+            rest.map(|r| r.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(r, |(h, _)| h));
+        match host {
+            Some(host)
+                if is_host_name(host)
+                    || host.parse::<IpAddr>().is_ok()
+                    || (host.starts_with('[') && host.ends_with(']')) =>
+            {
+                Ok(LdapUrl(text.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(expected(Self::EXPECTED, text, "")),
+        }
+    }
+}
+
 /// Decodes `%XX` escapes (UTF-8 result); `None` for a malformed escape.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();

@@ -1203,6 +1203,110 @@ fn forward_proxy_for_every_upstream_connection() {
     assert!(!message.contains("hunter2"), "{message}");
 }
 
+const EXTERNAL: &str = "
+bind_address: 127.0.0.1
+upstream:
+  bootstrap_servers: [\"127.0.0.1:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+  credentials:
+    external:
+      ldap:
+        url: ldap://127.0.0.1:3389
+        user_dn: \"uid={user},ou=people,dc=example,dc=com\"
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 19092 }
+";
+
+#[test]
+fn external_authentication_loads_with_defaults() {
+    let config = ok(EXTERNAL);
+    let sasl = config.downstream.sasl.as_ref().unwrap();
+    let external = sasl.credentials.external.as_ref().unwrap();
+    assert_eq!((external.timeout, external.max_concurrency), (Duration::from_secs(5), 16));
+    assert_eq!(external.cache_ttl, Some(Duration::from_secs(60)));
+    let ExternalBackend::Ldap(ldap) = &external.backend else { panic!() };
+    assert!(
+        matches!(&ldap.lookup, LdapLookup::Bind { user_dn } if user_dn == "uid={user},ou=people,dc=example,dc=com")
+    );
+    assert!(config.describe().contains(
+        "other PLAIN users: LDAP ldap://127.0.0.1:3389, bind as uid={user},ou=people,dc=example,dc=com (timeout 5s, 16 at once, verdicts cached 60s)"
+    ));
+    let core = config.to_core().unwrap();
+    let kafka_proxy_core::config::DownstreamSasl::Terminate(server) = &core.security.downstream_sasl else {
+        panic!()
+    };
+    assert_eq!(server.external.map(|e| e.timeout), Some(Duration::from_secs(5)));
+    let search = EXTERNAL.replace(
+        "        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "        bind_dn: cn=svc,dc=example,dc=com\n        bind_password: pw\n        base_dn: dc=example,dc=com\n        user_filter: \"(uid={user})\"\n        start_tls: true\n      cache_ttl_ms: 0\n",
+    );
+    let config = ok(&search);
+    let external = config.downstream.sasl.unwrap().credentials.external.unwrap();
+    assert_eq!(external.cache_ttl, None);
+    let ExternalBackend::Ldap(ldap) = &external.backend else { panic!() };
+    assert!(
+        ldap.start_tls
+            && matches!(&ldap.lookup, LdapLookup::Search { user_filter, .. } if user_filter == "(uid={user})")
+    );
+    let exec = EXTERNAL.replace(
+        "      ldap:\n        url: ldap://127.0.0.1:3389\n        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "      exec:\n        command: auth-plugin\n        args: [\"--x=1\"]\n",
+    );
+    let config = ok(&exec);
+    let external = config.downstream.sasl.as_ref().unwrap().credentials.external.as_ref().unwrap();
+    assert!(
+        matches!(&external.backend, ExternalBackend::Exec { command, args } if command == Path::new("auth-plugin") && args == &["--x=1"])
+    );
+    assert!(config.describe().contains("other PLAIN users: exec plugin auth-plugin --x=1"));
+}
+
+#[test]
+fn external_authentication_problems() {
+    let message = fails(&EXTERNAL.replace("url: ldap://", "url: http://"));
+    assert_names(
+        &message,
+        "downstream.credentials.external.ldap.url",
+        "expected ldap://host[:port] or ldaps://host[:port]",
+    );
+    let message = fails(&EXTERNAL.replace("uid={user},", "uid=alice,"));
+    assert_names(
+        &message,
+        "downstream.credentials.external.ldap.user_dn",
+        "expected a template holding {user}",
+    );
+    let message = fails(&EXTERNAL.replace("        user_dn:", "        bind_dn: cn=svc\n        user_dn:"));
+    assert_names(&message, "downstream.credentials.external.ldap.user_dn", "not both");
+    let message = fails(&EXTERNAL.replace(
+        "        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "        bind_dn: cn=svc\n",
+    ));
+    assert_names(&message, "downstream.credentials.external.ldap.base_dn", "required with bind_dn");
+    let message = fails(&EXTERNAL.replace("    external:\n", "    external:\n      timeout_ms: 10000\n"));
+    assert_names(
+        &message,
+        "downstream.credentials.external.timeout_ms",
+        "expected less than limits.handshake_timeout_ms (10000 ms)",
+    );
+    let message = fails(
+        &EXTERNAL.replace("    external:\n", "    external:\n      exec: { command: ./missing-plugin }\n"),
+    );
+    assert_names(&message, "downstream.credentials.external", "expected exec or ldap, not both");
+    let message = fails(&EXTERNAL.replace(
+        "      ldap:\n        url: ldap://127.0.0.1:3389\n        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "      exec: { command: ./missing-plugin }\n",
+    ));
+    assert_names(&message, "downstream.credentials.external.exec.command", "expected an existing file");
+    let scram = ok(&EXTERNAL
+        .replace("sasl_mechanism: PLAIN", "sasl_mechanism: SCRAM-SHA-256\n  session_lifetime_ms: 0")
+        .replace("  credentials:\n", "  credentials:\n    users: { bob: pw }\n"));
+    let warned: Vec<String> = scram.warnings.iter().map(ToString::to_string).collect();
+    assert!(warned.iter().any(|w| w.contains("and PLAIN is not offered")), "{warned:?}");
+}
+
 // ----- the shipped templates -----
 
 /// Every file in `config-templates/` loads, given its environment variables and the

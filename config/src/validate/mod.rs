@@ -17,6 +17,7 @@ use super::scalar::Parsed;
 
 mod auth_swap;
 mod downstream;
+mod external_auth;
 mod mapping;
 mod upstream;
 
@@ -97,6 +98,21 @@ impl Checker<'_> {
         let upstream = self.upstream(raw.upstream, up_protocol, swap.map(|s| s.swap), &downstream);
         self.swap_routes(&upstream, &downstream);
         let (mapping, external) = self.mapping(raw.broker_mapping, bind_address, &downstream);
+        let limits = limits(raw.limits);
+        let external_auth = downstream.sasl.as_ref().and_then(|s| s.credentials.external.as_ref());
+        if let Some(external) = external_auth
+            && external.timeout >= limits.handshake_timeout
+        {
+            self.report.error(
+                "downstream.credentials.external.timeout_ms",
+                format!(
+                    "expected less than limits.handshake_timeout_ms ({} ms), got {} ms: a slow backend must \
+                     fail the login before the handshake times out",
+                    limits.handshake_timeout.as_millis(),
+                    external.timeout.as_millis()
+                ),
+            );
+        }
         Config {
             path: self.report.file.to_path_buf(),
             bind_address,
@@ -107,7 +123,7 @@ impl Checker<'_> {
             resolve: self.resolve(raw.resolve.unwrap_or_default()),
             admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
             policy: self.policy(raw.policy),
-            limits: limits(raw.limits),
+            limits,
             logging: self.logging(raw.logging),
             runtime: raw.runtime.map_or(RuntimeKind::Tokio, |r| r.0),
             warnings: Vec::new(),
