@@ -1,6 +1,7 @@
 //! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
 
 mod certs;
+mod server;
 
 use kafka_proxy_config as config;
 
@@ -40,7 +41,7 @@ struct Cli {
 
     /// The I/O runtime: tokio (multi-threaded) or mio (one epoll loop, lowest overhead).
     /// Overrides `runtime:` in the configuration.
-    #[arg(long, value_enum, value_name = "RUNTIME")]
+    #[arg(long, value_enum, value_name = "RUNTIME", global = true)]
     runtime: Option<RuntimeKind>,
 
     /// Write a CA, a server certificate (SANs *.SUFFIX, SUFFIX, localhost) and two client
@@ -101,6 +102,9 @@ enum Command {
         #[arg(long, value_name = "VAR")]
         password_env: Option<String>,
     },
+    /// Run with the Go kafka-proxy's command line (its `server` flags, translated into
+    /// this proxy's configuration; --print-config shows the YAML they mean).
+    Server(server::ServerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,7 +126,54 @@ fn main() -> ExitCode {
         Command::ScramCredentials { mechanism, iterations, user, password_env } => {
             scram_credentials(&mechanism, iterations, user.as_deref(), password_env.as_deref())
         }
-        Command::Run => run(&cli.config, cli.runtime),
+        Command::Run => run(&Source::File(cli.config.clone()), cli.runtime),
+        Command::Server(args) if args.print_config => match server::load(&args) {
+            Ok((_, translation)) => {
+                print!("{}", translation.yaml);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Server(args) => run(&Source::Flags(args), cli.runtime),
+    }
+}
+
+/// Where the configuration comes from: a file, or the Go proxy's flags.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Flags(server::ServerArgs),
+}
+
+impl Source {
+    /// Loads (again, on SIGHUP) and converts the configuration, as one error text.
+    fn load(&self) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), String> {
+        match self {
+            Source::File(path) => config::load(path, config::process_env)
+                .and_then(|c| {
+                    let core = c.to_core()?;
+                    Ok((c, core))
+                })
+                .map_err(|e| e.to_string()),
+            Source::Flags(args) => {
+                let (c, translation) = server::load(args)?;
+                let core = c.to_core().map_err(|e| server::explain(&e, &translation, &c.path))?;
+                for note in &translation.notes {
+                    warn!("{note}");
+                }
+                Ok((c, core))
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Flags(_) => "kafka-proxy server flags".to_owned(),
+        }
     }
 }
 
@@ -225,13 +276,13 @@ fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
     }
 }
 
-/// Loads and converts the configuration for a reload, as one error line.
-fn load_quiet(path: &Path) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
-    let config = config::load(path, config::process_env)?;
+/// Loads and converts the configuration for a reload, as one error text.
+fn load_quiet(source: &Source) -> Result<kafka_proxy_core::config::ProxyConfig, String> {
+    let (config, core) = source.load()?;
     for w in &config.warnings {
         warn!("{w}");
     }
-    config.to_core()
+    Ok(core)
 }
 
 fn check(path: &Path) -> ExitCode {
@@ -261,15 +312,18 @@ fn init_logging(logging: &config::Logging) {
     }
 }
 
-fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
+fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
     malloc::tune();
     if let Err(e) = signals::block() {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
-    let (config, core) = match load(path) {
+    let (config, core) = match source.load() {
         Ok(loaded) => loaded,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     init_logging(&config.logging);
     for w in &config.warnings {
@@ -279,7 +333,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         config::RuntimeKind::Tokio => RuntimeKind::Tokio,
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
-    info!(config = %path.display(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
+    info!(config = %source.name(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
     let drain_timeout = core.limits.drain_timeout;
     let proxy = Proxy::new(core, Instant::now(), SystemTime::now());
     let control = Control::new();
@@ -287,7 +341,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // configuration file is read again; what can change without a restart
     // (credentials, keys, certificates, TLS/SASL, limits, resolve) applies to
     // new connections.
-    let path_buf = path.to_path_buf();
+    let reload_source = source.clone();
     let steer = control.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
@@ -300,7 +354,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
-            match load_quiet(&path_buf) {
+            match load_quiet(&reload_source) {
                 Ok(core) => steer.reload(core),
                 Err(e) => error!("configuration reload failed, keeping the running one: {e}"),
             }

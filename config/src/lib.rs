@@ -84,6 +84,7 @@ mod credentials;
 mod describe;
 mod env;
 mod error;
+pub mod goflags;
 mod model;
 mod raw;
 mod scalar;
