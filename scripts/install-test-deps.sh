@@ -11,6 +11,10 @@
 #   <deps>/cargo-deny/     cargo-deny 0.20.2 (lint phase: advisories, licenses, bans, sources)
 #   <deps>/cargo-machete/  cargo-machete 0.9.2 (lint phase: unused dependencies)
 #   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
+#   forward proxies and a directory for the Go-proxy features (Debian, pinned): dante-server
+#                          (SOCKS5), microsocks (SOCKS5 with username/password), tinyproxy
+#                          (HTTP CONNECT), slapd + ldap-utils (OpenLDAP); installed without
+#                          starting their services (the tests start them on loopback ports)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
 #                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR
 #
@@ -23,6 +27,10 @@ set -euo pipefail
 TANSU_VERSION=0.6.0
 KCAT_DEB_VERSION=1.7.1-2
 STUNNEL_DEB_VERSION=3:5.68-2+deb12u1
+DANTE_DEB_VERSION=1.4.2+dfsg-7+b8
+MICROSOCKS_DEB_VERSION=1.0.3-2
+TINYPROXY_DEB_VERSION=1.11.1-2.1+deb12u1
+SLAPD_DEB_VERSION=2.5.13+dfsg-5
 PY_MIN_MINOR=10
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -139,6 +147,24 @@ deb_install kcat "$KCAT_DEB_VERSION"
 deb_install stunnel4 "$STUNNEL_DEB_VERSION"
 STUNNEL="$(command -v stunnel4 || command -v stunnel)"
 KCAT="$(command -v kcat)"
+# Daemons the tests start themselves: their packages must not start system services
+# (a policy-rc.d that denies starts, laid only for these installs when none exists).
+POLICY_RC=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$POLICY_RC" ]; then
+  printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY_RC" >/dev/null && as_root chmod 755 "$POLICY_RC" && own_policy=1
+fi
+deb_install dante-server "$DANTE_DEB_VERSION"
+deb_install microsocks "$MICROSOCKS_DEB_VERSION"
+deb_install tinyproxy "$TINYPROXY_DEB_VERSION"
+deb_install slapd "$SLAPD_DEB_VERSION"
+deb_install ldap-utils "$SLAPD_DEB_VERSION"
+if [ "$own_policy" = 1 ]; then as_root rm -f "$POLICY_RC"; fi
+DANTED="$(command -v danted)"
+MICROSOCKS="$(command -v microsocks)"
+TINYPROXY="$(command -v tinyproxy)"
+SLAPD="$(command -v slapd || echo /usr/sbin/slapd)"
+SLAPADD="$(command -v slapadd || echo /usr/sbin/slapadd)"
 
 # ------------------------------------------------- tansu with sqlite (SASL broker)
 TANSU_SQLITE_ROOT="$DEPS/tansu-sqlite"
@@ -214,6 +240,8 @@ cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
   echo "export CARGO_DENY='$CARGO_DENY'"
   echo "export CARGO_MACHETE='$CARGO_MACHETE'"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
+  echo "export DANTED='$DANTED' MICROSOCKS='$MICROSOCKS' TINYPROXY='$TINYPROXY'"
+  echo "export SLAPD='$SLAPD' SLAPADD='$SLAPADD'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 
@@ -230,5 +258,6 @@ print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
 EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
+say "  dante $(deb_version dante-server), microsocks $(deb_version microsocks), tinyproxy $(deb_version tinyproxy), slapd $(deb_version slapd)"
 say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   ($DEPS/<tool>/bin)"
 say "env file: $DEPS/env.sh"
