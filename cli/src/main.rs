@@ -318,6 +318,9 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot block termination signals: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = malloc::start_trimmer() {
+        eprintln!("warning: cannot start the allocator trimmer: {e}");
+    }
     let (config, core) = match source.load() {
         Ok(loaded) => loaded,
         Err(e) => {

@@ -76,7 +76,9 @@
 //! * mTLS principal: the certificate's CN (seed) unless
 //!   `downstream.tls.principal_mapping_rules` are given (Kafka's rules, whole-DN match).
 //! * `limits`: `kafka_proxy_core::config::Limits::default()`, overridable per key;
-//!   `idle_timeout_ms: 0` disables the idle timeout, other limits must be positive.
+//!   `idle_timeout_ms: 0` disables the idle timeout and `request_read_timeout_ms: 0` the
+//!   request read timeout; other limits must be positive. `login_failure_base_delay_ms`,
+//!   `login_failure_max_delay_ms` and `login_failure_decay_ms` tune the failed-login throttle.
 //!   `max_buffered_bytes` and `max_in_flight` are accepted beyond CONFIG.md's list.
 //! * `logging`: `info`, `text`. `runtime`: `tokio`.
 

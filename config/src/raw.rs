@@ -319,6 +319,11 @@ pub(crate) struct RawLimits {
     pub(crate) idle_timeout_ms: Option<u64>,
     pub(crate) max_buffered_bytes: Option<NonZeroUsize>,
     pub(crate) max_in_flight: Option<NonZeroUsize>,
+    /// 0 disables the request read timeout.
+    pub(crate) request_read_timeout_ms: Option<u64>,
+    pub(crate) login_failure_base_delay_ms: Option<NonZeroU64>,
+    pub(crate) login_failure_max_delay_ms: Option<NonZeroU64>,
+    pub(crate) login_failure_decay_ms: Option<NonZeroU64>,
 }
 
 #[derive(Debug, Deserialize)]

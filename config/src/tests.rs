@@ -198,6 +198,37 @@ fn limits_override_defaults() {
     assert_eq!(config.limits.idle_timeout, None, "0 disables the idle timeout");
     assert_eq!(config.limits.max_in_flight, 8);
     assert_eq!(config.limits.max_buffered_bytes, defaults.max_buffered_bytes);
+    assert_eq!(config.limits.request_read_timeout, Some(Duration::from_secs(30)), "the default");
+    assert_eq!(config.limits.login_throttle, defaults.login_throttle);
+}
+
+#[test]
+fn request_read_timeout_and_login_throttle() {
+    let config = ok(&format!(
+        "{LOCAL}limits:\n  request_read_timeout_ms: 1500\n  login_failure_base_delay_ms: 50\n  \
+         login_failure_max_delay_ms: 4000\n  login_failure_decay_ms: 2000\n"
+    ));
+    assert_eq!(config.limits.request_read_timeout, Some(Duration::from_millis(1500)));
+    assert_eq!(config.limits.login_throttle.base_delay, Duration::from_millis(50));
+    assert_eq!(config.limits.login_throttle.max_delay, Duration::from_secs(4));
+    assert_eq!(config.limits.login_throttle.decay, Duration::from_secs(2));
+    let off = ok(&format!("{LOCAL}limits:\n  request_read_timeout_ms: 0\n"));
+    assert_eq!(off.limits.request_read_timeout, None, "0 disables it");
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  request_read_timeout_ms: -1\n")),
+        "limits.request_read_timeout_ms",
+        "-1",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  login_failure_base_delay_ms: 0\n")),
+        "limits.login_failure_base_delay_ms",
+        "nonzero",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  login_failure_decay: 5\n")),
+        "limits.login_failure_decay",
+        "login_failure_decay_ms",
+    );
 }
 
 #[test]

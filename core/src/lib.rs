@@ -64,6 +64,7 @@
 #![deny(clippy::indexing_slicing)]
 
 pub mod api;
+pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod correlation;
 pub mod egress;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{info, warn};
 
+use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::external::{WithExternal, external_for};
@@ -19,6 +20,7 @@ use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
 use crate::route::static_map::StaticMap;
 use crate::route::{ListenerId, Route};
+use crate::sasl::throttle::{LoginThrottle, ThrottleStats};
 use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig};
 
 /// How long a closing session may flush what it already queued.
@@ -99,6 +101,10 @@ pub struct Proxy {
     probe_backoff: Duration,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
+    /// What sessions learned of the cluster (ApiVersions), kept across reloads.
+    cluster: Arc<ClusterView>,
+    /// Failed-login throttling, kept across reloads.
+    throttle: Arc<LoginThrottle>,
 }
 
 impl Proxy {
@@ -112,7 +118,9 @@ impl Proxy {
             Mapping::Static(s) => Arc::new(StaticMap::new(s.clone())),
         };
         let address_map = WithExternal::wrap(&config.external, mode_map);
-        let session_config = session_config(&config, address_map);
+        let cluster = Arc::new(ClusterView::default());
+        let throttle = Arc::new(LoginThrottle::new(config.limits.login_throttle));
+        let session_config = session_config(&config, address_map, &cluster, &throttle);
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
             Mapping::PortOffset(_) | Mapping::Static(_) => None,
@@ -132,6 +140,8 @@ impl Proxy {
             refused: BTreeSet::new(),
             actions: VecDeque::new(),
             next_session: 1,
+            cluster,
+            throttle,
         };
         match &proxy.config.mapping {
             Mapping::PortOffset(_) => {
@@ -191,7 +201,9 @@ impl Proxy {
         next.limits = config.limits;
         next.resolve = config.resolve;
         next.forward_proxy = config.forward_proxy;
-        self.session_config = session_config(&next, self.session_config.address_map.clone());
+        self.throttle.reload(next.limits.login_throttle);
+        self.session_config =
+            session_config(&next, self.session_config.address_map.clone(), &self.cluster, &self.throttle);
         self.config = Arc::new(next);
         info!(ignored = ?ignored, "configuration reloaded");
         ignored
@@ -277,6 +289,11 @@ impl Proxy {
                 self.probe = Probe::Done;
             }
         }
+    }
+
+    /// The login throttle's counters (failed logins, delayed attempts), for metrics.
+    pub fn login_throttle_stats(&self) -> ThrottleStats {
+        self.throttle.stats()
     }
 
     /// The configuration.
@@ -543,6 +560,8 @@ impl Proxy {
 fn session_config(
     config: &ProxyConfig,
     address_map: Arc<dyn AddressMap + Send + Sync>,
+    cluster: &Arc<ClusterView>,
+    throttle: &Arc<LoginThrottle>,
 ) -> Arc<SessionConfig> {
     let api_versions = match config.security.downstream_sasl {
         DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
@@ -555,6 +574,8 @@ fn session_config(
         linger: LINGER,
         security: config.security.clone(),
         warnings: Default::default(),
+        cluster: cluster.clone(),
+        throttle: throttle.clone(),
         forward_proxy: config.forward_proxy.clone(),
     })
 }

@@ -18,10 +18,7 @@ use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
 
 fn pipelined(h: &mut Harness) {
     let c = h.connect(ListenerId::Bootstrap(0));
-    assert_eq!(
-        h.conns[c].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
-        Some(("kafka-0.internal", 9092))
-    );
+    assert_eq!(h.conns[c].connect, None, "no broker connection before the first request");
     // ListOffsets, Produce acks=0, Produce acks=1, Produce acks=0, Heartbeat, pipelined in one write.
     let mut requests = Vec::new();
     requests.extend(request(2, 1, 1, false, b"list-offsets"));
@@ -30,6 +27,10 @@ fn pipelined(h: &mut Harness) {
     requests.extend(produce_v8(4, 0, b"fire-and-forget-2"));
     requests.extend(request(12, 4, 5, true, b"heartbeat"));
     h.client_send(c, &requests);
+    assert_eq!(
+        h.conns[c].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
+        Some(("kafka-0.internal", 9092))
+    );
     assert_eq!(h.conns[c].to_broker, requests, "requests reach the broker byte for byte, in order");
     assert_eq!(h.conns[c].session.in_flight(), 3, "acks=0 produce expects no response");
     // The broker answers only the three that expect a response.
@@ -98,7 +99,10 @@ fn response_out_of_request_order_closes() {
 fn response_to_nothing_closes() {
     let mut h = Harness::new(config(Limits::default()));
     let c = h.connect(ListenerId::Bootstrap(0));
-    h.broker_send(c, &response(5, b"unsolicited"));
+    h.client_send(c, &request(2, 1, 1, false, b"x"));
+    let mut replies = response(1, b"answered");
+    replies.extend(response(5, b"unsolicited"));
+    h.broker_send(c, &replies);
     assert_eq!(
         h.conns[c].closed,
         Some(CloseReason::Protocol {
@@ -293,6 +297,7 @@ mod metadata {
         assert!(h.listeners.contains_key(&ListenerId::Broker(112)));
         // A client can now reach broker 112 through its own listener.
         let c112 = h.connect(ListenerId::Broker(112));
+        h.client_send(c112, &request(2, 1, 1, false, b"x"));
         assert_eq!(
             h.conns[c112].connect.as_ref().map(|t| (t.host.as_str(), t.port)),
             Some(("kafka-112.internal", 9092))
@@ -340,9 +345,12 @@ mod metadata {
         let probe = 0;
         assert!(h.conns[probe].session.is_probe());
         let asked = frames(&h.conns[probe].to_broker);
-        assert_eq!(asked.len(), 1, "one Metadata request");
-        assert_eq!(&asked[0][..4], &[0, 3, 0, 4], "Metadata v4");
+        assert_eq!(asked.len(), 2, "ApiVersions, then Metadata");
+        assert_eq!(&asked[0][..4], &[0, 18, 0, 0], "ApiVersions v0");
+        assert_eq!(&asked[1][..4], &[0, 3, 0, 4], "Metadata v4");
         assert!(!h.listeners.contains_key(&ListenerId::Broker(111)));
+        h.broker_send(probe, &api_versions_v0_response(0, &[(3, 0, 12), (18, 0, 4)]));
+        assert!(h.conns[probe].closed.is_none(), "the probe waits for its Metadata answer");
         let mut reply = metadata_response(1, &[(111, "kafka-111.internal", 9092)]);
         // The probe asked with v4 (classic header, no tags): re-encode for that.
         reply = {
@@ -439,6 +447,7 @@ mod metadata {
                 ]
             );
             let c = h.connect(ListenerId::Static(1));
+            h.client_send(c, &request(18, 3, 1, true, &[0, 0, 0]));
             let target = h.conns[c].connect.clone().unwrap();
             assert_eq!((target.host.as_str(), target.port), ("kafka-1.internal", 9092));
         }
@@ -502,6 +511,7 @@ mod metadata {
             );
             assert!(!h.listeners.contains_key(&ListenerId::Broker(11)));
             let c3 = h.connect(ListenerId::Broker(3));
+            h.client_send(c3, &request(18, 3, 1, true, &[0, 0, 0]));
             let target = h.conns[c3].connect.clone().unwrap();
             assert_eq!((target.host.as_str(), target.port), ("kafka-3.internal", 9092));
         }
@@ -853,6 +863,7 @@ mod drain {
     #[test]
     fn an_idle_connection_closes_at_once_with_a_lingering_close() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         let now = h.now;
         h.conns[c].session.drain(now);
@@ -869,6 +880,7 @@ mod drain {
     #[test]
     fn responses_to_forwarded_requests_are_delivered_first() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         h.client_send(c, &request(2, 1, 1, false, b"a"));
         h.client_send(c, &request(2, 1, 2, false, b"b"));
@@ -908,6 +920,7 @@ mod drain {
     #[test]
     fn lingering_ends_at_the_linger_time() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         let now = h.now;
         h.conns[c].session.drain(now);
@@ -936,6 +949,7 @@ mod lingering {
     #[test]
     fn a_socket_error_while_lingering_ends_the_session_at_once() {
         let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
         let c = h.connect(ListenerId::Bootstrap(0));
         let now = h.now;
         h.conns[c].session.drain(now);
@@ -945,6 +959,220 @@ mod lingering {
         h.conns[c].session.handle_io_error(now, Side::Downstream, &"connection reset by peer");
         h.drive();
         assert_eq!(h.conns[c].closed, Some(CloseReason::Drained), "no wait for the linger time");
+    }
+
+    #[test]
+    fn a_closing_session_half_closes_the_client_and_reads_until_it_closes() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.broker_send(c, &response(1, b"A"));
+        // The broker goes away: the client is told at once with a FIN after
+        // everything already answered, not a reset.
+        let now = h.now;
+        h.conns[c].session.handle_eof(now, Side::Upstream);
+        h.drive();
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1, "the response went out first");
+        assert!(h.conns[c].client_shut_write, "half-closed at once");
+        assert!(h.conns[c].closed.is_none(), "reading what the client still sends");
+        h.client_send(c, &request(2, 1, 2, false, b"late"));
+        h.client_close(c);
+        assert_eq!(h.conns[c].closed, Some(CloseReason::PeerClosed(Side::Upstream)));
+    }
+
+    #[test]
+    fn a_shutdown_does_not_linger() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.clients_close_on_fin = false;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let now = h.now;
+        h.conns[c].session.shutdown(now);
+        h.drive();
+        assert!(!h.conns[c].client_shut_write);
+        assert_eq!(h.conns[c].closed, Some(CloseReason::Shutdown));
+    }
+}
+
+/// What a hostile client may not do: cost the broker a connection before it
+/// earned one, hold a connection open by trickling a request, send API keys
+/// Kafka does not define, or try passwords at line rate.
+mod hostile {
+    use super::*;
+
+    #[test]
+    fn idle_and_partial_clients_open_no_broker_connection() {
+        let mut h = Harness::new(config(Limits::default()));
+        let idle = h.connect(ListenerId::Bootstrap(0));
+        let partial = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(partial, &request(2, 1, 1, false, b"x")[..10]);
+        h.advance(Duration::from_secs(5));
+        assert_eq!(h.conns[idle].connect, None);
+        assert_eq!(h.conns[partial].connect, None);
+        // The first complete request earns the connection, and is delivered.
+        h.client_send(partial, &request(2, 1, 1, false, b"x")[10..]);
+        assert!(h.conns[partial].connect.is_some());
+        assert_eq!(frames(&h.conns[partial].to_broker).len(), 1);
+    }
+
+    #[test]
+    fn a_trickling_request_is_closed_at_its_deadline() {
+        let limits = Limits { request_read_timeout: Some(Duration::from_secs(10)), ..Limits::default() };
+        let mut h = Harness::new(config(limits));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let req = request(2, 1, 1, false, b"slowly, one byte at a time");
+        // One byte every 2 s: the idle timeout never fires, the read deadline does.
+        for byte in req.iter().take(5) {
+            h.client_send(c, &[*byte]);
+            h.advance(Duration::from_secs(2));
+        }
+        assert_eq!(
+            h.conns[c].closed,
+            Some(CloseReason::RequestReadTimeout { limit: Duration::from_secs(10) })
+        );
+        assert!(h.conns[c].to_broker.is_empty());
+    }
+
+    #[test]
+    fn a_steady_stream_of_requests_never_trips_the_read_deadline() {
+        let limits = Limits { request_read_timeout: Some(Duration::from_secs(10)), ..Limits::default() };
+        let mut h = Harness::new(config(limits));
+        h.read_size = 7; // every read ends inside a request
+        let c = h.connect(ListenerId::Bootstrap(0));
+        for i in 0..30 {
+            let mut two = request(2, 1, 2 * i, false, b"one");
+            two.extend(request(2, 1, 2 * i + 1, false, b"two"));
+            h.client_send(c, &two);
+            let mut answers = response(2 * i, b"1");
+            answers.extend(response(2 * i + 1, b"2"));
+            h.broker_send(c, &answers);
+            h.advance(Duration::from_secs(3));
+        }
+        assert!(h.conns[c].closed.is_none(), "{:?}", h.conns[c].closed);
+        assert_eq!(frames(&h.conns[c].to_client).len(), 60);
+    }
+
+    #[test]
+    fn unknown_api_keys_and_garbage_headers_never_reach_the_broker() {
+        let mut h = Harness::new(config(Limits::default()));
+        let unknown = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(unknown, &request(31_000, 0, 1, false, b"???"));
+        assert_eq!(
+            h.conns[unknown].closed,
+            Some(CloseReason::Protocol {
+                side: Side::Downstream,
+                error: ProtocolError::UnknownApi { api: kafka_proxy_core::api::ApiKey(31_000), version: 0 },
+            })
+        );
+        let negative = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(negative, &request(3, -4, 1, false, b""));
+        assert!(matches!(h.conns[negative].closed, Some(CloseReason::Protocol { .. })));
+        let garbage = h.connect(ListenerId::Bootstrap(0));
+        // Metadata v1 whose client id claims 300 bytes the frame does not hold.
+        h.client_send(garbage, &framed(&[0, 3, 0, 1, 0, 0, 0, 1, 1, 44, b'x']));
+        assert!(matches!(h.conns[garbage].closed, Some(CloseReason::Protocol { .. })));
+        for c in [unknown, negative, garbage] {
+            assert_eq!(h.conns[c].connect, None, "no broker connection for garbage");
+            assert!(h.conns[c].to_broker.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_sasl_proxy_answers_api_versions_and_connects_only_after_login() {
+        let mut h = Harness::with_probes(sasl_config(Limits::default()));
+        // The probe learns the broker's ApiVersions (and brokers).
+        h.broker_send(0, &api_versions_v0_response(0, &[(3, 0, 12), (18, 0, 4), (36, 0, 2)]));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(18, 0, 1, false, b""));
+        let answer = frames(&h.conns[c].to_client);
+        assert_eq!(answer.len(), 1, "ApiVersions answered by the proxy");
+        assert_eq!(error_code(&framed(&answer[0])), 0);
+        assert_eq!(h.conns[c].connect, None, "no broker connection before authentication");
+        // A wrong password: refused, still no broker connection.
+        let wrong = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(wrong, &plain_login(1, "alice", "guess"));
+        h.advance(Duration::from_secs(1));
+        assert!(matches!(h.conns[wrong].closed, Some(CloseReason::Refused(_))));
+        assert_eq!(h.conns[wrong].connect, None);
+        // The right one: connected after the login.
+        h.client_send(c, &plain_login(2, "alice", "alice-secret"));
+        assert!(h.conns[c].connect.is_some(), "authenticated: the upstream connection opens");
+        h.client_send(c, &request(2, 1, 4, false, b"x"));
+        assert_eq!(frames(&h.conns[c].to_broker).len(), 1, "only the client's request: no SASL upstream");
+    }
+
+    #[test]
+    fn failed_logins_from_one_address_are_spaced_out() {
+        let mut h = Harness::new(sasl_config(Limits::default()));
+        // Eight connections from one address guess at once; each retries
+        // as soon as its answer comes (the harness clock runs 10 s).
+        let conns: Vec<usize> = (0..8).map(|_| h.connect(ListenerId::Bootstrap(0))).collect();
+        let mut answers = 0;
+        let mut seen = vec![0usize; conns.len()];
+        let mut live = conns.clone();
+        for round in 0..100 {
+            for &c in &live {
+                if h.conns[c].to_client.is_empty() && h.conns[c].from_client.is_empty() && round == 0 {
+                    h.client_send(c, &plain_login(1, "alice", "guess"));
+                }
+            }
+            h.advance(Duration::from_millis(100));
+            let mut next = Vec::new();
+            for (i, &c) in conns.iter().enumerate() {
+                let got = frames(&h.conns[c].to_client).len();
+                answers += got.saturating_sub(seen[i]);
+                seen[i] = got;
+                if h.conns[c].closed.is_some() && live.contains(&c) {
+                    // The brute forcer reconnects at once and guesses again.
+                    let again = h.connect(ListenerId::Bootstrap(0));
+                    h.client_send(again, &plain_login(1, "alice", "guess"));
+                    next.push(again);
+                } else if live.contains(&c) {
+                    next.push(c);
+                }
+            }
+            live = next;
+        }
+        let failures = h.proxy.login_throttle_stats().failures;
+        assert!(failures < 200, "{failures} wrong passwords checked in 10 s: not throttled");
+        assert!(failures >= 8, "the flood is slowed, not blocked: {failures}");
+        assert!(h.proxy.login_throttle_stats().delayed > 0);
+        let _ = answers;
+        // A correct user from another address is not held back.
+        let ok = h.connect_from(ListenerId::Bootstrap(0), "10.9.9.9:1000".parse().unwrap());
+        h.client_send(ok, &plain_login(1, "alice", "alice-secret"));
+        let replies = frames(&h.conns[ok].to_client);
+        assert_eq!(replies.len(), 2, "handshake and authenticate answered at once");
+        assert_eq!(error_code(&framed(&replies[1])), 0);
+    }
+}
+
+mod earned_connection_deadlines {
+    use super::*;
+    use kafka_proxy_core::config::UpstreamLogin;
+    use kafka_proxy_core::sasl::{ClientConfig, Mechanism, Secret, SystemRandom};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_quiet_client_meets_the_idle_timeout_not_the_upstream_handshake_timeout() {
+        let mut config = config(Limits::default());
+        let login = ClientConfig::new(
+            Mechanism::Plain,
+            "svc",
+            Secret::new("pw".into()),
+            Arc::new(SystemRandom::new()),
+        )
+        .unwrap();
+        config.security.upstream_login = UpstreamLogin::Service(Arc::new(login));
+        let mut h = Harness::new(config);
+        let quiet = h.connect(ListenerId::Bootstrap(0));
+        h.advance(Duration::from_secs(30));
+        assert!(h.conns[quiet].closed.is_none(), "{:?}", h.conns[quiet].closed);
+        // Once connected, the proxy's own login must finish within the handshake timeout.
+        h.client_send(quiet, &request(2, 1, 1, false, b"x"));
+        assert!(h.conns[quiet].connect.is_some());
+        h.advance(Duration::from_secs(11));
+        assert_eq!(h.conns[quiet].closed, Some(CloseReason::HandshakeTimeout));
     }
 }
 
@@ -968,13 +1196,12 @@ mod forward_proxy {
         let creds = ProxyCredentials { username: "u".into(), password: SecretString::new("p".into()) };
         let mut h = through(ForwardProxyKind::Socks5, Some(creds));
         let c = h.connect(ListenerId::Bootstrap(0));
+        let api_versions = request(18, 3, 7, true, &[0, 0, 0]);
+        h.client_send(c, &api_versions);
         let target = h.conns[c].connect.clone().unwrap();
         assert_eq!(target.endpoint(), Endpoint::Addr("127.0.0.1:1080".parse().unwrap()));
         assert_eq!(target.to_string(), "kafka-0.internal:9092 via socks5://127.0.0.1:1080");
-        assert_eq!(h.conns[c].to_broker, vec![5, 2, 0, 2], "method selection first");
-        let api_versions = request(18, 3, 7, true, &[0, 0, 0]);
-        h.client_send(c, &api_versions);
-        assert_eq!(h.conns[c].to_broker.len(), 4, "the request waits for the tunnel");
+        assert_eq!(h.conns[c].to_broker, vec![5, 2, 0, 2], "method selection first; the request waits");
         h.broker_send(c, &[5, 2]);
         assert_eq!(&h.conns[c].to_broker[4..], b"\x01\x01u\x01p");
         h.broker_send(c, &[1, 0]);
@@ -992,6 +1219,7 @@ mod forward_proxy {
     fn http_connect_refusal_closes_with_the_proxy_status() {
         let mut h = through(ForwardProxyKind::HttpConnect, None);
         let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(18, 3, 1, true, &[0, 0, 0]));
         assert_eq!(
             h.conns[c].to_broker,
             b"CONNECT kafka-0.internal:9092 HTTP/1.1\r\nHost: kafka-0.internal:9092\r\n\r\n".to_vec()
@@ -1011,6 +1239,7 @@ mod forward_proxy {
     fn a_silent_proxy_is_bounded_by_the_connect_timeout() {
         let mut h = through(ForwardProxyKind::Socks5, None);
         let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(18, 3, 1, true, &[0, 0, 0]));
         h.advance(Limits::default().connect_timeout - Duration::from_millis(1));
         assert!(h.conns[c].closed.is_none());
         h.advance(Duration::from_millis(1));
@@ -1036,7 +1265,10 @@ mod forward_proxy {
         let len = h.conns[probe].to_broker.len();
         h.broker_send(probe, b"HTTP/1.1 200 Connection established\r\n\r\n");
         let asked = frames(&h.conns[probe].to_broker[len..]);
-        assert_eq!(&asked[0][..4], &[0, 3, 0, 4], "the probe's Metadata request goes through the tunnel");
+        assert!(
+            asked.iter().any(|r| r[..4] == [0, 3, 0, 4]),
+            "the probe's Metadata request goes through the tunnel: {asked:?}"
+        );
     }
 }
 

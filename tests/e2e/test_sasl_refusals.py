@@ -36,7 +36,12 @@ def invalid_credentials(mechanism: str) -> str:
 def refusing_proxy(request, tmp_path_factory, memory_tansu, sasl_runtime, issuer):
     workdir = tmp_path_factory.mktemp(f"refusals-{sasl_runtime}")
     layout = reserve_layout()
-    text = proxy_config([memory_tansu.bootstrap], layout, downstream_sasl(workdir, issuer, ENABLED))
+    # This module fails logins on purpose, one after another from 127.0.0.1, on one
+    # proxy: the failed-login throttle (tested in test_hostile.py) would hold each
+    # refusal longer than the last. Its delays are cut to 1 ms here.
+    no_throttle = {"login_failure_base_delay_ms": 1, "login_failure_max_delay_ms": 1}
+    text = proxy_config([memory_tansu.bootstrap], layout, downstream_sasl(workdir, issuer, ENABLED),
+                        limits=no_throttle)
     proxy = start_proxy(request, workdir, text, layout, sasl_runtime, name="proxy-refusals")
     yield proxy
     proxy.stop()

@@ -271,6 +271,19 @@ fn limits(raw: Option<RawLimits>) -> Limits {
         if let Some(v) = raw.max_in_flight {
             limits.max_in_flight = v.get();
         }
+        if let Some(v) = raw.request_read_timeout_ms {
+            limits.request_read_timeout = (v > 0).then(|| Duration::from_millis(v));
+        }
+        let throttle = &mut limits.login_throttle;
+        if let Some(v) = raw.login_failure_base_delay_ms {
+            throttle.base_delay = Duration::from_millis(v.get());
+        }
+        if let Some(v) = raw.login_failure_max_delay_ms {
+            throttle.max_delay = Duration::from_millis(v.get());
+        }
+        if let Some(v) = raw.login_failure_decay_ms {
+            throttle.decay = Duration::from_millis(v.get());
+        }
     }
     limits
 }

@@ -280,6 +280,11 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Close a connection idle this long (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// A client request whose first byte arrived this long ago and whose
+    /// last has not closes the connection (`None`: never). Distinct from the
+    /// idle timeout, which every byte resets: a client trickling one byte at
+    /// a time is held to this.
+    pub request_read_timeout: Option<Duration>,
     /// Bytes queued towards one side before the other side is no longer read.
     pub max_buffered_bytes: usize,
     /// Requests awaiting a response before the client is no longer read.
@@ -287,6 +292,8 @@ pub struct Limits {
     /// How long a drain (SIGTERM) may take before the connections still
     /// open are closed.
     pub drain_timeout: Duration,
+    /// Failed-login throttling (per client address and per user name).
+    pub login_throttle: crate::sasl::throttle::ThrottleSettings,
 }
 
 impl Default for Limits {
@@ -296,9 +303,11 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
+            request_read_timeout: Some(Duration::from_secs(30)),
             max_buffered_bytes: 512 * 1024,
             max_in_flight: 1024,
             drain_timeout: Duration::from_secs(30),
+            login_throttle: Default::default(),
         }
     }
 }

@@ -183,6 +183,12 @@ impl<'a> ApiVersionsView<'a> {
         })
     }
 
+    /// True for a successful response encoded at the version asked (not a
+    /// KIP-511 downgrade reply).
+    pub(crate) fn is_success_at(&self, version: i16) -> bool {
+        self.error_code == ErrorCode::NONE.0 && self.encoding == version
+    }
+
     /// The response's error code.
     #[cfg(test)]
     pub(crate) fn error_code(&self) -> ErrorCode {
@@ -265,13 +271,42 @@ pub fn rewrite_api_versions(
     policy: &ApiVersionsPolicy,
 ) -> Result<Bytes, RewriteError> {
     let view = ApiVersionsView::parse(version, body)?;
-    let encoding = view.encoding;
+    encode(&view, view.encoding, policy)
+}
+
+/// The proxy's own answer to an ApiVersions request of `version`, from a
+/// broker's successful response body to a request of `learned_version`
+/// (kept by the [`crate::cluster::ClusterView`]): the same ranges, clamped
+/// and pinned per `policy`, encoded at `version`.
+pub(crate) fn answer_api_versions(
+    learned_version: i16,
+    learned: &[u8],
+    version: i16,
+    policy: &ApiVersionsPolicy,
+) -> Result<Bytes, RewriteError> {
+    let view = ApiVersionsView::parse(learned_version, learned)?;
+    if !(0..=max_version()).contains(&version) || view.error_code != 0 {
+        return Err(RewriteError::UnsupportedVersion { api: API, version });
+    }
+    encode(&view, version, policy)
+}
+
+/// Encodes `view` at `encoding` (tagged fields only when both the view and
+/// the encoding are flexible).
+fn encode(
+    view: &ApiVersionsView<'_>,
+    encoding: i16,
+    policy: &ApiVersionsPolicy,
+) -> Result<Bytes, RewriteError> {
     let flexible = encoding >= FLEXIBLE_FROM;
-    let fault = |f: Fault| f.into_error(API, encoding);
+    let fault = |f: Fault| f.into_error(API, view.encoding);
 
     // Validate and canonicalise the tagged fields before building anything.
-    let (tag_count, tags) =
-        if flexible { canonical_tags(&view).map_err(fault)? } else { (0, BytesMut::new()) };
+    let (tag_count, tags) = if flexible && view.encoding >= FLEXIBLE_FROM {
+        canonical_tags(view).map_err(fault)?
+    } else {
+        (0, BytesMut::new())
+    };
 
     let mut pins = policy.local.clone();
     pins.sort_by_key(|&(key, _, _)| key);
@@ -305,9 +340,12 @@ pub fn rewrite_api_versions(
             if min <= max {
                 put(&mut keys, key, min, max, entry_tags);
             }
-        } else {
+        } else if key.name().is_some() {
             put(&mut keys, key, min, max, entry_tags);
         }
+        // An API key Kafka has not published (yet) is not offered: the
+        // proxy refuses requests for it rather than forward bytes it cannot
+        // vouch for.
     }
     for (k, lo, hi) in missing {
         put(&mut keys, k, lo, hi, &[]);

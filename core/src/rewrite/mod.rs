@@ -38,7 +38,7 @@ mod same_size_tail;
 mod tests;
 
 pub(crate) use api_versions::{
-    ApiVersionsPolicy, ApiVersionsView, rewrite_api_versions, unsupported_version_body,
+    ApiVersionsPolicy, ApiVersionsView, answer_api_versions, rewrite_api_versions, unsupported_version_body,
 };
 pub(crate) use fetch_stream::{FETCH_STREAM_VERSIONS, FetchStream};
 pub(crate) use node_endpoints::{FETCH_NODE_ENDPOINTS_FROM, PRODUCE_NODE_ENDPOINTS_FROM};

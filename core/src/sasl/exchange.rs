@@ -59,6 +59,16 @@ impl Exchange {
         }
     }
 
+    /// The user name `token` claims (before it is checked): PLAIN's, or the
+    /// one SCRAM's first message named.
+    pub(crate) fn claimed_user(&self, token: &[u8]) -> Option<String> {
+        match self {
+            Exchange::Plain => plain::parse(token).ok().map(|m| m.username.to_owned()),
+            Exchange::ScramFinal(state) => Some(state.username().to_owned()),
+            Exchange::ScramFirst(_) | Exchange::OAuthInitial | Exchange::OAuthChallenged(_) => None,
+        }
+    }
+
     /// Feeds one client token to the exchange.
     pub(crate) fn step(self, token: &[u8], verifiers: &Verifiers<'_>, wall: SystemTime) -> MechanismStep {
         match self {

@@ -33,6 +33,7 @@ pub(crate) mod random;
 pub(crate) mod scram;
 pub(crate) mod secret;
 pub(crate) mod server;
+pub mod throttle;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -419,6 +419,8 @@ pub struct SaslServer {
     state: State,
     /// The id of the last external verification asked for.
     last_request: u64,
+    /// The user name the client's last token claimed (for the login throttle).
+    claimed: Option<String>,
 }
 
 /// `SessionLifetimeMs` for a lifetime (0 = unlimited; at least 1 ms otherwise,
@@ -448,7 +450,7 @@ fn lossy_name(name: &[u8]) -> String {
 impl SaslServer {
     /// A server for a new connection.
     pub fn new(config: Arc<ServerConfig>) -> Self {
-        SaslServer { config, state: State::Initial, last_request: 0 }
+        SaslServer { config, state: State::Initial, last_request: 0, claimed: None }
     }
 
     /// True when the next frame is a raw SASL token (after SaslHandshake v0):
@@ -459,6 +461,12 @@ impl SaslServer {
             State::Exchanging(Exchanging { framing: Framing::Raw, .. })
                 | State::ReauthBadMechanism { framing: Framing::Raw, .. }
         )
+    }
+
+    /// The user name the client's last token claimed, whether or not it
+    /// exists (PLAIN, SCRAM; none for OAUTHBEARER).
+    pub(crate) fn claimed_user(&self) -> Option<&str> {
+        self.claimed.as_deref()
     }
 
     /// True once the client has authenticated (also while it re-authenticates).
@@ -744,6 +752,9 @@ impl SaslServer {
             return self.fail(reply, FailureReason::TokenTooLarge { len: token.len() }, delay);
         }
         let config = Arc::clone(&self.config);
+        if let Some(user) = exchange.claimed_user(token) {
+            self.claimed = Some(user);
+        }
         match exchange.step(token, &config.verifiers(), wall) {
             MechanismStep::Continue { challenge, next } => {
                 self.state = State::Exchanging(Exchanging { mechanism, framing, exchange: next, previous });

@@ -13,7 +13,7 @@ use crate::api::ErrorCode;
 use crate::config::{DownstreamSasl, UpstreamLogin};
 use crate::header;
 use crate::sasl::messages::SaslAuthenticateResponse;
-use crate::sasl::server::ServerStep;
+use crate::sasl::server::{FailureReason, ServerStep};
 use crate::sasl::{ClientStep, SaslClient, SaslServer, Verdict};
 
 /// Where a SASL reply goes, for the replies the proxy must write itself.
@@ -121,8 +121,12 @@ impl Session {
                 DownAuth::Terminate(server) => server.is_authenticated(),
                 _ => true,
             };
-        let up_done =
-            self.up.open && self.up.is_secured() && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_));
+        // Before the client earned its upstream connection there is no
+        // upstream handshake yet: its deadline starts with the connection.
+        let up_done = matches!(self.phase, super::Phase::Earning { .. })
+            || (self.up.open
+                && self.up.is_secured()
+                && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_)));
         if down_done && up_done {
             self.handshake_deadline = None;
         }
@@ -135,6 +139,7 @@ impl Session {
         step: ServerStep,
         reply_to: Option<AuthenticateRequest>,
     ) {
+        let hold = self.settle_throttle(now, &step);
         match step {
             ServerStep::Reply(frame) => self.answer(frame),
             ServerStep::Verify(mut request) => {
@@ -185,7 +190,7 @@ impl Session {
                 }
             }
             ServerStep::Failed { reply, reason, close_after } => {
-                self.refuse(now, reply, CloseReason::Refused(reason), close_after)
+                self.refuse_after(now, hold, reply, CloseReason::Refused(reason), close_after)
             }
         }
     }
@@ -226,6 +231,25 @@ impl Session {
     /// True while the client's login waits for the external authenticator.
     pub(super) fn awaiting_verdict(&self) -> bool {
         matches!(&self.down_auth, DownAuth::Terminate(server) if server.is_verifying())
+    }
+
+    /// Tells the login throttle how the token it admitted ended; returns how
+    /// long a failure response must be held back.
+    fn settle_throttle(&mut self, now: Instant, step: &ServerStep) -> Duration {
+        if matches!(step, ServerStep::Verify(_)) {
+            // Settled by the verdict's step.
+            return Duration::ZERO;
+        }
+        if !std::mem::take(&mut self.throttle_owed) {
+            return Duration::ZERO;
+        }
+        let Some(addr) = self.peer.map(|p| p.ip()) else { return Duration::ZERO };
+        let failed = matches!(step, ServerStep::Failed { reason: FailureReason::Authentication { .. }, .. });
+        let user = match &self.down_auth {
+            DownAuth::Terminate(server) => server.claimed_user(),
+            _ => None,
+        };
+        self.config.throttle.finish(addr, user, failed, now)
     }
 
     /// False only under auth swap, for a principal without an upstream identity.

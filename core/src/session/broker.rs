@@ -65,6 +65,7 @@ impl Session {
         let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
         if request.api_key == ApiKey::API_VERSIONS {
             // Always header v0 (KIP-511).
+            self.config.cluster.learn_api_versions(request.version, body.slice(4.min(body.len())..));
             let rest = body.get(4..).unwrap_or_default();
             if let Ok(view) = ApiVersionsView::parse(request.version, rest)
                 && let Some(range) = view.get(ApiKey::SASL_AUTHENTICATE)

@@ -7,14 +7,15 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::auth::{AuthenticateRequest, DownAuth, UpAuth};
-use super::{BrokerOwes, CloseReason, Held, ProtocolError, Session, Side, response_frame};
+use super::{BrokerOwes, CloseReason, Deferred, Held, Phase, ProtocolError, Session, Side, response_frame};
 use crate::api::{self, ApiKey};
 use crate::correlation::Expected;
 use crate::frame;
 use crate::header::{self, RequestHeader};
-use crate::rewrite::unsupported_version_body;
+use crate::rewrite::{answer_api_versions, unsupported_version_body};
 use crate::sasl::RequestRef;
 use crate::sasl::server::Admission;
+use crate::sasl::throttle::Admit;
 
 impl Session {
     /// A complete frame from the client.
@@ -22,6 +23,9 @@ impl Session {
         let violation = |error| CloseReason::Protocol { side: Side::Downstream, error };
         let body = frame.get(frame::SIZE_LEN..).unwrap_or_default();
         let wall = self.wall(now);
+        if self.throttled(now, &frame) {
+            return Ok(());
+        }
         // After SaslHandshake v0, frames are raw tokens without Kafka headers.
         match &mut self.down_auth {
             DownAuth::Terminate(server) if server.expects_raw_token() => {
@@ -38,6 +42,14 @@ impl Session {
         }
         let h = header::peek_request(body).map_err(|e| violation(ProtocolError::Header(e)))?;
         if let Some(reply) = self.version_gate(&h)? {
+            self.answer(reply);
+            return Ok(());
+        }
+        // Every request header holds a well-formed client id (a classic
+        // nullable string in every header version): garbage is refused here,
+        // not forwarded.
+        header::request_header_len(body, false).map_err(|e| violation(ProtocolError::Header(e)))?;
+        if let Some(reply) = self.local_api_versions(&h) {
             self.answer(reply);
             return Ok(());
         }
@@ -91,6 +103,9 @@ impl Session {
     /// ApiVersions request newer than it parses with Kafka's downgrade reply.
     pub(super) fn version_gate(&self, h: &RequestHeader) -> Result<Option<Bytes>, CloseReason> {
         let violation = |error| CloseReason::Protocol { side: Side::Downstream, error };
+        if h.api_key.name().is_none() || h.api_version < 0 {
+            return Err(violation(ProtocolError::UnknownApi { api: h.api_key, version: h.api_version }));
+        }
         if api::HIDDEN.contains(&h.api_key) {
             return Err(violation(ProtocolError::ApiNotAdvertised(h.api_key)));
         }
@@ -111,6 +126,61 @@ impl Session {
         }
     }
 
+    /// Where the proxy authenticates clients and has no upstream connection
+    /// yet: answers ApiVersions itself from the broker's answer it learned
+    /// (clamped as a forwarded one would be), so an unauthenticated client
+    /// costs the broker nothing. `None`: forward it.
+    fn local_api_versions(&mut self, h: &RequestHeader) -> Option<Bytes> {
+        if h.api_key != ApiKey::API_VERSIONS
+            || !matches!(self.down_auth, DownAuth::Terminate(_))
+            || !matches!(self.phase, Phase::Earning { .. })
+        {
+            return None;
+        }
+        let learned = self.config.cluster.api_versions()?;
+        let body =
+            answer_api_versions(learned.version, &learned.body, h.api_version, &self.config.api_versions)
+                .ok()?;
+        if let Ok(view) = crate::rewrite::ApiVersionsView::parse(learned.version, &learned.body)
+            && let Some(range) = view.get(ApiKey::SASL_AUTHENTICATE)
+        {
+            self.broker_authenticate_versions = Some((range.min, range.max));
+        }
+        debug!(session = self.id, version = h.api_version, "ApiVersions answered by the proxy");
+        Some(response_frame(h.correlation_id, &[], &body))
+    }
+
+    /// The login throttle: true when `frame`, a SASL token from a client the
+    /// proxy authenticates, must wait for its slot (it is held, and nothing
+    /// after it is read until then).
+    fn throttled(&mut self, now: Instant, frame: &Bytes) -> bool {
+        let DownAuth::Terminate(server) = &self.down_auth else { return false };
+        let Some(addr) = self.peer.map(|p| p.ip()) else { return false };
+        if self.throttle_owed {
+            // Admitted already (resumed after its wait).
+            return false;
+        }
+        let token = server.expects_raw_token()
+            || header::peek_request(frame.get(frame::SIZE_LEN..).unwrap_or_default())
+                .is_ok_and(|h| h.api_key == ApiKey::SASL_AUTHENTICATE);
+        if !token {
+            return false;
+        }
+        self.throttle_owed = true;
+        match self.config.throttle.admit(addr, now) {
+            Admit::Now => false,
+            Admit::At(at) => {
+                debug!(
+                    session = self.id,
+                    wait_ms = at.saturating_duration_since(now).as_millis() as u64,
+                    "login throttled"
+                );
+                self.deferred = Some(Deferred { frame: frame.clone(), at });
+                true
+            }
+        }
+    }
+
     /// Sends a client request to the broker, or holds it while the upstream
     /// connection cannot carry it yet (connecting, TLS, the proxy's own login).
     pub(super) fn forward_to_broker(&mut self, frame: Bytes, owes: Option<BrokerOwes>, api_key: ApiKey) {
@@ -123,6 +193,12 @@ impl Session {
             self.held_len += frame.len();
             self.held.push_back(Held { frame, owes, api_key });
         }
+    }
+
+    /// True when the upstream connection carries client requests now
+    /// (connected, TLS done, the proxy's own login done).
+    pub(super) fn upstream_ready(&self) -> bool {
+        self.up.open && self.up.is_secured() && matches!(self.up_auth, UpAuth::Off | UpAuth::Done(_))
     }
 
     /// True when a client request for `api_key` may go to the broker now.

@@ -54,9 +54,17 @@ impl Session {
             DownAuth::PassThrough(raw) if raw.active() => return Ok(false),
             _ => {}
         }
-        if self.version_gate(&h)?.is_some() || !self.held.is_empty() || !self.gate_admits(h.api_key) {
+        if self.version_gate(&h)?.is_some() {
             return Ok(false);
         }
+        if !self.held.is_empty() || !self.gate_admits(h.api_key) {
+            // A large request has earned the upstream connection; the rest of
+            // it is read once that connection can carry it.
+            self.large_request_waits = true;
+            self.earned_by_large_request(now);
+            return Ok(false);
+        }
+        self.large_request_waits = false;
         let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
         let expects_response = match h.api_key {
             ApiKey::PRODUCE => match header::produce_acks(body, h.api_version) {

@@ -171,6 +171,14 @@ pub enum ProtocolError {
     },
     /// A request for an API the proxy removed from ApiVersions.
     ApiNotAdvertised(ApiKey),
+    /// A request for an API key Kafka does not define, or at a negative
+    /// version (Kafka closes the connection on these).
+    UnknownApi {
+        /// The API key sent.
+        api: ApiKey,
+        /// The version sent.
+        version: i16,
+    },
     /// A response arrived out of request order.
     OutOfOrder {
         /// The correlation id it carried.
@@ -197,6 +205,9 @@ impl std::fmt::Display for ProtocolError {
             }
             ProtocolError::ApiNotAdvertised(api) => {
                 write!(f, "{api} requested, but the proxy does not offer it")
+            }
+            ProtocolError::UnknownApi { api, version } => {
+                write!(f, "request for unknown {api} v{version}")
             }
             ProtocolError::OutOfOrder { got, expected } => {
                 write!(f, "response with correlation id {got} arrived before the one for request {expected}")
@@ -243,6 +254,12 @@ pub enum CloseReason {
     },
     /// TLS or SASL did not complete within `handshake_timeout`.
     HandshakeTimeout,
+    /// A request from the client began to arrive and was not complete
+    /// within `request_read_timeout` (a client trickling its bytes).
+    RequestReadTimeout {
+        /// The configured limit.
+        limit: std::time::Duration,
+    },
     /// A side sent bytes that are not valid Kafka framing.
     Frame {
         /// The side.
@@ -306,6 +323,9 @@ impl std::fmt::Display for CloseReason {
                 write!(f, "cannot connect to broker {target}: {error}")
             }
             CloseReason::HandshakeTimeout => f.write_str("TLS/SASL handshake timed out"),
+            CloseReason::RequestReadTimeout { limit } => {
+                write!(f, "client did not send a whole request within {} ms", limit.as_millis())
+            }
             CloseReason::Frame { side, error } => write!(f, "{side} sent invalid framing: {error}"),
             CloseReason::Protocol { side, error } => write!(f, "{side} protocol violation: {error}"),
             CloseReason::Tls { side, error } => write!(f, "TLS with the {side} failed: {error}"),

@@ -19,21 +19,61 @@ impl Session {
     /// The earliest moment [`Session::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let phase = match &self.phase {
-            Phase::Connecting { deadline, .. }
-            | Phase::Tunneling { deadline, .. }
-            | Phase::Closing { deadline, .. }
-            | Phase::Lingering { deadline, .. } => return Some(*deadline),
+            Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => return Some(*deadline),
             Phase::Refusing { at, .. } => return Some(*at),
             Phase::Closed => return None,
+            Phase::Connecting { deadline, .. } | Phase::Tunneling { deadline, .. } => Some(*deadline),
             Phase::Routing { .. } => None,
-            Phase::Open => self.config.limits.idle_timeout.map(|idle| self.last_activity + idle),
+            Phase::Open | Phase::Earning { .. } => {
+                self.config.limits.idle_timeout.map(|idle| self.last_activity + idle)
+            }
         };
         let reauth = match &self.up_auth {
             // Re-authentication waits for a request being cut through; its end re-checks.
             UpAuth::Done(client) if self.down.cut_through == 0 => client.reauth_at(),
             _ => None,
         };
-        [phase, reauth, self.handshake_deadline, self.verdict_deadline()].into_iter().flatten().min()
+        let request_read = self.request_read_deadline();
+        let deferred = self.deferred.as_ref().map(|d| d.at);
+        [phase, reauth, self.handshake_deadline, request_read, deferred, self.verdict_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// When the client's incomplete request must have arrived whole.
+    fn request_read_deadline(&self) -> Option<Instant> {
+        let (started, _) = self.request_read?;
+        self.config.limits.request_read_timeout.map(|limit| started + limit)
+    }
+
+    /// After bytes from the client were processed: notes when its current
+    /// incomplete request began (now, if a request completed meanwhile or
+    /// none was under way), or that none is under way.
+    pub(super) fn track_request_read(&mut self, now: Instant, frames_before: u64) {
+        if !self.down.mid_frame() {
+            self.request_read = None;
+        } else if self.request_read.is_none() || self.client_frames != frames_before {
+            self.request_read = Some((now, self.client_frames));
+        }
+    }
+
+    /// The request read deadline passed: closes the connection unless the
+    /// request completed meanwhile or the proxy itself is holding the client
+    /// back (back-pressure, the login throttle), which restarts the clock.
+    fn check_request_read(&mut self, now: Instant) {
+        let Some((started, frames)) = self.request_read else { return };
+        let Some(limit) = self.config.limits.request_read_timeout else { return };
+        if now < started + limit {
+            return;
+        }
+        if !self.down.mid_frame() {
+            self.request_read = None;
+        } else if self.client_frames != frames || !self.wants_read(Side::Downstream) {
+            self.request_read = Some((now, self.client_frames));
+        } else {
+            self.close(now, CloseReason::RequestReadTimeout { limit });
+        }
     }
 
     /// Time has reached (or passed) a deadline from `poll_timeout`.
@@ -49,8 +89,19 @@ impl Session {
                 return self.finish();
             }
             Phase::Refusing { at, .. } if now >= *at => {
-                if let Phase::Refusing { reason, .. } = std::mem::replace(&mut self.phase, Phase::Open) {
-                    self.close(now, reason);
+                if let Phase::Refusing { reason, reply, then, .. } =
+                    std::mem::replace(&mut self.phase, Phase::Open)
+                {
+                    match reply {
+                        Some(reply) => {
+                            self.answer(reply);
+                            self.phase = Phase::Refusing { reason, at: now + then, reply: None, then };
+                            if then.is_zero() {
+                                return self.handle_timeout(now);
+                            }
+                        }
+                        None => self.close(now, reason),
+                    }
                 }
                 return;
             }
@@ -65,13 +116,67 @@ impl Session {
         if self.handshake_deadline.is_some_and(|d| now >= d) {
             return self.close(now, CloseReason::HandshakeTimeout);
         }
-        if let Phase::Open = self.phase
+        if let Phase::Open | Phase::Earning { .. } = self.phase
             && let Some(idle) = self.config.limits.idle_timeout
             && now >= self.last_activity + idle
         {
             return self.close(now, CloseReason::IdleTimeout);
         }
+        self.check_request_read(now);
+        if !self.running() {
+            return;
+        }
+        if self.deferred.as_ref().is_some_and(|d| now >= d.at) {
+            self.resume_deferred(now);
+        }
         self.maybe_reauthenticate(now);
+    }
+
+    /// The login throttle's slot for the held SASL token has come: it is
+    /// evaluated, then the client's further requests.
+    fn resume_deferred(&mut self, now: Instant) {
+        let Some(deferred) = self.deferred.take() else { return };
+        if let Err(reason) = self.on_client_frame(now, deferred.frame) {
+            return self.close(now, reason);
+        }
+        self.process(now, Side::Downstream);
+        self.track_request_read(now, self.client_frames);
+    }
+
+    /// Opens the upstream connection once the client has earned it: after
+    /// authentication where the proxy authenticates, otherwise once the
+    /// downstream TLS handshake is done and a request waits for the broker.
+    pub(super) fn maybe_connect(&mut self, now: Instant) {
+        let Phase::Earning { .. } = self.phase else { return };
+        let authenticated = match &self.down_auth {
+            super::auth::DownAuth::Terminate(server) => server.is_authenticated(),
+            _ => false,
+        };
+        let earned = authenticated || !self.held.is_empty();
+        if self.down.is_secured() && earned {
+            self.connect_now(now);
+        }
+    }
+
+    /// The first bytes of a large request (past the SASL gate) arrived: the
+    /// client has earned its upstream connection as a whole request would.
+    pub(super) fn earned_by_large_request(&mut self, now: Instant) {
+        if matches!(self.phase, Phase::Earning { .. }) && self.down.is_secured() {
+            self.connect_now(now);
+        }
+    }
+
+    fn connect_now(&mut self, now: Instant) {
+        let Phase::Earning { target } = &self.phase else { return };
+        let target = target.clone();
+        let upstream_handshake =
+            self.config.security.upstream_tls.is_some() || !matches!(self.up_auth, UpAuth::Off);
+        if upstream_handshake && self.handshake_deadline.is_none() {
+            self.handshake_deadline = Some(now + self.config.limits.handshake_timeout);
+        }
+        debug!(session = self.id, %target, "client earned an upstream connection");
+        self.events.push_back(Event::Connect(target.clone()));
+        self.phase = Phase::Connecting { target, deadline: now + self.config.limits.connect_timeout };
     }
 
     /// The route for an SNI session (the proxy's answer to its route
@@ -88,8 +193,7 @@ impl Session {
         };
         debug!(session = self.id, listener = %route.listener, upstream = %route.upstream, "routed");
         self.route = Some(route);
-        self.events.push_back(Event::Connect(target.clone()));
-        self.phase = Phase::Connecting { target, deadline: now + self.config.limits.connect_timeout };
+        self.phase = Phase::Earning { target };
         // The ClientHello waited in the buffer for the route; go on with it.
         self.process(now, Side::Downstream);
     }
@@ -261,18 +365,35 @@ impl Session {
         reason: CloseReason,
         delay: Duration,
     ) {
-        if let Some(reply) = reply {
-            self.answer(reply);
-        }
+        self.refuse_after(now, Duration::ZERO, reply, reason, delay);
+    }
+
+    /// Refuses the client like [`Session::refuse`], but holds `reply` back
+    /// for `hold` first (the login throttle's penalty).
+    pub(super) fn refuse_after(
+        &mut self,
+        now: Instant,
+        hold: Duration,
+        reply: Option<Bytes>,
+        reason: CloseReason,
+        delay: Duration,
+    ) {
         if let Some(suppressed) = self.config.warnings.allow(now) {
-            warn!(session = self.id, %reason, suppressed, "refusing client");
+            warn!(session = self.id, %reason, suppressed, held_ms = hold.as_millis() as u64, "refusing client");
         } else {
             debug!(session = self.id, %reason, "refusing client");
+        }
+        if !hold.is_zero() && self.running() {
+            self.phase = Phase::Refusing { reason, at: now + hold, reply, then: delay };
+            return;
+        }
+        if let Some(reply) = reply {
+            self.answer(reply);
         }
         if delay.is_zero() {
             self.close(now, reason);
         } else if self.running() {
-            self.phase = Phase::Refusing { reason, at: now + delay };
+            self.phase = Phase::Refusing { reason, at: now + delay, reply: None, then: delay };
         }
     }
 
@@ -298,9 +419,22 @@ impl Session {
         } else {
             debug!(session = self.id, %reason, "closing");
         }
-        if matches!(self.phase, Phase::Connecting { .. } | Phase::Tunneling { .. } | Phase::Routing { .. }) {
+        if matches!(
+            self.phase,
+            Phase::Connecting { .. }
+                | Phase::Tunneling { .. }
+                | Phase::Routing { .. }
+                | Phase::Earning { .. }
+        ) {
             // Nothing queued for the broker can be delivered.
             self.up.shut();
+        }
+        if self.deferred.take().is_some() || self.throttle_owed {
+            // The throttle counted the held token in; it will never be evaluated.
+            self.throttle_owed = false;
+            if let Some(addr) = self.peer.map(|p| p.ip()) {
+                self.config.throttle.finish(addr, None, false, now);
+            }
         }
         self.down.close_notify();
         self.up.close_notify();
@@ -309,16 +443,19 @@ impl Session {
     }
 
     /// Closing: once every queued (and spliced) byte is out, either ends the
-    /// session or, after a drain, half-closes the client connection and
-    /// lingers until the client closes too. A socket closed with unread
-    /// bytes in it sends a reset, which can destroy responses the client has
-    /// not read yet; lingering reads (and drops) what the client still sends.
+    /// session or, while the client's connection is still open, half-closes
+    /// it and lingers until the client closes too (bounded by the linger
+    /// time). A socket closed with unread bytes in it sends a reset, which
+    /// can destroy what the client has not read yet (responses, a refusal's
+    /// error); lingering reads (and drops) what the client still sends, so
+    /// the client reads everything, then end of stream. A shutdown does not
+    /// linger.
     pub(super) fn finish_if_flushed(&mut self) {
         let Phase::Closing { reason, deadline } = &self.phase else { return };
         if !(self.flushed(Side::Downstream) && self.flushed(Side::Upstream)) {
             return;
         }
-        if *reason == CloseReason::Drained && self.down.open && !self.probe {
+        if *reason != CloseReason::Shutdown && self.down.open && !self.probe {
             let (reason, deadline) = (reason.clone(), *deadline);
             self.events.push_back(Event::ShutdownWrite(Side::Downstream));
             self.phase = Phase::Lingering { reason, deadline };

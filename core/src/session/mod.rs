@@ -54,6 +54,7 @@ pub use crate::rewrite::RewriteError;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -61,11 +62,13 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::api::ApiKey;
+use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, Limits, Security, UpstreamLogin};
 use crate::correlation::Responses;
 use crate::frame::{self, FrameDecoder};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Observed};
 use crate::route::Route;
+use crate::sasl::throttle::LoginThrottle;
 use crate::sasl::{SaslClient, SaslServer};
 use crate::tls::{RustlsSession, TlsError};
 
@@ -115,6 +118,10 @@ pub(crate) struct SessionConfig {
     pub security: Security,
     /// Bounds the warnings sessions log about failed connections.
     pub warnings: WarnLimiter,
+    /// What the proxy learned of the cluster (shared, kept across reloads).
+    pub cluster: Arc<ClusterView>,
+    /// Failed-login throttling (shared, kept across reloads).
+    pub throttle: Arc<LoginThrottle>,
     /// The forward proxy every upstream connection goes through, if any.
     pub forward_proxy: Option<crate::egress::ForwardProxy>,
 }
@@ -135,6 +142,10 @@ impl std::fmt::Debug for SessionConfig {
 enum Phase {
     /// SNI mode: waiting for the ClientHello, then for the route.
     Routing { asked: bool },
+    /// Routed; the upstream connection waits until the client has earned
+    /// one: after authentication where the proxy authenticates, otherwise
+    /// after the TLS handshake and the first complete request.
+    Earning { target: ConnectTarget },
     /// Waiting for the upstream connection.
     Connecting { target: ConnectTarget, deadline: Instant },
     /// Connected to the forward proxy; its handshake opens the tunnel to the
@@ -142,9 +153,10 @@ enum Phase {
     Tunneling { tunnel: Box<crate::egress::Tunnel>, target: ConnectTarget, deadline: Instant },
     /// Both sides connected.
     Open,
-    /// The client was refused: its answer is flushed, then the session
-    /// closes at `at` (Kafka's failed-authentication delay).
-    Refusing { reason: CloseReason, at: Instant },
+    /// The client was refused. At `at` its answer (if still held: a
+    /// throttled login failure) is sent and the session closes `then`
+    /// later (Kafka's failed-authentication delay); without one it closes.
+    Refusing { reason: CloseReason, at: Instant, reply: Option<Bytes>, then: Duration },
     /// Flushing what is queued, then closing.
     Closing { reason: CloseReason, deadline: Instant },
     /// Drained and flushed: the client connection is half-closed and what
@@ -171,6 +183,13 @@ struct Held {
     frame: Bytes,
     owes: Option<BrokerOwes>,
     api_key: ApiKey,
+}
+
+/// A SASL token waiting for its turn under the login throttle.
+#[derive(Debug)]
+struct Deferred {
+    frame: Bytes,
+    at: Instant,
 }
 
 /// Most chunks handed to one vectored write.
@@ -218,27 +237,41 @@ pub struct Session {
     draining: bool,
     /// The walker of a Fetch response being streamed (KIP-951 tail held back).
     fetch: Option<Box<crate::rewrite::FetchStream>>,
-    /// The client's address (none for a probe), for the external authenticator.
-    peer: Option<std::net::SocketAddr>,
+    /// The client's address (none for a probe): the login throttle's key,
+    /// and the external authenticator's `client`.
+    peer: Option<SocketAddr>,
     /// Where the SaslAuthenticate response goes while its login waits for
     /// the external authenticator.
     verifying: Option<auth::AuthenticateRequest>,
+    /// Complete requests (or request-shaped SASL tokens) read from the client.
+    client_frames: u64,
+    /// When the client's current, incomplete request began to arrive, and
+    /// `client_frames` then (`limits.request_read_timeout`).
+    request_read: Option<(Instant, u64)>,
+    /// A SASL token held until the login throttle's slot for it.
+    deferred: Option<Deferred>,
+    /// A token was admitted by the login throttle and its outcome is owed to it.
+    throttle_owed: bool,
+    /// The start of a large request is buffered and waits for the upstream
+    /// connection to be cut through.
+    large_request_waits: bool,
 }
 
 /// The principal of clients nobody authenticated (seed 000).
 pub(crate) const ANONYMOUS: &str = "$anonymous";
 
 impl Session {
-    /// A session for a client that just connected. With a `route` its first
-    /// event asks the runtime to connect upstream; without one (SNI mode) it
-    /// first reads the ClientHello and asks for a route.
+    /// A session for a client that just connected from `peer`. With a
+    /// `route` it waits for the client to earn an upstream connection (see
+    /// [`Phase::Earning`]); without one (SNI mode) it first reads the
+    /// ClientHello and asks for a route.
     pub(crate) fn new(
         id: u64,
         now: Instant,
         wall: SystemTime,
         config: Arc<SessionConfig>,
         route: Option<Route>,
-        peer: Option<std::net::SocketAddr>,
+        peer: Option<SocketAddr>,
     ) -> Session {
         let decoder = FrameDecoder::new(config.limits.max_frame_bytes);
         let security = &config.security;
@@ -264,10 +297,9 @@ impl Session {
         };
         let principal = (security.downstream_tls.is_none() && matches!(down_auth, DownAuth::Off))
             .then(|| ANONYMOUS.to_owned());
-        let needs_handshake = down.has_tls()
-            || security.upstream_tls.is_some()
-            || matches!(down_auth, DownAuth::Terminate(_))
-            || !matches!(up_auth, UpAuth::Off);
+        // The upstream handshakes' deadline starts with the upstream
+        // connection (`connect_now`), which waits for the client.
+        let needs_handshake = down.has_tls() || matches!(down_auth, DownAuth::Terminate(_));
         let mut session = Session {
             id,
             route: None,
@@ -294,6 +326,11 @@ impl Session {
             fetch: None,
             peer,
             verifying: None,
+            client_frames: 0,
+            request_read: None,
+            deferred: None,
+            throttle_owed: false,
+            large_request_waits: false,
             config,
         };
         if let Some(error) = tls_failure {
@@ -372,11 +409,24 @@ impl Session {
             (Phase::Closing { .. } | Phase::Lingering { .. } | Phase::Closed | Phase::Refusing { .. }, _) => {
                 false
             }
-            (Phase::Routing { .. } | Phase::Connecting { .. }, Side::Upstream) => false,
+            (Phase::Routing { .. } | Phase::Earning { .. } | Phase::Connecting { .. }, Side::Upstream) => {
+                false
+            }
             (Phase::Tunneling { .. }, Side::Upstream) => self.up.open,
             (Phase::Routing { asked: true }, Side::Downstream) => false,
             // A login waits for its external verdict: the client must not go on.
             (_, Side::Downstream) if self.awaiting_verdict() => false,
+            // A SASL token waits for the login throttle: nothing after it is read.
+            (_, Side::Downstream) if self.deferred.is_some() => false,
+            // A large request waits for the upstream connection before more of
+            // it is read, so it is cut through rather than assembled whole.
+            (_, Side::Downstream)
+                if self.large_request_waits
+                    && self.down.buffered().len() >= cut_through::CUT_THROUGH_MIN
+                    && !self.upstream_ready() =>
+            {
+                false
+            }
             (_, Side::Downstream) => {
                 self.down.open
                     && (!self.draining || self.down.mid_frame())
@@ -432,7 +482,11 @@ impl Session {
             return Ok(ReadOutcome::Eof);
         }
         self.last_activity = now;
+        let frames_before = self.client_frames;
         self.process(now, side);
+        if side == Side::Downstream {
+            self.track_request_read(now, frames_before);
+        }
         Ok(ReadOutcome::Read(n))
     }
 
@@ -541,6 +595,7 @@ impl Session {
             self.frames(now, side);
             if side == Side::Downstream {
                 self.close_if_quiescent(now);
+                self.maybe_connect(now);
             }
             if self.down.fresh_plaintext {
                 self.down.fresh_plaintext = false;
@@ -585,7 +640,7 @@ impl Session {
     /// pass-through frames cut through as their bytes arrive.
     fn frames(&mut self, now: Instant, side: Side) {
         loop {
-            if !self.running() {
+            if !self.running() || (side == Side::Downstream && self.deferred.is_some()) {
                 return;
             }
             if self.peer(side).cut_through > 0 {
@@ -619,7 +674,10 @@ impl Session {
                 Err(error) => return self.close(now, CloseReason::Frame { side, error }),
             };
             let result = match side {
-                Side::Downstream => self.on_client_frame(now, frame),
+                Side::Downstream => {
+                    self.client_frames += 1;
+                    self.on_client_frame(now, frame)
+                }
                 Side::Upstream => self.on_broker_frame(now, frame),
             };
             if let Err(reason) = result {

@@ -33,20 +33,30 @@ impl Session {
         session.phase = Phase::Routing { asked: false };
         session.events.clear();
         session.handle_route(now, route);
-        // Metadata v4, no topics: the broker list only.
-        let mut request = BytesMut::with_capacity(32);
-        request.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
-        request.extend_from_slice(&4i16.to_be_bytes());
-        request.extend_from_slice(&1i32.to_be_bytes());
-        crate::wire::put_string(&mut request, false, b"kafka-proxy");
-        request.extend_from_slice(&0i32.to_be_bytes());
-        request.extend_from_slice(&[0]);
-        let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + request.len());
-        frame.extend_from_slice(&frame::size_prefix(request.len()));
-        frame.extend_from_slice(&request);
-        if let Err(reason) = session.on_client_frame(now, frame.freeze()) {
-            session.close(now, reason);
+        // ApiVersions v0 (the cluster view keeps the answer, for proxies
+        // that answer their clients' ApiVersions themselves; v0 is what every
+        // broker answers), then Metadata v4 without topics: the broker list only.
+        let mut api_versions = BytesMut::with_capacity(24);
+        api_versions.extend_from_slice(&crate::api::ApiKey::API_VERSIONS.0.to_be_bytes());
+        api_versions.extend_from_slice(&0i16.to_be_bytes());
+        api_versions.extend_from_slice(&0i32.to_be_bytes());
+        crate::wire::put_string(&mut api_versions, false, b"kafka-proxy");
+        let mut metadata = BytesMut::with_capacity(32);
+        metadata.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
+        metadata.extend_from_slice(&4i16.to_be_bytes());
+        metadata.extend_from_slice(&1i32.to_be_bytes());
+        crate::wire::put_string(&mut metadata, false, b"kafka-proxy");
+        metadata.extend_from_slice(&0i32.to_be_bytes());
+        metadata.extend_from_slice(&[0]);
+        for request in [api_versions, metadata] {
+            let mut frame = BytesMut::with_capacity(frame::SIZE_LEN + request.len());
+            frame.extend_from_slice(&frame::size_prefix(request.len()));
+            frame.extend_from_slice(&request);
+            if let Err(reason) = session.on_client_frame(now, frame.freeze()) {
+                session.close(now, reason);
+            }
         }
+        session.maybe_connect(now);
         session
     }
 

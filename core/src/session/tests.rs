@@ -102,6 +102,8 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         linger: Duration::from_secs(1),
         security,
         warnings: Default::default(),
+        cluster: Default::default(),
+        throttle: Default::default(),
         forward_proxy: None,
     })
 }
@@ -114,7 +116,8 @@ impl Net {
             upstream: HostPort { host: "localhost".into(), port: 9092 },
             addr_override: None,
         };
-        let session = Session::new(1, now, test_support::wall(), session_config(security), Some(route), None);
+        let peer = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 40000)));
+        let session = Session::new(1, now, test_support::wall(), session_config(security), Some(route), peer);
         let mut net = Net { now, session, client, broker: TestPeer::plain(), broker_tls, closed: None };
         if let Some(end) = &mut net.client.tls {
             let _ = end.process(); // ClientHello
@@ -138,7 +141,9 @@ impl Net {
                         self.session.handle_connected(self.now);
                     }
                     Event::Closed(reason) => self.closed = Some(reason),
-                    Event::Proxy(_) | Event::ShutdownWrite(_) => {}
+                    // The test client closes as soon as it reads end of stream.
+                    Event::ShutdownWrite(side) => self.session.handle_eof(self.now, side),
+                    Event::Proxy(_) => {}
                     Event::Authenticate(request) => panic!("no external authenticator here: {request:?}"),
                 }
             }
@@ -427,6 +432,8 @@ fn service_login_failure_closes() {
         ..Security::default()
     };
     let mut net = Net::new(security, TestPeer::plain(), None);
+    // The first request earns the client its upstream connection.
+    net.client_send(&request(ApiKey::API_VERSIONS, 0, 1, false, b""));
     let mut broker = broker_sasl(&[Mechanism::Plain], None);
     net.broker_serves_sasl(&mut broker);
     assert!(matches!(net.closed, Some(CloseReason::UpstreamLogin(_))), "{:?}", net.closed);
@@ -466,9 +473,10 @@ fn upstream_reauthentication_holds_new_requests_only() {
     };
     let mut net = Net::new(security, TestPeer::plain(), None);
     let mut broker = broker_sasl(&[SCRAM256], Some(Duration::from_secs(10)));
-    net.broker_serves_sasl(&mut broker);
+    // The first request earns the upstream connection; it follows the login.
     net.client_send(&request(ApiKey(2), 1, 1, false, b"before"));
-    assert_eq!(net.broker.frames().len(), 1, "in flight across the re-authentication");
+    let others = net.broker_serves_sasl(&mut broker);
+    assert_eq!(others.len(), 1, "in flight across the re-authentication");
     // 85–95% of the 10 s lifetime: re-authentication starts.
     net.advance(Duration::from_millis(9_600));
     net.client_send(&request(ApiKey(2), 1, 2, false, b"after"));

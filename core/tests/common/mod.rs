@@ -116,6 +116,9 @@ pub(crate) struct Harness {
     /// Move what the session allows through simulated splice pipes, as a
     /// runtime with `splice(2)` does.
     pub splice: bool,
+    /// Clients close their end as soon as the proxy half-closes (false: they
+    /// keep the connection open and the session lingers).
+    pub clients_close_on_fin: bool,
 }
 
 impl Harness {
@@ -142,6 +145,7 @@ impl Harness {
             auto_connect: true,
             run_probes,
             splice: false,
+            clients_close_on_fin: true,
         };
         h.drain_proxy();
         h
@@ -171,8 +175,12 @@ impl Harness {
 
     /// A client connects to listener `id`.
     pub(crate) fn connect(&mut self, id: ListenerId) -> usize {
+        self.connect_from(id, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000))
+    }
+
+    /// A client connects to listener `id` from `peer`.
+    pub(crate) fn connect_from(&mut self, id: ListenerId, peer: SocketAddr) -> usize {
         assert!(self.listeners.contains_key(&id), "no listener {id}");
-        let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 50000);
         let session = self.proxy.accept(self.now, SystemTime::now(), id, peer).expect("accept");
         self.conns.push(Conn::new(session));
         self.drive();
@@ -250,7 +258,11 @@ impl Harness {
                     }
                     Event::Proxy(event) => self.proxy.handle_session_event(now, &mut conn.session, event),
                     Event::Authenticate(request) => conn.verify.push(request),
-                    Event::ShutdownWrite(Side::Downstream) => conn.client_shut_write = true,
+                    Event::ShutdownWrite(Side::Downstream) => {
+                        conn.client_shut_write = true;
+                        // A well-behaved client closes once it reads end of stream.
+                        conn.client_eof |= self.clients_close_on_fin;
+                    }
                     Event::ShutdownWrite(Side::Upstream) => {}
                     Event::Closed(reason) => conn.closed = Some(reason),
                 }
@@ -404,4 +416,52 @@ pub(crate) fn response(correlation_id: i32, body: &[u8]) -> Vec<u8> {
 
 pub(crate) fn bytes(v: &[u8]) -> Bytes {
     Bytes::copy_from_slice(v)
+}
+
+/// An ApiVersions v0 response (header v0): no error, the given ranges.
+pub(crate) fn api_versions_v0_response(correlation_id: i32, ranges: &[(i16, i16, i16)]) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    body.put_i16(0);
+    body.put_i32(ranges.len() as i32);
+    for &(key, min, max) in ranges {
+        body.put_i16(key);
+        body.put_i16(min);
+        body.put_i16(max);
+    }
+    response(correlation_id, &body)
+}
+
+/// A proxy that authenticates clients itself (SASL PLAIN: `alice` /
+/// `alice-secret`) in front of a plaintext broker.
+pub(crate) fn sasl_config(limits: Limits) -> ProxyConfig {
+    use kafka_proxy_core::config::DownstreamSasl;
+    use kafka_proxy_core::sasl::{CredentialStore, Mechanism, Secret, ServerConfig, SystemRandom};
+    use std::sync::Arc;
+    let random = Arc::new(SystemRandom::new());
+    let mut store = CredentialStore::builder(4096, &[]).unwrap();
+    store.password("alice", Secret::new("alice-secret".to_owned())).unwrap();
+    let store = Arc::new(store.build(random.as_ref()).unwrap());
+    let server = ServerConfig::new(&[Mechanism::Plain], store, random);
+    let mut config = config(limits);
+    config.security.downstream_sasl = DownstreamSasl::Terminate(Arc::new(server));
+    config
+}
+
+/// SaslHandshake v1 for PLAIN, then SaslAuthenticate v1 with `user`/`password`.
+pub(crate) fn plain_login(correlation_id: i32, user: &str, password: &str) -> Vec<u8> {
+    let mut handshake = BytesMut::new();
+    handshake.put_i16(5);
+    handshake.put_slice(b"PLAIN");
+    let mut out = request(17, 1, correlation_id, false, &handshake);
+    let token = format!("\0{user}\0{password}");
+    let mut auth = BytesMut::new();
+    auth.put_i32(token.len() as i32);
+    auth.put_slice(token.as_bytes());
+    out.extend(request(36, 1, correlation_id + 1, false, &auth));
+    out
+}
+
+/// The error code of a response whose body starts with one (header v0).
+pub(crate) fn error_code(frame: &[u8]) -> i16 {
+    i16::from_be_bytes([frame[8], frame[9]])
 }

@@ -667,6 +667,9 @@ fn expected_api_keys(input: &ApiVersionsResponse, policy: &ApiVersionsPolicy) ->
             if entry.min_version > entry.max_version {
                 continue;
             }
+        } else if ApiKey(key).name().is_none() {
+            // Keys Kafka has not published are not offered.
+            continue;
         }
         out.push(entry);
     }

@@ -93,7 +93,6 @@ impl ScramServer {
 
 impl ScramServerFirstSent {
     /// The user named in the first message (not yet authenticated).
-    #[cfg(test)]
     pub(crate) fn username(&self) -> &str {
         &self.username
     }
