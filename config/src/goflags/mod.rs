@@ -406,12 +406,7 @@ impl Translator<'_> {
     fn upstream(&mut self) -> Result<(), FlagError> {
         let tls = self.flags.bool("tls-enable")?;
         let sasl = self.flags.bool("sasl-enable")?;
-        let protocol = match (tls, sasl) {
-            (false, false) => "PLAINTEXT",
-            (true, false) => "SSL",
-            (false, true) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        };
+        let protocol = protocol_name(tls, sasl);
         self.set(
             "upstream.security_protocol",
             Value::str(protocol),
@@ -496,12 +491,7 @@ impl Translator<'_> {
     fn downstream(&mut self) -> Result<(), FlagError> {
         let tls = self.flags.bool("proxy-listener-tls-enable")?;
         let auth = self.flags.bool("auth-local-enable")?;
-        let protocol = match (tls, auth) {
-            (false, false) => "PLAINTEXT",
-            (true, false) => "SSL",
-            (false, true) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        };
+        let protocol = protocol_name(tls, auth);
         self.set(
             "downstream.security_protocol",
             Value::str(protocol),
@@ -714,6 +704,18 @@ impl Translator<'_> {
             (None, None) => Ok(None),
         }
     }
+}
+
+/// Kafka's `security.protocol` for a side with or without TLS and SASL.
+fn protocol_name(tls: bool, sasl: bool) -> &'static str {
+    use crate::model::SecurityProtocol as P;
+    match (tls, sasl) {
+        (false, false) => P::Plaintext,
+        (true, false) => P::Ssl,
+        (false, true) => P::SaslPlaintext,
+        (true, true) => P::SaslSsl,
+    }
+    .name()
 }
 
 /// `localhost`, an IP literal, or empty (all interfaces).

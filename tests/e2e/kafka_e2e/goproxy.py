@@ -71,7 +71,22 @@ def engine_supports(yaml_tail: str, workdir: Path) -> bool:
     return "not supported yet" not in (r.stdout + r.stderr) and "unknown field" not in (r.stdout + r.stderr)
 
 
-class Relay:
+class _Daemon:
+    """A server on `self.port` run as `self.process`: started, ready when it listens, stopped by PID."""
+
+    port: int
+    process: ManagedProcess
+
+    def start(self):
+        self.process.start()
+        self.process.wait_ready(HOST, self.port, 10)
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class Relay(_Daemon):
     """kafka_e2e.relay: a port forward (a stand-in for NAT or a load balancer)."""
 
     def __init__(self, listen_port: int, upstream: str, workdir: Path):
@@ -82,16 +97,9 @@ class Relay:
             Path(workdir) / f"relay-{listen_port}.log", cwd=pkg_parent,
         )
 
-    def start(self) -> "Relay":
-        self.process.start()
-        self.process.wait_ready(HOST, self.port, 10)
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
-class Danted:
+class Danted(_Daemon):
     """dante-server (SOCKS5, no authentication), connects to loopback only."""
 
     def __init__(self, port: int, workdir: Path):
@@ -109,16 +117,9 @@ class Danted:
         self.process = ManagedProcess(f"danted:{port}", [_binary("DANTED", "danted"), "-f", conf, "-N", "1"],
                                       Path(workdir) / f"danted-{port}.log")
 
-    def start(self) -> "Danted":
-        self.process.start()
-        self.process.wait_ready(HOST, self.port, 10)
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
-class Microsocks:
+class Microsocks(_Daemon):
     """microsocks (SOCKS5 with RFC 1929 username/password)."""
 
     def __init__(self, port: int, user: str, password: str, workdir: Path):
@@ -129,16 +130,9 @@ class Microsocks:
             Path(workdir) / f"microsocks-{port}.log",
         )
 
-    def start(self) -> "Microsocks":
-        self.process.start()
-        self.process.wait_ready(HOST, self.port, 10)
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
-class Tinyproxy:
+class Tinyproxy(_Daemon):
     """tinyproxy (HTTP CONNECT), allowing CONNECT to `connect_ports` only (others: 403)."""
 
     def __init__(self, port: int, connect_ports: list[int], workdir: Path):
@@ -153,13 +147,6 @@ class Tinyproxy:
         self.process = ManagedProcess(f"tinyproxy:{port}", [_binary("TINYPROXY", "tinyproxy"), "-d", "-c", conf],
                                       Path(workdir) / f"tinyproxy-{port}.log")
 
-    def start(self) -> "Tinyproxy":
-        self.process.start()
-        self.process.wait_ready(HOST, self.port, 10)
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 LDAP_SUFFIX = "dc=example,dc=com"
@@ -167,7 +154,7 @@ LDAP_USERS = {"alice": "alice-ldap-secret", "bob": "bob-ldap-secret"}
 LDAP_SERVICE = ("cn=reader,dc=example,dc=com", "reader-secret")
 
 
-class Slapd:
+class Slapd(_Daemon):
     """OpenLDAP slapd with a throwaway mdb database made by slapadd from an LDIF:
     people under ou=people (LDAP_USERS), a service account for search-then-bind,
     ldap:// on `port` and, given a certificate, ldaps:// on `tls_port` and StartTLS."""
@@ -205,10 +192,3 @@ class Slapd:
         self.process = ManagedProcess(f"slapd:{port}", [_binary("SLAPD", "slapd"), "-f", conf, "-h", urls, "-d", "0"],
                                       d / "slapd.log")
 
-    def start(self) -> "Slapd":
-        self.process.start()
-        self.process.wait_ready(HOST, self.port, 10)
-        return self
-
-    def stop(self) -> None:
-        self.process.stop()
