@@ -11,6 +11,10 @@ Workloads (1 KiB records, one producer or consumer connection, one partition):
   consume        read back everything produce-large wrote
   produce-16k    batch.size 16 KiB, linger 0
 
+With `--metrics off,on` every plaintext proxy run is made twice, without and with the
+admin endpoint (`admin.bind`: metrics folded from every session, /metrics scraped once a
+second during the run, as Prometheus would), to show what metrics cost.
+
 Run through bench/run.sh, which installs peers and builds both binaries.
 """
 
@@ -30,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
+from kafka_e2e.admin import Admin, admin_config  # noqa: E402
 from kafka_e2e.ports import pick_port, pick_proxy_base  # noqa: E402
 from kafka_e2e.procs import proc_stats  # noqa: E402
 from kafka_e2e.proxy import KafkaProxy, PortLayout, render_config  # noqa: E402
@@ -61,22 +66,41 @@ def run_loadgen(loadgen: Path, kind: str, bootstrap: str, topic: str, records: i
 
 
 def measure(mode: str, wl: str, args, loadgen: Path, bootstrap: str, props: list[str],
-            watched: dict, proxy=None) -> dict:
+            watched: dict, proxy=None, admin: Admin | None = None) -> dict:
     """Runs workload `wl` once, then stops `proxy` (if any): one result row, with the
     CPU-seconds per GB of every process in `watched` (name -> process, or None) and the
-    proxy's peak RSS."""
+    proxy's peak RSS. With `admin`, /metrics is scraped once a second meanwhile."""
+    import threading
+
     kind, topic, _ = WORKLOADS[wl]
     watched = {name: process.pid for name, process in watched.items() if process is not None}
+    done = threading.Event()
+    scrapes = []
+
+    def scrape_loop():
+        while not done.wait(1.0):
+            try:
+                scrapes.append(len(admin.get("/metrics")[2]))
+            except OSError:
+                pass
+
+    scraper = threading.Thread(target=scrape_loop, daemon=True) if admin else None
     try:
+        if scraper:
+            scraper.start()
         before = {name: proc_stats(pid) for name, pid in watched.items()}
         res = run_loadgen(loadgen, kind, bootstrap, topic, args.records, args.record_size, props, args.timeout)
         after = {name: proc_stats(pid) for name, pid in watched.items()}
     finally:
+        done.set()
+        if scraper:
+            scraper.join(5)
         if proxy:
             proxy.stop()
     gb = res["bytes"] / 1e9
     row = {
-        "mode": mode, "workload": wl, "records": res["records"], "bytes": res["bytes"],
+        "mode": mode, "workload": wl, "metrics": "on" if admin else "off", "scrapes": len(scrapes),
+        "records": res["records"], "bytes": res["bytes"],
         "seconds": res["seconds"], "mb_per_s": res["mb_per_s"],
         "proxy_cpu_s_per_gb": None, "proxy_peak_rss_mib": None,
     }
@@ -84,7 +108,7 @@ def measure(mode: str, wl: str, args, loadgen: Path, bootstrap: str, props: list
         row[f"{name}_cpu_s_per_gb"] = (after[name].cpu_seconds - before[name].cpu_seconds) / gb
     if "proxy" in watched:
         row["proxy_peak_rss_mib"] = after["proxy"].vm_hwm_kib / 1024
-    print(f"  {mode:10} {wl:13} {row['mb_per_s']:8.1f} MB/s", flush=True)
+    print(f"  {mode:10} {wl:13} metrics {row['metrics']:3} {row['mb_per_s']:8.1f} MB/s", flush=True)
     return row
 
 
@@ -103,14 +127,22 @@ def bench_mode(mode: str, args, work: Path) -> list[dict]:
             config.write_text(render_config([tansu.bootstrap], layout))
         for wl in args.workloads:
             props = WORKLOADS[wl][2]
-            proxy = None
-            bootstrap = tansu.bootstrap
-            if mode != "direct":
-                proxy = KafkaProxy(config, layout, mode, work / f"{mode}-{wl}", binary=args.proxy)
-                proxy.start()
-                bootstrap = proxy.bootstrap
-            rows.append(measure(mode, wl, args, args.loadgen, bootstrap, props,
-                                {"broker": tansu.process, "proxy": proxy and proxy.process}, proxy))
+            for metrics in (args.metrics if mode != "direct" else ["off"]):
+                proxy = None
+                admin = None
+                bootstrap = tansu.bootstrap
+                if mode != "direct":
+                    proxy_config = config
+                    if metrics == "on":
+                        admin = Admin(pick_port(avoid={tansu.port, *range(layout.base, layout.base + 421)}))
+                        proxy_config = work / f"proxy-{mode}-metrics.yaml"
+                        proxy_config.write_text(config.read_text() + admin_config(admin.port))
+                    proxy = KafkaProxy(proxy_config, layout, mode, work / f"{mode}-{wl}-metrics-{metrics}",
+                                       binary=args.proxy)
+                    proxy.start()
+                    bootstrap = proxy.bootstrap
+                rows.append(measure(mode, wl, args, args.loadgen, bootstrap, props,
+                                    {"broker": tansu.process, "proxy": proxy and proxy.process}, proxy, admin))
     finally:
         tansu.stop()
     return rows
@@ -131,8 +163,10 @@ def markdown(rows: list[dict], args) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     order = {w: i for i, w in enumerate(WORKLOADS)}
-    for r in sorted(rows, key=lambda r: (order[r["workload"]], MODES.index(r["mode"]))):
+    for r in sorted(rows, key=lambda r: (order[r["workload"]], MODES.index(r["mode"]), r.get("metrics", "off"))):
         path = "direct" if r["mode"] == "direct" else f"proxy ({r['mode']})"
+        if r.get("metrics") == "on":
+            path = f"proxy ({r['mode']}, metrics on: {r['scrapes']} scrapes)"
         pcpu = "—" if r["proxy_cpu_s_per_gb"] is None else f"{r['proxy_cpu_s_per_gb']:.2f}"
         prss = "—" if r["proxy_peak_rss_mib"] is None else f"{r['proxy_peak_rss_mib']:.1f}"
         out.append(f"| {r['workload']} | {path} | {r['mb_per_s']:.1f} | {pcpu} | {prss} | "
@@ -150,7 +184,12 @@ def main() -> int:
     ap.add_argument("--proxy", type=Path, default=REPO / "target/release/kafka-proxy")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per workload run")
+    ap.add_argument("--metrics", default="off",
+                    help="off, on, or off,on: plaintext proxy runs without and/or with the admin endpoint")
     args = ap.parse_args()
+    args.metrics = [m for m in args.metrics.split(",") if m]
+    if not args.metrics or any(m not in ("off", "on") for m in args.metrics):
+        ap.error("--metrics takes off, on or off,on")
     args.modes = [m for m in args.modes.split(",") if m]
     args.workloads = [w for w in args.workloads.split(",") if w]
     for m in args.modes:

@@ -4,6 +4,7 @@
 # Results (Markdown + JSON) go to bench/results/.
 #
 # Usage: bench/run.sh [--gb N] [--modes direct,tokio,mio] [--workloads produce-large,consume,produce-16k]
+#                     [--metrics off,on]
 #                     [--record-size BYTES] [--timeout SECONDS]
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

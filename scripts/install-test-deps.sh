@@ -15,8 +15,11 @@
 #                          (SOCKS5), microsocks (SOCKS5 with username/password), tinyproxy
 #                          (HTTP CONNECT), slapd + ldap-utils (OpenLDAP); installed without
 #                          starting their services (the tests start them on loopback ports)
+#   <deps>/node/           kafkajs 2.2.4 from npm (the third client of the restart test;
+#                          node from Debian's nodejs when none is installed)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
-#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR
+#                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, NODE, KAFKAJS_NODE_PATH,
+#                          DANTED, MICROSOCKS, TINYPROXY, SLAPD, SLAPADD
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -166,6 +169,27 @@ TINYPROXY="$(command -v tinyproxy)"
 SLAPD="$(command -v slapd || echo /usr/sbin/slapd)"
 SLAPADD="$(command -v slapadd || echo /usr/sbin/slapadd)"
 
+# ---------------------------------------------------------------- kafkajs (npm)
+KAFKAJS_VERSION=2.2.4
+NODE_DIR="$DEPS/node"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "installing Debian nodejs and npm (kafkajs runs on node)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null 2>&1 \
+    || { as_root apt-get update -qq >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } \
+    || die "apt-get install nodejs npm failed"
+fi
+NODE="$(command -v node)"
+kafkajs_version() { "$NODE" -p "require('$NODE_DIR/node_modules/kafkajs/package.json').version" 2>/dev/null || true; }
+if [ "$(kafkajs_version)" = "$KAFKAJS_VERSION" ]; then
+  say "kafkajs $KAFKAJS_VERSION ok"
+else
+  say "installing kafkajs $KAFKAJS_VERSION into $NODE_DIR"
+  mkdir -p "$NODE_DIR"
+  npm install --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error "kafkajs@$KAFKAJS_VERSION" >/dev/null \
+    || die "npm install kafkajs@$KAFKAJS_VERSION failed"
+  [ "$(kafkajs_version)" = "$KAFKAJS_VERSION" ] || die "kafkajs in $NODE_DIR is $(kafkajs_version), wanted $KAFKAJS_VERSION"
+fi
+
 # ------------------------------------------------- tansu with sqlite (SASL broker)
 TANSU_SQLITE_ROOT="$DEPS/tansu-sqlite"
 TANSU_SQLITE="$TANSU_SQLITE_ROOT/bin/tansu"
@@ -242,6 +266,8 @@ cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
   echo "export DANTED='$DANTED' MICROSOCKS='$MICROSOCKS' TINYPROXY='$TINYPROXY'"
   echo "export SLAPD='$SLAPD' SLAPADD='$SLAPADD'"
+  echo "export NODE='$NODE'"
+  echo "export KAFKAJS_NODE_PATH='$NODE_DIR/node_modules'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 
@@ -259,5 +285,6 @@ EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
 say "  dante $(deb_version dante-server), microsocks $(deb_version microsocks), tinyproxy $(deb_version tinyproxy), slapd $(deb_version slapd)"
+say "  kafkajs        $KAFKAJS_VERSION   node $("$NODE" --version)   $NODE_DIR"
 say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   ($DEPS/<tool>/bin)"
 say "env file: $DEPS/env.sh"

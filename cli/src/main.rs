@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
-use kafka_proxy_runtime::{Control, RunOptions};
+use kafka_proxy_runtime::{Control, RunOptions, Telemetry};
 use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
 
@@ -299,6 +299,35 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
+/// Starts the admin endpoint (`admin.bind`): metrics, health, readiness.
+fn start_admin(
+    admin: &config::Admin,
+    runtime: RuntimeKind,
+    reuse_port: bool,
+) -> Result<std::sync::Arc<Telemetry>, ExitCode> {
+    use std::net::ToSocketAddrs;
+    let runtime = match runtime {
+        RuntimeKind::Tokio => "tokio",
+        RuntimeKind::Mio => "mio",
+    };
+    let telemetry = Telemetry::new(env!("CARGO_PKG_VERSION"), runtime);
+    let addr = (admin.bind.host.as_str(), admin.bind.port).to_socket_addrs().map(|mut a| a.next());
+    let addr = match addr {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => {
+            error!(bind = %admin.bind, "admin.bind: cannot resolve the address");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone()) {
+        Ok(_) => Ok(telemetry),
+        Err(e) => {
+            error!(bind = %admin.bind, "admin.bind: cannot listen: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Logs to stderr: `RUST_LOG` if set, else `logging.level`; text or JSON.
 fn init_logging(logging: &config::Logging) {
     use std::io::IsTerminal;
@@ -338,6 +367,13 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
     });
     info!(config = %source.name(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
     let drain_timeout = core.limits.drain_timeout;
+    let telemetry = match &config.admin {
+        Some(admin) => match start_admin(admin, runtime, core.socket.reuse_port) {
+            Ok(telemetry) => Some(telemetry),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let proxy = Proxy::new(core, Instant::now(), SystemTime::now());
     let control = Control::new();
     // SIGTERM / SIGINT: drain (a second one exits at once). SIGHUP: the
@@ -346,6 +382,7 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
     // new connections.
     let reload_source = source.clone();
     let steer = control.clone();
+    let observed = telemetry.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
             info!(
@@ -353,13 +390,22 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
                 drain_timeout_ms = drain_timeout.as_millis() as u64,
                 "termination signal: draining"
             );
+            if let Some(telemetry) = &observed {
+                // /ready turns 503 before the runtime even wakes up.
+                telemetry.status().set_draining();
+            }
             steer.drain(drain_timeout);
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
             match load_quiet(&reload_source) {
                 Ok(core) => steer.reload(core),
-                Err(e) => error!("configuration reload failed, keeping the running one: {e}"),
+                Err(e) => {
+                    if let Some(telemetry) = &observed {
+                        telemetry.reload_failed();
+                    }
+                    error!("configuration reload failed, keeping the running one: {e}")
+                }
             }
         }
     });
@@ -367,7 +413,7 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot start the signal thread: {e}");
         return ExitCode::FAILURE;
     }
-    let mut options = RunOptions::default();
+    let mut options = RunOptions { telemetry, ..RunOptions::default() };
     if let Some(external) = config.downstream.sasl.as_ref().and_then(|s| s.credentials.external.as_ref()) {
         match kafka_proxy_auth::AuthService::start(external) {
             Ok(service) => options.authenticator = Some(service),

@@ -45,6 +45,21 @@ impl Config {
             l.max_buffered_bytes,
             l.max_in_flight
         ));
+        out.push(format!(
+            "timeouts: request {} (longer when a request asks the broker to wait), drain {}",
+            duration(l.request_timeout),
+            duration(l.drain_timeout)
+        ));
+        let s = &self.socket;
+        let buffer =
+            |b: Option<usize>| b.map_or_else(|| "system default".to_owned(), |b| format!("{b} bytes"));
+        out.push(format!(
+            "socket: keepalive {}, send buffer {}, receive buffer {}, SO_REUSEPORT {}",
+            s.keepalive.map_or_else(|| "off".to_owned(), duration),
+            buffer(s.send_buffer_bytes),
+            buffer(s.receive_buffer_bytes),
+            if s.reuse_port { "on" } else { "off" }
+        ));
         match &self.admin {
             Some(admin) => out.push(format!("admin: http://{}/ (/metrics, /health, /ready)", admin.bind)),
             None => out.push("admin: off".to_owned()),
@@ -158,6 +173,7 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
     out.push(format!("upstream: {}", up.security_protocol));
     let servers: Vec<String> = up.bootstrap_servers.iter().map(ToString::to_string).collect();
     out.push(format!("  bootstrap servers: {}", servers.join(", ")));
+    out.push(format!("  client id of the proxy's own requests: {}", up.client_id));
     if let Some(proxy) = &up.forward_proxy {
         out.push(format!("  every connection to the brokers goes through the forward proxy {proxy}"));
     }

@@ -34,7 +34,7 @@
 //!
 //! The model is the seed proxy's (`bind_address`, `upstream`, `downstream`,
 //! `broker_mapping`, `auth_swap`, `resolve`) plus the extensions of CONFIG.md
-//! (credentials, OAUTHBEARER, admin, policy, limits, logging, runtime). A file written for
+//! (credentials, OAUTHBEARER, admin, policy, limits, socket, logging, runtime). A file written for
 //! the seed proxy loads with the same meaning. Loading happens in four steps:
 //!
 //! 1. `${VAR}` / `${VAR:default}` expansion of the text (`env.rs` documents the rules:
@@ -79,8 +79,16 @@
 //!   `idle_timeout_ms: 0` disables the idle timeout and `request_read_timeout_ms: 0` the
 //!   request read timeout; other limits must be positive. `login_failure_base_delay_ms`,
 //!   `login_failure_max_delay_ms` and `login_failure_decay_ms` tune the failed-login throttle.
-//!   `max_buffered_bytes` and `max_in_flight` are accepted beyond CONFIG.md's list.
-//! * `logging`: `info`, `text`. `runtime`: `tokio`.
+//!   `max_buffered_bytes`, `max_in_flight`, `request_timeout_ms` (30 s) and
+//!   `drain_timeout_ms` (30 s) are accepted beyond CONFIG.md's list.
+//! * `socket` (both sides' TCP sockets): `keepalive_ms` 60000 (0 = off, else 1 s to 32767 s),
+//!   `send_buffer_bytes` / `receive_buffer_bytes` 0 (the system's default; at most 1 GiB),
+//!   `reuse_port` true (a new process can bind the same ports during a restart).
+//! * `upstream.client_id`: the client id of the proxy's own requests, `kafka-proxy`.
+//! * `admin.bind`: the `/metrics`, `/health`, `/ready` endpoint (off when absent); the
+//!   binary serves it, the engine configuration does not carry it.
+//! * `logging`: `info`, `text`; `warning` means `warn`, and `fatal` / `critical` / `panic`
+//!   mean `error`. `runtime`: `tokio`.
 
 mod credentials;
 mod describe;

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::config::{ExternalBroker, HostPattern, HostPort, Limits, PortOffset, StaticMapping};
+use kafka_proxy_core::config::{
+    ExternalBroker, HostPattern, HostPort, Limits, PortOffset, SocketOptions, StaticMapping,
+};
 use regex::Regex;
 
 use crate::error::Warning;
@@ -38,6 +40,8 @@ pub struct Config {
     pub policy: Policy,
     /// Frame size, timeouts and buffers.
     pub limits: Limits,
+    /// TCP keepalive, socket buffer sizes and `SO_REUSEPORT` (`socket`).
+    pub socket: SocketOptions,
     /// Log level and format.
     pub logging: Logging,
     /// The runtime to drive the core with (`--runtime` overrides).
@@ -196,6 +200,9 @@ pub struct Upstream {
     pub auth: UpstreamAuth,
     /// The SOCKS5 or HTTP CONNECT proxy every upstream connection goes through.
     pub forward_proxy: Option<kafka_proxy_core::egress::ForwardProxy>,
+    /// The client id of the proxy's own requests (`upstream.client_id`,
+    /// default `kafka-proxy`).
+    pub client_id: String,
 }
 
 /// TLS towards brokers.
@@ -602,7 +609,9 @@ impl Policy {
 /// Logging settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logging {
-    /// A `tracing` filter directive (`info`, `kafka_proxy=debug,warn`); `RUST_LOG` overrides.
+    /// A `tracing` filter directive (`info`, `kafka_proxy=debug,warn`), with the usual
+    /// aliases already mapped (`warning` is `warn`; `fatal`, `critical` and `panic` are
+    /// `error`); `RUST_LOG` overrides.
     pub level: String,
     /// Output format.
     pub format: LogFormat,

@@ -31,6 +31,7 @@ pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     pub(crate) policy: Option<RawPolicy>,
     pub(crate) limits: Option<RawLimits>,
+    pub(crate) socket: Option<RawSocket>,
     pub(crate) logging: Option<RawLogging>,
     pub(crate) runtime: Option<Parsed<RuntimeKind>>,
 }
@@ -45,6 +46,7 @@ pub(crate) struct RawUpstream {
     pub(crate) sasl_password: Option<Secret>,
     pub(crate) tls: Option<RawUpstreamTls>,
     pub(crate) forward_proxy: Option<Parsed<ForwardProxy>>,
+    pub(crate) client_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,6 +326,20 @@ pub(crate) struct RawLimits {
     pub(crate) login_failure_base_delay_ms: Option<NonZeroU64>,
     pub(crate) login_failure_max_delay_ms: Option<NonZeroU64>,
     pub(crate) login_failure_decay_ms: Option<NonZeroU64>,
+    pub(crate) request_timeout_ms: Option<NonZeroU64>,
+    pub(crate) drain_timeout_ms: Option<NonZeroU64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSocket {
+    /// 0 disables TCP keepalive.
+    pub(crate) keepalive_ms: Option<u64>,
+    /// 0 keeps the system's default.
+    pub(crate) send_buffer_bytes: Option<u64>,
+    /// 0 keeps the system's default.
+    pub(crate) receive_buffer_bytes: Option<u64>,
+    pub(crate) reuse_port: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

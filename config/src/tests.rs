@@ -999,8 +999,99 @@ fn to_core_builds_security_and_refuses_what_the_engine_cannot_run() {
             .to_core()
             .unwrap_err()
             .to_string();
-    assert_names(&message, "admin.bind", "the admin endpoint is not supported yet");
+    assert!(!message.contains("admin"), "the admin endpoint is served: {message}");
     assert_names(&message, "policy", "forbidding API keys is not supported yet");
+    let admin = ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n"));
+    assert!(admin.to_core().is_ok(), "admin alone is accepted");
+}
+
+#[test]
+fn operations_keys_reach_the_engine() {
+    let local = LOCAL.replace(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  client_id: platform-proxy\ndownstream",
+    );
+    let text = format!(
+        "{local}limits:\n  request_timeout_ms: 12000\n  drain_timeout_ms: 5000\n\
+         socket:\n  keepalive_ms: 0\n  send_buffer_bytes: 131072\n  receive_buffer_bytes: 0\n  reuse_port: false\n\
+         logging:\n  level: warning\n"
+    );
+    let config = ok(&text);
+    assert_eq!(config.upstream.client_id, "platform-proxy");
+    assert_eq!(config.logging.level, "warn", "warning is an alias of warn");
+    let core = config.to_core().unwrap();
+    assert_eq!(core.client_id, "platform-proxy");
+    assert_eq!(core.limits.request_timeout, Duration::from_secs(12));
+    assert_eq!(core.limits.drain_timeout, Duration::from_secs(5));
+    assert_eq!(core.socket.keepalive, None, "0 turns keepalive off");
+    assert_eq!(core.socket.send_buffer_bytes, Some(131_072));
+    assert_eq!(core.socket.receive_buffer_bytes, None, "0 keeps the system's default");
+    assert!(!core.socket.reuse_port);
+    let described = config.describe();
+    assert!(described.contains("timeouts: request 12s"), "{described}");
+    assert!(described.contains("drain 5s"), "{described}");
+    assert!(
+        described.contains(
+            "socket: keepalive off, send buffer 131072 bytes, receive buffer system default, SO_REUSEPORT off"
+        ),
+        "{described}"
+    );
+    assert!(described.contains("client id of the proxy's own requests: platform-proxy"), "{described}");
+
+    let defaults = ok(LOCAL).to_core().unwrap();
+    assert_eq!(defaults.client_id, "kafka-proxy");
+    assert_eq!(defaults.socket, kafka_proxy_core::config::SocketOptions::default());
+    assert_eq!(defaults.socket.keepalive, Some(Duration::from_secs(60)));
+    assert!(defaults.socket.reuse_port);
+    assert_eq!(defaults.limits.request_timeout, Duration::from_secs(30));
+    assert_eq!(defaults.limits.drain_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn operations_keys_refuse_what_cannot_work() {
+    let message = fails(&format!("{LOCAL}socket:\n  keepalive_ms: 500\n"));
+    assert_names(
+        &message,
+        "socket.keepalive_ms",
+        "expected 0 (off) or 1000 to 32767000 milliseconds, got 500",
+    );
+    let message = fails(&format!("{LOCAL}socket:\n  send_buffer_bytes: 4294967296\n"));
+    assert_names(&message, "socket.send_buffer_bytes", "at most 1073741824 bytes, got 4294967296");
+    let message = fails(&format!("{LOCAL}socket:\n  keepalive_ms: -1\n"));
+    assert!(message.contains("config.yaml:14:17: socket.keepalive_ms: "), "line and column: {message}");
+    let message = fails(&format!("{LOCAL}socket:\n  keep_alive_ms: 1000\n"));
+    assert!(
+        message.contains("config.yaml:14:3: socket.keep_alive_ms: unknown field `keep_alive_ms`"),
+        "{message}"
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  request_timeout_ms: 0\n")),
+        "limits.request_timeout_ms",
+        "nonzero",
+    );
+    assert_names(
+        &fails(&format!("{LOCAL}limits:\n  drain_timeout_ms: 0\n")),
+        "limits.drain_timeout_ms",
+        "nonzero",
+    );
+    let text = LOCAL.replace(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  client_id: \"\"\ndownstream",
+    );
+    assert_names(&fails(&text), "upstream.client_id", "expected 1 to 255 printable characters, got \"\"");
+}
+
+#[test]
+fn log_level_aliases() {
+    let level = |l: &str| ok(&format!("{LOCAL}logging:\n  level: {l}\n")).logging.level;
+    assert_eq!(level("warning"), "warn");
+    assert_eq!(level("WARNING"), "warn");
+    assert_eq!(level("fatal"), "error");
+    assert_eq!(level("critical"), "error");
+    assert_eq!(level("panic"), "error");
+    assert_eq!(level("debug"), "debug");
+    assert_eq!(level("kafka_proxy=warning,fatal"), "kafka_proxy=warn,error");
+    assert_names(&fails(&format!("{LOCAL}logging:\n  level: verbose\n")), "logging.level", "warn (warning)");
 }
 
 #[test]

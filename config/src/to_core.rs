@@ -9,17 +9,11 @@ use crate::model::{BrokerMapping, Config, Resolve};
 
 impl Config {
     /// The engine configuration: files read, TLS configurations built,
-    /// passwords hashed. The admin endpoint and the request policy are not
-    /// implemented yet and are refused under their key paths, never dropped.
+    /// passwords hashed. The request policy is not implemented yet and is
+    /// refused under its key path, never dropped. (`admin` is the binary's
+    /// business, not the engine's: it is not part of the result.)
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
-        if self.admin.is_some() {
-            unsupported.push(Problem::new(
-                &self.path,
-                "admin.bind",
-                "the admin endpoint is not supported yet",
-            ));
-        }
         if !self.policy.is_empty() {
             unsupported.push(Problem::new(&self.path, "policy", "forbidding API keys is not supported yet"));
         }
@@ -45,9 +39,10 @@ impl Config {
             bootstrap: self.upstream.bootstrap_servers.clone(),
             resolve: resolve_rules(&self.resolve),
             limits: self.limits.clone(),
-            socket: Default::default(),
+            socket: self.socket.clone(),
             security,
             forward_proxy: self.upstream.forward_proxy.clone(),
+            client_id: self.upstream.client_id.clone(),
         })
     }
 }

@@ -9,6 +9,7 @@
 //! answer" — and answers leave in queue order.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -23,6 +24,10 @@ pub(crate) struct Expected {
     pub api_key: ApiKey,
     /// The request's API version.
     pub version: i16,
+    /// When its last byte arrived from the client.
+    pub arrived: Instant,
+    /// How long the broker may take to answer it (`crate::deadline`).
+    pub wait: Duration,
 }
 
 #[derive(Debug)]
@@ -149,6 +154,19 @@ impl Responses {
         self.streaming = streaming;
     }
 
+    /// True while a broker response is forwarded in pieces.
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.streaming
+    }
+
+    /// The newest request the broker will answer arrived completely at
+    /// `now` (its first bytes were forwarded before its last ones came).
+    pub(crate) fn restamp_newest(&mut self, now: Instant) {
+        if let Some(Owed::Broker(e)) = self.queue.iter_mut().rev().find(|o| !matches!(o, Owed::Local(_))) {
+            e.arrived = now;
+        }
+    }
+
     /// The oldest owed broker response, without taking it.
     pub(crate) fn peek(&self) -> Option<Expected> {
         match self.queue.front() {
@@ -176,7 +194,9 @@ mod tests {
     use super::*;
 
     fn expected(id: i32) -> Expected {
-        Expected { correlation_id: id, api_key: ApiKey::METADATA, version: 12 }
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let arrived = *T0.get_or_init(Instant::now);
+        Expected { correlation_id: id, api_key: ApiKey::METADATA, version: 12, arrived, wait: Duration::ZERO }
     }
 
     #[test]

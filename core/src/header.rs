@@ -61,6 +61,14 @@ pub(crate) fn request_header_len(body: &[u8], flexible: bool) -> Result<usize, H
     Ok(body.len() - rest.len())
 }
 
+/// The client id of a request header v1+ (`None` when null, empty or
+/// malformed); every request header but ControlledShutdown v0's has one.
+pub(crate) fn client_id(body: &[u8]) -> Option<&[u8]> {
+    let rest = body.get(8..)?;
+    let (_, id) = wire::nullable_string(rest, false).ok()?;
+    id.filter(|id| !id.is_empty())
+}
+
 /// The correlation id at the front of a response body.
 pub(crate) fn peek_response(body: &[u8]) -> Result<i32, HeaderError> {
     body.first_chunk::<4>().map(|c| i32::from_be_bytes(*c)).ok_or(HeaderError::Truncated)

@@ -67,6 +67,7 @@ pub mod api;
 pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod correlation;
+pub(crate) mod deadline;
 pub mod egress;
 pub(crate) mod frame;
 #[cfg(fuzzing)]

@@ -101,10 +101,32 @@ pub struct Proxy {
     probe_backoff: Duration,
     actions: VecDeque<ProxyAction>,
     next_session: u64,
+    /// Configurations taken by [`Proxy::reload`].
+    reloads: u64,
+    /// Connections accepted on a listener the proxy no longer knows.
+    refused_accepts: u64,
     /// What sessions learned of the cluster (ApiVersions), kept across reloads.
     cluster: Arc<ClusterView>,
     /// Failed-login throttling, kept across reloads.
     throttle: Arc<LoginThrottle>,
+}
+
+/// The proxy's own numbers, for metrics and readiness ([`Proxy::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Listeners the proxy asked for and still wants (bootstrap, brokers, SNI).
+    pub listeners: usize,
+    /// Brokers learned from the cluster.
+    pub brokers: usize,
+    /// True once [`Proxy::drain`] was called.
+    pub draining: bool,
+    /// True when the proxy learns the cluster by itself (a probe); false when
+    /// only clients' Metadata can teach it (SASL passed through, no identity).
+    pub probes_cluster: bool,
+    /// Configurations taken by [`Proxy::reload`].
+    pub reloads: u64,
+    /// Connections accepted on a listener the proxy no longer knows.
+    pub refused_accepts: u64,
 }
 
 impl Proxy {
@@ -140,6 +162,8 @@ impl Proxy {
             refused: BTreeSet::new(),
             actions: VecDeque::new(),
             next_session: 1,
+            reloads: 0,
+            refused_accepts: 0,
             cluster,
             throttle,
         };
@@ -201,6 +225,8 @@ impl Proxy {
         next.limits = config.limits;
         next.resolve = config.resolve;
         next.forward_proxy = config.forward_proxy;
+        next.client_id = config.client_id;
+        self.reloads += 1;
         self.throttle.reload(next.limits.login_throttle);
         self.session_config =
             session_config(&next, self.session_config.address_map.clone(), &self.cluster, &self.throttle);
@@ -342,6 +368,7 @@ impl Proxy {
     ) -> Result<Session, AcceptError> {
         let known = self.listeners.contains(&id) || self.drained_listeners.contains(&id);
         if !known {
+            self.refused_accepts += 1;
             return Err(AcceptError::UnknownListener(id));
         }
         let route = match id {
@@ -418,6 +445,18 @@ impl Proxy {
     /// from a client's Metadata).
     pub fn knows_cluster(&self) -> bool {
         !self.brokers.is_empty()
+    }
+
+    /// The proxy's own numbers, for metrics and readiness.
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            listeners: self.listeners.len(),
+            brokers: self.brokers.len(),
+            draining: self.draining,
+            probes_cluster: self.can_probe(),
+            reloads: self.reloads,
+            refused_accepts: self.refused_accepts,
+        }
     }
 
     /// The runtime could not bind listener `id`; it is forgotten so a later
@@ -574,6 +613,7 @@ fn session_config(
         linger: LINGER,
         security: config.security.clone(),
         warnings: Default::default(),
+        client_id: config.client_id.clone(),
         cluster: cluster.clone(),
         throttle: throttle.clone(),
         forward_proxy: config.forward_proxy.clone(),

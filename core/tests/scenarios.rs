@@ -1391,3 +1391,192 @@ mod external_auth {
         assert_eq!(authenticate_error(&h, c), Some(0));
     }
 }
+
+mod request_deadline {
+    use super::*;
+    use bytes::BufMut;
+
+    fn limits() -> Limits {
+        Limits { request_timeout: Duration::from_secs(30), ..Limits::default() }
+    }
+
+    fn timed_out(h: &Harness, c: usize) -> Option<(i32, Duration)> {
+        match &h.conns[c].closed {
+            Some(CloseReason::RequestTimeout { correlation_id, waited, .. }) => {
+                Some((*correlation_id, *waited))
+            }
+            _ => None,
+        }
+    }
+
+    /// A Fetch v12 request asking the broker to wait `max_wait_ms`.
+    fn fetch_v12(correlation_id: i32, max_wait_ms: i32) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.put_i32(-1); // replica id
+        body.put_i32(max_wait_ms);
+        body.put_i32(1); // min bytes
+        request(1, 12, correlation_id, true, &body)
+    }
+
+    #[test]
+    fn a_silent_broker_closes_the_pair_at_the_deadline() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 5, false, b"list-offsets"));
+        h.advance(Duration::from_secs(29));
+        assert!(h.conns[c].closed.is_none(), "within the deadline");
+        h.advance(Duration::from_secs(2));
+        let Some(CloseReason::RequestTimeout { broker, api, version, correlation_id, .. }) =
+            &h.conns[c].closed
+        else {
+            panic!("expected a request timeout, got {:?}", h.conns[c].closed);
+        };
+        assert_eq!((broker.as_str(), api.0, *version, *correlation_id), ("kafka-0.internal:9092", 2, 1, 5));
+        let text = h.conns[c].closed.as_ref().unwrap().to_string();
+        assert!(text.contains("kafka-0.internal:9092") && text.contains("ListOffsets(2)"), "{text}");
+        assert!(text.contains("correlation id 5"), "{text}");
+    }
+
+    #[test]
+    fn a_long_poll_gets_what_it_asks_for_plus_grace() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &fetch_v12(1, 40_000));
+        h.advance(Duration::from_secs(44));
+        assert!(h.conns[c].closed.is_none(), "the broker may hold a 40 s long poll");
+        h.advance(Duration::from_secs(2));
+        assert_eq!(timed_out(&h, c).map(|(id, _)| id), Some(1));
+    }
+
+    #[test]
+    fn answers_restart_the_clock_of_the_next_request() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.client_send(c, &request(2, 1, 2, false, b"b"));
+        h.advance(Duration::from_secs(25));
+        h.broker_send(c, &response(1, b"A"));
+        h.advance(Duration::from_secs(25));
+        assert!(h.conns[c].closed.is_none(), "the broker serves one request at a time: 2 waits from 25 s");
+        h.advance(Duration::from_secs(6));
+        let (id, waited) = timed_out(&h, c).expect("request 2 timed out");
+        assert_eq!(id, 2);
+        assert!(waited >= Duration::from_secs(30) && waited < Duration::from_secs(32), "{waited:?}");
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_holds_the_deadline() {
+        let limits = Limits { max_buffered_bytes: 1024, ..limits() };
+        let mut h = Harness::new(config(limits));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(2, 1, 1, false, b"a"));
+        h.client_send(c, &request(2, 1, 2, false, b"b"));
+        h.write_size = 0; // the client stops reading
+        h.broker_send(c, &response(1, &[7; 4096]));
+        h.advance(Duration::from_secs(100));
+        assert!(h.conns[c].closed.is_none(), "back-pressure, not a silent broker");
+        h.write_size = usize::MAX;
+        h.drive();
+        h.advance(Duration::from_secs(29));
+        assert!(h.conns[c].closed.is_none(), "the clock restarted when the client read");
+        h.advance(Duration::from_secs(2));
+        assert_eq!(timed_out(&h, c).map(|(id, _)| id), Some(2));
+    }
+
+    #[test]
+    fn a_cut_through_request_waits_from_its_last_byte() {
+        let mut h = Harness::new(config(limits()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let big = produce_v8(3, 1, &vec![1u8; 200 * 1024]);
+        h.client_send(c, &big[..100 * 1024]);
+        h.advance(Duration::from_secs(20));
+        h.client_send(c, &big[100 * 1024..]);
+        assert_eq!(h.conns[c].to_broker.len(), big.len(), "forwarded in pieces");
+        h.advance(Duration::from_secs(30));
+        assert!(h.conns[c].closed.is_none(), "35 s (timeout_ms 30 s + grace) from the last byte");
+        h.broker_send(c, &response(3, b"ok"));
+        let stats = h.conns[c].session.take_stats();
+        let produce = stats.apis.iter().find(|a| a.api_key.0 == 0).unwrap();
+        assert_eq!(produce.requests, 1);
+        assert_eq!(produce.latency.count(), 1);
+        assert_eq!(produce.latency.sum_micros, 30_000_000, "latency from the last byte in");
+    }
+}
+
+mod stats {
+    use super::*;
+
+    #[test]
+    fn requests_bytes_latency_and_sides_are_counted_then_reset() {
+        let mut h = Harness::new(config(Limits::default()));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let produce = produce_v8(1, 1, b"record");
+        let list = request(2, 1, 2, false, b"list");
+        h.client_send(c, &produce);
+        h.client_send(c, &list);
+        assert_eq!(h.conns[c].session.client_id(), Some("test"), "from the request header");
+        h.advance(Duration::from_millis(3));
+        let answers = [response(1, b"produced"), response(2, b"offsets")].concat();
+        h.broker_send(c, &answers);
+        let stats = h.conns[c].session.take_stats();
+        assert_eq!(stats.upstream_connects, 1);
+        assert_eq!(stats.request_bytes, (produce.len() + list.len()) as u64);
+        assert_eq!(stats.response_bytes, answers.len() as u64);
+        assert_eq!(stats.client.copied_in, stats.request_bytes, "plaintext: socket bytes are frames");
+        assert_eq!(stats.broker.copied_out, stats.request_bytes);
+        assert_eq!(stats.broker.copied_in, stats.response_bytes);
+        assert_eq!(stats.client.copied_out, stats.response_bytes);
+        let apis: Vec<(i16, i16, u64, u64)> =
+            stats.apis.iter().map(|a| (a.api_key.0, a.version, a.requests, a.latency.count())).collect();
+        assert_eq!(apis, vec![(0, 8, 1, 1), (2, 1, 1, 1)]);
+        // 3 ms lands in the (2.5 ms, 5 ms] bucket.
+        assert_eq!(stats.apis[0].latency.buckets[3], 1);
+        assert!(stats.auth.is_empty());
+        assert!(!h.conns[c].session.has_stats(), "taken and reset");
+        assert!(h.conns[c].session.take_stats().is_empty());
+    }
+
+    #[test]
+    fn spliced_bytes_are_counted_apart_from_copied_ones() {
+        let mut h = Harness::new(config(Limits::default()));
+        h.splice = true;
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let big = produce_v8(3, 1, &vec![1u8; 512 * 1024]);
+        h.client_send(c, &big);
+        let stats = h.conns[c].session.take_stats();
+        assert_eq!(h.conns[c].to_broker, big);
+        assert!(stats.client.spliced_in > 0, "{stats:?}");
+        assert_eq!(stats.client.copied_in + stats.client.spliced_in, big.len() as u64);
+        assert_eq!(stats.broker.spliced_out, stats.client.spliced_in);
+        assert_eq!(stats.request_bytes, big.len() as u64);
+    }
+
+    #[test]
+    fn the_proxy_counts_listeners_brokers_reloads_and_refusals() {
+        let mut h = Harness::new(config(Limits::default()));
+        let s = h.proxy.stats();
+        assert_eq!((s.listeners, s.brokers, s.draining, s.probes_cluster, s.reloads), (1, 0, false, true, 0));
+        h.proxy.reload(config(Limits::default()));
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let _ = h.proxy.accept(h.now, std::time::SystemTime::now(), ListenerId::Broker(9), peer);
+        h.proxy.drain();
+        h.drive();
+        let s = h.proxy.stats();
+        assert_eq!((s.listeners, s.draining, s.reloads, s.refused_accepts), (0, true, 1, 1));
+    }
+
+    #[test]
+    fn the_probe_uses_the_configured_client_id() {
+        let mut cfg = config(Limits::default());
+        cfg.client_id = "platform-proxy-7".into();
+        let h = Harness::with_probes(cfg);
+        let probe = &h.conns[0];
+        assert!(probe.session.is_probe());
+        let sent = frames(&probe.to_broker);
+        assert_eq!(sent.len(), 2, "ApiVersions, then Metadata");
+        for request in &sent {
+            assert_eq!(&request[8..10], &16i16.to_be_bytes());
+            assert_eq!(&request[10..26], b"platform-proxy-7");
+        }
+    }
+}

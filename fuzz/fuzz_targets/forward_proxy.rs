@@ -12,8 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let Some((&split, reply)) = rest.split_first() else { return };
     let kind = if mode & 1 == 0 { ForwardProxyKind::Socks5 } else { ForwardProxyKind::HttpConnect };
-    let credentials = (mode & 2 != 0)
-        .then(|| ProxyCredentials { username: "user".into(), password: SecretString::new("password".into()) });
+    let credentials = (mode & 2 != 0).then(|| ProxyCredentials {
+        username: "user".into(),
+        password: SecretString::new("password".into()),
+    });
     let host = if mode & 4 == 0 { "kafka-1.internal" } else { "10.0.0.1" };
     let proxy = ForwardProxy { kind, host: "127.0.0.1".into(), port: 1080, credentials };
     let Ok((mut tunnel, _first)) = Tunnel::start(&proxy, host, 9092) else { return };

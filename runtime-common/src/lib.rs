@@ -18,7 +18,8 @@
 //! Inside, a runtime only moves bytes and carries out what the core asks:
 //! [`actions::apply`] for the proxy's listener changes and sessions,
 //! [`splice::Splicer`] for the splice contract, [`net`] for binding and
-//! socket options, and `ConnectTarget::endpoint` for where to connect.
+//! socket options, `ConnectTarget::endpoint` for where to connect, and
+//! [`Watch`] for each connection's metrics fold and log fields.
 
 pub mod actions;
 pub mod auth;
@@ -26,11 +27,14 @@ mod control;
 mod error;
 pub mod net;
 pub mod splice;
+mod watch;
 
 pub use control::{Commands, Control};
 pub use error::RunError;
+pub use kafka_proxy_metrics::Telemetry;
 /// Reads into a buffer's spare capacity without zeroing it first.
 pub use kafka_proxy_sys::read_into;
+pub use watch::{DrainCuts, Watch};
 
 /// Settings a runtime takes besides the proxy itself.
 #[derive(Debug, Clone, Default)]
@@ -40,4 +44,15 @@ pub struct RunOptions {
     pub worker_threads: Option<usize>,
     /// Checks PLAIN logins the core hands out (`downstream.credentials.external`).
     pub authenticator: Option<std::sync::Arc<dyn auth::Authenticator>>,
+    /// Where to export metrics and readiness (`None`: metrics off; the
+    /// runtime then folds nothing and pays nothing for them).
+    pub telemetry: Option<std::sync::Arc<Telemetry>>,
+}
+
+/// Tells `telemetry` (if any) the proxy's current numbers and readiness;
+/// call after every change to the proxy (actions applied, reload, drain).
+pub fn observe_proxy(telemetry: Option<&Telemetry>, proxy: &kafka_proxy_core::proxy::Proxy) {
+    if let Some(telemetry) = telemetry {
+        telemetry.observe_proxy(proxy);
+    }
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::sasl::AuthRequest;
 use kafka_proxy_core::session::{ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome};
-use kafka_proxy_runtime::net;
 use kafka_proxy_runtime::splice::{SpliceIn, Splicer};
+use kafka_proxy_runtime::{Watch, net};
 use mio::net::TcpStream;
 use tracing::debug;
 
@@ -47,6 +47,8 @@ pub(crate) struct Conn {
     /// The deadline registered in the timer set.
     pub(crate) timer: Option<Instant>,
     pub(crate) span: tracing::Span,
+    /// Metrics fold and log fields.
+    pub(crate) watch: Watch,
 }
 
 /// What one step of a connection did.
@@ -66,7 +68,12 @@ pub(crate) struct Step {
 }
 
 impl Conn {
-    pub(crate) fn new(session: Session, client: Option<TcpStream>, span: tracing::Span) -> Conn {
+    pub(crate) fn new(
+        session: Session,
+        client: Option<TcpStream>,
+        span: tracing::Span,
+        watch: Watch,
+    ) -> Conn {
         Conn {
             session,
             client,
@@ -80,6 +87,16 @@ impl Conn {
             splicer: Splicer::new(),
             timer: None,
             span,
+            watch,
+        }
+    }
+
+    /// When the connection must be served again even without I/O: the
+    /// session's timer or the next metrics fold.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match (self.session.poll_timeout(), self.watch.deadline(&self.session)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -123,11 +140,16 @@ pub(crate) fn step(conn: &mut Conn, proxy: &mut Proxy) -> Step {
             Event::Closed(reason) => {
                 // The session logged failures itself (rate-limited).
                 debug!(%reason, "connection closed");
+                conn.watch.closed(&mut conn.session, &reason);
                 step.closed = true;
             }
         }
     }
-    if step.closed || step.connect.is_some() {
+    if step.closed {
+        return step;
+    }
+    conn.watch.after_step(&mut conn.session);
+    if step.connect.is_some() {
         return step;
     }
     for side in [Side::Upstream, Side::Downstream] {

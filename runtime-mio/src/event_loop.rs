@@ -13,7 +13,7 @@ use kafka_proxy_core::sasl::{AuthRequest, Verdict};
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Session, Side};
 use kafka_proxy_runtime::actions::{self, Host};
 use kafka_proxy_runtime::auth::Authenticator;
-use kafka_proxy_runtime::{Control, RunError, RunOptions, net};
+use kafka_proxy_runtime::{Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, net, observe_proxy};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -96,6 +96,10 @@ struct VerdictFor {
 pub(crate) struct Loop {
     proxy: Proxy,
     io: Io,
+    /// Metrics and readiness, when exported.
+    telemetry: Option<Arc<Telemetry>>,
+    /// What a drain deadline cut.
+    cuts: DrainCuts,
 }
 
 impl Host for Io {
@@ -116,7 +120,8 @@ impl Host for Io {
 
     fn spawn(&mut self, session: Session) {
         let span = info_span!("probe", id = session.id());
-        let slot = self.conns.insert(Conn::new(session, None, span));
+        let watch = Watch::new(None, None, span.clone());
+        let slot = self.conns.insert(Conn::new(session, None, span, watch));
         self.dirty.push(slot);
     }
 }
@@ -171,9 +176,15 @@ impl Loop {
                 verdicts: channel(),
                 waker: waker.clone(),
             },
+            telemetry: options.telemetry.clone(),
+            cuts: DrainCuts::default(),
         };
         let reuse_port = event_loop.proxy.config().socket.reuse_port;
         actions::apply_initial(&mut event_loop.proxy, &mut event_loop.io, reuse_port)?;
+        if let Some(telemetry) = &event_loop.telemetry {
+            telemetry.status().set_listening();
+        }
+        observe_proxy(event_loop.telemetry.as_deref(), &event_loop.proxy);
         control.set_waker(move || {
             if let Err(e) = waker.wake() {
                 warn!(error = %e, "cannot wake the event loop");
@@ -194,6 +205,15 @@ impl Loop {
             {
                 let left = self.io.conns.len();
                 warn!(connections = left, "drain deadline reached: closing the connections still open");
+                for slot in self.io.conns.slots() {
+                    if let Some(conn) = self.io.conns.get(slot)
+                        && !conn.session.is_probe()
+                    {
+                        let _entered = conn.span.enter();
+                        self.cuts.cut(&conn.session);
+                    }
+                }
+                self.cuts.summary();
                 ending = self.stop_all();
             }
             if !matches!(ending, Ending::No) && self.io.conns.is_empty() {
@@ -272,6 +292,7 @@ impl Loop {
         let commands = control.take();
         if let Some(config) = commands.reload {
             self.proxy.reload(config);
+            observe_proxy(self.telemetry.as_deref(), &self.proxy);
         }
         let mut ending = ending;
         if let Some(timeout) = commands.drain
@@ -283,6 +304,7 @@ impl Loop {
             self.apply_actions();
             for slot in self.io.conns.slots() {
                 if let Some(conn) = self.io.conns.get_mut(slot) {
+                    let _entered = conn.span.enter();
                     conn.session.drain(now);
                 }
                 self.pump(slot);
@@ -305,6 +327,7 @@ impl Loop {
         let now = Instant::now();
         for slot in self.io.conns.slots() {
             if let Some(conn) = self.io.conns.get_mut(slot) {
+                let _entered = conn.span.enter();
                 conn.session.shutdown(now);
             }
             self.pump(slot);
@@ -318,6 +341,7 @@ impl Loop {
     fn apply_actions(&mut self) {
         let reuse_port = self.proxy.config().socket.reuse_port;
         actions::apply(&mut self.proxy, &mut self.io, reuse_port);
+        observe_proxy(self.telemetry.as_deref(), &self.proxy);
         for listener in std::mem::take(&mut self.io.retiring) {
             for _ in 0..EVENTS {
                 match listener.socket.accept() {
@@ -357,8 +381,10 @@ impl Loop {
         if let Err(error) = net::configure(&client, &self.proxy.config().socket) {
             debug!(%error, "cannot set socket options on the client socket");
         }
-        let span = info_span!("conn", id = session.id(), %peer, listener = %id);
-        let slot = self.io.conns.insert(Conn::new(session, None, span));
+        let span =
+            info_span!("conn", id = session.id(), %peer, listener = %id, client_id = tracing::field::Empty);
+        let watch = Watch::new(self.telemetry.as_ref(), Some(id), span.clone());
+        let slot = self.io.conns.insert(Conn::new(session, None, span, watch));
         let registered =
             self.io.poll.registry().register(&mut client, token(slot, Side::Downstream), Interest::READABLE);
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
@@ -432,7 +458,7 @@ impl Loop {
 
     fn rearm_timer(&mut self, slot: usize) {
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
-        let next = conn.session.poll_timeout();
+        let next = conn.deadline();
         if next != conn.timer {
             if let Some(old) = conn.timer.take() {
                 self.io.timers.remove(&(old, slot));
@@ -453,6 +479,7 @@ impl Loop {
             self.io.timers.remove(&(when, slot));
             if let Some(conn) = self.io.conns.get_mut(slot) {
                 conn.timer = None;
+                let _entered = conn.span.enter();
                 conn.session.handle_timeout(now);
             }
             self.pump(slot);
@@ -509,6 +536,8 @@ impl Loop {
             if conn.session.id() != answer.session {
                 continue; // The connection is gone and the slot reused.
             }
+            let span = conn.span.clone();
+            let _entered = span.enter();
             match answer.result {
                 Ok(addrs) if !addrs.is_empty() => {
                     conn.candidates = addrs;
@@ -557,6 +586,8 @@ impl Loop {
     /// The connecting broker socket signalled: connected, or failed.
     fn finish_connect(&mut self, slot: usize) {
         let Some(conn) = self.io.conns.get_mut(slot) else { return };
+        let span = conn.span.clone();
+        let _entered = span.enter();
         let Some(stream) = conn.broker.as_mut() else { return };
         let error = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Some(e),

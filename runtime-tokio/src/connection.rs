@@ -10,8 +10,8 @@ use std::time::Instant;
 use kafka_proxy_core::config::SocketOptions;
 use kafka_proxy_core::sasl::Verdict;
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Event, ReadOutcome, Session, Side, WriteOutcome};
-use kafka_proxy_runtime::net;
 use kafka_proxy_runtime::splice::{SpliceIn, Splicer};
+use kafka_proxy_runtime::{Watch, net};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug};
@@ -29,6 +29,7 @@ pub(crate) struct Connection {
     /// The external authenticator's answer to the session's pending login.
     verdict: Option<tokio::sync::oneshot::Receiver<(u64, Verdict)>>,
     splicer: Splicer,
+    watch: Watch,
 }
 
 /// Opens the upstream connection.
@@ -45,7 +46,13 @@ async fn connect(target: ConnectTarget, options: SocketOptions) -> io::Result<Tc
 
 /// Starts the task that drives `session` (the shape of
 /// [`SpawnConnection`](crate::shared::SpawnConnection)).
-pub(crate) fn spawn(shared: &Arc<Shared>, session: Session, client: Option<TcpStream>, span: tracing::Span) {
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    session: Session,
+    client: Option<TcpStream>,
+    span: tracing::Span,
+    watch: Watch,
+) {
     let connection = Connection {
         session,
         client,
@@ -53,6 +60,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, session: Session, client: Option<TcpSt
         connecting: None,
         verdict: None,
         splicer: Splicer::new(),
+        watch,
     };
     let shared = shared.clone();
     shared.connection_started();
@@ -109,6 +117,7 @@ impl Connection {
                     Event::Closed(reason) => {
                         // The session logged failures itself (rate-limited).
                         debug!(%reason, "connection closed");
+                        self.watch.closed(&mut self.session, &reason);
                         return;
                     }
                 }
@@ -119,7 +128,12 @@ impl Connection {
                 // Flushing can finish a closing session; go round again.
                 continue;
             }
-            let deadline = self.session.poll_timeout().map(tokio::time::Instant::from_std);
+            self.watch.after_step(&mut self.session);
+            let deadline = match (self.session.poll_timeout(), self.watch.deadline(&self.session)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(tokio::time::Instant::from_std);
             let read_client = self.client.is_some() && self.wants_read(Side::Downstream);
             let read_broker = self.broker.is_some() && self.wants_read(Side::Upstream);
             let write_client = self.client.is_some() && self.session.wants_write(Side::Downstream);
@@ -162,7 +176,11 @@ impl Connection {
                     self.session.handle_timeout(Instant::now());
                 },
                 r = mode.changed() => if r.is_ok() {
-                    self.follow(*mode.borrow_and_update());
+                    let mode = *mode.borrow_and_update();
+                    if mode == Mode::Stopping && shared.drain_expired() && !self.session.is_probe() {
+                        shared.cuts().cut(&self.session);
+                    }
+                    self.follow(mode);
                 },
             }
         }

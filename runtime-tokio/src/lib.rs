@@ -34,11 +34,12 @@ pub fn run(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), 
         builder.worker_threads(n.max(1));
     }
     let runtime = builder.build().map_err(|error| RunError::Start { what: "tokio runtime", error })?;
-    runtime.block_on(serve(proxy, control, options))
+    runtime.block_on(serve(proxy, options, control))
 }
 
-async fn serve(proxy: Proxy, control: &Control, options: &RunOptions) -> Result<(), RunError> {
-    let shared = Shared::start(proxy, connection::spawn, options.authenticator.clone())?;
+async fn serve(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), RunError> {
+    let shared =
+        Shared::start(proxy, connection::spawn, options.authenticator.clone(), options.telemetry.clone())?;
     let woken = Arc::new(tokio::sync::Notify::new());
     {
         let woken = woken.clone();
@@ -49,7 +50,9 @@ async fn serve(proxy: Proxy, control: &Control, options: &RunOptions) -> Result<
     loop {
         let commands = control.take();
         if let Some(config) = commands.reload {
-            shared.proxy().reload(config);
+            let mut proxy = shared.proxy();
+            proxy.reload(config);
+            kafka_proxy_runtime::observe_proxy(shared.telemetry(), &proxy);
         }
         if let Some(timeout) = commands.drain
             && shared.mode() == Mode::Serving
@@ -73,7 +76,7 @@ async fn serve(proxy: Proxy, control: &Control, options: &RunOptions) -> Result<
                 connections = shared.connections(),
                 "drain deadline reached: closing the connections still open"
             );
-            shared.stop();
+            shared.expire_drain();
         }
         let reap = (shared.mode() != Mode::Serving).then(|| tokio::time::sleep(REAP_INTERVAL));
         tokio::select! {
@@ -82,5 +85,6 @@ async fn serve(proxy: Proxy, control: &Control, options: &RunOptions) -> Result<
         }
     }
     timer.abort();
+    shared.cuts().summary();
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,7 +12,7 @@ use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::Session;
 use kafka_proxy_runtime::actions::{self, Host};
 use kafka_proxy_runtime::auth::Authenticator;
-use kafka_proxy_runtime::{RunError, net};
+use kafka_proxy_runtime::{DrainCuts, RunError, Telemetry, Watch, net, observe_proxy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info_span, warn};
@@ -34,7 +34,7 @@ struct AcceptTask {
 }
 
 /// Starts the task that drives one session (with its client socket, if any).
-pub(crate) type SpawnConnection = fn(&Arc<Shared>, Session, Option<TcpStream>, tracing::Span);
+pub(crate) type SpawnConnection = fn(&Arc<Shared>, Session, Option<TcpStream>, tracing::Span, Watch);
 
 /// State shared by every task.
 pub(crate) struct Shared {
@@ -49,6 +49,12 @@ pub(crate) struct Shared {
     timer: Notify,
     /// Checks PLAIN logins sessions hand out.
     authenticator: Option<Arc<dyn Authenticator>>,
+    /// Metrics and readiness, when exported.
+    telemetry: Option<Arc<Telemetry>>,
+    /// The drain deadline passed: connections closed now were cut.
+    drain_expired: AtomicBool,
+    /// What the drain deadline cut.
+    cuts: DrainCuts,
 }
 
 /// Carries out proxy actions for the tokio runtime.
@@ -73,7 +79,8 @@ impl Host for TokioHost<'_> {
 
     fn spawn(&mut self, session: Session) {
         let span = info_span!("probe", id = session.id());
-        (self.shared.spawn)(self.shared, session, None, span);
+        let watch = Watch::new(None, None, span.clone());
+        (self.shared.spawn)(self.shared, session, None, span, watch);
     }
 }
 
@@ -83,6 +90,7 @@ impl Shared {
         proxy: Proxy,
         spawn: SpawnConnection,
         authenticator: Option<Arc<dyn Authenticator>>,
+        telemetry: Option<Arc<Telemetry>>,
     ) -> Result<Arc<Shared>, RunError> {
         let (mode, _) = watch::channel(Mode::Serving);
         let shared = Arc::new(Shared {
@@ -93,11 +101,18 @@ impl Shared {
             connections: AtomicUsize::new(0),
             timer: Notify::new(),
             authenticator,
+            telemetry,
+            drain_expired: AtomicBool::new(false),
+            cuts: DrainCuts::default(),
         });
         {
             let mut proxy = shared.proxy();
             let reuse_port = proxy.config().socket.reuse_port;
             actions::apply_initial(&mut proxy, &mut TokioHost { shared: &shared }, reuse_port)?;
+            if let Some(telemetry) = &shared.telemetry {
+                telemetry.status().set_listening();
+            }
+            observe_proxy(shared.telemetry.as_deref(), &proxy);
         }
         Ok(shared)
     }
@@ -105,6 +120,27 @@ impl Shared {
     /// The external authenticator, if the runtime has one.
     pub(crate) fn authenticator(&self) -> Option<&Arc<dyn Authenticator>> {
         self.authenticator.as_ref()
+    }
+
+    /// Metrics and readiness, when exported.
+    pub(crate) fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_deref()
+    }
+
+    /// What the drain deadline cut.
+    pub(crate) fn cuts(&self) -> &DrainCuts {
+        &self.cuts
+    }
+
+    /// True once the drain deadline passed.
+    pub(crate) fn drain_expired(&self) -> bool {
+        self.drain_expired.load(Ordering::Relaxed)
+    }
+
+    /// The drain deadline passed: close what is left, reporting it as cut.
+    pub(crate) fn expire_drain(self: &Arc<Self>) {
+        self.drain_expired.store(true, Ordering::Relaxed);
+        self.stop();
     }
 
     pub(crate) fn proxy(&self) -> MutexGuard<'_, Proxy> {
@@ -127,6 +163,7 @@ impl Shared {
     pub(crate) fn apply(self: &Arc<Self>, proxy: &mut Proxy) {
         let reuse_port = proxy.config().socket.reuse_port;
         actions::apply(proxy, &mut TokioHost { shared: self }, reuse_port);
+        observe_proxy(self.telemetry.as_deref(), proxy);
         self.timer.notify_one();
     }
 
@@ -218,8 +255,15 @@ impl Shared {
         };
         match session {
             Ok(session) => {
-                let span = info_span!("conn", id = session.id(), %peer, listener = %id);
-                (self.spawn)(self, session, Some(stream), span);
+                let span = info_span!(
+                    "conn",
+                    id = session.id(),
+                    %peer,
+                    listener = %id,
+                    client_id = tracing::field::Empty
+                );
+                let watch = Watch::new(self.telemetry.as_ref(), Some(id), span.clone());
+                (self.spawn)(self, session, Some(stream), span, watch);
             }
             Err(error) => warn!(listener = %id, %peer, %error, "connection refused"),
         }

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::config::{Limits, PortOffset};
+use kafka_proxy_core::config::{Limits, PortOffset, SocketOptions};
 
 use super::error::{ConfigError, Report};
 use super::model::{Admin, Config, LogFormat, Logging, Policy, Resolve, RuntimeKind, SecurityProtocol};
-use super::raw::{RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve};
+use super::raw::{RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve, RawSocket};
 use super::scalar::Parsed;
 
 mod auth_swap;
@@ -124,6 +124,7 @@ impl Checker<'_> {
             admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
             policy: self.policy(raw.policy),
             limits,
+            socket: self.socket(raw.socket),
             logging: self.logging(raw.logging),
             runtime: raw.runtime.map_or(RuntimeKind::Tokio, |r| r.0),
             warnings: Vec::new(),
@@ -242,13 +243,58 @@ impl Checker<'_> {
             Some(raw) => (raw.level, raw.format.map(|f| f.0)),
             None => (None, None),
         };
-        let level = level.unwrap_or_else(|| "info".to_owned());
+        let level = level.map_or_else(|| "info".to_owned(), |l| level_aliases(&l));
         if let Err(why) = check_log_level(&level) {
             self.report.error("logging.level", why);
         }
         Logging { level, format: format.unwrap_or(LogFormat::Text) }
     }
+
+    /// `socket`: keepalive (0 = off, else whole seconds the kernel can take), buffer
+    /// sizes (0 = the system's default, at most [`MAX_SOCKET_BUFFER`]), `SO_REUSEPORT`.
+    fn socket(&mut self, raw: Option<RawSocket>) -> SocketOptions {
+        let mut socket = SocketOptions::default();
+        let Some(raw) = raw else { return socket };
+        if let Some(ms) = raw.keepalive_ms {
+            if ms == 0 {
+                socket.keepalive = None;
+            } else if !(1000..=MAX_KEEPALIVE_MS).contains(&ms) {
+                self.report.error(
+                    "socket.keepalive_ms",
+                    format!("expected 0 (off) or 1000 to {MAX_KEEPALIVE_MS} milliseconds, got {ms}"),
+                );
+            } else {
+                socket.keepalive = Some(Duration::from_millis(ms));
+            }
+        }
+        for (key, value, slot) in [
+            ("socket.send_buffer_bytes", raw.send_buffer_bytes, &mut socket.send_buffer_bytes),
+            ("socket.receive_buffer_bytes", raw.receive_buffer_bytes, &mut socket.receive_buffer_bytes),
+        ] {
+            match value {
+                None | Some(0) => {}
+                Some(bytes) if bytes <= MAX_SOCKET_BUFFER => *slot = usize::try_from(bytes).ok(),
+                Some(bytes) => self.report.error(
+                    key,
+                    format!(
+                        "expected 0 (the system's default) or at most {MAX_SOCKET_BUFFER} bytes, got {bytes}"
+                    ),
+                ),
+            }
+        }
+        if let Some(reuse_port) = raw.reuse_port {
+            socket.reuse_port = reuse_port;
+        }
+        socket
+    }
 }
+
+/// Largest `socket.*_buffer_bytes` (the kernel caps it lower anyway: `net.core.wmem_max`).
+const MAX_SOCKET_BUFFER: u64 = 1 << 30;
+
+/// Longest `socket.keepalive_ms`: the kernel takes the idle time in whole
+/// seconds, at most 32767.
+const MAX_KEEPALIVE_MS: u64 = 32_767_000;
 
 fn limits(raw: Option<RawLimits>) -> Limits {
     let mut limits = Limits::default();
@@ -271,6 +317,12 @@ fn limits(raw: Option<RawLimits>) -> Limits {
         if let Some(v) = raw.max_in_flight {
             limits.max_in_flight = v.get();
         }
+        if let Some(v) = raw.request_timeout_ms {
+            limits.request_timeout = Duration::from_millis(v.get());
+        }
+        if let Some(v) = raw.drain_timeout_ms {
+            limits.drain_timeout = Duration::from_millis(v.get());
+        }
         if let Some(v) = raw.request_read_timeout_ms {
             limits.request_read_timeout = (v > 0).then(|| Duration::from_millis(v));
         }
@@ -288,13 +340,38 @@ fn limits(raw: Option<RawLimits>) -> Limits {
     limits
 }
 
+/// Maps the level names other tools use onto `tracing`'s, in a bare level
+/// (`warning`) and in each `target=level` directive: `warning` is `warn`;
+/// `fatal`, `critical` and `panic` (logrus, syslog) are `error`.
+fn level_aliases(level: &str) -> String {
+    let alias = |name: &str| -> Option<&'static str> {
+        match name.to_ascii_lowercase().as_str() {
+            "warning" => Some("warn"),
+            "fatal" | "critical" | "panic" => Some("error"),
+            _ => None,
+        }
+    };
+    level
+        .split(',')
+        .map(|directive| match directive.rsplit_once('=') {
+            Some((target, name)) => match alias(name.trim()) {
+                Some(level) => format!("{target}={level}"),
+                None => directive.to_owned(),
+            },
+            None => alias(directive.trim()).map_or_else(|| directive.to_owned(), str::to_owned),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A bare level name, or a `tracing` filter with targets (`kafka_proxy=debug,warn`).
 fn check_log_level(level: &str) -> Result<(), String> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     let bare = !level.contains(['=', ',', '[', ':']);
     if bare && !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
         return Err(format!(
-            "expected trace, debug, info, warn, error, off or a filter like kafka_proxy=debug, got {level:?}"
+            "expected trace, debug, info, warn (warning), error (fatal, critical), off or a filter like \
+             kafka_proxy=debug, got {level:?}"
         ));
     }
     tracing_subscriber::EnvFilter::try_new(level)

@@ -1,6 +1,6 @@
 //! `upstream`: bootstrap servers, TLS towards brokers, the proxy's identity there.
 
-use kafka_proxy_core::config::HostPort;
+use kafka_proxy_core::config::{HostPort, ProxyConfig};
 
 use super::{Checker, MAX_BOOTSTRAP_SERVERS, Protocol};
 use crate::model::{
@@ -8,6 +8,9 @@ use crate::model::{
 };
 use crate::raw::{RawUpstream, RawUpstreamTls};
 use crate::scalar::Parsed;
+
+/// Longest `upstream.client_id`.
+const MAX_CLIENT_ID_CHARS: usize = 255;
 
 impl Checker<'_> {
     pub(super) fn upstream(
@@ -47,13 +50,30 @@ impl Checker<'_> {
             swap,
             downstream,
         );
+        let client_id = self.client_id(raw.client_id);
         Upstream {
             bootstrap_servers,
             security_protocol: protocol.value,
             tls,
             auth,
             forward_proxy: raw.forward_proxy.map(|p| p.0),
+            client_id,
         }
+    }
+
+    /// `upstream.client_id`: a non-empty, printable name of at most 255 characters.
+    fn client_id(&mut self, raw: Option<String>) -> String {
+        let Some(id) = raw else { return ProxyConfig::DEFAULT_CLIENT_ID.to_owned() };
+        if id.is_empty() || id.chars().count() > MAX_CLIENT_ID_CHARS || id.chars().any(char::is_control) {
+            self.report.error(
+                "upstream.client_id",
+                format!(
+                    "expected 1 to {MAX_CLIENT_ID_CHARS} printable characters, got {id:?} ({} characters)",
+                    id.chars().count()
+                ),
+            );
+        }
+        id
     }
 
     fn bootstrap_servers(&mut self, raw: Vec<Parsed<HostPort>>) -> Vec<HostPort> {

@@ -292,6 +292,11 @@ pub struct Limits {
     /// How long a drain (SIGTERM) may take before the connections still
     /// open are closed.
     pub drain_timeout: Duration,
+    /// How long the broker may take to answer a request before the client's
+    /// connection pair is closed; never shorter than what the request itself
+    /// asks the broker to wait (Fetch `max_wait_ms`, Produce `timeout_ms`,
+    /// JoinGroup's rebalance timeout, ...) plus a grace period.
+    pub request_timeout: Duration,
     /// Failed-login throttling (per client address and per user name).
     pub login_throttle: crate::sasl::throttle::ThrottleSettings,
 }
@@ -307,6 +312,7 @@ impl Default for Limits {
             max_buffered_bytes: 512 * 1024,
             max_in_flight: 1024,
             drain_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
             login_throttle: Default::default(),
         }
     }
@@ -416,9 +422,15 @@ pub struct ProxyConfig {
     /// The forward proxy (SOCKS5 or HTTP CONNECT) every upstream connection
     /// goes through, if any.
     pub forward_proxy: Option<crate::egress::ForwardProxy>,
+    /// The client id of the proxy's own requests to brokers (its cluster
+    /// probe); clients' requests keep theirs.
+    pub client_id: String,
 }
 
 impl ProxyConfig {
+    /// The client id of the proxy's own requests when none is configured.
+    pub const DEFAULT_CLIENT_ID: &'static str = "kafka-proxy";
+
     /// The override address for `host`, if a `resolve` rule matches (first match wins).
     pub fn resolve_override(&self, host: &str) -> Option<IpAddr> {
         self.resolve.iter().find(|r| r.pattern.matches(host)).map(|r| r.ip)

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::passthrough::RawTokens;
-use super::{ANONYMOUS, BrokerOwes, CloseReason, Event, ProtocolError, Session, Side};
+use super::{ANONYMOUS, AuthOutcome, BrokerOwes, CloseReason, Event, ProtocolError, Session, Side};
 use crate::api::ErrorCode;
 use crate::config::{DownstreamSasl, UpstreamLogin};
 use crate::header;
 use crate::sasl::messages::SaslAuthenticateResponse;
 use crate::sasl::server::{FailureReason, ServerStep};
-use crate::sasl::{ClientStep, SaslClient, SaslServer, Verdict};
+use crate::sasl::{AuthFailure, ClientError, ClientStep, ExternalFailure, SaslClient, SaslServer, Verdict};
 
 /// Where a SASL reply goes, for the replies the proxy must write itself.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,9 @@ pub(super) enum DownAuth {
 impl Session {
     /// A side finished its TLS handshake.
     pub(super) fn on_secured(&mut self, now: Instant, side: Side) {
+        if self.peer(side).has_tls() {
+            self.stats.side_mut(side).tls_handshakes += 1;
+        }
         match side {
             Side::Downstream => {
                 if let Some(tls) = &self.config.security.downstream_tls
@@ -61,9 +64,11 @@ impl Session {
                     match tls.principal.principal(self.down.peer_certificates()) {
                         Ok(principal) => {
                             info!(session = self.id, %principal, "client authenticated by TLS");
+                            self.auth_outcome(Side::Downstream, MTLS, None);
                             self.set_principal(now, principal);
                         }
                         Err(e) => {
+                            self.auth_outcome(Side::Downstream, MTLS, Some("no_principal"));
                             let principal = e.to_string();
                             self.close(
                                 now,
@@ -151,7 +156,9 @@ impl Session {
             }
             ServerStep::Authenticated { reply, authentication } => {
                 let principal = authentication.principal.name().to_owned();
+                let mechanism = authentication.mechanism.name();
                 if !authentication.reauthentication && !self.has_upstream_identity(&principal) {
+                    self.auth_outcome(Side::Downstream, mechanism, Some("no_upstream_identity"));
                     // Auth swap without a mapping: Kafka's authentication failure,
                     // with the same message as bad credentials.
                     let refusal = reply_to.map(|to| {
@@ -176,6 +183,7 @@ impl Session {
                     return self.refuse(now, refusal, reason, delay);
                 }
                 self.answer(reply);
+                self.auth_outcome(Side::Downstream, mechanism, None);
                 if authentication.reauthentication {
                     debug!(session = self.id, %principal, "client re-authenticated");
                 } else {
@@ -190,6 +198,8 @@ impl Session {
                 }
             }
             ServerStep::Failed { reply, reason, close_after } => {
+                let (mechanism, why) = server_failure(&reason);
+                self.auth_outcome(Side::Downstream, mechanism, Some(why));
                 self.refuse_after(now, hold, reply, CloseReason::Refused(reason), close_after)
             }
         }
@@ -325,6 +335,7 @@ impl Session {
             }
             ClientStep::Authenticated(auth) => {
                 if let UpAuth::Exchanging(client) = std::mem::replace(&mut self.up_auth, UpAuth::Off) {
+                    self.auth_outcome(Side::Upstream, client.config().mechanism().name(), None);
                     if auth.reauthentication {
                         debug!(session = self.id, "re-authenticated with the broker");
                     } else {
@@ -340,8 +351,63 @@ impl Session {
                 self.release_held();
                 self.check_established();
             }
-            ClientStep::Failed(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+            ClientStep::Failed(error) => {
+                if let UpAuth::Exchanging(client) = &self.up_auth {
+                    let mechanism = client.config().mechanism().name();
+                    self.auth_outcome(Side::Upstream, mechanism, Some(client_failure(&error)));
+                }
+                self.close(now, CloseReason::UpstreamLogin(error))
+            }
         }
         Ok(())
+    }
+
+    /// Counts an authentication that ended (for metrics).
+    fn auth_outcome(&mut self, side: Side, mechanism: &'static str, failure: Option<&'static str>) {
+        self.stats.auth.push(AuthOutcome { side, mechanism, failure });
+    }
+}
+
+/// The mechanism name of client certificate authentication, in metrics.
+const MTLS: &str = "MTLS";
+
+/// The mechanism and a stable reason name of a refused client, for metrics.
+fn server_failure(reason: &FailureReason) -> (&'static str, &'static str) {
+    match reason {
+        FailureReason::UnsupportedMechanism { .. } => ("unknown", "unsupported_mechanism"),
+        FailureReason::IllegalState { .. } | FailureReason::UnexpectedRawToken => {
+            ("unknown", "illegal_state")
+        }
+        FailureReason::Decode(_) => ("unknown", "malformed"),
+        FailureReason::TokenTooLarge { .. } => ("unknown", "token_too_large"),
+        FailureReason::Authentication { mechanism, failure, .. } => (
+            mechanism.name(),
+            match failure {
+                AuthFailure::Plain(_) => "malformed",
+                AuthFailure::NotConfigured => "not_configured",
+                AuthFailure::Random(_) => "internal_error",
+                AuthFailure::Password(_)
+                | AuthFailure::Scram(_)
+                | AuthFailure::OAuthBearer(_)
+                | AuthFailure::External(ExternalFailure::Denied(_)) => "invalid_credentials",
+                AuthFailure::External(ExternalFailure::Backend(_)) => "backend_error",
+                AuthFailure::External(ExternalFailure::TimedOut(_)) => "backend_timeout",
+            },
+        ),
+        FailureReason::ReauthMechanismChanged { from, .. } => (from.name(), "reauth_mechanism_changed"),
+        FailureReason::ReauthPrincipalChanged { .. } => ("unknown", "reauth_principal_changed"),
+        FailureReason::SessionExpired => ("unknown", "session_expired"),
+        FailureReason::AlreadyFailed => ("unknown", "already_failed"),
+    }
+}
+
+/// A stable reason name of a failed login at the broker, for metrics.
+fn client_failure(error: &ClientError) -> &'static str {
+    match error {
+        ClientError::Broker { .. } => "broker_refused",
+        ClientError::UnsupportedMechanism(_) => "unsupported_mechanism",
+        ClientError::Scram(_) => "scram_verification",
+        ClientError::Plain(_) | ClientError::Decode(_) => "malformed",
+        _ => "protocol_error",
     }
 }

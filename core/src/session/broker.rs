@@ -19,6 +19,8 @@ impl Session {
     pub(super) fn on_broker_frame(&mut self, now: Instant, frame: Bytes) -> Result<(), CloseReason> {
         let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
         let body = frame::body(&frame);
+        self.stats.response_frame(frame.len());
+        self.broker_clock = now;
         let Some(owes) = self.broker_owes.pop_front() else {
             let correlation_id = header::peek_response(&body).unwrap_or(-1);
             return Err(violation(ProtocolError::UnexpectedResponse { correlation_id }));
@@ -44,6 +46,11 @@ impl Session {
                         Mismatch::ExpectedRaw | Mismatch::ExpectedKafka { .. } => ProtocolError::SaslFraming,
                     })
                 })?;
+                self.stats.latency(
+                    request.api_key,
+                    request.version,
+                    now.saturating_duration_since(request.arrived),
+                );
                 self.forward_response(request, frame, body)?;
                 self.release_answers();
                 self.after_response(now);

@@ -10,6 +10,7 @@ use super::auth::{AuthenticateRequest, DownAuth, UpAuth};
 use super::{BrokerOwes, CloseReason, Deferred, Held, Phase, ProtocolError, Session, Side, response_frame};
 use crate::api::{self, ApiKey};
 use crate::correlation::Expected;
+use crate::deadline;
 use crate::frame;
 use crate::header::{self, RequestHeader};
 use crate::rewrite::{answer_api_versions, unsupported_version_body};
@@ -26,6 +27,7 @@ impl Session {
         if self.throttled(now, &frame) {
             return Ok(());
         }
+        self.stats.request_frame(frame.len());
         // After SaslHandshake v0, frames are raw tokens without Kafka headers.
         match &mut self.down_auth {
             DownAuth::Terminate(server) if server.expects_raw_token() => {
@@ -41,6 +43,10 @@ impl Session {
             _ => {}
         }
         let h = header::peek_request(body).map_err(|e| violation(ProtocolError::Header(e)))?;
+        self.stats.request(h.api_key, h.api_version);
+        if self.client_id.is_none() {
+            self.client_id = header::client_id(body).map(printable);
+        }
         if let Some(reply) = self.version_gate(&h)? {
             self.answer(reply);
             return Ok(());
@@ -89,14 +95,23 @@ impl Session {
             || header::produce_acks(body, h.api_version).map_err(|e| violation(ProtocolError::Header(e)))?
                 != 0;
         if expects_response {
-            self.responses.expect(Expected {
-                correlation_id: h.correlation_id,
-                api_key: h.api_key,
-                version: h.api_version,
-            });
+            self.responses.expect(self.expected(now, &h, body));
         }
         self.forward_to_broker(frame, expects_response.then_some(BrokerOwes::Client), h.api_key);
         Ok(())
+    }
+
+    /// The place in the response queue of a request forwarded to the broker:
+    /// what it is, when it arrived and how long the broker may take.
+    pub(super) fn expected(&self, now: Instant, h: &RequestHeader, body: &[u8]) -> Expected {
+        let limit = self.config.limits.request_timeout;
+        Expected {
+            correlation_id: h.correlation_id,
+            api_key: h.api_key,
+            version: h.api_version,
+            arrived: now,
+            wait: deadline::wait_for(limit, h.api_key, h.api_version, body),
+        }
     }
 
     /// Refuses APIs and versions the proxy did not advertise; answers an
@@ -228,6 +243,16 @@ impl Session {
             self.send_broker(&[held.frame]);
         }
     }
+}
+
+/// Most characters of a client id kept for logs.
+const MAX_CLIENT_ID_CHARS: usize = 128;
+
+/// A client id fit for a log line: lossy UTF-8, bounded, control characters
+/// replaced (a client must not be able to forge log lines).
+fn printable(raw: &[u8]) -> Box<str> {
+    let text = String::from_utf8_lossy(raw.get(..raw.len().min(4 * MAX_CLIENT_ID_CHARS)).unwrap_or_default());
+    text.chars().take(MAX_CLIENT_ID_CHARS).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// Where the body of a request starts (after its full header).

@@ -15,7 +15,6 @@ use std::time::Instant;
 use super::auth::DownAuth;
 use super::{BrokerOwes, CloseReason, Session, Side};
 use crate::api::ApiKey;
-use crate::correlation::Expected;
 use crate::frame::SIZE_LEN;
 use crate::header;
 use crate::rewrite;
@@ -73,14 +72,14 @@ impl Session {
             },
             _ => true,
         };
+        self.stats.request_frame(total);
+        self.stats.request(h.api_key, h.api_version);
         if expects_response {
-            self.responses.expect(Expected {
-                correlation_id: h.correlation_id,
-                api_key: h.api_key,
-                version: h.api_version,
-            });
+            let expected = self.expected(now, &h, body);
+            self.responses.expect(expected);
             self.broker_owes.push_back(BrokerOwes::Client);
         }
+        self.cut_request_expects = expects_response;
         let head = self.down.start_cut_through(total);
         self.send_broker(&[head]);
         Ok(true)
@@ -89,7 +88,7 @@ impl Session {
     /// Starts cutting a broker response through to the client, when it is a
     /// large one that carries no broker address. `Ok(false)`: take the
     /// ordinary path.
-    pub(super) fn start_response_cut_through(&mut self, _now: Instant) -> Result<bool, CloseReason> {
+    pub(super) fn start_response_cut_through(&mut self, now: Instant) -> Result<bool, CloseReason> {
         let buf = self.up.buffered();
         let Some(total) = candidate(buf) else { return Ok(false) };
         if self.broker_owes.front() != Some(&BrokerOwes::Client) {
@@ -126,6 +125,9 @@ impl Session {
         if self.responses.take(correlation_id).is_err() {
             return Ok(false);
         }
+        self.stats.response_frame(total);
+        self.stats.latency(request.api_key, request.version, now.saturating_duration_since(request.arrived));
+        self.broker_clock = now;
         self.responses.set_streaming(true);
         self.send_client(&[head]);
         Ok(true)
@@ -193,8 +195,15 @@ impl Session {
     /// The frame cut through from `side` has fully left.
     pub(super) fn end_cut_through(&mut self, now: Instant, side: Side) {
         match side {
-            Side::Downstream => self.maybe_reauthenticate(now),
+            Side::Downstream => {
+                if std::mem::take(&mut self.cut_request_expects) {
+                    // Its deadline and latency count from its last byte.
+                    self.responses.restamp_newest(now);
+                }
+                self.maybe_reauthenticate(now)
+            }
             Side::Upstream => {
+                self.broker_clock = now;
                 self.responses.set_streaming(false);
                 self.release_answers();
                 self.after_response(now);

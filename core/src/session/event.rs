@@ -8,6 +8,7 @@
 //! probes are the core's business, not the runtime's.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use super::Side;
 use crate::api::ApiKey;
@@ -302,6 +303,20 @@ pub enum CloseReason {
     ProbeComplete,
     /// Nothing moved for `idle_timeout`.
     IdleTimeout,
+    /// The broker did not answer a request within its deadline
+    /// (`limits.request_timeout`, or longer when the request asks for it).
+    RequestTimeout {
+        /// The broker (its address as the cluster or configuration gave it).
+        broker: String,
+        /// The request's API.
+        api: ApiKey,
+        /// The request's version.
+        version: i16,
+        /// The request's correlation id.
+        correlation_id: i32,
+        /// How long the broker had been silent.
+        waited: Duration,
+    },
     /// The proxy is draining: the connection closed at a request boundary.
     Drained,
     /// The runtime is shutting down.
@@ -339,6 +354,11 @@ impl std::fmt::Display for CloseReason {
             CloseReason::NoRoute(name) => write!(f, "no route for SNI name {name}"),
             CloseReason::ProbeComplete => f.write_str("cluster probe complete"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::RequestTimeout { broker, api, version, correlation_id, waited } => write!(
+                f,
+                "broker {broker} did not answer {api} v{version} (correlation id {correlation_id}) within {} ms",
+                waited.as_millis()
+            ),
             CloseReason::Drained => f.write_str("drained"),
             CloseReason::Shutdown => f.write_str("proxy shutting down"),
         }
@@ -346,6 +366,36 @@ impl std::fmt::Display for CloseReason {
 }
 
 impl CloseReason {
+    /// A short stable name of the kind of ending, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed(Side::Downstream) => "client_closed",
+            CloseReason::PeerClosed(Side::Upstream) => "broker_closed",
+            CloseReason::Io { side: Side::Downstream, .. } => "client_io_error",
+            CloseReason::Io { side: Side::Upstream, .. } => "broker_io_error",
+            CloseReason::ConnectFailed { .. } => "connect_failed",
+            CloseReason::ConnectTimeout { .. } => "connect_timeout",
+            CloseReason::Tunnel { .. } => "forward_proxy_failed",
+            CloseReason::HandshakeTimeout => "handshake_timeout",
+            CloseReason::RequestReadTimeout { .. } => "request_read_timeout",
+            CloseReason::Frame { .. } => "invalid_framing",
+            CloseReason::Protocol { side: Side::Downstream, .. } => "client_protocol_error",
+            CloseReason::Protocol { side: Side::Upstream, .. } => "broker_protocol_error",
+            CloseReason::Tls { side: Side::Downstream, .. } => "client_tls_error",
+            CloseReason::Tls { side: Side::Upstream, .. } => "broker_tls_error",
+            CloseReason::Refused(_) => "refused",
+            CloseReason::Unauthorized { .. } => "unauthorized",
+            CloseReason::UpstreamLogin(_) => "upstream_login_failed",
+            CloseReason::Rewrite(_) => "rewrite_failed",
+            CloseReason::NoRoute(_) => "no_route",
+            CloseReason::ProbeComplete => "probe_complete",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::RequestTimeout { .. } => "request_timeout",
+            CloseReason::Drained => "drained",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+
     /// True for endings that are part of normal operation (a peer hanging up,
     /// idleness, draining, shutdown), false for failures worth a warning.
     pub fn is_normal(&self) -> bool {

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 
 use super::auth::UpAuth;
 use super::{CloseReason, ConnectTarget, Event, Phase, ProxyEventKind, Session, Side, Via};
+use crate::correlation::Expected;
 use crate::egress::{Tunnel, TunnelStep};
 use crate::route::{ListenerId, Route};
 use crate::tls::{RustlsSession, TlsError};
@@ -25,7 +26,9 @@ impl Session {
             Phase::Connecting { deadline, .. } | Phase::Tunneling { deadline, .. } => Some(*deadline),
             Phase::Routing { .. } => None,
             Phase::Open | Phase::Earning { .. } => {
-                self.config.limits.idle_timeout.map(|idle| self.last_activity + idle)
+                let idle = self.config.limits.idle_timeout.map(|idle| self.last_activity + idle);
+                let request = self.request_deadline().map(|(at, _)| at);
+                [idle, request].into_iter().flatten().min()
             }
         };
         let reauth = match &self.up_auth {
@@ -129,7 +132,41 @@ impl Session {
         if self.deferred.as_ref().is_some_and(|d| now >= d.at) {
             self.resume_deferred(now);
         }
+        if let Some((deadline, request)) = self.request_deadline()
+            && now >= deadline
+        {
+            let broker = self.route.as_ref().map(|r| r.upstream.to_string()).unwrap_or_default();
+            let waited = now.saturating_duration_since(request.arrived.max(self.broker_clock));
+            return self.close(
+                now,
+                CloseReason::RequestTimeout {
+                    broker,
+                    api: request.api_key,
+                    version: request.version,
+                    correlation_id: request.correlation_id,
+                    waited,
+                },
+            );
+        }
         self.maybe_reauthenticate(now);
+    }
+
+    /// When the oldest request the broker owes an answer to times out, and
+    /// that request. Kafka brokers answer a connection's requests one at a
+    /// time and in order, so the oldest decides, and its wait counts from
+    /// when the broker last made progress for this client (a response began
+    /// or bytes reached the client) if that is later than its arrival. No
+    /// deadline runs while a response streams or while the client does not
+    /// read (back-pressure holds the broker's answers in its socket).
+    fn request_deadline(&self) -> Option<(Instant, Expected)> {
+        if !matches!(self.phase, Phase::Open) || self.responses.is_streaming() {
+            return None;
+        }
+        if self.up.open && self.down.queued() >= self.config.limits.max_buffered_bytes {
+            return None;
+        }
+        let request = self.responses.peek()?;
+        Some((request.arrived.max(self.broker_clock) + request.wait, request))
     }
 
     /// The login throttle's slot for the held SASL token has come: it is
@@ -255,6 +292,8 @@ impl Session {
     /// The byte stream to the broker is up: start upstream TLS, or go on
     /// with frames.
     fn transport_ready(&mut self, now: Instant) {
+        self.broker_clock = now;
+        self.stats.upstream_connects += 1;
         if let Some(tls) = &self.config.security.upstream_tls {
             let host = self.route.as_ref().map(|r| r.upstream.host.as_str()).unwrap_or_default();
             let driver = crate::tls::config::server_name(host)
@@ -406,6 +445,11 @@ impl Session {
         }
         if matches!(self.phase, Phase::Closing { .. } | Phase::Closed) {
             return;
+        }
+        if let CloseReason::Tls { side, .. } = &reason
+            && !self.peer(*side).is_secured()
+        {
+            self.stats.side_mut(*side).tls_handshake_failures += 1;
         }
         if reason.is_normal() {
             debug!(session = self.id, %reason, "closing");

@@ -33,6 +33,7 @@ mod passthrough;
 mod peer;
 mod probe;
 mod splice;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod warn_limit;
@@ -41,6 +42,7 @@ pub(crate) use event::ProxyEventKind;
 pub use event::{
     CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, Via, WriteOutcome,
 };
+pub use stats::{ApiStats, AuthOutcome, LATENCY_BOUNDS_MICROS, LatencyHistogram, SessionStats, SideStats};
 pub(crate) use warn_limit::WarnLimiter;
 
 /// The receive buffer a [`Session::read_from`] closure appends to,
@@ -118,6 +120,8 @@ pub(crate) struct SessionConfig {
     pub security: Security,
     /// Bounds the warnings sessions log about failed connections.
     pub warnings: WarnLimiter,
+    /// The client id of the proxy's own requests (its probe's Metadata).
+    pub client_id: String,
     /// What the proxy learned of the cluster (shared, kept across reloads).
     pub cluster: Arc<ClusterView>,
     /// Failed-login throttling (shared, kept across reloads).
@@ -237,6 +241,17 @@ pub struct Session {
     draining: bool,
     /// The walker of a Fetch response being streamed (KIP-951 tail held back).
     fetch: Option<Box<crate::rewrite::FetchStream>>,
+    /// Counts for metrics, taken by the runtime (`take_stats`).
+    stats: SessionStats,
+    /// The client id of the client's first request that named one (bounded,
+    /// printable), for logs.
+    client_id: Option<Box<str>>,
+    /// When the broker last made progress for the client: a response began,
+    /// or bytes reached the client. Request deadlines count from here.
+    broker_clock: Instant,
+    /// The client request being cut through awaits a response (its arrival
+    /// is re-stamped when its last byte is in).
+    cut_request_expects: bool,
     /// The client's address (none for a probe): the login throttle's key,
     /// and the external authenticator's `client`.
     peer: Option<SocketAddr>,
@@ -324,6 +339,10 @@ impl Session {
             probe: false,
             draining: false,
             fetch: None,
+            stats: SessionStats::default(),
+            client_id: None,
+            broker_clock: now,
+            cut_request_expects: false,
             peer,
             verifying: None,
             client_frames: 0,
@@ -367,6 +386,12 @@ impl Session {
     /// Who the client is, once known.
     pub fn principal(&self) -> Option<&str> {
         self.principal.as_deref()
+    }
+
+    /// The client id the client sent (its first request that had one),
+    /// at most 128 characters, control characters replaced.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     /// Bytes of memory held by this session's buffers (receive capacity plus
@@ -481,6 +506,7 @@ impl Session {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
+        self.stats.side_mut(side).copied_in += n as u64;
         self.last_activity = now;
         let frames_before = self.client_frames;
         self.process(now, side);
@@ -508,6 +534,7 @@ impl Session {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
+        self.stats.side_mut(side).copied_in += n as u64;
         Ok(ReadOutcome::Read(n))
     }
 
@@ -533,6 +560,10 @@ impl Session {
         self.peer_mut(side).consume(n);
         if n > 0 {
             self.last_activity = now;
+            self.stats.side_mut(side).copied_out += n as u64;
+            if side == Side::Downstream {
+                self.broker_clock = now;
+            }
         }
         self.finish_if_flushed();
         Ok(WriteOutcome::Written(n))

@@ -33,19 +33,22 @@ impl Session {
         session.phase = Phase::Routing { asked: false };
         session.events.clear();
         session.handle_route(now, route);
+        let client_id = session.config.client_id.clone();
+        let client_id = client_id.as_bytes();
+        let client_id = client_id.get(..client_id.len().min(32_767)).unwrap_or_default();
         // ApiVersions v0 (the cluster view keeps the answer, for proxies
         // that answer their clients' ApiVersions themselves; v0 is what every
         // broker answers), then Metadata v4 without topics: the broker list only.
-        let mut api_versions = BytesMut::with_capacity(24);
+        let mut api_versions = BytesMut::with_capacity(24 + client_id.len());
         api_versions.extend_from_slice(&crate::api::ApiKey::API_VERSIONS.0.to_be_bytes());
         api_versions.extend_from_slice(&0i16.to_be_bytes());
         api_versions.extend_from_slice(&0i32.to_be_bytes());
-        crate::wire::put_string(&mut api_versions, false, b"kafka-proxy");
-        let mut metadata = BytesMut::with_capacity(32);
+        crate::wire::put_string(&mut api_versions, false, client_id);
+        let mut metadata = BytesMut::with_capacity(32 + client_id.len());
         metadata.extend_from_slice(&crate::api::ApiKey::METADATA.0.to_be_bytes());
         metadata.extend_from_slice(&4i16.to_be_bytes());
         metadata.extend_from_slice(&1i32.to_be_bytes());
-        crate::wire::put_string(&mut metadata, false, b"kafka-proxy");
+        crate::wire::put_string(&mut metadata, false, client_id);
         metadata.extend_from_slice(&0i32.to_be_bytes());
         metadata.extend_from_slice(&[0]);
         for request in [api_versions, metadata] {

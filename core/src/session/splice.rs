@@ -50,6 +50,7 @@ impl Session {
         let peer = self.peer_mut(side);
         peer.cut_through = peer.cut_through.saturating_sub(n);
         peer.piped += n;
+        self.stats.side_mut(side).spliced_in += n as u64;
         if n > 0 {
             self.last_activity = now;
         }
@@ -68,8 +69,12 @@ impl Session {
     pub fn handle_unspliced(&mut self, now: Instant, to: Side, n: usize) {
         let from = self.peer_mut(to.peer());
         from.piped = from.piped.saturating_sub(n);
+        self.stats.side_mut(to).spliced_out += n as u64;
         if n > 0 {
             self.last_activity = now;
+            if to == Side::Downstream {
+                self.broker_clock = now;
+            }
         }
         self.finish_if_flushed();
     }

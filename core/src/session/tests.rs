@@ -102,6 +102,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         linger: Duration::from_secs(1),
         security,
         warnings: Default::default(),
+        client_id: "kafka-proxy".into(),
         cluster: Default::default(),
         throttle: Default::default(),
         forward_proxy: None,

@@ -116,20 +116,43 @@ def stream_through_disruption(lib, bootstrap: str, topic: str, group: str, disru
     then until `after` more are acknowledged. Every acknowledged record must be
     consumed afterwards by the same group consumer (duplicates are allowed).
     """
+
+    def at_before(acked: int) -> bool:
+        if acked < before:
+            return False
+        disrupt()
+        return True
+
+    return stream_through_stages(lib, bootstrap, topic, group, [at_before], after, partitions, timeout)
+
+
+def stream_through_stages(lib, bootstrap: str, topic: str, group: str, stages: list,
+                          after: int = 300, partitions: int = 3, timeout: float = 90.0) -> StreamResult:
+    """Produce and consume continuously while `stages` run one after the other.
+
+    Each stage is called with the number of acknowledged records on every turn
+    of the loop until it returns True (it must not block for long: the clients
+    keep running between calls); then the next one starts. After the last, the
+    stream runs until `after` more records are acknowledged. Every acknowledged
+    record must then be consumed by the same group consumer (duplicates are
+    allowed); `acked_after_disruption` counts from the end of the last stage.
+    """
     retry(lambda: lib.create_topic(bootstrap, topic, partitions), 30, what=f"create topic {topic}")
     producer = lib.producer(bootstrap, topic)
     consumer = lib.consumer(bootstrap, topic, group)
     seen: dict[bytes, Consumed] = {}
     deadline = time.monotonic() + timeout
     seq = 0
+    pending = list(stages)
     disrupted_at = None
     last_commit = time.monotonic()
     try:
         while time.monotonic() < deadline:
             acked, _ = producer.counts()
-            if disrupted_at is None and acked >= before:
-                disrupt()
-                disrupted_at = acked
+            if pending and pending[0](acked):
+                pending.pop(0)
+                if not pending:
+                    disrupted_at = acked
             if disrupted_at is not None and acked >= disrupted_at + after:
                 break
             in_flight = seq - acked - len(producer.failed)
@@ -149,7 +172,7 @@ def stream_through_disruption(lib, bootstrap: str, topic: str, group: str, disru
             acked, _ = producer.counts()
             raise ClientError(
                 f"stream did not recover: {acked} acknowledged "
-                f"(disrupted at {disrupted_at}, wanted {before}+{after}), "
+                f"(stages left: {len(pending)}, last stage ended at {disrupted_at}, wanted {after} more), "
                 f"failures: {producer.failed[:3]}, consumer errors: {consumer.errors[-3:]}"
             )
         producer.flush(30)
