@@ -319,7 +319,9 @@ fn start_admin(
             return Err(ExitCode::FAILURE);
         }
     };
-    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone()) {
+    let paths =
+        kafka_proxy_admin::Paths { metrics: admin.metrics_path.clone(), health: admin.health_path.clone() };
+    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone(), paths) {
         Ok(_) => Ok(telemetry),
         Err(e) => {
             error!(bind = %admin.bind, "admin.bind: cannot listen: {e}");

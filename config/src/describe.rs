@@ -61,7 +61,10 @@ impl Config {
             if s.reuse_port { "on" } else { "off" }
         ));
         match &self.admin {
-            Some(admin) => out.push(format!("admin: http://{}/ (/metrics, /health, /ready)", admin.bind)),
+            Some(admin) => out.push(format!(
+                "admin: http://{}/ ({}, {}, /ready)",
+                admin.bind, admin.metrics_path, admin.health_path
+            )),
             None => out.push("admin: off".to_owned()),
         }
         if self.policy.is_empty() {

@@ -588,6 +588,10 @@ pub struct Resolve {
 pub struct Admin {
     /// Where it listens.
     pub bind: HostPort,
+    /// Where the metrics are scraped (`admin.metrics_path`, default `/metrics`).
+    pub metrics_path: String,
+    /// Where liveness answers (`admin.health_path`, default `/health`).
+    pub health_path: String,
 }
 
 /// API keys refused with a Kafka error.

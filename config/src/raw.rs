@@ -296,6 +296,8 @@ pub(crate) struct RawResolve {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) bind: Parsed<HostPort>,
+    pub(crate) metrics_path: Option<String>,
+    pub(crate) health_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -433,6 +433,19 @@ fn admin_and_policy() {
         "admin.bind",
         "expected host:port, got \"9080\"",
     );
+    let admin = config.admin.as_ref().unwrap();
+    assert_eq!((admin.metrics_path.as_str(), admin.health_path.as_str()), ("/metrics", "/health"));
+    let moved =
+        ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n  metrics_path: /prom\n  health_path: /hz\n"));
+    let admin = moved.admin.unwrap();
+    assert_eq!((admin.metrics_path.as_str(), admin.health_path.as_str()), ("/prom", "/hz"));
+    let message = fails(&format!(
+        "{LOCAL}admin:\n  bind: 127.0.0.1:9080\n  metrics_path: prom\n  health_path: /readyz\n"
+    ));
+    assert_names(&message, "admin.metrics_path", "expected a URL path starting with /");
+    assert_names(&message, "admin.health_path", "other than /readyz");
+    let message = fails(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n  health_path: /metrics\n"));
+    assert_names(&message, "admin.health_path", "other than metrics_path (/metrics)");
     let message = fails(&format!("{LOCAL}policy:\n  forbidden_api_keys: [20, 40000]\n"));
     assert_names(
         &message,

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from kafka_e2e.admin import Admin, admin_config
 from kafka_e2e.clients import Sasl, retry
 from kafka_e2e.goproxy import LDAP_SERVICE, LDAP_SUFFIX, LDAP_USERS, GoFlagsProxy, Slapd
 from kafka_e2e.goproxy_fixtures import runtime, shared_tansu  # noqa: F401 (fixtures)
 from kafka_e2e.paths import PROXY_BINARY
 from kafka_e2e.ports import HOST, pick_port, pick_proxy_base
+from kafka_e2e.procs import wait_until
 from kafka_e2e.proxy import KafkaProxy, PortLayout
 from kafka_e2e.sasl import NONE, SASL_AUTHENTICATION_FAILED, SaslWire, plain_token
 from kafka_e2e.sasl_clients import produce_consume
@@ -45,7 +47,14 @@ def exchange_as(bootstrap: str, user: str, password: str, unique: str, lib: str)
     produce_consume(c, bootstrap, topic, n=10)
 
 
-def yaml_proxy(tmp_path: Path, tansu: str, external: str, runtime: str, env: dict | None = None) -> KafkaProxy:
+def failures(admin: Admin, reason: str) -> float:
+    """Client PLAIN logins refused for `reason`, as /metrics counts them."""
+    return admin.scrape().value("kafka_proxy_authentication_failures_total", side="client", mechanism="PLAIN",
+                                reason=reason)
+
+
+def yaml_proxy(tmp_path: Path, tansu: str, external: str, runtime: str, env: dict | None = None,
+               tail: str = "") -> KafkaProxy:
     layout = PortLayout(pick_proxy_base())
     config = tmp_path / f"external-{runtime}.yaml"
     config.write_text(
@@ -53,7 +62,7 @@ def yaml_proxy(tmp_path: Path, tansu: str, external: str, runtime: str, env: dic
         f"upstream:\n  bootstrap_servers: [\"{tansu}\"]\n  security_protocol: PLAINTEXT\n"
         f"downstream:\n  security_protocol: SASL_PLAINTEXT\n  sasl_mechanism: PLAIN\n"
         f"  credentials:\n    external:\n      timeout_ms: {TIMEOUT_MS}\n      cache_ttl_ms: 0\n{external}"
-        f"broker_mapping:\n  mode: port_offset\n  port_offset: {{hostname: {HOST}, base: {layout.base}}}\n"
+        f"broker_mapping:\n  mode: port_offset\n  port_offset: {{hostname: {HOST}, base: {layout.base}}}\n{tail}"
     )
     proxy = KafkaProxy(config, layout, runtime, tmp_path)
     if env:
@@ -66,9 +75,9 @@ def test_exec_plugin_from_the_go_flags(shared_tansu, runtime, tmp_path, unique, 
     # kafka-proxy's JSON protocol), a slow user answered after the timeout.
     monkeypatch.setenv("AUTH_PLUGIN_USERS", "alice=alice-secret")
     monkeypatch.setenv("AUTH_PLUGIN_DELAY", "30")
-    local = pick_port()
-    args = ["--bootstrap-server-mapping", f"{shared_tansu.bootstrap},{HOST}:{local}", "--http-disable",
-            "--auth-local-enable", f"--auth-local-command={sys.executable}", f"--auth-local-param={PLUGIN}",
+    local, http = pick_port(), pick_port()
+    args = ["--bootstrap-server-mapping", f"{shared_tansu.bootstrap},{HOST}:{local}",
+            f"--http-listen-address={HOST}:{http}", "--auth-local-enable", f"--auth-local-command={sys.executable}", f"--auth-local-param={PLUGIN}",
             "--auth-local-timeout=2s"]
     proxy = GoFlagsProxy(args, runtime, tmp_path, local).start()
     bootstrap = f"{HOST}:{local}"
@@ -79,6 +88,12 @@ def test_exec_plugin_from_the_go_flags(shared_tansu, runtime, tmp_path, unique, 
         assert code == SASL_AUTHENTICATION_FAILED
         code, took = login(bootstrap, "slow", "whatever")
         assert code == SASL_AUTHENTICATION_FAILED and took < 5, (code, took)
+        admin = Admin(http)
+        # The session's deadline and the authenticator's own timeout are the same 2 s: either names it.
+        wait_until(lambda: failures(admin, "backend_timeout") + failures(admin, "backend_error") == 1, 5,
+                   what="the slow login counted")
+        assert failures(admin, "invalid_credentials") == 1
+        assert admin.scrape().value("kafka_proxy_authentications_total", side="client", mechanism="PLAIN") >= 1
     finally:
         proxy.stop()
 
@@ -134,12 +149,13 @@ def test_ldap_logins(shared_tansu, slapd, runtime, tmp_path, unique, lookup):
 
 
 def test_ldap_server_down_is_58_within_the_timeout(shared_tansu, runtime, tmp_path):
-    dead = pick_port()
+    dead, http = pick_port(), pick_port()
     external = f"      ldap:\n        url: ldap://{HOST}:{dead}\n        user_dn: \"uid={{user}},ou=people,{LDAP_SUFFIX}\"\n"
-    proxy = yaml_proxy(tmp_path, shared_tansu.bootstrap, external, runtime)
+    proxy = yaml_proxy(tmp_path, shared_tansu.bootstrap, external, runtime, tail=admin_config(http))
     try:
         code, took = login(proxy.bootstrap, "alice", LDAP_USERS["alice"])
         assert code == SASL_AUTHENTICATION_FAILED and took < TIMEOUT_MS / 1000 + 2, (code, took)
         assert "cannot reach" in proxy.log_text(), proxy.log_text()[-2000:]
+        wait_until(lambda: failures(Admin(http), "backend_error") == 1, 5, what="the failed login counted")
     finally:
         proxy.stop()

@@ -610,14 +610,12 @@ impl Translator<'_> {
                     "http-listen-address default 0.0.0.0:9080, or --http-disable",
                 ),
             }
-            for (flag, path) in [("http-health-path", "/health"), ("http-metrics-path", "/metrics")] {
-                if let Some(given) = self.flags.last(flag).filter(|p| *p != path) {
-                    return Err(err(
-                        flag,
-                        format!(
-                            "the admin endpoint serves {path} (and /ready) at fixed paths, got {given:?}"
-                        ),
-                    ));
+            for (flag, key, default) in [
+                ("http-health-path", "admin.health_path", "/health"),
+                ("http-metrics-path", "admin.metrics_path", "/metrics"),
+            ] {
+                if let Some(given) = self.flags.last(flag).filter(|p| *p != default) {
+                    self.set(key, Value::str(given), flag);
                 }
             }
         }

@@ -211,8 +211,6 @@ fn flags_without_equivalent_are_refused_with_what_to_use() {
     assert!(e.message.contains("expected remote-host:port,local-host:port"), "{e}");
     let e = translate(&flags(&["--bootstrap-server-mapping=a:1,kafka.local:2"]), Path::new("/")).unwrap_err();
     assert!(e.message.contains("expected ip:port"), "{e}");
-    let e = translate(&flags(&[base, "--http-health-path=/healthz"]), Path::new("/")).unwrap_err();
-    assert!(e.message.contains("fixed paths"), "{e}");
     let e = translate(
         &flags(&[base, "--kafka-keep-alive=30s", "--proxy-listener-keep-alive=20s"]),
         Path::new("/"),
@@ -221,6 +219,33 @@ fn flags_without_equivalent_are_refused_with_what_to_use() {
     assert_eq!(e.flag, "proxy-listener-keep-alive");
     let e = translate(&flags(&[base, "--sasl-enable"]), Path::new("/")).unwrap_err();
     assert!(e.message.contains("--sasl-username"), "{e}");
+}
+
+#[test]
+fn http_flags_move_the_admin_endpoint_and_its_paths() {
+    let t = translated(&[
+        "--bootstrap-server-mapping=a:1,127.0.0.1:2",
+        "--http-listen-address=127.0.0.1:9180",
+        "--http-metrics-path=/prom",
+        "--http-health-path=/health",
+    ]);
+    let admin = load(&t).admin.expect("admin endpoint");
+    assert_eq!(
+        (admin.bind.to_string(), admin.metrics_path.as_str(), admin.health_path.as_str()),
+        ("127.0.0.1:9180".to_owned(), "/prom", "/health")
+    );
+    assert!(!t.yaml.contains("health_path"), "Go's default path is ours: nothing to write\n{}", t.yaml);
+    let off = translated(&[
+        "--bootstrap-server-mapping=a:1,127.0.0.1:2",
+        "--http-disable",
+        "--http-metrics-path=/x",
+    ]);
+    assert!(load(&off).admin.is_none(), "--http-disable wins over the paths");
+    let shadowing = translated(&["--bootstrap-server-mapping=a:1,127.0.0.1:2", "--http-health-path=/ready"]);
+    assert_eq!(shadowing.flag_for("admin.health_path"), Some("http-health-path"));
+    let e =
+        load_str(&shadowing.yaml, Path::new("/work/server-flags.yaml"), |_| None).unwrap_err().to_string();
+    assert!(e.contains("admin.health_path") && e.contains("other than /ready"), "{e}");
 }
 
 #[test]

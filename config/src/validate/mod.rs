@@ -12,7 +12,7 @@ use kafka_proxy_core::config::{Limits, PortOffset, SocketOptions};
 
 use super::error::{ConfigError, Report};
 use super::model::{Admin, Config, LogFormat, Logging, Policy, Resolve, RuntimeKind, SecurityProtocol};
-use super::raw::{RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve, RawSocket};
+use super::raw::{RawAdmin, RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve, RawSocket};
 use super::scalar::Parsed;
 
 mod auth_swap;
@@ -121,7 +121,7 @@ impl Checker<'_> {
             mapping,
             external,
             resolve: self.resolve(raw.resolve.unwrap_or_default()),
-            admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
+            admin: raw.admin.map(|a| self.admin(a)),
             policy: self.policy(raw.policy),
             limits,
             socket: self.socket(raw.socket),
@@ -205,6 +205,38 @@ impl Checker<'_> {
             });
         }
         out
+    }
+
+    /// `admin`: the paths must be distinct absolute URL paths that do not
+    /// shadow `/ready`, `/readyz` or `/livez`.
+    fn admin(&mut self, raw: RawAdmin) -> Admin {
+        let mut path = |key: &str, given: Option<String>, default: &str| {
+            let Some(path) = given else { return default.to_owned() };
+            let valid = path.starts_with('/')
+                && path.len() <= 256
+                && path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#'));
+            if !valid {
+                self.report.error(
+                    key,
+                    format!("expected a URL path starting with / (no query, no spaces), got {path:?}"),
+                );
+            } else if ["/ready", "/readyz", "/livez"].contains(&path.as_str()) {
+                self.report.error(
+                    key,
+                    format!("expected a path other than {path}, which the endpoint serves already"),
+                );
+            }
+            path
+        };
+        let metrics_path = path("admin.metrics_path", raw.metrics_path, "/metrics");
+        let health_path = path("admin.health_path", raw.health_path, "/health");
+        if metrics_path == health_path {
+            self.report.error(
+                "admin.health_path",
+                format!("expected a path other than metrics_path ({metrics_path})"),
+            );
+        }
+        Admin { bind: raw.bind.0, metrics_path, health_path }
     }
 
     fn policy(&mut self, raw: Option<RawPolicy>) -> Policy {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from .goproxy import engine_supports
 from .paths import PROXY_BINARY
 from .ports import HOST, pick_port, pick_proxy_base
 from .proxy import RUNTIMES, KafkaProxy, PortLayout
@@ -19,12 +18,6 @@ def shared_tansu(tmp_path_factory):
     broker.start()
     yield broker
     broker.stop()
-
-
-@pytest.fixture(scope="module")
-def admin_landed(tmp_path_factory) -> bool:
-    """True once the admin endpoint (issue 10) is in the binary."""
-    return engine_supports("admin:\n  bind: 127.0.0.1:1\n", tmp_path_factory.mktemp("supports"))
 
 
 @pytest.fixture(params=RUNTIMES)
