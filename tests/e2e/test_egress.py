@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import time
 
+from kafka_e2e.admin import Admin
 from kafka_e2e.clients import client_lib, retry
 from kafka_e2e.goproxy import Danted, GoFlagsProxy, Microsocks, Tinyproxy
 from kafka_e2e.goproxy_fixtures import runtime, sasl_ssl_front, shared_tansu  # noqa: F401 (fixtures)
 from kafka_e2e.ports import HOST, pick_port
+from kafka_e2e.procs import wait_until
 from kafka_e2e.sasl import SaslWire
 from kafka_e2e.sasl_clients import produce_consume
 
 
-def go_proxy(upstream: str, forward: str, runtime: str, tmp_path, extra: list[str] = ()) -> tuple[GoFlagsProxy, str]:
+def go_proxy(upstream: str, forward: str, runtime: str, tmp_path, extra: list[str] = (),
+             http: int | None = None) -> tuple[GoFlagsProxy, str]:
     local = pick_port()
+    admin = [f"--http-listen-address={HOST}:{http}"] if http else ["--http-disable"]
     args = ["--bootstrap-server-mapping", f"{upstream},{HOST}:{local}", "--forward-proxy", forward,
-            "--http-disable", "--kafka-dial-timeout", "3s", *extra]
+            *admin, "--kafka-dial-timeout", "3s", *extra]
     return GoFlagsProxy(args, runtime, tmp_path, local).start(), f"{HOST}:{local}"
 
 
@@ -90,10 +94,14 @@ def test_http_connect_through_tinyproxy(shared_tansu, runtime, tmp_path, unique)
 def test_refused_connect_and_dead_forward_proxy_end_in_bounded_time(shared_tansu, runtime, tmp_path):
     # tinyproxy allows CONNECT to another port only: 403 for the broker.
     tiny = Tinyproxy(pick_port(), [shared_tansu.port + 1], tmp_path).start()
-    refused, bootstrap = go_proxy(shared_tansu.bootstrap, f"http://{HOST}:{tiny.port}", runtime, tmp_path)
+    http = pick_port()
+    refused, bootstrap = go_proxy(shared_tansu.bootstrap, f"http://{HOST}:{tiny.port}", runtime, tmp_path, http=http)
     try:
         assert refused_within(bootstrap, 10) < 10
         assert "the HTTP proxy refused CONNECT: 403" in refused.log_text(), refused.log_text()[-2000:]
+        wait_until(lambda: Admin(http).scrape().value("kafka_proxy_upstream_connect_failures_total",
+                                                      broker=shared_tansu.bootstrap, reason="forward_proxy") >= 1,
+                   5, what="the refused tunnel counted as a connect failure")
     finally:
         refused.stop()
         tiny.stop()
