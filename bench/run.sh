@@ -6,6 +6,8 @@
 # Usage: bench/run.sh [--gb N] [--modes direct,tokio,mio] [--workloads produce-large,consume,produce-16k]
 #                     [--metrics off,on]
 #                     [--record-size BYTES] [--timeout SECONDS]
+# Environment: KAFKA_PROXY_PROFILE=dist measures the binary that ships (cargo profile dist:
+# fat LTO, one codegen unit); the default is release.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -20,9 +22,10 @@ if ! dpkg-query -W -f='${Status}' libssl-dev pkg-config 2>/dev/null | grep -q "i
   apt-get install -y -qq libssl-dev pkg-config >/dev/null 2>&1 \
     || { apt-get update -qq >/dev/null && apt-get install -y -qq libssl-dev pkg-config >/dev/null; }
 fi
-echo "==> cargo build --release (kafka-proxy)"
-cargo build --release --locked
+PROFILE="${KAFKA_PROXY_PROFILE:-release}"
+echo "==> cargo build --profile $PROFILE (kafka-proxy)"
+cargo build --profile "$PROFILE" --locked -p kafka-proxy
 echo "==> cargo build --release (bench/loadgen: librdkafka from rdkafka-sys sources, gcc + make)"
 (cd bench/loadgen && cargo build --release --locked)
 echo "==> setup took $((SECONDS - t0)) s"
-exec "$PYTHON" bench/bench.py "$@"
+exec "$PYTHON" bench/bench.py --proxy "target/$PROFILE/kafka-proxy" "$@"

@@ -17,9 +17,13 @@
 #                          starting their services (the tests start them on loopback ports)
 #   <deps>/node/           kafkajs 2.2.4 from npm (the third client of the restart test;
 #                          node from Debian's nodejs when none is installed)
+#   haproxy (Debian 2.6.12-1+deb12u4: the L4 load balancer of the scale-out tests)
+#   buildah (Debian 1.28.2+ds1-3+deb12u1+b3: builds the container image, package phase)
+#   strace (Debian 6.1-0.1: the system calls the systemd unit's filter must allow)
+#   <deps>/cargo-deb/      cargo-deb 3.8.0 (package phase: the Debian package)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
 #                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, NODE, KAFKAJS_NODE_PATH,
-#                          DANTED, MICROSOCKS, TINYPROXY, SLAPD, SLAPADD
+#                          DANTED, MICROSOCKS, TINYPROXY, SLAPD, SLAPADD, HAPROXY, BUILDAH, CARGO_DEB
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -34,6 +38,9 @@ DANTE_DEB_VERSION=1.4.2+dfsg-7+b8
 MICROSOCKS_DEB_VERSION=1.0.3-2
 TINYPROXY_DEB_VERSION=1.11.1-2.1+deb12u1
 SLAPD_DEB_VERSION=2.5.13+dfsg-5
+HAPROXY_DEB_VERSION=2.6.12-1+deb12u4
+BUILDAH_DEB_VERSION=1.28.2+ds1-3+deb12u1+b3
+STRACE_DEB_VERSION=6.1-0.1
 PY_MIN_MINOR=10
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -149,6 +156,14 @@ deb_install kcat "$KCAT_DEB_VERSION"
 # stunnel: the TLS endpoint in front of tansu (tansu 0.6.0 does not wire up --cert/--key).
 deb_install stunnel4 "$STUNNEL_DEB_VERSION"
 STUNNEL="$(command -v stunnel4 || command -v stunnel)"
+# haproxy: TCP mode in front of N proxy replicas (tests/e2e/test_scale_out.py).
+deb_install haproxy "$HAPROXY_DEB_VERSION"
+HAPROXY="$(command -v haproxy)"
+# buildah: builds packaging/container/Containerfile (no registry needed: FROM scratch).
+deb_install buildah "$BUILDAH_DEB_VERSION"
+BUILDAH="$(command -v buildah)"
+# strace: tests/deploy/test_unit_syscalls.py traces the binary against the unit's filter.
+deb_install strace "$STRACE_DEB_VERSION"
 KCAT="$(command -v kcat)"
 # Daemons the tests start themselves: their packages must not start system services
 # (a policy-rc.d that denies starts, laid only for these installs when none exists).
@@ -250,6 +265,9 @@ cargo_tool cargo-deny "$CARGO_DENY_VERSION" "about 2 min"
 CARGO_MACHETE_VERSION=0.9.2
 CARGO_MACHETE="$DEPS/cargo-machete/bin/cargo-machete"
 cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB="$DEPS/cargo-deb/bin/cargo-deb"
+cargo_tool cargo-deb "$CARGO_DEB_VERSION" "about 1.5 min"
 
 # ---------------------------------------------------------------- env.sh
 {
@@ -268,6 +286,9 @@ cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" "under 1 min"
   echo "export SLAPD='$SLAPD' SLAPADD='$SLAPADD'"
   echo "export NODE='$NODE'"
   echo "export KAFKAJS_NODE_PATH='$NODE_DIR/node_modules'"
+  echo "export HAPROXY='$HAPROXY'"
+  echo "export BUILDAH='$BUILDAH'"
+  echo "export CARGO_DEB='$CARGO_DEB'"
 } > "$DEPS/env.sh.tmp"
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 
@@ -286,5 +307,6 @@ if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; 
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
 say "  dante $(deb_version dante-server), microsocks $(deb_version microsocks), tinyproxy $(deb_version tinyproxy), slapd $(deb_version slapd)"
 say "  kafkajs        $KAFKAJS_VERSION   node $("$NODE" --version)   $NODE_DIR"
-say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   ($DEPS/<tool>/bin)"
+say "  haproxy        $(deb_version haproxy)   buildah $(deb_version buildah)"
+say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   cargo-deb $CARGO_DEB_VERSION   ($DEPS/<tool>/bin)"
 say "env file: $DEPS/env.sh"

@@ -10,6 +10,10 @@
 #             ../shared/advisory-db snapshot, licenses, bans, sources; offline)
 #   unit      cargo test --workspace
 #   release   cargo build --release (target/release/kafka-proxy, and the std adapter example)
+#   package   cargo build --profile dist (what ships); pytest tests/deploy on it: the .deb
+#             (cargo-deb) installed with dpkg, checked and purged; the unit's system-call
+#             filter against strace; the container image built with buildah and inspected;
+#             the Kubernetes manifests against the proxy's config
 #   e2e       pytest tests/e2e: real tansu, the release binary on tokio and mio, real clients
 #   fuzz      a short run of every fuzz target, when cargo-fuzz is installed
 #
@@ -49,13 +53,14 @@ totals() {
     n=$(grep -E '^test result:' "$LOGDIR/unit.log" | grep -oE '[0-9]+ ignored' | awk '{s+=$1} END {print s+0}')
     skipped=$((skipped + n))
   fi
-  if [ -f "$LOGDIR/e2e.log" ]; then
-    local line
-    line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?).* in [0-9.]+s' "$LOGDIR/e2e.log" | tail -1 || true)
+  local log line
+  for log in "$LOGDIR/package.log" "$LOGDIR/e2e.log"; do
+    [ -f "$log" ] || continue
+    line=$(grep -E '[0-9]+ (passed|failed|skipped|errors?).* in [0-9.]+s' "$log" | tail -1 || true)
     n=$(grep -oE '[0-9]+ passed' <<<"$line" | awk '{s+=$1} END {print s+0}'); passed=$((passed + n))
     n=$(grep -oE '[0-9]+ (failed|errors?)' <<<"$line" | awk '{s+=$1} END {print s+0}'); failed=$((failed + n))
     n=$(grep -oE '[0-9]+ skipped' <<<"$line" | awk '{s+=$1} END {print s+0}'); skipped=$((skipped + n))
-  fi
+  done
   echo "tests: $passed passed, $failed failed, $skipped skipped"
 }
 
@@ -157,5 +162,20 @@ release() {
 }
 
 phase release release
+
+# The dist profile (fat LTO, one codegen unit): ~2.5 min on 2 cores, only the binary.
+package() {
+  if [ -z "${PYTHON:-}" ]; then
+    # shellcheck disable=SC1091
+    source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
+      || { echo "package: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
+  fi
+  cargo build --profile dist --locked -p kafka-proxy
+  local rc=0
+  KAFKA_PROXY_BIN="$REPO/target/dist/kafka-proxy" "$PYTHON" -m pytest tests/deploy 2>&1 \
+    | tee "$LOGDIR/package.log" || rc=$?
+  return "$rc"
+}
+phase package package
 phase e2e e2e
 phase fuzz fuzz_smoke

@@ -17,6 +17,18 @@ use tracing::{error, info, warn};
 
 const ABOUT: &str = "A Kafka proxy: clients connect to it as if it were the cluster.";
 
+/// What `--version` prints after the name: the crate version, the git commit
+/// and the cargo profile the binary was built from (see build.rs), so a
+/// running replica can be traced to its source and build.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KAFKA_PROXY_GIT_COMMIT"),
+    ", profile ",
+    env!("KAFKA_PROXY_BUILD_PROFILE"),
+    ")"
+);
+
 const LONG_ABOUT: &str = "\
 A Kafka proxy: clients connect to it as if it were the Kafka cluster, and it
 connects to the real brokers. It rewrites every broker address the cluster
@@ -33,7 +45,7 @@ RUST_LOG (e.g. RUST_LOG=debug or RUST_LOG=kafka_proxy_core=trace) to change
 what is logged.";
 
 #[derive(Debug, Parser)]
-#[command(name = "kafka-proxy", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "kafka-proxy", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 struct Cli {
     /// The configuration file.
     #[arg(long, short = 'c', global = true, default_value = "config.yaml", value_name = "FILE")]
@@ -367,7 +379,7 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
         config::RuntimeKind::Tokio => RuntimeKind::Tokio,
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
-    info!(config = %source.name(), ?runtime, version = env!("CARGO_PKG_VERSION"), "starting kafka-proxy");
+    info!(config = %source.name(), ?runtime, version = VERSION, "starting kafka-proxy");
     let drain_timeout = core.limits.drain_timeout;
     let telemetry = match &config.admin {
         Some(admin) => match start_admin(admin, runtime, core.socket.reuse_port) {

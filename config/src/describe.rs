@@ -46,9 +46,17 @@ impl Config {
             l.max_in_flight
         ));
         out.push(format!(
-            "timeouts: request {} (longer when a request asks the broker to wait), drain {}",
+            "timeouts: request {} (longer when a request asks the broker to wait), request read {}, drain {}",
             duration(l.request_timeout),
+            l.request_read_timeout.map_or_else(|| "none".to_owned(), duration),
             duration(l.drain_timeout)
+        ));
+        let t = &l.login_throttle;
+        out.push(format!(
+            "login throttle: after 2 failures from an address or name {}, doubling up to {}; one step forgiven per {} without a failure",
+            duration(t.base_delay),
+            duration(t.max_delay),
+            duration(t.decay)
         ));
         let s = &self.socket;
         let buffer =

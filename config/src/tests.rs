@@ -212,8 +212,18 @@ fn request_read_timeout_and_login_throttle() {
     assert_eq!(config.limits.login_throttle.base_delay, Duration::from_millis(50));
     assert_eq!(config.limits.login_throttle.max_delay, Duration::from_secs(4));
     assert_eq!(config.limits.login_throttle.decay, Duration::from_secs(2));
+    let described = config.describe();
+    assert!(described.contains("request read 1500ms,"), "{described}");
+    assert!(
+        described.contains(
+            "login throttle: after 2 failures from an address or name 50ms, doubling up to 4s; \
+             one step forgiven per 2s without a failure"
+        ),
+        "{described}"
+    );
     let off = ok(&format!("{LOCAL}limits:\n  request_read_timeout_ms: 0\n"));
     assert_eq!(off.limits.request_read_timeout, None, "0 disables it");
+    assert!(off.describe().contains("request read none,"), "{}", off.describe());
     assert_names(
         &fails(&format!("{LOCAL}limits:\n  request_read_timeout_ms: -1\n")),
         "limits.request_read_timeout_ms",

@@ -127,6 +127,8 @@ pub struct ProxyStats {
     pub reloads: u64,
     /// Connections accepted on a listener the proxy no longer knows.
     pub refused_accepts: u64,
+    /// The login throttle's counters (shared by every session).
+    pub login_throttle: ThrottleStats,
 }
 
 impl Proxy {
@@ -317,11 +319,6 @@ impl Proxy {
         }
     }
 
-    /// The login throttle's counters (failed logins, delayed attempts), for metrics.
-    pub fn login_throttle_stats(&self) -> ThrottleStats {
-        self.throttle.stats()
-    }
-
     /// The configuration.
     pub fn config(&self) -> &ProxyConfig {
         &self.config
@@ -456,6 +453,7 @@ impl Proxy {
             probes_cluster: self.can_probe(),
             reloads: self.reloads,
             refused_accepts: self.refused_accepts,
+            login_throttle: self.throttle.stats(),
         }
     }
 

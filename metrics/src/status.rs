@@ -83,7 +83,15 @@ mod tests {
     use super::*;
 
     fn stats(draining: bool, probes_cluster: bool) -> ProxyStats {
-        ProxyStats { listeners: 1, brokers: 0, draining, probes_cluster, reloads: 0, refused_accepts: 0 }
+        ProxyStats {
+            listeners: 1,
+            brokers: 0,
+            draining,
+            probes_cluster,
+            reloads: 0,
+            refused_accepts: 0,
+            login_throttle: Default::default(),
+        }
     }
 
     #[test]

@@ -206,9 +206,7 @@ impl Loop {
                 let left = self.io.conns.len();
                 warn!(connections = left, "drain deadline reached: closing the connections still open");
                 for slot in self.io.conns.slots() {
-                    if let Some(conn) = self.io.conns.get(slot)
-                        && !conn.session.is_probe()
-                    {
+                    if let Some(conn) = self.io.conns.get(slot) {
                         let _entered = conn.span.enter();
                         self.cuts.cut(&conn.session);
                     }
