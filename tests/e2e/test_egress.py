@@ -12,7 +12,7 @@ import time
 from kafka_e2e.admin import Admin
 from kafka_e2e.clients import client_lib, retry
 from kafka_e2e.goproxy import Danted, GoFlagsProxy, Microsocks, Tinyproxy
-from kafka_e2e.goproxy_fixtures import runtime, sasl_ssl_front, shared_tansu  # noqa: F401 (fixtures)
+from kafka_e2e.goproxy_fixtures import sasl_ssl_front, shared_tansu  # noqa: F401 (fixtures)
 from kafka_e2e.ports import HOST, pick_port
 from kafka_e2e.procs import wait_until
 from kafka_e2e.sasl import SaslWire

@@ -16,7 +16,7 @@ import pytest
 from kafka_e2e.admin import Admin, admin_config
 from kafka_e2e.clients import Sasl, retry
 from kafka_e2e.goproxy import LDAP_SERVICE, LDAP_SUFFIX, LDAP_USERS, GoFlagsProxy, Slapd
-from kafka_e2e.goproxy_fixtures import runtime, shared_tansu  # noqa: F401 (fixtures)
+from kafka_e2e.goproxy_fixtures import shared_tansu  # noqa: F401 (fixtures)
 from kafka_e2e.paths import PROXY_BINARY
 from kafka_e2e.ports import HOST, pick_port, pick_proxy_base
 from kafka_e2e.procs import wait_until

@@ -19,7 +19,7 @@ import pytest
 from kafka_e2e.admin import Admin
 from kafka_e2e.clients import client_lib, retry
 from kafka_e2e.goproxy import GoFlagsProxy, Relay, engine_supports, server
-from kafka_e2e.goproxy_fixtures import runtime, sasl_ssl_front, shared_tansu  # noqa: F401 (fixtures)
+from kafka_e2e.goproxy_fixtures import sasl_ssl_front, shared_tansu  # noqa: F401 (fixtures)
 from kafka_e2e.paths import PROXY_BINARY
 from kafka_e2e.ports import HOST, pick_port, pick_proxy_base
 from kafka_e2e.procs import wait_until

@@ -81,15 +81,20 @@ fn scalar(value: &Value) -> Option<String> {
 }
 
 fn write_map(map: &[(String, Value)], indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
     for (k, v) in map {
-        let pad = " ".repeat(indent);
-        let k = emit::string(k);
-        match scalar(v) {
-            Some(s) => out.push_str(&format!("{pad}{k}: {s}\n")),
-            None => {
-                out.push_str(&format!("{pad}{k}:\n"));
-                write_value(v, indent + 2, out);
-            }
+        write_entry(&pad, k, v, indent + 2, out);
+    }
+}
+
+/// `lead key: scalar`, or `lead key:` and the value below it at `nested`.
+fn write_entry(lead: &str, key: &str, value: &Value, nested: usize, out: &mut String) {
+    let key = emit::string(key);
+    match scalar(value) {
+        Some(s) => out.push_str(&format!("{lead}{key}: {s}\n")),
+        None => {
+            out.push_str(&format!("{lead}{key}:\n"));
+            write_value(value, nested, out);
         }
     }
 }
@@ -103,18 +108,9 @@ fn write_value(value: &Value, indent: usize, out: &mut String) {
                 match (scalar(item), item) {
                     (Some(s), _) => out.push_str(&format!("{pad}- {s}\n")),
                     (None, Value::Map(m)) => {
-                        let mut first = true;
-                        for (k, v) in m {
-                            let lead = if first { format!("{pad}- ") } else { format!("{pad}  ") };
-                            first = false;
-                            let k = emit::string(k);
-                            match scalar(v) {
-                                Some(s) => out.push_str(&format!("{lead}{k}: {s}\n")),
-                                None => {
-                                    out.push_str(&format!("{lead}{k}:\n"));
-                                    write_value(v, indent + 4, out);
-                                }
-                            }
+                        for (i, (k, v)) in m.iter().enumerate() {
+                            let lead = if i == 0 { format!("{pad}- ") } else { format!("{pad}  ") };
+                            write_entry(&lead, k, v, indent + 4, out);
                         }
                     }
                     (None, other) => {

@@ -402,16 +402,24 @@ impl Translator<'_> {
         Ok(())
     }
 
+    /// `<side>.security_protocol` from a TLS switch and a SASL switch; both
+    /// switches' values.
+    fn security_protocol(
+        &mut self,
+        side: &str,
+        tls_flag: &str,
+        sasl_flag: &str,
+    ) -> Result<(bool, bool), FlagError> {
+        let tls = self.flags.bool(tls_flag)?;
+        let sasl = self.flags.bool(sasl_flag)?;
+        let key = format!("{side}.security_protocol");
+        self.set(&key, Value::str(protocol_name(tls, sasl)), if tls { tls_flag } else { sasl_flag });
+        Ok((tls, sasl))
+    }
+
     /// TLS and SASL towards brokers, client id, egress.
     fn upstream(&mut self) -> Result<(), FlagError> {
-        let tls = self.flags.bool("tls-enable")?;
-        let sasl = self.flags.bool("sasl-enable")?;
-        let protocol = protocol_name(tls, sasl);
-        self.set(
-            "upstream.security_protocol",
-            Value::str(protocol),
-            if tls { "tls-enable" } else { "sasl-enable" },
-        );
+        let (tls, sasl) = self.security_protocol("upstream", "tls-enable", "sasl-enable")?;
         let tls_flags = [
             "tls-ca-chain-cert-file",
             "tls-client-cert-file",
@@ -489,14 +497,8 @@ impl Translator<'_> {
 
     /// TLS and local authentication towards clients.
     fn downstream(&mut self) -> Result<(), FlagError> {
-        let tls = self.flags.bool("proxy-listener-tls-enable")?;
-        let auth = self.flags.bool("auth-local-enable")?;
-        let protocol = protocol_name(tls, auth);
-        self.set(
-            "downstream.security_protocol",
-            Value::str(protocol),
-            if tls { "proxy-listener-tls-enable" } else { "auth-local-enable" },
-        );
+        let (tls, auth) =
+            self.security_protocol("downstream", "proxy-listener-tls-enable", "auth-local-enable")?;
         if tls {
             for (flag, key) in [
                 ("proxy-listener-cert-file", "cert"),

@@ -1,4 +1,5 @@
-"""Fixtures of issue 13's tests (imported by name into each test module)."""
+"""Fixtures of issue 13's tests (imported by name into each test module; `runtime` comes
+from conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from .paths import PROXY_BINARY
 from .ports import HOST, pick_port, pick_proxy_base
-from .proxy import RUNTIMES, KafkaProxy, PortLayout
+from .proxy import KafkaProxy, PortLayout
 from .tansu import TansuBroker
 from .tls import generate_certs
 
@@ -18,11 +19,6 @@ def shared_tansu(tmp_path_factory):
     broker.start()
     yield broker
     broker.stop()
-
-
-@pytest.fixture(params=RUNTIMES)
-def runtime(request) -> str:
-    return request.param
 
 
 @pytest.fixture
