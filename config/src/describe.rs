@@ -1,13 +1,15 @@
 //! The effective routing, in words: what `kafka-proxy check` prints. Never prints secrets.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, PortOffset};
 
 use crate::model::{
-    BrokerMapping, ClientAuth, Config, Downstream, ExternalBackend, LdapLookup, OAuthKeys, PrincipalMapping,
-    PrincipalRule, Upstream, UpstreamAuth, UpstreamVerify, UserCredential,
+    BrokerMapping, ClientAuth, Config, Downstream, ExternalBackend, LdapLookup, OAuthKeys, Policy,
+    PrincipalMapping, PrincipalRule, Quotas, Upstream, UpstreamAuth, UpstreamVerify, UserCredential,
 };
 
 impl Config {
@@ -45,6 +47,13 @@ impl Config {
             l.max_buffered_bytes,
             l.max_in_flight
         ));
+        if l.max_connections.is_some() || l.max_connections_per_ip.is_some() {
+            out.push(format!(
+                "connections: {} in all, {} per client address",
+                l.max_connections.map_or_else(|| "unlimited".to_owned(), |n| format!("at most {n}")),
+                l.max_connections_per_ip.map_or_else(|| "unlimited".to_owned(), |n| format!("at most {n}")),
+            ));
+        }
         out.push(format!(
             "timeouts: request {} (longer when a request asks the broker to wait), request read {}, drain {}",
             duration(l.request_timeout),
@@ -75,20 +84,7 @@ impl Config {
             )),
             None => out.push("admin: off".to_owned()),
         }
-        if self.policy.is_empty() {
-            out.push("policy: every API allowed".to_owned());
-        } else {
-            out.push("policy:".to_owned());
-            if !self.policy.forbidden_api_keys.is_empty() {
-                let keys: Vec<String> =
-                    self.policy.forbidden_api_keys.iter().map(ToString::to_string).collect();
-                out.push(format!("  forbidden for everyone: {}", keys.join(", ")));
-            }
-            for (principal, keys) in &self.policy.principals {
-                let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
-                out.push(format!("  forbidden for {principal}: {}", keys.join(", ")));
-            }
-        }
+        describe_policy(&self.policy, &mut out);
         out.push(format!("logging: {} ({})", self.logging.level, self.logging.format.name()));
         out.push(format!("runtime: {}", self.runtime.name()));
         if !self.warnings.is_empty() {
@@ -342,4 +338,57 @@ fn socket(ip: IpAddr, port: u16) -> SocketAddr {
 
 fn duration(d: Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+/// The effective policy: what everyone is refused, the quota windows, and
+/// for the default and each listed principal the forbidden APIs and limits
+/// that apply (a limit inherited from `policy.default` says so).
+fn describe_policy(policy: &Policy, out: &mut Vec<String>) {
+    if policy.is_empty() {
+        out.push("policy: every API allowed".to_owned());
+        return;
+    }
+    out.push("policy:".to_owned());
+    let keys = |set: &BTreeSet<ApiKey>| -> String {
+        if set.is_empty() {
+            "none".to_owned()
+        } else {
+            set.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    out.push(format!("  forbidden for everyone: {}", keys(&policy.forbidden_api_keys)));
+    let span = policy.quota_window_size.saturating_mul(policy.quota_window_num);
+    out.push(format!(
+        "  byte rates measured over {} windows of {} (throttles of at most {})",
+        policy.quota_window_num,
+        duration(policy.quota_window_size),
+        duration(span)
+    ));
+    out.push(format!("  every other principal: {}", limits(&policy.default, &Quotas::default())));
+    for (name, p) in &policy.principals {
+        let forbidden: BTreeSet<ApiKey> =
+            policy.forbidden_api_keys.union(&p.forbidden_api_keys).copied().collect();
+        out.push(format!(
+            "  principal {name}: forbidden {}; {}",
+            keys(&forbidden),
+            limits(&p.quotas, &policy.default)
+        ));
+    }
+}
+
+/// `own`'s limits, each falling back to `default`'s (marked as such).
+fn limits(own: &Quotas, default: &Quotas) -> String {
+    let one = |own: Option<String>, default: Option<String>| match (own, default) {
+        (Some(v), _) => v,
+        (None, Some(v)) => format!("{v} (default)"),
+        (None, None) => "unlimited".to_owned(),
+    };
+    let rate = |v: Option<u64>| v.map(|v| format!("{v} B/s"));
+    let connections = |v: Option<u32>| v.map(|v| format!("at most {v}"));
+    format!(
+        "produce {}, fetch {}, connections {}",
+        one(rate(own.producer_byte_rate), rate(default.producer_byte_rate)),
+        one(rate(own.consumer_byte_rate), rate(default.consumer_byte_rate)),
+        one(connections(own.max_connections), connections(default.max_connections)),
+    )
 }

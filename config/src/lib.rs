@@ -116,9 +116,9 @@ pub use error::{ConfigError, EnvErrorKind, Problem, Warning};
 pub use model::{
     ANONYMOUS, Admin, AuthSwap, BrokerMapping, CertKey, ClientAuth, Config, Credentials, CredentialsFile,
     Downstream, DownstreamSasl, DownstreamTls, ExternalAuth, ExternalBackend, LdapAuth, LdapLookup,
-    LogFormat, Logging, Mechanism, OAuthBearer, OAuthKeys, Policy, PrincipalMapping, PrincipalRule, Resolve,
-    RuntimeKind, ScramCredential, Secret, SecurityProtocol, SniMapping, SniTemplate, TemplatePart, Upstream,
-    UpstreamAuth, UpstreamTls, UpstreamVerify, UserCredential,
+    LogFormat, Logging, Mechanism, OAuthBearer, OAuthKeys, Policy, PrincipalMapping, PrincipalPolicy,
+    PrincipalRule, Quotas, Resolve, RuntimeKind, ScramCredential, Secret, SecurityProtocol, SniMapping,
+    SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify, UserCredential,
 };
 pub use scram_tool::{parse_scram_mechanism, scram_credentials, scram_credentials_entry};
 

@@ -36,7 +36,7 @@ pub struct Config {
     pub resolve: Vec<Resolve>,
     /// The metrics / health endpoint, when configured.
     pub admin: Option<Admin>,
-    /// Forbidden API keys.
+    /// Forbidden APIs, quotas and connection limits per principal.
     pub policy: Policy,
     /// Frame size, timeouts and buffers.
     pub limits: Limits,
@@ -594,19 +594,69 @@ pub struct Admin {
     pub health_path: String,
 }
 
-/// API keys refused with a Kafka error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The `policy` section: APIs refused (with each API's own authorization
+/// error), byte-rate quotas and connection limits, globally and per principal.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     /// Refused for every principal.
     pub forbidden_api_keys: BTreeSet<ApiKey>,
-    /// Refused for one principal (in addition to the global list).
-    pub principals: BTreeMap<String, BTreeSet<ApiKey>>,
+    /// Quotas for every principal without its own (`policy.default`).
+    pub default: Quotas,
+    /// Per principal, by the name the proxy sees after SASL or mTLS mapping
+    /// (`$anonymous` for clients nobody authenticated).
+    pub principals: BTreeMap<String, PrincipalPolicy>,
+    /// Kafka's `quota.window.num` (default 11).
+    pub quota_window_num: u32,
+    /// Kafka's `quota.window.size.seconds` (default 1).
+    pub quota_window_size: Duration,
+}
+
+/// One principal's entry under `policy.principals`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrincipalPolicy {
+    /// Refused for this principal, besides the global list.
+    pub forbidden_api_keys: BTreeSet<ApiKey>,
+    /// Its quotas (unset ones fall back to `policy.default`).
+    pub quotas: Quotas,
+}
+
+/// Quotas in Kafka's vocabulary; `None`: not limited here.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quotas {
+    /// Produce bytes per second.
+    pub producer_byte_rate: Option<u64>,
+    /// Fetch bytes per second.
+    pub consumer_byte_rate: Option<u64>,
+    /// Kafka's request-time quota: parsed so it can be refused with a
+    /// reason (a proxy cannot see broker request-handler time).
+    pub request_percentage: Option<f64>,
+    /// Connections held at once.
+    pub max_connections: Option<u32>,
+}
+
+impl Quotas {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Quotas::default()
+    }
+
+    /// Each quota of `self`, or `fallback`'s where `self` has none.
+    pub fn or(&self, fallback: &Quotas) -> Quotas {
+        Quotas {
+            producer_byte_rate: self.producer_byte_rate.or(fallback.producer_byte_rate),
+            consumer_byte_rate: self.consumer_byte_rate.or(fallback.consumer_byte_rate),
+            request_percentage: self.request_percentage.or(fallback.request_percentage),
+            max_connections: self.max_connections.or(fallback.max_connections),
+        }
+    }
 }
 
 impl Policy {
-    /// True when nothing is forbidden.
+    /// True when nothing is forbidden or limited.
     pub fn is_empty(&self) -> bool {
-        self.forbidden_api_keys.is_empty() && self.principals.values().all(BTreeSet::is_empty)
+        self.forbidden_api_keys.is_empty()
+            && self.default.is_empty()
+            && self.principals.values().all(|p| p.forbidden_api_keys.is_empty() && p.quotas.is_empty())
     }
 }
 

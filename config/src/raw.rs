@@ -304,13 +304,32 @@ pub(crate) struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     pub(crate) forbidden_api_keys: Option<Vec<ApiKeyNumber>>,
+    pub(crate) default: Option<RawQuotas>,
     pub(crate) principals: Option<UniqueMap<RawPrincipalPolicy>>,
+    /// Kafka's `quota.window.num`.
+    pub(crate) quota_window_num: Option<NonZeroU32>,
+    /// Kafka's `quota.window.size.seconds`.
+    pub(crate) quota_window_size_seconds: Option<NonZeroU32>,
+}
+
+/// Limits in Kafka's quota vocabulary (`policy.default`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuotas {
+    pub(crate) producer_byte_rate: Option<NonZeroU64>,
+    pub(crate) consumer_byte_rate: Option<NonZeroU64>,
+    pub(crate) request_percentage: Option<f64>,
+    pub(crate) max_connections: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPrincipalPolicy {
-    pub(crate) forbidden_api_keys: Vec<ApiKeyNumber>,
+    pub(crate) forbidden_api_keys: Option<Vec<ApiKeyNumber>>,
+    pub(crate) producer_byte_rate: Option<NonZeroU64>,
+    pub(crate) consumer_byte_rate: Option<NonZeroU64>,
+    pub(crate) request_percentage: Option<f64>,
+    pub(crate) max_connections: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,6 +342,8 @@ pub(crate) struct RawLimits {
     pub(crate) idle_timeout_ms: Option<u64>,
     pub(crate) max_buffered_bytes: Option<NonZeroUsize>,
     pub(crate) max_in_flight: Option<NonZeroUsize>,
+    pub(crate) max_connections: Option<NonZeroUsize>,
+    pub(crate) max_connections_per_ip: Option<NonZeroUsize>,
     /// 0 disables the request read timeout.
     pub(crate) request_read_timeout_ms: Option<u64>,
     pub(crate) login_failure_base_delay_ms: Option<NonZeroU64>,

@@ -409,7 +409,8 @@ impl<'de> Deserialize<'de> for Port {
     }
 }
 
-/// A Kafka API key number, 0-32767.
+/// A Kafka API key: its number (0-32767) or Kafka's name for it
+/// (`DeleteTopics`, any case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ApiKeyNumber(pub(crate) ApiKey);
 
@@ -431,6 +432,16 @@ impl<'de> Deserialize<'de> for ApiKeyNumber {
                     Ok(v) => self.visit_u64(v),
                     Err(_) => Err(E::custom(format!("expected a Kafka API key number 0-32767, got {v}"))),
                 }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ApiKeyNumber, E> {
+                if let Ok(n) = v.trim().parse::<u64>() {
+                    return self.visit_u64(n);
+                }
+                ApiKey::from_name(v.trim()).map(ApiKeyNumber).ok_or_else(|| {
+                    E::custom(format!(
+                        "expected a Kafka API key number 0-32767 or name such as DeleteTopics, CreateTopics, Produce, got {v:?}"
+                    ))
+                })
             }
         }
         deserializer.deserialize_any(KeyVisitor)

@@ -437,7 +437,7 @@ fn admin_and_policy() {
     ));
     assert_eq!(config.admin.as_ref().unwrap().bind, HostPort { host: "127.0.0.1".into(), port: 9080 });
     assert!(config.policy.forbidden_api_keys.contains(&ApiKey(20)));
-    assert_eq!(config.policy.principals["alice"].len(), 2);
+    assert_eq!(config.policy.principals["alice"].forbidden_api_keys.len(), 2);
     assert_names(
         &fails(&format!("{LOCAL}admin:\n  bind: 9080\n")),
         "admin.bind",
@@ -471,6 +471,147 @@ fn admin_and_policy() {
     );
     let config = ok(&format!("{LOCAL}policy:\n  forbidden_api_keys: [18]\n"));
     assert!(config.warnings.iter().any(|w| w.path == "policy.forbidden_api_keys"), "{:?}", config.warnings);
+}
+
+const POLICY: &str = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+  credentials:
+    users: { alice: a, bob: b }
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+policy:
+  forbidden_api_keys: [DeleteTopics, 44]
+  quota_window_num: 2
+  quota_window_size_seconds: 3
+  default:
+    producer_byte_rate: 1048576
+    max_connections: 20
+  principals:
+    alice:
+      forbidden_api_keys: [produce, \"19\"]
+      consumer_byte_rate: 2000000
+      max_connections: 2
+    bob: { producer_byte_rate: 10 }
+limits:
+  max_connections: 1000
+  max_connections_per_ip: 100
+";
+
+#[test]
+fn policy_loads_names_numbers_quotas_and_limits() {
+    let config = ok(POLICY);
+    let p = &config.policy;
+    assert_eq!(p.forbidden_api_keys, [ApiKey::DELETE_TOPICS, ApiKey(44)].into_iter().collect());
+    let alice = &p.principals["alice"];
+    assert_eq!(alice.forbidden_api_keys, [ApiKey::PRODUCE, ApiKey::CREATE_TOPICS].into_iter().collect());
+    assert_eq!(
+        alice.quotas,
+        Quotas { consumer_byte_rate: Some(2_000_000), max_connections: Some(2), ..Quotas::default() }
+    );
+    assert_eq!(p.principals["bob"].quotas.producer_byte_rate, Some(10));
+    assert_eq!((p.quota_window_num, p.quota_window_size), (2, Duration::from_secs(3)));
+    assert_eq!(
+        (config.limits.max_connections, config.limits.max_connections_per_ip),
+        (Some(1000), Some(100))
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let core = config.to_core().unwrap();
+    let alice = core.policy.resolve(Some("alice"));
+    assert!(alice.forbidden.contains(ApiKey::PRODUCE) && alice.forbidden.contains(ApiKey::DELETE_TOPICS));
+    assert_eq!(
+        (alice.limits.producer_byte_rate, alice.limits.consumer_byte_rate, alice.limits.max_connections),
+        (Some(1_048_576), Some(2_000_000), Some(2)),
+        "alice's own limits, the default's where she has none"
+    );
+    let carol = core.policy.resolve(Some("carol"));
+    assert_eq!(carol.limits.max_connections, Some(20));
+    assert!(!carol.forbidden.contains(ApiKey::PRODUCE));
+    assert_eq!(core.policy.quota_window.samples, 2);
+    assert_eq!(core.limits.max_connections_per_ip, Some(100));
+
+    let described = config.describe();
+    for line in [
+        "forbidden for everyone: DeleteTopics(20), IncrementalAlterConfigs(44)",
+        "byte rates measured over 2 windows of 3s (throttles of at most 6s)",
+        "every other principal: produce 1048576 B/s, fetch unlimited, connections at most 20",
+        "principal alice: forbidden Produce(0), CreateTopics(19), DeleteTopics(20), IncrementalAlterConfigs(44); \
+         produce 1048576 B/s (default), fetch 2000000 B/s, connections at most 2",
+        "principal bob: forbidden DeleteTopics(20), IncrementalAlterConfigs(44); produce 10 B/s, fetch unlimited, \
+         connections at most 20 (default)",
+        "connections: at most 1000 in all, at most 100 per client address",
+    ] {
+        assert!(described.contains(line), "{line:?} not in:\n{described}");
+    }
+    let plain = ok(LOCAL).describe();
+    assert!(plain.contains("policy: every API allowed\n"), "{plain}");
+    assert!(!plain.contains("connections:"), "no connection limit, no line: {plain}");
+    let one = ok(&format!("{LOCAL}limits:\n  max_connections_per_ip: 3\n")).describe();
+    assert!(one.contains("connections: unlimited in all, at most 3 per client address"), "{one}");
+}
+
+#[test]
+fn policy_mistakes_name_their_key() {
+    let message = fails(&POLICY.replace("[DeleteTopics, 44]", "[DeleteTopic]"));
+    assert_names(
+        &message,
+        "policy.forbidden_api_keys[0]",
+        "expected a Kafka API key number 0-32767 or name such as DeleteTopics, CreateTopics, Produce, got \"DeleteTopic\"",
+    );
+    let message = fails(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: { producer_byte_rate: 0 }"));
+    assert_names(&message, "policy.principals.bob.producer_byte_rate", "nonzero");
+    let message = fails(&POLICY.replace("quota_window_num: 2", "quota_window_num: 0"));
+    assert_names(&message, "policy.quota_window_num", "nonzero");
+    let message = fails(&POLICY.replace("max_connections_per_ip: 100", "max_connections_per_ip: 0"));
+    assert_names(&message, "limits.max_connections_per_ip", "nonzero");
+    let message = fails(&POLICY.replace("max_connections: 2\n", "max_connection: 2\n"));
+    assert_names(&message, "policy.principals.alice.max_connection", "unknown field `max_connection`");
+    let message = fails(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: {}"));
+    assert_names(
+        &message,
+        "policy.principals.bob",
+        "expected at least one of forbidden_api_keys, producer_byte_rate",
+    );
+    let message =
+        fails(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: { request_percentage: -5 }"));
+    assert_names(
+        &message,
+        "policy.principals.bob.request_percentage",
+        "expected a percentage above 0, got -5",
+    );
+    let message = ok(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: { request_percentage: 50 }"))
+        .to_core()
+        .unwrap_err()
+        .to_string();
+    assert_names(&message, "policy.principals.bob.request_percentage", "a proxy cannot observe");
+}
+
+#[test]
+fn policy_warnings_say_what_will_not_work() {
+    let config = ok(&POLICY.replace("[DeleteTopics, 44]", "[DeleteTopics, Metadata, ApiVersions]"));
+    let warning = |path: &str| {
+        config.warnings.iter().filter(|w| w.path == path).map(|w| w.message.clone()).collect::<Vec<_>>()
+    };
+    let global = warning("policy.forbidden_api_keys");
+    assert!(
+        global.iter().any(|w| w.contains("no authorization-error response for Metadata(3)")),
+        "{global:?}"
+    );
+    assert!(global.iter().any(|w| w.contains("ApiVersions(18) is needed by every client")), "{global:?}");
+    assert_eq!(global.len(), 2, "DeleteTopics is refused with its own response");
+
+    let unauthenticated = ok(&format!(
+        "{LOCAL}policy:\n  principals:\n    alice: {{ forbidden_api_keys: [20] }}\n    $anonymous: {{ max_connections: 5 }}\n"
+    ));
+    let paths: Vec<&str> = unauthenticated.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(paths, ["policy.principals.alice"], "{:?}", unauthenticated.warnings);
+    assert!(unauthenticated.warnings[0].message.contains("every client is $anonymous"));
 }
 
 // ----- TLS -----
@@ -1017,15 +1158,12 @@ fn to_core_builds_security_and_refuses_what_the_engine_cannot_run() {
     };
     assert_eq!(map.get("alice").map(|c| c.username()), Some("svc-a"));
 
-    let message =
-        ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n"))
-            .to_core()
-            .unwrap_err()
-            .to_string();
-    assert!(!message.contains("admin"), "the admin endpoint is served: {message}");
-    assert_names(&message, "policy", "forbidding API keys is not supported yet");
-    let admin = ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n"));
-    assert!(admin.to_core().is_ok(), "admin alone is accepted");
+    let both = ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n"));
+    let core = both.to_core().unwrap();
+    assert!(
+        core.policy.forbidden_api_keys.contains(ApiKey(20)),
+        "the admin endpoint is served and the policy runs"
+    );
 }
 
 #[test]

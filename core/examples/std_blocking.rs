@@ -91,6 +91,7 @@ fn config(args: &[String]) -> Option<ProxyConfig> {
         socket: Default::default(),
         security: Default::default(),
         forward_proxy: None,
+        policy: Default::default(),
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     })
 }

@@ -2,9 +2,10 @@
 //! with arbitrary write sizes, clock steps, splices, ends of stream and
 //! drains: it never panics, its memory stays bounded by its limits, its
 //! splice accounting never goes negative, and once closed it stays closed.
-//! Runs with SASL termination on or off, and PLAIN logins checked by an
-//! external authenticator that allows, denies, fails or never answers
-//! (chosen by the input).
+//! Runs with SASL termination on or off, PLAIN logins checked by an
+//! external authenticator that allows, denies, fails or never answers, and
+//! with or without a policy that forbids APIs (some answered by the proxy,
+//! one by closing) and throttles every byte (chosen by the input).
 #![no_main]
 
 use std::convert::Infallible;
@@ -16,6 +17,8 @@ use arbitrary::Arbitrary;
 use kafka_proxy_core::config::{
     DownstreamSasl, HostPort, Limits, Mapping, PortOffset, ProxyConfig, Security,
 };
+use kafka_proxy_core::api::ApiKey;
+use kafka_proxy_core::policy::{PolicyConfig, PrincipalLimits, QuotaWindow};
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::sasl::{
@@ -54,6 +57,7 @@ struct Input {
     sasl: bool,
     /// Logins of unknown users go to an external authenticator.
     external: Option<Answer>,
+    policy: bool,
     connect: bool,
     steps: Vec<Step>,
 }
@@ -73,7 +77,22 @@ fn credentials() -> Arc<CredentialStore> {
         .clone()
 }
 
-fn proxy(sasl: bool, external: bool) -> Proxy {
+/// Produce, DeleteTopics and ListOffsets (no refusal of its own) forbidden;
+/// 1 kB/s each way, measured over two 100 ms windows.
+fn policy() -> PolicyConfig {
+    PolicyConfig {
+        forbidden_api_keys: [ApiKey(0), ApiKey(2), ApiKey(20)].into_iter().collect(),
+        default: PrincipalLimits {
+            producer_byte_rate: Some(1000),
+            consumer_byte_rate: Some(1000),
+            max_connections: Some(1),
+        },
+        quota_window: QuotaWindow { samples: 2, size: Duration::from_millis(100) },
+        ..PolicyConfig::default()
+    }
+}
+
+fn proxy(sasl: bool, external: bool, with_policy: bool) -> Proxy {
     let downstream_sasl = if sasl {
         let mechanisms = [Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha256)];
         let mut server = ServerConfig::new(&mechanisms, credentials(), Arc::new(SystemRandom::new()));
@@ -99,6 +118,7 @@ fn proxy(sasl: bool, external: bool) -> Proxy {
         socket: Default::default(),
         security: Security { downstream_sasl, ..Security::default() },
         forward_proxy: None,
+        policy: if with_policy { policy() } else { PolicyConfig::default() },
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }, Instant::now(), SystemTime::now())
 }
@@ -115,7 +135,7 @@ fn side(client: bool) -> Side {
 }
 
 fuzz_target!(|input: Input| {
-    let mut proxy = proxy(input.sasl, input.external.is_some());
+    let mut proxy = proxy(input.sasl, input.external.is_some(), input.policy);
     while proxy.poll_action().is_some() {}
     let mut now = Instant::now();
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);

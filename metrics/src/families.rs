@@ -16,7 +16,7 @@
 
 use kafka_proxy_core::proxy::ProxyStats;
 use prometheus::core::Collector;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::latency::LatencyFamily;
 
@@ -76,6 +76,14 @@ pub struct Families {
     pub logins_delayed: IntCounter,
     /// `kafka_proxy_login_throttle_tracked`: addresses and names with failures remembered.
     pub login_throttle_tracked: IntGauge,
+    /// `kafka_proxy_policy_refusals_total{api,reason}`: requests the policy forbids.
+    pub policy_refusals: IntCounterVec,
+    /// `kafka_proxy_connection_limit_refusals_total{limit}`: connections refused by a limit.
+    pub connection_limit_refusals: IntCounterVec,
+    /// `kafka_proxy_quota_throttles_total{api}`: requests or responses throttled by a quota.
+    pub quota_throttles: IntCounterVec,
+    /// `kafka_proxy_quota_throttle_seconds_total{api}`: the throttle time handed out.
+    pub quota_throttle_seconds: CounterVec,
     /// What the proxy's counters read last (they are totals; the families add deltas).
     seen: std::sync::Mutex<SeenTotals>,
 }
@@ -86,6 +94,8 @@ struct SeenTotals {
     reloads: u64,
     refused_accepts: u64,
     logins_delayed: u64,
+    over_max_connections: u64,
+    over_max_connections_per_ip: u64,
 }
 
 /// Adds to `counter` what `total` grew by since `seen`, and remembers it.
@@ -250,6 +260,36 @@ impl Families {
                 "kafka_proxy_login_throttle_tracked",
                 "Client addresses and user names the login throttle remembers failures of",
             )?,
+            policy_refusals: counter(
+                &r,
+                "kafka_proxy_policy_refusals_total",
+                "Requests refused by the policy's forbidden APIs, answered with an authorization_error or closed",
+                &["api", "reason"],
+            )?,
+            connection_limit_refusals: counter(
+                &r,
+                "kafka_proxy_connection_limit_refusals_total",
+                "Connections refused by limits.max_connections, limits.max_connections_per_ip or a \
+                 principal's max_connections",
+                &["limit"],
+            )?,
+            quota_throttles: counter(
+                &r,
+                "kafka_proxy_quota_throttles_total",
+                "Produce requests and Fetch responses throttled by a principal's byte-rate quota",
+                &["api"],
+            )?,
+            quota_throttle_seconds: {
+                let family = CounterVec::new(
+                    Opts::new(
+                        "kafka_proxy_quota_throttle_seconds_total",
+                        "Throttle time handed out by byte-rate quotas (clients are not read meanwhile)",
+                    ),
+                    &["api"],
+                )?;
+                r.register(Box::new(family.clone()))?;
+                family
+            },
             seen: std::sync::Mutex::new(SeenTotals::default()),
             registry: r,
         })
@@ -274,6 +314,17 @@ impl Families {
         fold_total(&self.reloads.with_label_values(&["applied"]), &mut seen.reloads, stats.reloads);
         fold_total(&self.refused_connections, &mut seen.refused_accepts, stats.refused_accepts);
         fold_total(&self.logins_delayed, &mut seen.logins_delayed, stats.login_throttle.delayed);
+        let limits = &self.connection_limit_refusals;
+        fold_total(
+            &limits.with_label_values(&["max_connections"]),
+            &mut seen.over_max_connections,
+            stats.over_max_connections,
+        );
+        fold_total(
+            &limits.with_label_values(&["max_connections_per_ip"]),
+            &mut seen.over_max_connections_per_ip,
+            stats.over_max_connections_per_ip,
+        );
     }
 
     /// Every metric in the Prometheus text format.
@@ -331,10 +382,14 @@ mod tests {
             reloads: 1,
             refused_accepts: 0,
             login_throttle: ThrottleStats { failures: 4, delayed: 3, tracked: 2 },
+            over_max_connections: 2,
+            over_max_connections_per_ip: 1,
+            ..ProxyStats::default()
         };
         f.observe_proxy(&stats);
         stats.reloads = 2;
         stats.login_throttle = ThrottleStats { failures: 9, delayed: 7, tracked: 1 };
+        stats.over_max_connections_per_ip = 4;
         f.observe_proxy(&stats);
         f.observe_proxy(&stats);
         let text = f.encode();
@@ -343,6 +398,8 @@ mod tests {
             "kafka_proxy_login_throttle_delayed_total 7",
             "kafka_proxy_login_throttle_tracked 1",
             "kafka_proxy_listeners 2",
+            "kafka_proxy_connection_limit_refusals_total{limit=\"max_connections\"} 2",
+            "kafka_proxy_connection_limit_refusals_total{limit=\"max_connections_per_ip\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
         }

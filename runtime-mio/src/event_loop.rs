@@ -13,7 +13,9 @@ use kafka_proxy_core::sasl::{AuthRequest, Verdict};
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Session, Side};
 use kafka_proxy_runtime::actions::{self, Host};
 use kafka_proxy_runtime::auth::Authenticator;
-use kafka_proxy_runtime::{Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, net, observe_proxy};
+use kafka_proxy_runtime::{
+    Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, connection_refused, net, observe_proxy,
+};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -372,7 +374,8 @@ impl Loop {
         let session = match self.proxy.accept(Instant::now(), SystemTime::now(), id, peer) {
             Ok(session) => session,
             Err(error) => {
-                warn!(listener = %id, %peer, %error, "connection refused");
+                // Dropping `client` closes it at once.
+                connection_refused(self.telemetry.as_deref(), &self.proxy, id, peer, &error);
                 return;
             }
         };

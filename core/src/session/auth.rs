@@ -92,7 +92,13 @@ impl Session {
 
     /// The client's identity is known (certificate, SASL, or none).
     pub(super) fn set_principal(&mut self, now: Instant, principal: String) {
+        if let Err(limit) = self.admit_principal(now, &principal) {
+            let reason = Self::principal_limit_reason(&principal, limit);
+            self.principal = Some(principal);
+            return self.close(now, reason);
+        }
         self.principal = Some(principal);
+        self.resolve_policy();
         if let UpAuth::AwaitPrincipal = self.up_auth {
             let UpstreamLogin::Swap(map) = &self.config.security.upstream_login else { return };
             let who = self.principal.as_deref().unwrap_or(ANONYMOUS);
@@ -161,26 +167,25 @@ impl Session {
                     self.auth_outcome(Side::Downstream, mechanism, Some("no_upstream_identity"));
                     // Auth swap without a mapping: Kafka's authentication failure,
                     // with the same message as bad credentials.
-                    let refusal = reply_to.map(|to| {
-                        let message = format!(
-                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
-                            authentication.mechanism.name()
-                        );
-                        SaslAuthenticateResponse {
-                            error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
-                            error_message: Some(message.as_bytes()),
-                            auth_bytes: &[],
-                            session_lifetime_ms: 0,
-                        }
-                        .encode_frame(to.correlation_id, to.version)
-                    });
-                    let delay = match &self.config.security.downstream_sasl {
-                        DownstreamSasl::Terminate(c) => c.failure_delay,
-                        _ => Duration::ZERO,
-                    };
+                    let message = format!(
+                        "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                        authentication.mechanism.name()
+                    );
                     let reason =
                         CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" };
-                    return self.refuse(now, refusal, reason, delay);
+                    return self.refuse_authentication(now, reply_to, &message, reason);
+                }
+                if !authentication.reauthentication
+                    && let Err(limit) = self.admit_principal(now, &principal)
+                {
+                    // The principal holds its max_connections: SaslAuthenticate
+                    // fails with a message the client shows.
+                    let message = format!(
+                        "Authentication refused: principal {principal} already holds {limit} connection(s), its limit (max_connections)"
+                    );
+                    let reason = Self::principal_limit_reason(&principal, limit);
+                    self.auth_outcome(Side::Downstream, mechanism, Some("max_connections"));
+                    return self.refuse_authentication(now, reply_to, &message, reason);
                 }
                 self.answer(reply);
                 self.auth_outcome(Side::Downstream, mechanism, None);
@@ -241,6 +246,33 @@ impl Session {
     /// True while the client's login waits for the external authenticator.
     pub(super) fn awaiting_verdict(&self) -> bool {
         matches!(&self.down_auth, DownAuth::Terminate(server) if server.is_verifying())
+    }
+
+    /// Refuses a client whose credentials were good: `SaslAuthenticate`
+    /// fails with `SASL_AUTHENTICATION_FAILED` and `message` (when the
+    /// exchange has a response to carry it), and the session closes after
+    /// Kafka's failed-authentication delay.
+    fn refuse_authentication(
+        &mut self,
+        now: Instant,
+        reply_to: Option<AuthenticateRequest>,
+        message: &str,
+        reason: CloseReason,
+    ) {
+        let refusal = reply_to.map(|to| {
+            SaslAuthenticateResponse {
+                error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
+                error_message: Some(message.as_bytes()),
+                auth_bytes: &[],
+                session_lifetime_ms: 0,
+            }
+            .encode_frame(to.correlation_id, to.version)
+        });
+        let delay = match &self.config.security.downstream_sasl {
+            DownstreamSasl::Terminate(c) => c.failure_delay,
+            _ => Duration::ZERO,
+        };
+        self.refuse(now, refusal, reason, delay);
     }
 
     /// Tells the login throttle how the token it admitted ended; returns how

@@ -38,7 +38,9 @@ impl Session {
         };
         let request_read = self.request_read_deadline();
         let deferred = self.deferred.as_ref().map(|d| d.at);
-        [phase, reauth, self.handshake_deadline, request_read, deferred, self.verdict_deadline()]
+        // A throttled client is read again when its throttle ends.
+        let unmute = self.policy.muted_until;
+        [phase, reauth, self.handshake_deadline, request_read, deferred, unmute, self.verdict_deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -81,6 +83,7 @@ impl Session {
 
     /// Time has reached (or passed) a deadline from `poll_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.unmute_if_due(now);
         match &self.phase {
             Phase::Connecting { target, deadline } | Phase::Tunneling { target, deadline, .. }
                 if now >= *deadline =>

@@ -102,6 +102,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         linger: Duration::from_secs(1),
         security,
         warnings: Default::default(),
+        policy: Arc::new(crate::policy::state::PolicyState::new(Default::default(), Instant::now())),
         client_id: "kafka-proxy".into(),
         cluster: Default::default(),
         throttle: Default::default(),

@@ -54,6 +54,7 @@ pub(crate) fn config(limits: Limits) -> ProxyConfig {
         socket: Default::default(),
         security: Default::default(),
         forward_proxy: None,
+        policy: Default::default(),
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }
 }
