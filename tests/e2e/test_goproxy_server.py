@@ -3,8 +3,8 @@ with addresses adapted to loopback (tansu on a free port, free local ports), on 
 runtimes, between real clients and tansu; the printed configuration round trip; flags
 without an equivalent refused.
 
-Examples whose feature belongs to another issue (forbidding API keys: issue 11; an
-encrypted client key: issue 14) skip, saying so, until that feature lands. The HTTP
+The example whose feature belongs to another issue (an encrypted client key: issue 14)
+skips, saying so, until that feature lands; --forbidden-api-keys runs on issue 11's policy. The HTTP
 endpoint Go serves by default on 0.0.0.0:9080 is moved to a free loopback port
 (--http-listen-address), and answers at Go's paths, or at the ones the flags move it to.
 """
