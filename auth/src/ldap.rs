@@ -9,7 +9,7 @@ use std::time::Duration;
 use kafka_proxy_config::{LdapAuth, LdapLookup};
 use kafka_proxy_core::sasl::{AuthRequest, Verdict};
 use kafka_proxy_core::tls::config::{
-    ClientTlsOptions, PemItem, ServerVerification, TlsVersions, certificates_from_pem, client_config,
+    ClientTlsOptions, PemItem, ServerVerification, TlsPolicy, certificates_from_pem, client_config,
 };
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, dn_escape, ldap_escape};
 
@@ -42,7 +42,7 @@ impl LdapBackend {
                 ServerVerification::Roots(found.certs)
             }
         };
-        let options = ClientTlsOptions { verification, identity: None, versions: TlsVersions::default() };
+        let options = ClientTlsOptions { verification, identity: None, policy: TlsPolicy::default() };
         let tls = client_config(&options).map_err(|e| StartError::Tls(e.to_string()))?;
         Ok(LdapBackend { config: config.clone(), tls, timeout })
     }

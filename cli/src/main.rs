@@ -7,10 +7,13 @@ use kafka_proxy_config as config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
+use kafka_proxy_core::sasl::oauthbearer::Sources;
+use kafka_proxy_oauth::Fetchers;
 use kafka_proxy_runtime::{Control, RunOptions, Telemetry};
 use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
@@ -162,17 +165,20 @@ enum Source {
 
 impl Source {
     /// Loads (again, on SIGHUP) and converts the configuration, as one error text.
-    fn load(&self) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), String> {
+    fn load(
+        &self,
+        sources: &Sources,
+    ) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), String> {
         match self {
             Source::File(path) => config::load(path, config::process_env)
                 .and_then(|c| {
-                    let core = c.to_core()?;
+                    let core = c.to_core_with(sources)?;
                     Ok((c, core))
                 })
                 .map_err(|e| e.to_string()),
             Source::Flags(args) => {
                 let (c, translation) = server::load(args)?;
-                let core = c.to_core().map_err(|e| server::explain(&e, &translation, &c.path))?;
+                let core = c.to_core_with(sources).map_err(|e| server::explain(&e, &translation, &c.path))?;
                 for note in &translation.notes {
                     warn!("{note}");
                 }
@@ -189,9 +195,14 @@ impl Source {
     }
 }
 
-fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
+/// Loads and converts the configuration, its JWKS and token stores taken
+/// from `sources`; errors are printed and become the exit code.
+fn load(
+    path: &Path,
+    sources: &Sources,
+) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
     let loaded = config::load(path, config::process_env).and_then(|c| {
-        let core = c.to_core()?;
+        let core = c.to_core_with(sources)?;
         Ok((c, core))
     });
     loaded.map_err(|e| {
@@ -288,17 +299,20 @@ fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
     }
 }
 
-/// Loads and converts the configuration for a reload, as one error text.
-fn load_quiet(source: &Source) -> Result<kafka_proxy_core::config::ProxyConfig, String> {
-    let (config, core) = source.load()?;
+/// Loads and converts the configuration for a reload, as one error text;
+/// its JWKS and token stores are shared with the running configuration's
+/// where the endpoints are the same, and new ones are fetched before it applies.
+fn load_quiet(source: &Source, fetchers: &Fetchers) -> Result<kafka_proxy_core::config::ProxyConfig, String> {
+    let (config, core) = source.load(fetchers.sources())?;
     for w in &config.warnings {
         warn!("{w}");
     }
+    fetchers.sync();
     Ok(core)
 }
 
 fn check(path: &Path) -> ExitCode {
-    match load(path) {
+    match load(path, &Sources::new()) {
         Ok((config, _)) => {
             for warning in &config.warnings {
                 println!("warning: {warning}");
@@ -364,7 +378,10 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
     if let Err(e) = malloc::start_trimmer() {
         eprintln!("warning: cannot start the allocator trimmer: {e}");
     }
-    let (config, core) = match source.load() {
+    // JWKS keys and OAUTHBEARER tokens come from HTTPS endpoints, fetched
+    // off the data path; one store per endpoint for the whole process.
+    let fetchers = Arc::new(Fetchers::new(Arc::new(Sources::new())));
+    let (config, core) = match source.load(fetchers.sources()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
@@ -380,6 +397,8 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
     info!(config = %source.name(), ?runtime, version = VERSION, "starting kafka-proxy");
+    // First fetches of JWKS keys and OAUTHBEARER tokens, before any client is served.
+    fetchers.sync();
     let drain_timeout = core.limits.drain_timeout;
     let telemetry = match &config.admin {
         Some(admin) => match start_admin(admin, runtime, core.socket.reuse_port) {
@@ -396,6 +415,7 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
     // new connections.
     let reload_source = source.clone();
     let steer = control.clone();
+    let reload_fetchers = fetchers.clone();
     let observed = telemetry.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
@@ -412,7 +432,7 @@ fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
-            match load_quiet(&reload_source) {
+            match load_quiet(&reload_source, &reload_fetchers) {
                 Ok(core) => steer.reload(core),
                 Err(e) => {
                     if let Some(telemetry) = &observed {

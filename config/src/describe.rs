@@ -194,8 +194,14 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
         };
         out.push(format!("  tls: broker certificates verified with {verify}"));
         if let Some(ck) = &tls.client_cert {
-            out.push(format!("  tls: client certificate {} (key {})", ck.cert.display(), ck.key.display()));
+            let encrypted = if ck.key_password.is_some() { ", encrypted" } else { "" };
+            out.push(format!(
+                "  tls: client certificate {} (key {}{encrypted})",
+                ck.cert.display(),
+                ck.key.display()
+            ));
         }
+        out.push(format!("  tls policy: {}", tls.policy.describe()));
     }
     let auth = match &up.auth {
         UpstreamAuth::None => "none".to_owned(),
@@ -213,6 +219,15 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
         }
     };
     out.push(format!("  auth: {auth}"));
+    if let Some(oauth) = &up.oauthbearer {
+        let scope = oauth.scope.as_ref().map_or_else(String::new, |s| format!(", scope {s:?}"));
+        let trust =
+            oauth.ca_certs.as_ref().map_or_else(|| "system roots".to_owned(), |c| c.display().to_string());
+        out.push(format!(
+            "  oauthbearer: tokens from {} (client credentials{scope}, trusting {trust}), refreshed at 80% of their lifetime",
+            oauth.token_endpoint_url
+        ));
+    }
 }
 
 fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
@@ -223,17 +238,30 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
             tls.cert_key.cert.display(),
             tls.cert_key.key.display()
         ));
+        if tls.cert_key.key_password.is_some() {
+            out.push("  tls: the private key is encrypted (password configured)".to_owned());
+        }
+        out.push(format!("  tls policy: {}", tls.policy.describe()));
         match &tls.client_auth {
             ClientAuth::None => out.push("  tls: one-way (no client certificate)".to_owned()),
-            ClientAuth::Required { ca_certs } => {
+            ClientAuth::Required { ca_certs } | ClientAuth::Requested { ca_certs } => {
                 let principal = match &tls.principal_mapping {
                     PrincipalMapping::CommonName => "the certificate CN".to_owned(),
                     PrincipalMapping::Rules(rules) => format!("{} mapping rule(s)", rules.len()),
                 };
+                let mode = match &tls.client_auth {
+                    ClientAuth::Requested { .. } => {
+                        "client certificate requested (clients without one are $anonymous)"
+                    }
+                    _ => "mTLS (client certificate required)",
+                };
                 out.push(format!(
-                    "  tls: mTLS, client CA {}, principal from {principal}",
+                    "  tls: {mode}, client CA {}, principal from {principal}",
                     ca_certs.display()
                 ));
+                for crl in &tls.crl_files {
+                    out.push(format!("  tls: revoked client certificates from CRL {}", crl.display()));
+                }
                 if let PrincipalMapping::Rules(rules) = &tls.principal_mapping {
                     for rule in rules {
                         out.push(format!("    {}", rule_text(rule)));
@@ -302,13 +330,28 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
                 let keys = match &oauth.keys {
                     OAuthKeys::JwksFile(path) => format!("JWKS {}", path.display()),
                     OAuthKeys::PublicKey(path) => format!("public key {}", path.display()),
+                    OAuthKeys::JwksUrl(jwks) => format!(
+                        "JWKS {} (trusting {}, refreshed every {}, on unknown kid at most every {})",
+                        jwks.url,
+                        jwks.ca_certs
+                            .as_ref()
+                            .map_or_else(|| "system roots".to_owned(), |c| c.display().to_string()),
+                        duration(jwks.refresh),
+                        duration(jwks.min_refresh_interval)
+                    ),
                 };
                 let mut text = format!("  oauthbearer: keys from {keys}");
                 if let Some(iss) = &oauth.issuer {
                     text.push_str(&format!(", issuer {iss}"));
                 }
-                if let Some(aud) = &oauth.audience {
-                    text.push_str(&format!(", audience {aud}"));
+                if !oauth.audience.is_empty() {
+                    text.push_str(&format!(", audience {}", oauth.audience.join(" or ")));
+                }
+                if let Some(claim) = &oauth.sub_claim_name {
+                    text.push_str(&format!(", principal from claim {claim}"));
+                }
+                if let Some(claim) = &oauth.scope_claim_name {
+                    text.push_str(&format!(", scopes from claim {claim}"));
                 }
                 if !oauth.required_scopes.is_empty() {
                     text.push_str(&format!(", scopes {}", oauth.required_scopes.join(" ")));

@@ -13,6 +13,7 @@ use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{
     ExternalBroker, HostPattern, HostPort, Limits, PortOffset, SocketOptions, StaticMapping,
 };
+use kafka_proxy_core::tls::config::TlsPolicy;
 use regex::Regex;
 
 use crate::error::Warning;
@@ -72,6 +73,14 @@ impl<T> fmt::Debug for Secret<T> {
         f.write_str("***")
     }
 }
+
+impl<T: PartialEq> PartialEq for Secret<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T: Eq> Eq for Secret<T> {}
 
 impl<T> fmt::Display for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -140,7 +149,7 @@ pub enum Mechanism {
     ScramSha256,
     /// `SCRAM-SHA-512` (alias `SCRAM-512`).
     ScramSha512,
-    /// `OAUTHBEARER` (KIP-255); downstream only.
+    /// `OAUTHBEARER` (KIP-255); towards brokers with `upstream.oauthbearer`.
     OAuthBearer,
 }
 
@@ -200,6 +209,8 @@ pub struct Upstream {
     pub auth: UpstreamAuth,
     /// The SOCKS5 or HTTP CONNECT proxy every upstream connection goes through.
     pub forward_proxy: Option<kafka_proxy_core::egress::ForwardProxy>,
+    /// The token endpoint; `Some` exactly when the proxy logs in with OAUTHBEARER.
+    pub oauthbearer: Option<UpstreamOAuth>,
     /// The client id of the proxy's own requests (`upstream.client_id`,
     /// default `kafka-proxy`).
     pub client_id: String,
@@ -212,6 +223,8 @@ pub struct UpstreamTls {
     pub verify: UpstreamVerify,
     /// Client certificate presented to brokers.
     pub client_cert: Option<CertKey>,
+    /// Versions, cipher suites and curves (`min_version`, `max_version`, `cipher_suites`, `curves`).
+    pub policy: TlsPolicy,
 }
 
 /// How broker certificates are verified.
@@ -230,8 +243,19 @@ pub enum UpstreamVerify {
 pub struct CertKey {
     /// Certificate chain.
     pub cert: PathBuf,
-    /// Private key.
+    /// Private key (plain, or encrypted PKCS#8 with `key_password`).
     pub key: PathBuf,
+    /// The password of an encrypted key.
+    pub key_password: Option<KeyPassword>,
+}
+
+/// Where the password of an encrypted private key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPassword {
+    /// `key_password` (`${VAR}` expands in it).
+    Value(Secret),
+    /// `key_password_file`: the file's first line, read at load and at each reload.
+    File(PathBuf),
 }
 
 /// Who the proxy is towards brokers.
@@ -310,8 +334,12 @@ pub struct DownstreamTls {
     pub ca_certs: Option<PathBuf>,
     /// Whether clients must present a certificate.
     pub client_auth: ClientAuth,
+    /// Certificate revocation lists (PEM or DER) for client certificates, re-read on reload.
+    pub crl_files: Vec<PathBuf>,
     /// How a client certificate becomes a principal.
     pub principal_mapping: PrincipalMapping,
+    /// Versions, cipher suites and curves (`min_version`, `max_version`, `cipher_suites`, `curves`).
+    pub policy: TlsPolicy,
 }
 
 /// Client certificate requirement.
@@ -324,6 +352,30 @@ pub enum ClientAuth {
         /// The client CA file.
         ca_certs: PathBuf,
     },
+    /// Clients may present a certificate (verified against this CA file and
+    /// mapped to their principal); clients without one are `$anonymous`.
+    Requested {
+        /// The client CA file.
+        ca_certs: PathBuf,
+    },
+}
+
+impl ClientAuth {
+    /// The client CA file, when certificates are asked for.
+    pub fn ca_certs(&self) -> Option<&PathBuf> {
+        match self {
+            ClientAuth::None => None,
+            ClientAuth::Required { ca_certs } | ClientAuth::Requested { ca_certs } => Some(ca_certs),
+        }
+    }
+}
+
+/// `downstream.tls.client_auth` as written (Kafka's `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientAuthMode {
+    None,
+    Requested,
+    Required,
 }
 
 /// How an mTLS client certificate's subject becomes a principal.
@@ -493,8 +545,12 @@ pub struct OAuthBearer {
     pub keys: OAuthKeys,
     /// Required `iss`, if any.
     pub issuer: Option<String>,
-    /// Required `aud`, if any.
-    pub audience: Option<String>,
+    /// Accepted `aud` values: a token must name one of them (empty: any audience).
+    pub audience: Vec<String>,
+    /// The claim naming the principal (`sub_claim_name`; `None`: `sub`).
+    pub sub_claim_name: Option<String>,
+    /// The claim holding the scopes (`scope_claim_name`; `None`: `scope`).
+    pub scope_claim_name: Option<String>,
     /// Scopes every token must carry.
     pub required_scopes: Vec<String>,
     /// Tolerance for `exp` / `nbf` (default 60 s).
@@ -508,6 +564,34 @@ pub enum OAuthKeys {
     JwksFile(PathBuf),
     /// One PEM public key (`public_key_path`).
     PublicKey(PathBuf),
+    /// A JWKS endpoint (`jwks_url`), fetched over HTTPS and refreshed.
+    JwksUrl(JwksUrl),
+}
+
+/// `downstream.oauthbearer.jwks_url` and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// The `https://` URL.
+    pub url: String,
+    /// `jwks_ca_certs`: the CAs to trust for it (absent: system roots).
+    pub ca_certs: Option<PathBuf>,
+    /// `jwks_refresh_ms` (default one hour, Kafka's).
+    pub refresh: Duration,
+    /// `jwks_min_refresh_interval_ms`: the shortest pause between refreshes for unknown `kid`s.
+    pub min_refresh_interval: Duration,
+}
+
+/// `upstream.oauthbearer`: where the proxy obtains its tokens towards brokers.
+/// The client id and secret are the identity's user name and password
+/// (`UpstreamAuth::Service` or, under auth swap, each `upstream_credentials` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamOAuth {
+    /// `token_endpoint_url`.
+    pub token_endpoint_url: String,
+    /// `scope`, sent with every token request when set.
+    pub scope: Option<String>,
+    /// `ca_certs`: the CAs to trust for the token endpoint (absent: system roots).
+    pub ca_certs: Option<PathBuf>,
 }
 
 /// How broker addresses are exposed to clients.

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping, SniNames};
+use kafka_proxy_core::sasl::oauthbearer::Sources;
 
 use kafka_proxy_core::policy::{
     PolicyConfig, PrincipalLimits, PrincipalPolicy as CorePrincipalPolicy, QuotaWindow,
@@ -17,7 +18,16 @@ impl Config {
     /// not implemented and is refused under its key paths, never dropped.
     /// (`admin` is the binary's business, not the engine's: it is not part
     /// of the result.)
+    /// JWKS and token endpoints get stores of their own, empty: a program
+    /// that runs the proxy uses [`Config::to_core_with`] and fills them.
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
+        self.to_core_with(&Sources::new())
+    }
+
+    /// [`Config::to_core`], with the JWKS and token stores taken from
+    /// `sources`: a configuration loaded again (SIGHUP) gets the stores, and
+    /// so the keys and tokens, of the endpoints it shares with the last one.
+    pub fn to_core_with(&self, sources: &Sources) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
         let quotas = std::iter::once(("policy.default".to_owned(), &self.policy.default)).chain(
             self.policy.principals.iter().map(|(name, p)| (format!("policy.principals.{name}"), &p.quotas)),
@@ -47,7 +57,7 @@ impl Config {
                 Mapping::Sni(SniMapping { bind_port: sni.bind_port, names: std::sync::Arc::new(names) })
             }
         };
-        let security = self.security().map_err(ConfigError::Invalid)?;
+        let security = self.security(sources).map_err(ConfigError::Invalid)?;
         Ok(ProxyConfig {
             bind_ip: self.bind_address,
             mapping,

@@ -23,6 +23,7 @@ mod auth_swap;
 mod downstream;
 mod external_auth;
 mod mapping;
+mod tls;
 mod upstream;
 
 use downstream::empty_downstream;
@@ -96,7 +97,9 @@ impl Checker<'_> {
         let down_protocol = Protocol::new(raw_downstream.security_protocol.clone());
 
         let swap = self.auth_swap(raw.auth_swap, up_protocol, down_protocol);
-        let upstream_login_missing = up_protocol.value.uses_sasl() && raw.upstream.sasl_username.is_none();
+        let oauth_client_id = raw.upstream.oauthbearer.as_ref().is_some_and(|o| o.client_id.is_some());
+        let upstream_login_missing =
+            up_protocol.value.uses_sasl() && raw.upstream.sasl_username.is_none() && !oauth_client_id;
         let downstream = self.downstream(
             raw_downstream,
             down_protocol,

@@ -64,7 +64,11 @@ impl Session {
                     match tls.principal.principal(self.down.peer_certificates()) {
                         Ok(principal) => {
                             info!(session = self.id, %principal, "client authenticated by TLS");
-                            self.auth_outcome(Side::Downstream, MTLS, None);
+                            // `client_auth: requested` without a certificate is no
+                            // authentication (the client is $anonymous): not counted.
+                            if self.down.peer_certificates().is_some_and(|chain| !chain.is_empty()) {
+                                self.auth_outcome(Side::Downstream, MTLS, None);
+                            }
                             self.set_principal(now, principal);
                         }
                         Err(e) => {
@@ -319,7 +323,14 @@ impl Session {
                 self.up_auth = UpAuth::Exchanging(client);
                 self.send_broker(&[request]);
             }
-            Err(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+            Err(error) => {
+                self.auth_outcome(
+                    Side::Upstream,
+                    client.config().mechanism().name(),
+                    Some(client_failure(&error)),
+                );
+                self.close(now, CloseReason::UpstreamLogin(error))
+            }
         }
     }
 
@@ -420,8 +431,8 @@ fn server_failure(reason: &FailureReason) -> (&'static str, &'static str) {
                 AuthFailure::Random(_) => "internal_error",
                 AuthFailure::Password(_)
                 | AuthFailure::Scram(_)
-                | AuthFailure::OAuthBearer(_)
                 | AuthFailure::External(ExternalFailure::Denied(_)) => "invalid_credentials",
+                AuthFailure::OAuthBearer(e) => e.reason(),
                 AuthFailure::External(ExternalFailure::Backend(_)) => "backend_error",
                 AuthFailure::External(ExternalFailure::TimedOut(_)) => "backend_timeout",
             },
@@ -438,6 +449,7 @@ fn client_failure(error: &ClientError) -> &'static str {
     match error {
         ClientError::Broker { .. } => "broker_refused",
         ClientError::UnsupportedMechanism(_) => "unsupported_mechanism",
+        ClientError::NoToken => "no_token",
         ClientError::Scram(_) => "scram_verification",
         ClientError::Plain(_) | ClientError::Decode(_) => "malformed",
         _ => "protocol_error",
