@@ -3,8 +3,8 @@ with addresses adapted to loopback (tansu on a free port, free local ports), on 
 runtimes, between real clients and tansu; the printed configuration round trip; flags
 without an equivalent refused.
 
-The example whose feature belongs to another issue (an encrypted client key: issue 14)
-skips, saying so, until that feature lands; --forbidden-api-keys runs on issue 11's policy. The HTTP
+--forbidden-api-keys runs on issue 11's policy, the encrypted client key of the
+Kubernetes sidecar example on issue 14's key_password. The HTTP
 endpoint Go serves by default on 0.0.0.0:9080 is moved to a free loopback port
 (--http-listen-address), and answers at Go's paths, or at the ones the flags move it to.
 """
@@ -18,7 +18,7 @@ import pytest
 
 from kafka_e2e.admin import Admin
 from kafka_e2e.clients import client_lib, retry
-from kafka_e2e.goproxy import GoFlagsProxy, Relay, engine_supports, server
+from kafka_e2e.goproxy import GoFlagsProxy, Relay, server
 from kafka_e2e.goproxy_fixtures import sasl_ssl_front, shared_tansu  # noqa: F401 (fixtures)
 from kafka_e2e.paths import PROXY_BINARY
 from kafka_e2e.ports import HOST, pick_port, pick_proxy_base
@@ -119,8 +119,6 @@ def test_example_advertised_addresses_behind_a_port_forward(shared_tansu, runtim
 def test_example_external_mappings_and_forbidden_api_keys(shared_tansu, runtime, tmp_path, unique):
     # --bootstrap-server-mapping "192.168.99.100:32400,127.0.0.1:32400"
     # --external-server-mapping "192.168.99.100:32401,127.0.0.1:32402" (x2) --forbidden-api-keys 20
-    if not engine_supports("policy:\n  forbidden_api_keys: [20]\n", tmp_path):
-        pytest.skip("policy.forbidden_api_keys is refused as not supported yet (it lands with issue 11)")
     local = pick_port()
     args = ["--bootstrap-server-mapping", f"{shared_tansu.bootstrap},{HOST}:{local}"]
     for _ in range(2):
@@ -155,8 +153,6 @@ def test_kubernetes_sidecar_example(shared_tansu, runtime, tmp_path, unique):
     # The sidecar's args: --log-format=json, mappings, --tls-enable with a CA, a client certificate
     # and its encrypted key (--tls-client-key-password), --sasl-enable with a JAAS file; here the
     # cluster is an mTLS + SASL_SSL endpoint (a kafka-proxy from YAML) in front of tansu.
-    if "key_password" not in _upstream_tls_keys(tmp_path):
-        pytest.skip("upstream.tls.key_password (an encrypted client key) lands with issue 14")
     from cryptography.hazmat.primitives import serialization
 
     pki = generate_certs(PROXY_BINARY, tmp_path / "pki", "front.test")
@@ -190,14 +186,6 @@ def test_kubernetes_sidecar_example(shared_tansu, runtime, tmp_path, unique):
     finally:
         proxy.stop()
         front.stop()
-
-
-def _upstream_tls_keys(tmp_path: Path) -> str:
-    """The error kafka-proxy gives for an unknown upstream.tls key: it lists the known ones."""
-    path = tmp_path / "keys.yaml"
-    path.write_text("upstream:\n  bootstrap_servers: [\"a:1\"]\n  tls: {no_such_key: 1}\n")
-    r = subprocess.run([str(PROXY_BINARY), "check", "--config", str(path)], capture_output=True, text=True, timeout=30)
-    return r.stdout + r.stderr
 
 
 def test_print_config_is_a_configuration_check_accepts(shared_tansu, tmp_path):

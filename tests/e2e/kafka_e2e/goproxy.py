@@ -58,19 +58,6 @@ def server(args: list[str], cwd: Path | None = None, timeout: float = 30.0) -> s
                           timeout=timeout, cwd=cwd)
 
 
-def engine_supports(yaml_tail: str, workdir: Path) -> bool:
-    """False when `kafka-proxy check` says a configuration section is "not supported yet"
-    (a feature of another issue that has not landed): the tests that need it then skip."""
-    path = Path(workdir) / "supports.yaml"
-    path.write_text(
-        "bind_address: 127.0.0.1\nupstream:\n  bootstrap_servers: [\"127.0.0.1:1\"]\n"
-        "  security_protocol: PLAINTEXT\ndownstream:\n  security_protocol: PLAINTEXT\n"
-        "broker_mapping:\n  mode: port_offset\n  port_offset: { base: 1024 }\n" + yaml_tail
-    )
-    r = subprocess.run([str(PROXY_BINARY), "check", "--config", str(path)], capture_output=True, text=True, timeout=30)
-    return "not supported yet" not in (r.stdout + r.stderr) and "unknown field" not in (r.stdout + r.stderr)
-
-
 class _Daemon:
     """A server on `self.port` run as `self.process`: started, ready when it listens, stopped by PID."""
 
