@@ -11,6 +11,10 @@
 #   <deps>/cargo-deny/     cargo-deny 0.20.2 (lint phase: advisories, licenses, bans, sources)
 #   <deps>/cargo-machete/  cargo-machete 0.9.2 (lint phase: unused dependencies)
 #   stunnel4 (Debian 3:5.68-2+deb12u1: a TLS endpoint in front of tansu)
+#   forward proxies and a directory for the Go-proxy features (Debian, pinned): dante-server
+#                          (SOCKS5), microsocks (SOCKS5 with username/password), tinyproxy
+#                          (HTTP CONNECT), slapd + ldap-utils (OpenLDAP); installed without
+#                          starting their services (the tests start them on loopback ports)
 #   <deps>/node/           kafkajs 2.2.4 from npm (the third client of the restart test;
 #                          node from Debian's nodejs when none is installed)
 #   haproxy (Debian 2.6.12-1+deb12u4: the L4 load balancer of the scale-out tests)
@@ -19,7 +23,7 @@
 #   <deps>/cargo-deb/      cargo-deb 3.8.0 (package phase: the Debian package)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
 #                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, NODE, KAFKAJS_NODE_PATH,
-#                          HAPROXY, BUILDAH, CARGO_DEB
+#                          DANTED, MICROSOCKS, TINYPROXY, SLAPD, SLAPADD, HAPROXY, BUILDAH, CARGO_DEB
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -30,6 +34,10 @@ set -euo pipefail
 TANSU_VERSION=0.6.0
 KCAT_DEB_VERSION=1.7.1-2
 STUNNEL_DEB_VERSION=3:5.68-2+deb12u1
+DANTE_DEB_VERSION=1.4.2+dfsg-7+b8
+MICROSOCKS_DEB_VERSION=1.0.3-2
+TINYPROXY_DEB_VERSION=1.11.1-2.1+deb12u1
+SLAPD_DEB_VERSION=2.5.13+dfsg-5
 HAPROXY_DEB_VERSION=2.6.12-1+deb12u4
 BUILDAH_DEB_VERSION=1.28.2+ds1-3+deb12u1+b3
 STRACE_DEB_VERSION=6.1-0.1
@@ -157,6 +165,24 @@ BUILDAH="$(command -v buildah)"
 # strace: tests/deploy/test_unit_syscalls.py traces the binary against the unit's filter.
 deb_install strace "$STRACE_DEB_VERSION"
 KCAT="$(command -v kcat)"
+# Daemons the tests start themselves: their packages must not start system services
+# (a policy-rc.d that denies starts, laid only for these installs when none exists).
+POLICY_RC=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$POLICY_RC" ]; then
+  printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY_RC" >/dev/null && as_root chmod 755 "$POLICY_RC" && own_policy=1
+fi
+deb_install dante-server "$DANTE_DEB_VERSION"
+deb_install microsocks "$MICROSOCKS_DEB_VERSION"
+deb_install tinyproxy "$TINYPROXY_DEB_VERSION"
+deb_install slapd "$SLAPD_DEB_VERSION"
+deb_install ldap-utils "$SLAPD_DEB_VERSION"
+if [ "$own_policy" = 1 ]; then as_root rm -f "$POLICY_RC"; fi
+DANTED="$(command -v danted)"
+MICROSOCKS="$(command -v microsocks)"
+TINYPROXY="$(command -v tinyproxy)"
+SLAPD="$(command -v slapd || echo /usr/sbin/slapd)"
+SLAPADD="$(command -v slapadd || echo /usr/sbin/slapadd)"
 
 # ---------------------------------------------------------------- kafkajs (npm)
 KAFKAJS_VERSION=2.2.4
@@ -256,6 +282,8 @@ cargo_tool cargo-deb "$CARGO_DEB_VERSION" "about 1.5 min"
   echo "export CARGO_DENY='$CARGO_DENY'"
   echo "export CARGO_MACHETE='$CARGO_MACHETE'"
   echo "export RDKAFKA_216_LIBDIR='$RDKAFKA_216_LIBDIR'"
+  echo "export DANTED='$DANTED' MICROSOCKS='$MICROSOCKS' TINYPROXY='$TINYPROXY'"
+  echo "export SLAPD='$SLAPD' SLAPADD='$SLAPADD'"
   echo "export NODE='$NODE'"
   echo "export KAFKAJS_NODE_PATH='$NODE_DIR/node_modules'"
   echo "export HAPROXY='$HAPROXY'"
@@ -277,6 +305,7 @@ print(f"[install-test-deps]   kcat           {kcat} (Debian, librdkafka 2.0.2)")
 EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
+say "  dante $(deb_version dante-server), microsocks $(deb_version microsocks), tinyproxy $(deb_version tinyproxy), slapd $(deb_version slapd)"
 say "  kafkajs        $KAFKAJS_VERSION   node $("$NODE" --version)   $NODE_DIR"
 say "  haproxy        $(deb_version haproxy)   buildah $(deb_version buildah)"
 say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   cargo-deb $CARGO_DEB_VERSION   ($DEPS/<tool>/bin)"

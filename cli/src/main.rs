@@ -1,6 +1,7 @@
 //! `kafka-proxy`: put it in front of a Kafka cluster and point clients at it.
 
 mod certs;
+mod server;
 
 use kafka_proxy_config as config;
 
@@ -55,7 +56,7 @@ struct Cli {
 
     /// The I/O runtime: tokio (multi-threaded) or mio (one epoll loop, lowest overhead).
     /// Overrides `runtime:` in the configuration.
-    #[arg(long, value_enum, value_name = "RUNTIME")]
+    #[arg(long, value_enum, value_name = "RUNTIME", global = true)]
     runtime: Option<RuntimeKind>,
 
     /// Write a CA, a server certificate (SANs *.SUFFIX, SUFFIX, localhost) and two client
@@ -116,6 +117,9 @@ enum Command {
         #[arg(long, value_name = "VAR")]
         password_env: Option<String>,
     },
+    /// Run with the Go kafka-proxy's command line (its `server` flags, translated into
+    /// this proxy's configuration; --print-config shows the YAML they mean).
+    Server(server::ServerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,7 +141,57 @@ fn main() -> ExitCode {
         Command::ScramCredentials { mechanism, iterations, user, password_env } => {
             scram_credentials(&mechanism, iterations, user.as_deref(), password_env.as_deref())
         }
-        Command::Run => run(&cli.config, cli.runtime),
+        Command::Run => run(&Source::File(cli.config.clone()), cli.runtime),
+        Command::Server(args) if args.print_config => match server::load(&args) {
+            Ok((_, translation)) => {
+                print!("{}", translation.yaml);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Server(args) => run(&Source::Flags(args), cli.runtime),
+    }
+}
+
+/// Where the configuration comes from: a file, or the Go proxy's flags.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Flags(server::ServerArgs),
+}
+
+impl Source {
+    /// Loads (again, on SIGHUP) and converts the configuration, as one error text.
+    fn load(
+        &self,
+        sources: &Sources,
+    ) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), String> {
+        match self {
+            Source::File(path) => config::load(path, config::process_env)
+                .and_then(|c| {
+                    let core = c.to_core_with(sources)?;
+                    Ok((c, core))
+                })
+                .map_err(|e| e.to_string()),
+            Source::Flags(args) => {
+                let (c, translation) = server::load(args)?;
+                let core = c.to_core_with(sources).map_err(|e| server::explain(&e, &translation, &c.path))?;
+                for note in &translation.notes {
+                    warn!("{note}");
+                }
+                Ok((c, core))
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Flags(_) => "kafka-proxy server flags".to_owned(),
+        }
     }
 }
 
@@ -245,18 +299,14 @@ fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
     }
 }
 
-/// Loads and converts the configuration for a reload, as one error line;
+/// Loads and converts the configuration for a reload, as one error text;
 /// its JWKS and token stores are shared with the running configuration's
 /// where the endpoints are the same, and new ones are fetched before it applies.
-fn load_quiet(
-    path: &Path,
-    fetchers: &Fetchers,
-) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
-    let config = config::load(path, config::process_env)?;
+fn load_quiet(source: &Source, fetchers: &Fetchers) -> Result<kafka_proxy_core::config::ProxyConfig, String> {
+    let (config, core) = source.load(fetchers.sources())?;
     for w in &config.warnings {
         warn!("{w}");
     }
-    let core = config.to_core_with(fetchers.sources())?;
     fetchers.sync();
     Ok(core)
 }
@@ -295,7 +345,9 @@ fn start_admin(
             return Err(ExitCode::FAILURE);
         }
     };
-    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone()) {
+    let paths =
+        kafka_proxy_admin::Paths { metrics: admin.metrics_path.clone(), health: admin.health_path.clone() };
+    match kafka_proxy_admin::start(addr, reuse_port, telemetry.clone(), paths) {
         Ok(_) => Ok(telemetry),
         Err(e) => {
             error!(bind = %admin.bind, "admin.bind: cannot listen: {e}");
@@ -317,7 +369,7 @@ fn init_logging(logging: &config::Logging) {
     }
 }
 
-fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
+fn run(source: &Source, runtime: Option<RuntimeKind>) -> ExitCode {
     malloc::tune();
     if let Err(e) = signals::block() {
         eprintln!("error: cannot block termination signals: {e}");
@@ -329,9 +381,12 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // JWKS keys and OAUTHBEARER tokens come from HTTPS endpoints, fetched
     // off the data path; one store per endpoint for the whole process.
     let fetchers = Arc::new(Fetchers::new(Arc::new(Sources::new())));
-    let (config, core) = match load(path, fetchers.sources()) {
+    let (config, core) = match source.load(fetchers.sources()) {
         Ok(loaded) => loaded,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     init_logging(&config.logging);
     for w in &config.warnings {
@@ -341,7 +396,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         config::RuntimeKind::Tokio => RuntimeKind::Tokio,
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
-    info!(config = %path.display(), ?runtime, version = VERSION, "starting kafka-proxy");
+    info!(config = %source.name(), ?runtime, version = VERSION, "starting kafka-proxy");
     // First fetches of JWKS keys and OAUTHBEARER tokens, before any client is served.
     fetchers.sync();
     let drain_timeout = core.limits.drain_timeout;
@@ -358,7 +413,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // configuration file is read again; what can change without a restart
     // (credentials, keys, certificates, TLS/SASL, limits, resolve) applies to
     // new connections.
-    let path_buf = path.to_path_buf();
+    let reload_source = source.clone();
     let steer = control.clone();
     let reload_fetchers = fetchers.clone();
     let observed = telemetry.clone();
@@ -377,7 +432,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
-            match load_quiet(&path_buf, &reload_fetchers) {
+            match load_quiet(&reload_source, &reload_fetchers) {
                 Ok(core) => steer.reload(core),
                 Err(e) => {
                     if let Some(telemetry) = &observed {
@@ -392,7 +447,16 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         eprintln!("error: cannot start the signal thread: {e}");
         return ExitCode::FAILURE;
     }
-    let options = RunOptions { telemetry, ..RunOptions::default() };
+    let mut options = RunOptions { telemetry, ..RunOptions::default() };
+    if let Some(external) = config.downstream.sasl.as_ref().and_then(|s| s.credentials.external.as_ref()) {
+        match kafka_proxy_auth::AuthService::start(external) {
+            Ok(service) => options.authenticator = Some(service),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let result = match runtime {
         RuntimeKind::Tokio => kafka_proxy_tokio::run(proxy, &options, &control),
         RuntimeKind::Mio => kafka_proxy_mio::run(proxy, &options, &control),

@@ -8,8 +8,8 @@ use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, PortOffset};
 
 use crate::model::{
-    BrokerMapping, ClientAuth, Config, Downstream, OAuthKeys, Policy, PrincipalMapping, PrincipalRule,
-    Quotas, Upstream, UpstreamAuth, UpstreamVerify, UserCredential,
+    BrokerMapping, ClientAuth, Config, Downstream, ExternalBackend, LdapLookup, OAuthKeys, Policy,
+    PrincipalMapping, PrincipalRule, Quotas, Upstream, UpstreamAuth, UpstreamVerify, UserCredential,
 };
 
 impl Config {
@@ -78,7 +78,10 @@ impl Config {
             if s.reuse_port { "on" } else { "off" }
         ));
         match &self.admin {
-            Some(admin) => out.push(format!("admin: http://{}/ (/metrics, /health, /ready)", admin.bind)),
+            Some(admin) => out.push(format!(
+                "admin: http://{}/ ({}, {}, /ready)",
+                admin.bind, admin.metrics_path, admin.health_path
+            )),
             None => out.push("admin: off".to_owned()),
         }
         describe_policy(&self.policy, &mut out);
@@ -97,6 +100,12 @@ impl Config {
         match &self.mapping {
             BrokerMapping::PortOffset(po) => {
                 out.push(format!("mapping: port_offset, advertised host {}", po.advertised_host));
+                if po.advertised_base != po.base {
+                    out.push(format!(
+                        "  clients are told broker N on port {}+N (a port forward in front of the proxy)",
+                        u32::from(po.advertised_base) + u32::from(PortOffset::BOOTSTRAP_SLOTS)
+                    ));
+                }
                 for (slot, server) in self.upstream.bootstrap_servers.iter().enumerate() {
                     let port = u16::try_from(slot).ok().and_then(|s| po.bootstrap_port(s));
                     if let Some(port) = port {
@@ -123,12 +132,46 @@ impl Config {
                     "  upstream broker hosts matching {:?} are advertised as {:?} (port {})",
                     sni.upstream.as_str(),
                     sni.downstream.text,
-                    sni.bind_port
+                    sni.advertised_port
                 ));
                 if let Some(first) = self.upstream.bootstrap_servers.first() {
                     out.push(format!("  other server names -> bootstrap {first}"));
                 }
             }
+            BrokerMapping::Static(st) => {
+                out.push("mapping: static".to_owned());
+                for b in &st.brokers {
+                    let told = if b.advertised.host == b.listen.ip().to_string()
+                        && b.advertised.port == b.listen.port()
+                    {
+                        String::new()
+                    } else {
+                        format!(" (clients are told {})", b.advertised)
+                    };
+                    out.push(format!("  listener {} -> broker {}{told}", b.listen, b.upstream));
+                }
+                match &st.dynamic {
+                    Some(d) => {
+                        let last = d.port(d.max_broker_id).map_or_else(|| "?".to_owned(), |p| p.to_string());
+                        out.push(format!(
+                            "  other brokers: broker N -> listener {}:{}+N (N = 0..={}, ports up to {last}), \
+                             advertised as {}:{}+N, learned at run time",
+                            d.bind_ip,
+                            d.first_port,
+                            d.max_broker_id,
+                            d.advertised_host,
+                            d.advertised_first_port
+                        ));
+                    }
+                    None => out.push("  other brokers: not exposed (dynamic listeners off)".to_owned()),
+                }
+            }
+        }
+        for e in &self.external {
+            out.push(format!(
+                "  external: broker {} -> clients are told {} (no listener here)",
+                e.upstream, e.advertised
+            ));
         }
     }
 }
@@ -138,6 +181,9 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
     let servers: Vec<String> = up.bootstrap_servers.iter().map(ToString::to_string).collect();
     out.push(format!("  bootstrap servers: {}", servers.join(", ")));
     out.push(format!("  client id of the proxy's own requests: {}", up.client_id));
+    if let Some(proxy) = &up.forward_proxy {
+        out.push(format!("  every connection to the brokers goes through the forward proxy {proxy}"));
+    }
     if let Some(tls) = &up.tls {
         let verify = match &tls.verify {
             UpstreamVerify::SystemRoots => "system trust roots".to_owned(),
@@ -252,6 +298,33 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
             }
             if let Some(file) = &sasl.credentials.file {
                 out.push(format!("  users from {}: {} user(s)", file.path.display(), file.users.len()));
+            }
+            if let Some(external) = &sasl.credentials.external {
+                let backend = match &external.backend {
+                    ExternalBackend::Exec { command, args } => {
+                        format!("exec plugin {} {}", command.display(), args.join(" ")).trim_end().to_owned()
+                    }
+                    ExternalBackend::Ldap(ldap) => {
+                        let tls = if ldap.start_tls { " with StartTLS" } else { "" };
+                        match &ldap.lookup {
+                            LdapLookup::Bind { user_dn } => {
+                                format!("LDAP {}{tls}, bind as {user_dn}", ldap.url)
+                            }
+                            LdapLookup::Search { bind_dn, base_dn, user_filter, .. } => format!(
+                                "LDAP {}{tls}, search {user_filter} under {base_dn} as {bind_dn}, then bind",
+                                ldap.url
+                            ),
+                        }
+                    }
+                };
+                let cache = external
+                    .cache_ttl
+                    .map_or_else(|| "no cache".to_owned(), |t| format!("verdicts cached {}", duration(t)));
+                out.push(format!(
+                    "  other PLAIN users: {backend} (timeout {}, {} at once, {cache})",
+                    duration(external.timeout),
+                    external.max_concurrency
+                ));
             }
             if let Some(oauth) = &sasl.oauthbearer {
                 let keys = match &oauth.keys {

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
-use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset, SocketOptions};
+use kafka_proxy_core::config::{
+    ExternalBroker, HostPattern, HostPort, Limits, PortOffset, SocketOptions, StaticMapping,
+};
 use kafka_proxy_core::tls::config::TlsPolicy;
 use regex::Regex;
 
@@ -29,6 +31,8 @@ pub struct Config {
     pub downstream: Downstream,
     /// How broker addresses are exposed to clients.
     pub mapping: BrokerMapping,
+    /// Brokers another server exposes (`broker_mapping.external`), in every mode.
+    pub external: Vec<ExternalBroker>,
     /// Address overrides for upstream host names, in file order.
     pub resolve: Vec<Resolve>,
     /// The metrics / health endpoint, when configured.
@@ -203,6 +207,8 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
     /// Who the proxy is towards brokers.
     pub auth: UpstreamAuth,
+    /// The SOCKS5 or HTTP CONNECT proxy every upstream connection goes through.
+    pub forward_proxy: Option<kafka_proxy_core::egress::ForwardProxy>,
     /// The token endpoint; `Some` exactly when the proxy logs in with OAUTHBEARER.
     pub oauthbearer: Option<UpstreamOAuth>,
     /// The client id of the proxy's own requests (`upstream.client_id`,
@@ -409,6 +415,70 @@ pub struct Credentials {
     /// The credentials file, as read at load (the runtime may re-read it with
     /// [`crate::load_credentials_file`]).
     pub file: Option<CredentialsFile>,
+    /// PLAIN logins of users defined nowhere above go to this authenticator.
+    pub external: Option<ExternalAuth>,
+}
+
+/// `downstream.credentials.external`: an exec plugin or LDAP checks PLAIN logins.
+#[derive(Debug, Clone)]
+pub struct ExternalAuth {
+    /// Who decides.
+    pub backend: ExternalBackend,
+    /// How long a login may wait for a verdict (then: SASL_AUTHENTICATION_FAILED).
+    pub timeout: Duration,
+    /// Most logins checked at once; more wait (within the timeout).
+    pub max_concurrency: usize,
+    /// How long a verdict is reused for the same user and password (`None`: never).
+    pub cache_ttl: Option<Duration>,
+}
+
+/// The external authenticator.
+#[derive(Debug, Clone)]
+pub enum ExternalBackend {
+    /// A long-running helper speaking line-based JSON on stdin/stdout.
+    Exec {
+        /// The program (absolute, resolved against the configuration's
+        /// directory when it names a path, or looked up in `PATH`).
+        command: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// An LDAP server.
+    Ldap(LdapAuth),
+}
+
+/// LDAP authentication.
+#[derive(Debug, Clone)]
+pub struct LdapAuth {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    pub start_tls: bool,
+    /// CAs that verify the server's certificate (`None`: system roots).
+    pub ca_certs: Option<PathBuf>,
+    /// How the user's entry is found.
+    pub lookup: LdapLookup,
+}
+
+/// How LDAP finds the entry a password is checked against.
+#[derive(Debug, Clone)]
+pub enum LdapLookup {
+    /// Bind as the DN made from a template (`{user}` is the escaped user name).
+    Bind {
+        /// `uid={user},ou=people,dc=example,dc=com`.
+        user_dn: String,
+    },
+    /// Bind as a service account, search for the user, bind as what was found.
+    Search {
+        /// The service account's DN.
+        bind_dn: String,
+        /// Its password.
+        bind_password: Secret,
+        /// Where to search (subtree).
+        base_dn: String,
+        /// The filter (`{user}` is the escaped user name), e.g. `(uid={user})`.
+        user_filter: String,
+    },
 }
 
 impl Credentials {
@@ -531,6 +601,8 @@ pub enum BrokerMapping {
     PortOffset(PortOffset),
     /// One TLS port; the broker is chosen by SNI host name.
     Sni(SniMapping),
+    /// A listener per listed upstream broker, and optionally per other broker.
+    Static(StaticMapping),
 }
 
 /// The `sni` mapping.
@@ -542,6 +614,9 @@ pub struct SniMapping {
     pub upstream: Regex,
     /// Template for the advertised host name.
     pub downstream: SniTemplate,
+    /// The port clients are told (`bind_port` unless a port forward or load
+    /// balancer in front of the proxy listens on another).
+    pub advertised_port: u16,
 }
 
 /// A `broker_mapping.sni.downstream` template: literal text, `<$N>` capture groups of the
@@ -597,6 +672,10 @@ pub struct Resolve {
 pub struct Admin {
     /// Where it listens.
     pub bind: HostPort,
+    /// Where the metrics are scraped (`admin.metrics_path`, default `/metrics`).
+    pub metrics_path: String,
+    /// Where liveness answers (`admin.health_path`, default `/health`).
+    pub health_path: String,
 }
 
 /// The `policy` section: APIs refused (with each API's own authorization
@@ -719,4 +798,5 @@ impl RuntimeKind {
 pub(crate) enum MappingMode {
     PortOffset,
     Sni,
+    Static,
 }

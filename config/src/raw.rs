@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 
 use kafka_proxy_core::config::{HostPattern, HostPort};
+use kafka_proxy_core::egress::ForwardProxy;
 use kafka_proxy_core::tls::config::{CipherSuite, KxGroup, TlsVersion};
 use regex::Regex;
 use serde::Deserialize;
@@ -18,7 +19,9 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use crate::model::{
     ClientAuthMode, LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol,
 };
-use crate::scalar::{ApiKeyNumber, Base64, Host, HttpsUrl, MappingEntry, Parsed, Port, UserPassword};
+use crate::scalar::{
+    ApiKeyNumber, Base64, Host, HttpsUrl, LdapUrl, MappingEntry, Parsed, Port, UserPassword,
+};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -48,6 +51,7 @@ pub(crate) struct RawUpstream {
     pub(crate) sasl_password: Option<Secret>,
     pub(crate) oauthbearer: Option<RawUpstreamOAuth>,
     pub(crate) tls: Option<RawUpstreamTls>,
+    pub(crate) forward_proxy: Option<Parsed<ForwardProxy>>,
     pub(crate) client_id: Option<String>,
 }
 
@@ -114,6 +118,40 @@ pub(crate) struct RawDownstreamTls {
 pub(crate) struct RawCredentials {
     pub(crate) file: Option<PathBuf>,
     pub(crate) users: Option<UniqueMap<RawUser>>,
+    pub(crate) external: Option<RawExternalAuth>,
+}
+
+/// `downstream.credentials.external`: PLAIN logins of users not defined
+/// locally are checked by an exec plugin or LDAP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExternalAuth {
+    pub(crate) exec: Option<RawExec>,
+    pub(crate) ldap: Option<RawLdap>,
+    pub(crate) timeout_ms: Option<NonZeroU64>,
+    pub(crate) max_concurrency: Option<NonZeroUsize>,
+    /// 0 disables the verdict cache.
+    pub(crate) cache_ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExec {
+    pub(crate) command: PathBuf,
+    pub(crate) args: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLdap {
+    pub(crate) url: Parsed<LdapUrl>,
+    pub(crate) start_tls: Option<bool>,
+    pub(crate) ca_certs: Option<PathBuf>,
+    pub(crate) user_dn: Option<String>,
+    pub(crate) bind_dn: Option<String>,
+    pub(crate) bind_password: Option<Secret>,
+    pub(crate) base_dn: Option<String>,
+    pub(crate) user_filter: Option<String>,
 }
 
 /// The document of a `downstream.credentials.file`.
@@ -240,6 +278,45 @@ pub(crate) struct RawBrokerMapping {
     pub(crate) mode: Option<Parsed<MappingMode>>,
     pub(crate) port_offset: Option<RawPortOffset>,
     pub(crate) sni: Option<RawSni>,
+    #[serde(rename = "static")]
+    pub(crate) static_: Option<RawStatic>,
+    pub(crate) external: Option<Vec<RawExternal>>,
+}
+
+/// `broker_mapping.static`: a listener per listed broker (the Go proxy's
+/// `--bootstrap-server-mapping`), and optionally one per other broker.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStatic {
+    pub(crate) brokers: Option<Vec<RawStaticBroker>>,
+    pub(crate) dynamic_listeners: Option<RawDynamicListeners>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStaticBroker {
+    pub(crate) upstream: Parsed<HostPort>,
+    pub(crate) listen: Parsed<SocketAddr>,
+    pub(crate) advertised: Option<Parsed<HostPort>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDynamicListeners {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) bind: Option<Parsed<IpAddr>>,
+    pub(crate) first_port: Option<Port>,
+    pub(crate) advertised_host: Option<Parsed<Host>>,
+    pub(crate) advertised_first_port: Option<Port>,
+    pub(crate) max_broker_id: Option<u16>,
+}
+
+/// `broker_mapping.external[]`: a broker another server exposes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExternal {
+    pub(crate) upstream: Parsed<HostPort>,
+    pub(crate) advertised: Parsed<HostPort>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +327,7 @@ pub(crate) struct RawPortOffset {
     /// `max_brokers` is the seed proxy's older name.
     #[serde(alias = "max_brokers")]
     pub(crate) max_broker_id: Option<u16>,
+    pub(crate) advertised_base: Option<Port>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,6 +336,7 @@ pub(crate) struct RawSni {
     pub(crate) bind_port: Option<Port>,
     pub(crate) upstream: Option<Parsed<Regex>>,
     pub(crate) downstream: Option<String>,
+    pub(crate) advertised_port: Option<Port>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -281,6 +360,8 @@ pub(crate) struct RawResolve {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) bind: Parsed<HostPort>,
+    pub(crate) metrics_path: Option<String>,
+    pub(crate) health_path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,11 +4,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use base64::Engine as _;
 use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, HostPort};
+use kafka_proxy_core::egress::{ForwardProxy, ForwardProxyKind, ProxyCredentials};
+use kafka_proxy_core::sasl::SecretString;
 use regex::Regex;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
@@ -102,6 +104,94 @@ impl FromConfigStr for HostPort {
     }
 }
 
+/// `socks5://[user:password@]host:port` or `http://[user:password@]host:port`
+/// (user and password percent-encoded, as in any URL). Errors never echo the
+/// value, which may hold a password.
+impl FromConfigStr for ForwardProxy {
+    const EXPECTED: &'static str = "socks5://[user:password@]host:port or http://[user:password@]host:port";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        let shown = if text.contains('@') {
+            "(value not shown: it holds credentials)".to_owned()
+        } else {
+            format!("{text:?}")
+        };
+        let fail = |why: &str| format!("expected {}, got {shown} ({why})", Self::EXPECTED);
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| fail("no scheme"))?;
+        let kind = match scheme.to_ascii_lowercase().as_str() {
+            "socks5" | "socks5h" => ForwardProxyKind::Socks5,
+            "http" => ForwardProxyKind::HttpConnect,
+            _ => return Err(fail("the scheme must be socks5 or http")),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((userinfo, hostport)) => (Some(userinfo), hostport),
+            None => (None, rest),
+        };
+        if hostport.contains(['/', '?', '#']) {
+            return Err(fail("a proxy URL has no path"));
+        }
+        let address = parse_host_port(hostport).map_err(|e| fail(&e))?;
+        let credentials = match userinfo {
+            None => None,
+            Some(userinfo) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let username = percent_decode(user).ok_or_else(|| fail("bad %-escape in the user name"))?;
+                let password =
+                    percent_decode(password).ok_or_else(|| fail("bad %-escape in the password"))?;
+                if username.is_empty() {
+                    return Err(fail("empty user name"));
+                }
+                Some(ProxyCredentials { username, password: SecretString::new(password) })
+            }
+        };
+        Ok(ForwardProxy { kind, host: address.host, port: address.port, credentials })
+    }
+}
+
+/// An LDAP server URL: `ldap://host[:port]` or `ldaps://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LdapUrl(pub(crate) String);
+
+impl FromConfigStr for LdapUrl {
+    const EXPECTED: &'static str = "ldap://host[:port] or ldaps://host[:port]";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase();
+        let rest = lower.strip_prefix("ldaps://").or_else(|| lower.strip_prefix("ldap://"));
+        let rest = rest.map(|r| r.strip_suffix('/').unwrap_or(r));
+        let host =
+            rest.map(|r| r.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(r, |(h, _)| h));
+        match host {
+            Some(host)
+                if is_host_name(host)
+                    || host.parse::<IpAddr>().is_ok()
+                    || (host.starts_with('[') && host.ends_with(']')) =>
+            {
+                Ok(LdapUrl(text.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(expected(Self::EXPECTED, text, "")),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (UTF-8 result); `None` for a malformed escape.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// An advertised host name: a DNS name or an IP literal (IPv6 with or without brackets).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Host(pub(crate) String);
@@ -123,6 +213,18 @@ impl FromConfigStr for IpAddr {
     fn parse_config(text: &str) -> Result<Self, String> {
         let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
         unbracketed.parse().map_err(|_| expected(Self::EXPECTED, text, ""))
+    }
+}
+
+/// A listen address: an IP literal and a port (`0.0.0.0:32400`, `[::1]:32400`).
+impl FromConfigStr for SocketAddr {
+    const EXPECTED: &'static str = "ip:port (an IP address, not a name: 0.0.0.0:32400, [::1]:32400)";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Ok(addr),
+            Ok(_) => Err(expected("ip:port", text, "port must be 1-65535")),
+            Err(_) => Err(expected(Self::EXPECTED, text, "")),
+        }
     }
 }
 
@@ -215,11 +317,12 @@ impl FromConfigStr for ClientAuthMode {
 }
 
 impl FromConfigStr for MappingMode {
-    const EXPECTED: &'static str = "port_offset or sni";
+    const EXPECTED: &'static str = "port_offset, sni or static";
     fn parse_config(text: &str) -> Result<Self, String> {
         match text {
             "port_offset" => Ok(MappingMode::PortOffset),
             "sni" => Ok(MappingMode::Sni),
+            "static" => Ok(MappingMode::Static),
             _ => Err(expected(Self::EXPECTED, text, "")),
         }
     }
@@ -438,6 +541,36 @@ mod tests {
             assert!(err.starts_with(&format!("expected host:port, got {text:?}")), "{err}");
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn forward_proxy_urls() {
+        let p = ForwardProxy::parse_config("socks5://127.0.0.1:1080").unwrap();
+        assert_eq!(
+            (p.kind, p.host.as_str(), p.port, p.credentials),
+            (ForwardProxyKind::Socks5, "127.0.0.1", 1080, None)
+        );
+        let p = ForwardProxy::parse_config("http://us%40er:p%3Ass@proxy.example.com:3128/").unwrap();
+        assert_eq!(
+            (p.kind, p.host.as_str(), p.port),
+            (ForwardProxyKind::HttpConnect, "proxy.example.com", 3128)
+        );
+        let c = p.credentials.unwrap();
+        assert_eq!((c.username.as_str(), c.password.expose().as_str()), ("us@er", "p:ss"));
+        assert_eq!(ForwardProxy::parse_config("SOCKS5h://[::1]:1080").unwrap().host, "::1");
+        for (bad, why) in [
+            ("127.0.0.1:1080", "no scheme"),
+            ("https://p:1", "socks5 or http"),
+            ("socks5://p", "no port"),
+            ("http://p:1/path", "no path"),
+            ("socks5://:pw@p:1", "empty user name"),
+            ("socks5://u:%zz@p:1", "bad %-escape in the password"),
+        ] {
+            let err = ForwardProxy::parse_config(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        let err = ForwardProxy::parse_config("ftp://u:topsecret@p:1").unwrap_err();
+        assert!(!err.contains("topsecret") && err.contains("value not shown"), "{err}");
     }
 
     #[test]

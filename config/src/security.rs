@@ -259,6 +259,11 @@ impl Config {
         let mechanisms: Vec<sasl::Mechanism> = sasl.mechanisms.iter().map(|m| core_mechanism(*m)).collect();
         let mut server = SaslServerConfig::new(&mechanisms, credentials, random.clone());
         server.session_lifetime = sasl.session_lifetime;
+        server.external = sasl
+            .credentials
+            .external
+            .as_ref()
+            .map(|e| kafka_proxy_core::sasl::ExternalPlain { timeout: e.timeout });
         if let Some(oauth) = &sasl.oauthbearer {
             let rules = JwtRules {
                 issuer: oauth.issuer.clone(),

@@ -123,7 +123,15 @@ fn local_plaintext_loads_with_defaults() {
         config.upstream.tls.is_none() && config.downstream.tls.is_none() && config.downstream.sasl.is_none()
     );
     let BrokerMapping::PortOffset(po) = &config.mapping else { panic!("port_offset expected") };
-    assert_eq!(po, &PortOffset { advertised_host: "127.0.0.1".into(), base: 19092, max_broker_id: 400 });
+    assert_eq!(
+        po,
+        &PortOffset {
+            advertised_host: "127.0.0.1".into(),
+            base: 19092,
+            max_broker_id: 400,
+            advertised_base: 19092
+        }
+    );
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.logging, Logging { level: "info".into(), format: LogFormat::Text });
     assert_eq!(config.runtime, RuntimeKind::Tokio);
@@ -366,9 +374,9 @@ fn bad_enums_say_what_was_expected() {
             == LogFormat::Json
     );
     assert_names(
-        &fails(&local("mode: port_offset", "mode: static")),
+        &fails(&local("mode: port_offset", "mode: statik")),
         "broker_mapping.mode",
-        "expected port_offset or sni",
+        "expected port_offset, sni or static, got \"statik\"",
     );
     assert_names(
         &fails(&local("bind_address: 127.0.0.1", "bind_address: localhost")),
@@ -435,6 +443,19 @@ fn admin_and_policy() {
         "admin.bind",
         "expected host:port, got \"9080\"",
     );
+    let admin = config.admin.as_ref().unwrap();
+    assert_eq!((admin.metrics_path.as_str(), admin.health_path.as_str()), ("/metrics", "/health"));
+    let moved =
+        ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n  metrics_path: /prom\n  health_path: /hz\n"));
+    let admin = moved.admin.unwrap();
+    assert_eq!((admin.metrics_path.as_str(), admin.health_path.as_str()), ("/prom", "/hz"));
+    let message = fails(&format!(
+        "{LOCAL}admin:\n  bind: 127.0.0.1:9080\n  metrics_path: prom\n  health_path: /readyz\n"
+    ));
+    assert_names(&message, "admin.metrics_path", "expected a URL path starting with /");
+    assert_names(&message, "admin.health_path", "other than /readyz");
+    let message = fails(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n  health_path: /metrics\n"));
+    assert_names(&message, "admin.health_path", "other than metrics_path (/metrics)");
     let message = fails(&format!("{LOCAL}policy:\n  forbidden_api_keys: [20, 40000]\n"));
     assert_names(
         &message,
@@ -1590,6 +1611,321 @@ fn describe_shows_the_listeners() {
         "{described}"
     );
     assert!(described.contains("limits: max frame 104857600 bytes"), "{described}");
+}
+
+// ----- static and external mappings, advertised overrides -----
+
+const STATIC: &str = "
+bind_address: 127.0.0.1
+upstream:
+  bootstrap_servers: [\"kafka-0.example.com:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: static
+  static:
+    brokers:
+      - upstream: kafka-0.example.com:9092
+        listen: 0.0.0.0:32401
+        advertised: kafka-0.grepplabs.com:9092
+      - upstream: kafka-1.example.com:9092
+        listen: 127.0.0.1:32402
+    dynamic_listeners:
+      first_port: 32500
+      max_broker_id: 10
+  external:
+    - upstream: kafka-2.example.com:9092
+      advertised: lb.example.com:19092
+";
+
+#[test]
+fn static_mapping_loads_with_defaults() {
+    use kafka_proxy_core::config::{DynamicListeners, ExternalBroker, StaticBroker};
+    let config = ok(STATIC);
+    let BrokerMapping::Static(st) = &config.mapping else { panic!("static expected") };
+    let hp = |host: &str, port: u16| HostPort { host: host.into(), port };
+    assert_eq!(
+        st.brokers,
+        vec![
+            StaticBroker {
+                upstream: hp("kafka-0.example.com", 9092),
+                listen: "0.0.0.0:32401".parse().unwrap(),
+                advertised: hp("kafka-0.grepplabs.com", 9092),
+            },
+            StaticBroker {
+                upstream: hp("kafka-1.example.com", 9092),
+                listen: "127.0.0.1:32402".parse().unwrap(),
+                advertised: hp("127.0.0.1", 32402),
+            },
+        ]
+    );
+    assert_eq!(
+        st.dynamic,
+        Some(DynamicListeners {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            first_port: 32500,
+            advertised_host: "127.0.0.1".into(),
+            advertised_first_port: 32500,
+            max_broker_id: 10,
+        })
+    );
+    assert_eq!(
+        config.external,
+        vec![ExternalBroker {
+            upstream: hp("kafka-2.example.com", 9092),
+            advertised: hp("lb.example.com", 19092)
+        }]
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let core = config.to_core().unwrap();
+    assert!(matches!(&core.mapping, Mapping::Static(s) if s == st));
+    assert_eq!(core.external, config.external);
+    let described = config.describe();
+    for line in [
+        "mapping: static",
+        "listener 0.0.0.0:32401 -> broker kafka-0.example.com:9092 (clients are told kafka-0.grepplabs.com:9092)",
+        "listener 127.0.0.1:32402 -> broker kafka-1.example.com:9092\n",
+        "other brokers: broker N -> listener 127.0.0.1:32500+N (N = 0..=10, ports up to 32510), advertised as 127.0.0.1:32500+N",
+        "external: broker kafka-2.example.com:9092 -> clients are told lb.example.com:19092 (no listener here)",
+    ] {
+        assert!(described.contains(line), "{line:?} not in:\n{described}");
+    }
+}
+
+#[test]
+fn static_mapping_without_dynamic_listeners() {
+    let text = STATIC.replace("      first_port: 32500\n      max_broker_id: 10\n", "      enabled: false\n");
+    let config = ok(&text);
+    let BrokerMapping::Static(st) = &config.mapping else { panic!() };
+    assert_eq!(st.dynamic, None);
+    assert!(config.describe().contains("other brokers: not exposed (dynamic listeners off)"));
+    let text =
+        STATIC.replace("    dynamic_listeners:\n      first_port: 32500\n      max_broker_id: 10\n", "");
+    let BrokerMapping::Static(st) = &ok(&text).mapping else { panic!() };
+    assert_eq!(st.dynamic, None, "absent means off");
+}
+
+#[test]
+fn static_mapping_problems_name_their_keys() {
+    let message = fails(&STATIC.replace("listen: 127.0.0.1:32402", "listen: 127.0.0.1:32401"));
+    assert_names(
+        &message,
+        "broker_mapping.static.brokers[1].listen",
+        "expected distinct listen ports, got 32401 again",
+    );
+    let message = fails(&STATIC.replace("kafka-1.example.com:9092", "KAFKA-0.example.com:9092"));
+    assert_names(&message, "broker_mapping.static.brokers[1].upstream", "got KAFKA-0.example.com:9092 again");
+    let message = fails(&STATIC.replace("listen: 127.0.0.1:32402", "listen: localhost:32402"));
+    assert_names(
+        &message,
+        "broker_mapping.static.brokers[1].listen",
+        "expected ip:port (an IP address, not a name",
+    );
+    let message = fails(&STATIC.replace("first_port: 32500", "first_port: 32395"));
+    assert_names(
+        &message,
+        "broker_mapping.static.dynamic_listeners.first_port",
+        "clear of the static listeners, got broker_mapping.static.brokers[0].listen on 32401",
+    );
+    let message = fails(&STATIC.replace("first_port: 32500", "first_port: 65530"));
+    assert_names(&message, "broker_mapping.static.dynamic_listeners.first_port", "65530 + 10 = 65540");
+    let message = fails(&STATIC.replace("      first_port: 32500\n", ""));
+    assert_names(&message, "broker_mapping.static.dynamic_listeners.first_port", "required");
+    let message = fails(&STATIC.replace("kafka-2.example.com:9092", "kafka-1.example.com:9092"));
+    assert_names(&message, "broker_mapping.external[0].upstream", "already broker_mapping.static.brokers[1]");
+    let empty = "  static:\n    brokers: []\n";
+    let text = STATIC.split("  static:\n").next().unwrap().to_owned() + empty;
+    assert_names(&fails(&text), "broker_mapping.static.brokers", "expected at least one entry");
+    let message = fails(&STATIC.replace("  static:\n", "  statik:\n"));
+    assert_names(&message, "broker_mapping.statik", "unknown field `statik`, expected one of");
+}
+
+#[test]
+fn unspecified_listen_address_is_advertised_with_a_warning() {
+    let text = STATIC.replace("        advertised: kafka-0.grepplabs.com:9092\n", "");
+    let config = ok(&text);
+    let BrokerMapping::Static(st) = &config.mapping else { panic!() };
+    assert_eq!(st.brokers[0].advertised, HostPort { host: "0.0.0.0".into(), port: 32401 });
+    let warned: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warned.iter().any(|w| w.contains("broker_mapping.static.brokers[0].advertised")
+            && w.contains("only reaches the proxy")),
+        "{warned:?}"
+    );
+}
+
+#[test]
+fn advertised_ports_behind_a_port_forward() {
+    let config = ok(&local("    base: 19092\n", "    base: 19092\n    advertised_base: 29092\n"));
+    let BrokerMapping::PortOffset(po) = &config.mapping else { panic!() };
+    assert_eq!((po.base, po.advertised_base, po.advertised_port(1)), (19092, 29092, Some(29113)));
+    assert!(config.describe().contains("clients are told broker N on port 29112+N"));
+    let message = fails(&local("    base: 19092\n", "    base: 19092\n    advertised_base: 65500\n"));
+    assert_names(&message, "broker_mapping.port_offset.advertised_base", "65500 + 20 + 400 = 65920");
+
+    let files = ["server.pem", "server_key.pem"];
+    let (_dir, sni) = load_with(
+        &SNI.replace("    bind_port: 9092\n", "    bind_port: 9092\n    advertised_port: 443\n"),
+        &files,
+        no_env,
+    );
+    let sni = sni.unwrap();
+    let BrokerMapping::Sni(m) = &sni.mapping else { panic!() };
+    assert_eq!((m.bind_port, m.advertised_port), (9092, 443));
+}
+
+#[test]
+fn external_mappings_in_port_offset_mode() {
+    let text = local(
+        "    base: 19092\n",
+        "    base: 19092\n  external:\n    - {upstream: \"10.0.0.1:9092\", advertised: \"lb:1\"}\n    - {upstream: \"10.0.0.1:9092\", advertised: \"lb:2\"}\n",
+    );
+    assert_names(
+        &fails(&text),
+        "broker_mapping.external[1].upstream",
+        "got 10.0.0.1:9092 again (already at [0])",
+    );
+    let text = local(
+        "    base: 19092\n",
+        "    base: 19092\n  external:\n    - {upstream: \"10.0.0.1:9092\", advertised: \"lb:1\"}\n",
+    );
+    let config = ok(&text);
+    assert_eq!(config.external.len(), 1);
+    assert_eq!(config.to_core().unwrap().external, config.external);
+    let message = fails(&local(
+        "    base: 19092\n",
+        "    base: 19092\n  external:\n    - {upstream: \"10.0.0.1:9092\"}\n",
+    ));
+    assert_names(&message, "broker_mapping.external[0]", "missing field `advertised`");
+}
+
+#[test]
+fn forward_proxy_for_every_upstream_connection() {
+    use kafka_proxy_core::egress::ForwardProxyKind;
+    let text = local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  forward_proxy: socks5://svc:${PROXY_PW}@127.0.0.1:1080\ndownstream",
+    );
+    let (_dir, config) = load_with(&text, &[], env_of(&[("PROXY_PW", "hunter2")]));
+    let config = config.unwrap();
+    let proxy = config.upstream.forward_proxy.clone().unwrap();
+    assert_eq!((proxy.kind, proxy.host.as_str(), proxy.port), (ForwardProxyKind::Socks5, "127.0.0.1", 1080));
+    assert_eq!(proxy.credentials.as_ref().map(|c| c.password.expose().as_str()), Some("hunter2"));
+    assert_eq!(config.to_core().unwrap().forward_proxy, Some(proxy));
+    let described = config.describe();
+    assert!(described.contains("goes through the forward proxy socks5://svc@127.0.0.1:1080"), "{described}");
+    assert!(!described.contains("hunter2") && !format!("{config:?}").contains("hunter2"));
+    let message = fails(&local(
+        "  security_protocol: PLAINTEXT\ndownstream",
+        "  security_protocol: PLAINTEXT\n  forward_proxy: https://u:hunter2@p:1\ndownstream",
+    ));
+    assert_names(&message, "upstream.forward_proxy", "the scheme must be socks5 or http");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+const EXTERNAL: &str = "
+bind_address: 127.0.0.1
+upstream:
+  bootstrap_servers: [\"127.0.0.1:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+  credentials:
+    external:
+      ldap:
+        url: ldap://127.0.0.1:3389
+        user_dn: \"uid={user},ou=people,dc=example,dc=com\"
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 19092 }
+";
+
+#[test]
+fn external_authentication_loads_with_defaults() {
+    let config = ok(EXTERNAL);
+    let sasl = config.downstream.sasl.as_ref().unwrap();
+    let external = sasl.credentials.external.as_ref().unwrap();
+    assert_eq!((external.timeout, external.max_concurrency), (Duration::from_secs(5), 16));
+    assert_eq!(external.cache_ttl, Some(Duration::from_secs(60)));
+    let ExternalBackend::Ldap(ldap) = &external.backend else { panic!() };
+    assert!(
+        matches!(&ldap.lookup, LdapLookup::Bind { user_dn } if user_dn == "uid={user},ou=people,dc=example,dc=com")
+    );
+    assert!(config.describe().contains(
+        "other PLAIN users: LDAP ldap://127.0.0.1:3389, bind as uid={user},ou=people,dc=example,dc=com (timeout 5s, 16 at once, verdicts cached 60s)"
+    ));
+    let core = config.to_core().unwrap();
+    let kafka_proxy_core::config::DownstreamSasl::Terminate(server) = &core.security.downstream_sasl else {
+        panic!()
+    };
+    assert_eq!(server.external.map(|e| e.timeout), Some(Duration::from_secs(5)));
+    let search = EXTERNAL.replace(
+        "        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "        bind_dn: cn=svc,dc=example,dc=com\n        bind_password: pw\n        base_dn: dc=example,dc=com\n        user_filter: \"(uid={user})\"\n        start_tls: true\n      cache_ttl_ms: 0\n",
+    );
+    let config = ok(&search);
+    let external = config.downstream.sasl.unwrap().credentials.external.unwrap();
+    assert_eq!(external.cache_ttl, None);
+    let ExternalBackend::Ldap(ldap) = &external.backend else { panic!() };
+    assert!(
+        ldap.start_tls
+            && matches!(&ldap.lookup, LdapLookup::Search { user_filter, .. } if user_filter == "(uid={user})")
+    );
+    let exec = EXTERNAL.replace(
+        "      ldap:\n        url: ldap://127.0.0.1:3389\n        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "      exec:\n        command: auth-plugin\n        args: [\"--x=1\"]\n",
+    );
+    let config = ok(&exec);
+    let external = config.downstream.sasl.as_ref().unwrap().credentials.external.as_ref().unwrap();
+    assert!(
+        matches!(&external.backend, ExternalBackend::Exec { command, args } if command == Path::new("auth-plugin") && args == &["--x=1"])
+    );
+    assert!(config.describe().contains("other PLAIN users: exec plugin auth-plugin --x=1"));
+}
+
+#[test]
+fn external_authentication_problems() {
+    let message = fails(&EXTERNAL.replace("url: ldap://", "url: http://"));
+    assert_names(
+        &message,
+        "downstream.credentials.external.ldap.url",
+        "expected ldap://host[:port] or ldaps://host[:port]",
+    );
+    let message = fails(&EXTERNAL.replace("uid={user},", "uid=alice,"));
+    assert_names(
+        &message,
+        "downstream.credentials.external.ldap.user_dn",
+        "expected a template holding {user}",
+    );
+    let message = fails(&EXTERNAL.replace("        user_dn:", "        bind_dn: cn=svc\n        user_dn:"));
+    assert_names(&message, "downstream.credentials.external.ldap.user_dn", "not both");
+    let message = fails(&EXTERNAL.replace(
+        "        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "        bind_dn: cn=svc\n",
+    ));
+    assert_names(&message, "downstream.credentials.external.ldap.base_dn", "required with bind_dn");
+    let message = fails(&EXTERNAL.replace("    external:\n", "    external:\n      timeout_ms: 10000\n"));
+    assert_names(
+        &message,
+        "downstream.credentials.external.timeout_ms",
+        "expected less than limits.handshake_timeout_ms (10000 ms)",
+    );
+    let message = fails(
+        &EXTERNAL.replace("    external:\n", "    external:\n      exec: { command: ./missing-plugin }\n"),
+    );
+    assert_names(&message, "downstream.credentials.external", "expected exec or ldap, not both");
+    let message = fails(&EXTERNAL.replace(
+        "      ldap:\n        url: ldap://127.0.0.1:3389\n        user_dn: \"uid={user},ou=people,dc=example,dc=com\"\n",
+        "      exec: { command: ./missing-plugin }\n",
+    ));
+    assert_names(&message, "downstream.credentials.external.exec.command", "expected an existing file");
+    let scram = ok(&EXTERNAL
+        .replace("sasl_mechanism: PLAIN", "sasl_mechanism: SCRAM-SHA-256\n  session_lifetime_ms: 0")
+        .replace("  credentials:\n", "  credentials:\n    users: { bob: pw }\n"));
+    let warned: Vec<String> = scram.warnings.iter().map(ToString::to_string).collect();
+    assert!(warned.iter().any(|w| w.contains("and PLAIN is not offered")), "{warned:?}");
 }
 
 // ----- the shipped templates -----

@@ -48,15 +48,12 @@ impl Config {
         }
         let mapping = match &self.mapping {
             BrokerMapping::PortOffset(port_offset) => Mapping::PortOffset(port_offset.clone()),
+            BrokerMapping::Static(mapping) => Mapping::Static(mapping.clone()),
             BrokerMapping::Sni(sni) => {
-                let names = SniNames::new(sni.upstream.as_str(), &sni.downstream.text, sni.bind_port)
+                let names = SniNames::new(sni.upstream.as_str(), &sni.downstream.text, sni.advertised_port)
                     .map_err(|e| {
-                        ConfigError::Invalid(vec![Problem::new(
-                            &self.path,
-                            "broker_mapping.sni",
-                            e.to_string(),
-                        )])
-                    })?;
+                    ConfigError::Invalid(vec![Problem::new(&self.path, "broker_mapping.sni", e.to_string())])
+                })?;
                 Mapping::Sni(SniMapping { bind_port: sni.bind_port, names: std::sync::Arc::new(names) })
             }
         };
@@ -64,11 +61,13 @@ impl Config {
         Ok(ProxyConfig {
             bind_ip: self.bind_address,
             mapping,
+            external: self.external.clone(),
             bootstrap: self.upstream.bootstrap_servers.clone(),
             resolve: resolve_rules(&self.resolve),
             limits: self.limits.clone(),
             socket: self.socket.clone(),
             security,
+            forward_proxy: self.upstream.forward_proxy.clone(),
             policy: policy_config(&self.policy),
             client_id: self.upstream.client_id.clone(),
         })

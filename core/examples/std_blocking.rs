@@ -36,6 +36,7 @@ use bytes::BytesMut;
 use kafka_proxy_core::config::{HostPort, Limits, Mapping, PortOffset, ProxyConfig};
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::sasl::Verdict;
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Event, ReadOutcome, Session, Side, WriteOutcome};
 
 const USAGE: &str =
@@ -74,18 +75,22 @@ fn config(args: &[String]) -> Option<ProxyConfig> {
     };
     let (host, port) = upstream.rsplit_once(':').filter(|(host, _)| !host.is_empty())?;
     let bind_ip: IpAddr = bind.parse().ok()?;
+    let base = base.parse().ok()?;
     Some(ProxyConfig {
         bind_ip,
         mapping: Mapping::PortOffset(PortOffset {
             advertised_host: bind_ip.to_string(),
-            base: base.parse().ok()?,
+            base,
             max_broker_id: MAX_BROKER_ID,
+            advertised_base: base,
         }),
+        external: vec![],
         bootstrap: vec![HostPort { host: host.to_owned(), port: port.parse().ok()? }],
         resolve: vec![],
         limits: Limits::default(),
         socket: Default::default(),
         security: Default::default(),
+        forward_proxy: None,
         policy: Default::default(),
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     })
@@ -244,6 +249,13 @@ impl Adapter {
                 self.proxy.handle_session_event(Instant::now(), &mut conn.session, event);
                 self.carry_out_proxy_actions();
             }
+            // This adapter has no external authenticator: such a login fails
+            // at once (a real runtime hands it to one, off its own thread).
+            Event::Authenticate(request) => conn.session.handle_verdict(
+                Instant::now(),
+                request.id,
+                Verdict::Error("no external authenticator in this example".into()),
+            ),
             Event::Closed(reason) => {
                 let what = if conn.client.is_some() { "session" } else { "probe" };
                 eprintln!("{what} {} closed: {reason}", conn.session.id());

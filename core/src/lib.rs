@@ -68,6 +68,7 @@ pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod correlation;
 pub(crate) mod deadline;
+pub mod egress;
 pub(crate) mod frame;
 #[cfg(fuzzing)]
 pub mod fuzzing;

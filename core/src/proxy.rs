@@ -17,8 +17,10 @@ use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
 use crate::policy::state::PolicyState;
 use crate::policy::{ConnectionLimit, refusal};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
+use crate::route::external::{WithExternal, external_for};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
+use crate::route::static_map::StaticMap;
 use crate::route::{ListenerId, Route};
 use crate::sasl::throttle::{LoginThrottle, ThrottleStats};
 use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig, WarnLimiter};
@@ -161,17 +163,19 @@ impl Proxy {
     /// then); its first actions open the bootstrap listeners (`port_offset`)
     /// or the SNI listener (`sni`), and start a probe of the cluster.
     pub fn new(config: ProxyConfig, now: Instant, wall: SystemTime) -> Proxy {
-        let address_map: Arc<dyn AddressMap + Send + Sync> = match &config.mapping {
+        let mode_map: Arc<dyn AddressMap + Send + Sync> = match &config.mapping {
             Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
             Mapping::Sni(sni) => sni.names.clone(),
+            Mapping::Static(s) => Arc::new(StaticMap::new(s.clone())),
         };
+        let address_map = WithExternal::wrap(&config.external, mode_map);
         let policy = Arc::new(PolicyState::new(config.policy.clone(), now));
         let cluster = Arc::new(ClusterView::default());
         let throttle = Arc::new(LoginThrottle::new(config.limits.login_throttle));
         let session_config = session_config(&config, address_map, &cluster, &throttle, &policy);
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
-            Mapping::PortOffset(_) => None,
+            Mapping::PortOffset(_) | Mapping::Static(_) => None,
         };
         let mut proxy = Proxy {
             sni,
@@ -205,6 +209,13 @@ impl Proxy {
                 }
             }
             Mapping::Sni(_) => proxy.listen(ListenerId::Sni),
+            Mapping::Static(s) => {
+                for entry in 0..s.brokers.len() {
+                    if let Ok(entry) = u16::try_from(entry) {
+                        proxy.listen(ListenerId::Static(entry));
+                    }
+                }
+            }
         }
         // A restarted proxy must reopen broker ports (and SNI routes) clients
         // already know, before any client asks bootstrap for Metadata again.
@@ -235,15 +246,20 @@ impl Proxy {
         let same_mapping = match (&config.mapping, &self.config.mapping) {
             (Mapping::PortOffset(a), Mapping::PortOffset(b)) => a == b,
             (Mapping::Sni(a), Mapping::Sni(b)) => a.bind_port == b.bind_port,
+            (Mapping::Static(a), Mapping::Static(b)) => a == b,
             _ => false,
         };
         if !same_mapping {
             ignored.push("broker_mapping");
         }
+        if config.external != self.config.external {
+            ignored.push("broker_mapping.external");
+        }
         let mut next = (*self.config).clone();
         next.security = config.security;
         next.limits = config.limits;
         next.resolve = config.resolve;
+        next.forward_proxy = config.forward_proxy;
         next.policy = config.policy;
         next.client_id = config.client_id;
         self.reloads += 1;
@@ -364,6 +380,13 @@ impl Proxy {
             (Mapping::PortOffset(p), ListenerId::Bootstrap(slot)) => p.bootstrap_port(slot)?,
             (Mapping::PortOffset(p), ListenerId::Broker(node_id)) => p.broker_port(node_id)?,
             (Mapping::Sni(sni), ListenerId::Sni) => sni.bind_port,
+            (Mapping::Static(s), ListenerId::Static(entry)) => {
+                return s.brokers.get(usize::from(entry)).map(|b| b.listen);
+            }
+            (Mapping::Static(s), ListenerId::Broker(node_id)) => {
+                let dynamic = s.dynamic.as_ref()?;
+                return Some(SocketAddr::new(dynamic.bind_ip, dynamic.port(node_id)?));
+            }
             _ => return None,
         };
         Some(SocketAddr::new(self.config.bind_ip, port))
@@ -393,6 +416,13 @@ impl Proxy {
             }
             ListenerId::Broker(node_id) => {
                 let upstream = self.brokers.get(&node_id).cloned();
+                Some(self.route_to(id, upstream.ok_or(AcceptError::UnknownListener(id))?))
+            }
+            ListenerId::Static(entry) => {
+                let upstream = match &self.config.mapping {
+                    Mapping::Static(s) => s.brokers.get(usize::from(entry)).map(|b| b.upstream.clone()),
+                    _ => None,
+                };
                 Some(self.route_to(id, upstream.ok_or(AcceptError::UnknownListener(id))?))
             }
         };
@@ -525,20 +555,24 @@ impl Proxy {
             return;
         };
         let addr = HostPort { host: broker.host, port };
+        if external_for(&self.config.external, &addr.host, broker.port).is_some() {
+            // Another server exposes it: known, but no listener here.
+            self.remember(broker.node_id, addr);
+            return;
+        }
         match &self.sni {
             None => {
+                if let Mapping::Static(s) = &self.config.mapping
+                    && s.broker(&addr.host, broker.port).is_some()
+                {
+                    // Its listener opened at start.
+                    self.remember(broker.node_id, addr);
+                    return;
+                }
                 let id = ListenerId::Broker(broker.node_id);
                 if self.listener_addr(id).is_none() {
                     if self.refused.insert(broker.node_id) {
-                        let max_broker_id = match &self.config.mapping {
-                            Mapping::PortOffset(p) => p.max_broker_id,
-                            Mapping::Sni(_) => 0,
-                        };
-                        warn!(
-                            node_id = broker.node_id,
-                            max_broker_id,
-                            "broker id outside 0..=max_broker_id (or beyond port 65535): not exposed through the proxy"
-                        );
+                        self.warn_not_exposed(broker.node_id, &addr);
                     }
                     return;
                 }
@@ -556,6 +590,34 @@ impl Proxy {
                     }
                 }
             }
+        }
+    }
+
+    /// Says once, for a broker that gets no listener, why.
+    fn warn_not_exposed(&self, node_id: i32, upstream: &HostPort) {
+        match &self.config.mapping {
+            Mapping::PortOffset(p) => warn!(
+                node_id,
+                %upstream,
+                max_broker_id = p.max_broker_id,
+                "broker id outside 0..=max_broker_id (or beyond port 65535): not exposed through the proxy"
+            ),
+            Mapping::Static(s) => match &s.dynamic {
+                Some(d) => warn!(
+                    node_id,
+                    %upstream,
+                    max_broker_id = d.max_broker_id,
+                    "broker not in broker_mapping.static.brokers nor broker_mapping.external, and its id is \
+                     outside 0..=dynamic_listeners.max_broker_id (or beyond port 65535): not exposed through the proxy"
+                ),
+                None => warn!(
+                    node_id,
+                    %upstream,
+                    "broker not in broker_mapping.static.brokers nor broker_mapping.external, and dynamic \
+                     listeners are off: not exposed through the proxy (clients are not told about it)"
+                ),
+            },
+            Mapping::Sni(_) => {}
         }
     }
 
@@ -621,6 +683,7 @@ fn session_config(
         client_id: config.client_id.clone(),
         cluster: cluster.clone(),
         throttle: throttle.clone(),
+        forward_proxy: config.forward_proxy.clone(),
         policy: policy.clone(),
     })
 }

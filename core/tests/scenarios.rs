@@ -390,6 +390,196 @@ mod metadata {
         broker_gone(&mut h, 1);
         assert_eq!(h.proxy.poll_timeout(), Some(now + Duration::from_secs(2)), "the pause doubles");
     }
+
+    /// `static` mapping, external brokers and advertised overrides (the Go
+    /// proxy's `--bootstrap-server-mapping`, `--external-server-mapping`,
+    /// `--dynamic-listeners-disable`).
+    mod mappings {
+        use super::*;
+        use kafka_proxy_core::config::{
+            DynamicListeners, ExternalBroker, HostPort, Mapping, ProxyConfig, StaticBroker, StaticMapping,
+        };
+
+        fn hp(host: &str, port: u16) -> HostPort {
+            HostPort { host: host.into(), port }
+        }
+
+        fn static_config(dynamic: Option<DynamicListeners>, external: Vec<ExternalBroker>) -> ProxyConfig {
+            let mut cfg = config(Limits::default());
+            cfg.bootstrap = vec![hp("kafka-0.internal", 9092)];
+            cfg.mapping = Mapping::Static(StaticMapping {
+                brokers: vec![
+                    StaticBroker {
+                        upstream: hp("kafka-0.internal", 9092),
+                        listen: "127.0.0.1:32400".parse().unwrap(),
+                        advertised: hp("kafka-0.nat.example.com", 19092),
+                    },
+                    StaticBroker {
+                        upstream: hp("kafka-1.internal", 9092),
+                        listen: "127.0.0.1:32401".parse().unwrap(),
+                        advertised: hp("127.0.0.1", 32401),
+                    },
+                ],
+                dynamic,
+            });
+            cfg.external = external;
+            cfg
+        }
+
+        fn dynamic() -> DynamicListeners {
+            DynamicListeners {
+                bind_ip: "127.0.0.2".parse().unwrap(),
+                first_port: 32500,
+                advertised_host: "proxy.example.com".into(),
+                advertised_first_port: 42500,
+                max_broker_id: 10,
+            }
+        }
+
+        #[test]
+        fn static_listeners_open_at_start_and_forward_to_their_broker() {
+            let mut h = Harness::new(static_config(None, vec![]));
+            assert_eq!(
+                &h.actions[..2],
+                &[
+                    Action::Listen { id: ListenerId::Static(0), addr: "127.0.0.1:32400".parse().unwrap() },
+                    Action::Listen { id: ListenerId::Static(1), addr: "127.0.0.1:32401".parse().unwrap() },
+                ]
+            );
+            let c = h.connect(ListenerId::Static(1));
+            h.client_send(c, &request(18, 3, 1, true, &[0, 0, 0]));
+            let target = h.conns[c].connect.clone().unwrap();
+            assert_eq!((target.host.as_str(), target.port), ("kafka-1.internal", 9092));
+        }
+
+        #[test]
+        fn clients_are_told_the_advertised_addresses_and_unmapped_brokers_are_left_out() {
+            let mut h = Harness::new(static_config(None, vec![]));
+            let c = h.connect(ListenerId::Static(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(
+                c,
+                &metadata_response(
+                    1,
+                    &[
+                        (0, "kafka-0.internal", 9092),
+                        (1, "KAFKA-1.internal", 9092),
+                        (2, "kafka-2.internal", 9092),
+                    ],
+                ),
+            );
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(
+                seen,
+                vec![(0, "kafka-0.nat.example.com".to_string(), 19092), (1, "127.0.0.1".to_string(), 32401)],
+                "advertised host and port differ from the bound ones; broker 2 is refused, not leaked"
+            );
+            let listens = h.actions.iter().filter(|a| matches!(a, Action::Listen { .. })).count();
+            assert_eq!(listens, 2, "no dynamic listener: {:?}", h.actions);
+            assert!(h.proxy.knows_cluster());
+        }
+
+        #[test]
+        fn dynamic_listeners_open_by_node_id_for_unmapped_brokers() {
+            let mut h = Harness::new(static_config(Some(dynamic()), vec![]));
+            let c = h.connect(ListenerId::Static(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(
+                c,
+                &metadata_response(
+                    1,
+                    &[
+                        (0, "kafka-0.internal", 9092),
+                        (3, "kafka-3.internal", 9092),
+                        (11, "kafka-11.internal", 9092),
+                    ],
+                ),
+            );
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(
+                seen,
+                vec![
+                    (0, "kafka-0.nat.example.com".to_string(), 19092),
+                    (3, "proxy.example.com".to_string(), 42503)
+                ],
+                "broker 11 is beyond max_broker_id"
+            );
+            assert_eq!(h.listeners.get(&ListenerId::Broker(3)), Some(&"127.0.0.2:32503".parse().unwrap()));
+            assert!(
+                !h.listeners.contains_key(&ListenerId::Broker(0)),
+                "a listed broker has its static listener"
+            );
+            assert!(!h.listeners.contains_key(&ListenerId::Broker(11)));
+            let c3 = h.connect(ListenerId::Broker(3));
+            h.client_send(c3, &request(18, 3, 1, true, &[0, 0, 0]));
+            let target = h.conns[c3].connect.clone().unwrap();
+            assert_eq!((target.host.as_str(), target.port), ("kafka-3.internal", 9092));
+        }
+
+        #[test]
+        fn external_brokers_are_advertised_without_a_listener_in_every_mode() {
+            let external = vec![ExternalBroker {
+                upstream: hp("kafka-2.internal", 9092),
+                advertised: hp("lb.example.com", 32402),
+            }];
+            // static, with dynamic listeners: the external entry wins over them.
+            let mut h = Harness::new(static_config(Some(dynamic()), external.clone()));
+            let c = h.connect(ListenerId::Static(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(c, &metadata_response(1, &[(2, "kafka-2.internal", 9092)]));
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(seen, vec![(2, "lb.example.com".to_string(), 32402)]);
+            assert!(!h.listeners.contains_key(&ListenerId::Broker(2)));
+            // port_offset
+            let mut cfg = config(Limits::default());
+            cfg.external = external;
+            let mut h = Harness::new(cfg);
+            let c = h.connect(ListenerId::Bootstrap(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(
+                c,
+                &metadata_response(1, &[(1, "kafka-1.internal", 9092), (2, "kafka-2.internal", 9092)]),
+            );
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(
+                seen,
+                vec![
+                    (1, "127.0.0.1".to_string(), i32::from(BASE) + 21),
+                    (2, "lb.example.com".to_string(), 32402)
+                ]
+            );
+            assert!(h.listeners.contains_key(&ListenerId::Broker(1)));
+            assert!(!h.listeners.contains_key(&ListenerId::Broker(2)), "another server listens for it");
+        }
+
+        #[test]
+        fn port_offset_advertises_shifted_ports_but_binds_its_own() {
+            let mut cfg = config(Limits::default());
+            let Mapping::PortOffset(p) = &mut cfg.mapping else { unreachable!() };
+            p.advertised_base = 40000;
+            let mut h = Harness::new(cfg);
+            let c = h.connect(ListenerId::Bootstrap(0));
+            h.client_send(c, &request(3, 12, 1, true, &[1, 0, 0]));
+            h.broker_send(c, &metadata_response(1, &[(5, "kafka-5.internal", 9092)]));
+            let seen = client_view(&frames(&h.conns[c].to_client)[0]);
+            assert_eq!(seen, vec![(5, "127.0.0.1".to_string(), 40025)]);
+            assert_eq!(
+                h.listeners.get(&ListenerId::Broker(5)),
+                Some(&format!("127.0.0.1:{}", BASE + 25).parse().unwrap())
+            );
+        }
+
+        #[test]
+        fn a_reload_never_moves_static_listeners() {
+            let mut h = Harness::new(static_config(None, vec![]));
+            let mut changed = static_config(Some(dynamic()), vec![]);
+            changed.limits.idle_timeout = None;
+            let ignored = h.proxy.reload(changed);
+            assert_eq!(ignored, vec!["broker_mapping"]);
+            let external = vec![ExternalBroker { upstream: hp("a", 1), advertised: hp("b", 2) }];
+            assert_eq!(h.proxy.reload(static_config(None, external)), vec!["broker_mapping.external"]);
+        }
+    }
 }
 
 mod cut_through {
@@ -983,6 +1173,222 @@ mod earned_connection_deadlines {
         assert!(h.conns[quiet].connect.is_some());
         h.advance(Duration::from_secs(11));
         assert_eq!(h.conns[quiet].closed, Some(CloseReason::HandshakeTimeout));
+    }
+}
+
+/// Upstream connections through a SOCKS5 or HTTP CONNECT forward proxy: the
+/// runtime connects to the proxy, the session opens the tunnel, then Kafka
+/// (and TLS/SASL, when configured) flows through it.
+mod forward_proxy {
+    use super::*;
+    use kafka_proxy_core::egress::{ForwardProxy, ForwardProxyKind, ProxyCredentials, TunnelError};
+    use kafka_proxy_core::sasl::SecretString;
+    use kafka_proxy_core::session::Endpoint;
+
+    fn through(kind: ForwardProxyKind, credentials: Option<ProxyCredentials>) -> Harness {
+        let mut cfg = config(Limits::default());
+        cfg.forward_proxy = Some(ForwardProxy { kind, host: "127.0.0.1".into(), port: 1080, credentials });
+        Harness::new(cfg)
+    }
+
+    #[test]
+    fn socks5_tunnel_then_kafka_with_requests_held_meanwhile() {
+        let creds = ProxyCredentials { username: "u".into(), password: SecretString::new("p".into()) };
+        let mut h = through(ForwardProxyKind::Socks5, Some(creds));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        let api_versions = request(18, 3, 7, true, &[0, 0, 0]);
+        h.client_send(c, &api_versions);
+        let target = h.conns[c].connect.clone().unwrap();
+        assert_eq!(target.endpoint(), Endpoint::Addr("127.0.0.1:1080".parse().unwrap()));
+        assert_eq!(target.to_string(), "kafka-0.internal:9092 via socks5://127.0.0.1:1080");
+        assert_eq!(h.conns[c].to_broker, vec![5, 2, 0, 2], "method selection first; the request waits");
+        h.broker_send(c, &[5, 2]);
+        assert_eq!(&h.conns[c].to_broker[4..], b"\x01\x01u\x01p");
+        h.broker_send(c, &[1, 0]);
+        let mut connect = vec![5, 1, 0, 3, 16];
+        connect.extend_from_slice(b"kafka-0.internal");
+        connect.extend_from_slice(&9092u16.to_be_bytes());
+        assert_eq!(&h.conns[c].to_broker[9..], &connect[..]);
+        let sent = h.conns[c].to_broker.len();
+        h.broker_send(c, &[5, 0, 0, 1, 127, 0, 0, 1, 4, 0]);
+        assert_eq!(&h.conns[c].to_broker[sent..], &api_versions[..], "then the held request, untouched");
+        assert!(h.conns[c].closed.is_none());
+    }
+
+    #[test]
+    fn http_connect_refusal_closes_with_the_proxy_status() {
+        let mut h = through(ForwardProxyKind::HttpConnect, None);
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(18, 3, 1, true, &[0, 0, 0]));
+        assert_eq!(
+            h.conns[c].to_broker,
+            b"CONNECT kafka-0.internal:9092 HTTP/1.1\r\nHost: kafka-0.internal:9092\r\n\r\n".to_vec()
+        );
+        h.broker_send(c, b"HTTP/1.1 403 Access violation\r\n\r\n");
+        let Some(CloseReason::Tunnel { target, error }) = h.conns[c].closed.clone() else {
+            panic!("{:?}", h.conns[c].closed)
+        };
+        assert_eq!(error, TunnelError::HttpStatus { code: 403, reason: "Access violation".into() });
+        assert_eq!(
+            CloseReason::Tunnel { target, error }.to_string(),
+            "cannot connect to broker kafka-0.internal:9092 via http://127.0.0.1:1080: the HTTP proxy refused CONNECT: 403 Access violation"
+        );
+    }
+
+    #[test]
+    fn a_silent_proxy_is_bounded_by_the_connect_timeout() {
+        let mut h = through(ForwardProxyKind::Socks5, None);
+        let c = h.connect(ListenerId::Bootstrap(0));
+        h.client_send(c, &request(18, 3, 1, true, &[0, 0, 0]));
+        h.advance(Limits::default().connect_timeout - Duration::from_millis(1));
+        assert!(h.conns[c].closed.is_none());
+        h.advance(Duration::from_millis(1));
+        assert!(
+            matches!(h.conns[c].closed, Some(CloseReason::ConnectTimeout { .. })),
+            "{:?}",
+            h.conns[c].closed
+        );
+    }
+
+    #[test]
+    fn http_connect_tunnel_carries_the_probe() {
+        let mut cfg = config(Limits::default());
+        cfg.forward_proxy = Some(ForwardProxy {
+            kind: ForwardProxyKind::HttpConnect,
+            host: "proxy".into(),
+            port: 3128,
+            credentials: None,
+        });
+        let mut h = Harness::with_probes(cfg);
+        let probe = 0;
+        assert!(h.conns[probe].to_broker.starts_with(b"CONNECT kafka-0.internal:9092 HTTP/1.1\r\n"));
+        let len = h.conns[probe].to_broker.len();
+        h.broker_send(probe, b"HTTP/1.1 200 Connection established\r\n\r\n");
+        let asked = frames(&h.conns[probe].to_broker[len..]);
+        assert!(
+            asked.iter().any(|r| r[..4] == [0, 3, 0, 4]),
+            "the probe's Metadata request goes through the tunnel: {asked:?}"
+        );
+    }
+}
+
+/// PLAIN logins checked by an external authenticator: the session asks with
+/// `Event::Authenticate`, holds the client's SaslAuthenticate, and answers
+/// it from the verdict, or fails it when none comes in time.
+mod external_auth {
+    use std::sync::Arc;
+
+    use super::*;
+    use kafka_proxy_core::config::{DownstreamSasl, Security};
+    use kafka_proxy_core::sasl::{
+        CredentialStore, ExternalPlain, Mechanism, ServerConfig, SystemRandom, Verdict,
+    };
+
+    const TIMEOUT: Duration = Duration::from_secs(3);
+
+    fn harness() -> Harness {
+        let random = Arc::new(SystemRandom::new());
+        let mut builder = CredentialStore::builder(4096, &[]).unwrap();
+        builder.password("local", kafka_proxy_core::sasl::SecretString::new("local-pw".into())).unwrap();
+        let store = Arc::new(builder.build(&*random).unwrap());
+        let mut server = ServerConfig::new(&[Mechanism::Plain], store, random);
+        server.external = Some(ExternalPlain { timeout: TIMEOUT });
+        let mut cfg = config(Limits::default());
+        cfg.security =
+            Security { downstream_sasl: DownstreamSasl::Terminate(Arc::new(server)), ..Security::default() };
+        Harness::new(cfg)
+    }
+
+    fn handshake(h: &mut Harness, c: usize) {
+        let mut body = 5i16.to_be_bytes().to_vec();
+        body.extend_from_slice(b"PLAIN");
+        h.client_send(c, &request(17, 1, 1, false, &body));
+        assert_eq!(frames(&h.conns[c].to_client).len(), 1, "SaslHandshake answered");
+    }
+
+    fn authenticate(h: &mut Harness, c: usize, user: &str, password: &str) {
+        let token = format!("\0{user}\0{password}");
+        let mut body = (token.len() as i32).to_be_bytes().to_vec();
+        body.extend_from_slice(token.as_bytes());
+        h.client_send(c, &request(36, 1, 2, false, &body));
+    }
+
+    /// The error code of the SaslAuthenticate response, if it arrived.
+    fn authenticate_error(h: &Harness, c: usize) -> Option<i16> {
+        let frames = frames(&h.conns[c].to_client);
+        let reply = frames.get(1)?;
+        assert_eq!(&reply[..4], &2i32.to_be_bytes(), "correlation id");
+        Some(i16::from_be_bytes([reply[4], reply[5]]))
+    }
+
+    #[test]
+    fn an_allowed_login_gets_the_backends_principal_then_requests_flow() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "right");
+        let asked = h.conns[c].verify.clone();
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].user.as_str(), asked[0].password.expose().as_str()), ("alice", "right"));
+        assert_eq!(asked[0].client, Some("127.0.0.1:50000".parse().unwrap()));
+        assert_eq!(authenticate_error(&h, c), None, "held until the verdict");
+        // What the client sends meanwhile waits too.
+        let metadata = request(3, 12, 3, true, &[1, 0, 0]);
+        h.client_send(c, &metadata);
+        assert!(h.conns[c].to_broker.is_empty());
+        h.verdict(c, asked[0].id, Verdict::Allow { principal: Some("User-A".into()) });
+        assert_eq!(authenticate_error(&h, c), Some(0));
+        assert_eq!(h.conns[c].session.principal(), Some("User-A"));
+        assert_eq!(h.conns[c].to_broker, metadata, "then the held request goes on");
+    }
+
+    #[test]
+    fn a_denied_login_is_58_and_closes() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "wrong");
+        let id = h.conns[c].verify[0].id;
+        h.verdict(c, id + 7, Verdict::Allow { principal: None });
+        assert_eq!(authenticate_error(&h, c), None, "a stale verdict is ignored");
+        h.verdict(c, id, Verdict::Deny { reason: Some("invalid credentials".into()) });
+        assert_eq!(authenticate_error(&h, c), Some(58));
+        h.advance(Duration::from_millis(100));
+        assert!(matches!(h.conns[c].closed, Some(CloseReason::Refused(_))), "{:?}", h.conns[c].closed);
+    }
+
+    #[test]
+    fn a_backend_that_never_answers_fails_the_login_within_the_timeout() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "pw");
+        h.advance(TIMEOUT - Duration::from_millis(1));
+        assert_eq!(authenticate_error(&h, c), None);
+        h.advance(Duration::from_millis(1));
+        assert_eq!(authenticate_error(&h, c), Some(58));
+        let closed = format!("{:?}", h.conns[c].closed);
+        let id = h.conns[c].verify[0].id;
+        h.verdict(c, id, Verdict::Allow { principal: None });
+        assert_eq!(frames(&h.conns[c].to_client).len(), 2, "a late verdict changes nothing");
+        h.advance(Duration::from_millis(100));
+        assert!(matches!(h.conns[c].closed, Some(CloseReason::Refused(_))), "{closed}");
+    }
+
+    #[test]
+    fn a_failing_backend_is_58_and_local_users_stay_local() {
+        let mut h = harness();
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "alice", "pw");
+        let id = h.conns[c].verify[0].id;
+        h.verdict(c, id, Verdict::Error("plugin exited".into()));
+        assert_eq!(authenticate_error(&h, c), Some(58));
+        let c = h.connect(ListenerId::Bootstrap(0));
+        handshake(&mut h, c);
+        authenticate(&mut h, c, "local", "local-pw");
+        assert!(h.conns[c].verify.is_empty(), "a local user never reaches the backend");
+        assert_eq!(authenticate_error(&h, c), Some(0));
     }
 }
 

@@ -2,9 +2,10 @@
 //! with arbitrary write sizes, clock steps, splices, ends of stream and
 //! drains: it never panics, its memory stays bounded by its limits, its
 //! splice accounting never goes negative, and once closed it stays closed.
-//! Runs with SASL termination on or off, and with or without a policy that
-//! forbids APIs (some answered by the proxy, one by closing) and throttles
-//! every byte (chosen by the input).
+//! Runs with SASL termination on or off, PLAIN logins checked by an
+//! external authenticator that allows, denies, fails or never answers, and
+//! with or without a policy that forbids APIs (some answered by the proxy,
+//! one by closing) and throttles every byte (chosen by the input).
 #![no_main]
 
 use std::convert::Infallible;
@@ -21,7 +22,8 @@ use kafka_proxy_core::policy::{PolicyConfig, PrincipalLimits, QuotaWindow};
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::sasl::{
-    CredentialStore, Mechanism, ScramMechanism, Secret, ServerConfig, SystemRandom,
+    CredentialStore, ExternalPlain, Mechanism, ScramMechanism, Secret, ServerConfig, SystemRandom,
+    Verdict,
 };
 use kafka_proxy_core::session::{Event, Side};
 use libfuzzer_sys::fuzz_target;
@@ -41,9 +43,20 @@ enum Step {
     DrainSession,
 }
 
+/// What the external authenticator answers to a login.
+#[derive(Debug, Clone, Copy, Arbitrary)]
+enum Answer {
+    Allow,
+    Deny,
+    Fail,
+    Never,
+}
+
 #[derive(Debug, Arbitrary)]
 struct Input {
     sasl: bool,
+    /// Logins of unknown users go to an external authenticator.
+    external: Option<Answer>,
     policy: bool,
     connect: bool,
     steps: Vec<Step>,
@@ -79,14 +92,14 @@ fn policy() -> PolicyConfig {
     }
 }
 
-fn proxy(sasl: bool, with_policy: bool) -> Proxy {
+fn proxy(sasl: bool, external: bool, with_policy: bool) -> Proxy {
     let downstream_sasl = if sasl {
         let mechanisms = [Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha256)];
-        DownstreamSasl::Terminate(Arc::new(ServerConfig::new(
-            &mechanisms,
-            credentials(),
-            Arc::new(SystemRandom::new()),
-        )))
+        let mut server = ServerConfig::new(&mechanisms, credentials(), Arc::new(SystemRandom::new()));
+        if external {
+            server.external = Some(ExternalPlain { timeout: Duration::from_secs(5) });
+        }
+        DownstreamSasl::Terminate(Arc::new(server))
     } else {
         DownstreamSasl::Off
     };
@@ -96,12 +109,15 @@ fn proxy(sasl: bool, with_policy: bool) -> Proxy {
             advertised_host: "proxy".into(),
             base: 30000,
             max_broker_id: 400,
+            advertised_base: 30000,
         }),
+        external: vec![],
         bootstrap: vec![HostPort { host: "broker".into(), port: 9092 }],
         resolve: vec![],
         limits: Limits { max_frame_bytes: MAX_FRAME, max_buffered_bytes: MAX_BUFFERED, ..Limits::default() },
         socket: Default::default(),
         security: Security { downstream_sasl, ..Security::default() },
+        forward_proxy: None,
         policy: if with_policy { policy() } else { PolicyConfig::default() },
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }, Instant::now(), SystemTime::now())
@@ -119,7 +135,7 @@ fn side(client: bool) -> Side {
 }
 
 fuzz_target!(|input: Input| {
-    let mut proxy = proxy(input.sasl, input.policy);
+    let mut proxy = proxy(input.sasl, input.external.is_some(), input.policy);
     while proxy.poll_action().is_some() {}
     let mut now = Instant::now();
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
@@ -186,6 +202,15 @@ fuzz_target!(|input: Input| {
                 Event::Proxy(event) => {
                     proxy.handle_session_event(now, &mut session, event);
                     while proxy.poll_action().is_some() {}
+                }
+                Event::Authenticate(request) => {
+                    let verdict = match input.external {
+                        Some(Answer::Allow) => Verdict::Allow { principal: Some("external".into()) },
+                        Some(Answer::Deny) => Verdict::Deny { reason: None },
+                        Some(Answer::Fail) => Verdict::Error("down".into()),
+                        Some(Answer::Never) | None => continue,
+                    };
+                    session.handle_verdict(now, request.id, verdict);
                 }
                 Event::ShutdownWrite(_) => {}
                 Event::Closed(_) => {

@@ -98,6 +98,10 @@ impl ConnMetrics {
                 let broker = format!("{}:{}", target.host, target.port);
                 families.connect_failures.with_label_values(&[&broker, "timeout"]).inc();
             }
+            CloseReason::Tunnel { target, .. } => {
+                let broker = format!("{}:{}", target.host, target.port);
+                families.connect_failures.with_label_values(&[&broker, "forward_proxy"]).inc();
+            }
             CloseReason::RequestTimeout { api, .. } => {
                 families.request_timeouts.with_label_values(&[api_name(*api)]).inc();
             }
@@ -204,12 +208,13 @@ fn side_label(side: Side) -> &'static str {
     }
 }
 
-/// `bootstrap-0`, `broker-111`, `sni`.
+/// `bootstrap-0`, `broker-111`, `sni`, `static-2` (entry 2 of the static mapping).
 fn listener_label(listener: ListenerId) -> String {
     match listener {
         ListenerId::Bootstrap(slot) => format!("bootstrap-{slot}"),
         ListenerId::Broker(id) => format!("broker-{id}"),
         ListenerId::Sni => "sni".to_owned(),
+        ListenerId::Static(n) => format!("static-{n}"),
     }
 }
 

@@ -22,6 +22,7 @@
 //! [`Watch`] for each connection's metrics fold and log fields.
 
 pub mod actions;
+pub mod auth;
 mod control;
 mod error;
 pub mod net;
@@ -41,6 +42,8 @@ pub struct RunOptions {
     /// Worker threads for a multi-threaded runtime (`None`: one per core);
     /// single-threaded runtimes ignore it.
     pub worker_threads: Option<usize>,
+    /// Checks PLAIN logins the core hands out (`downstream.credentials.external`).
+    pub authenticator: Option<std::sync::Arc<dyn auth::Authenticator>>,
     /// Where to export metrics and readiness (`None`: metrics off; the
     /// runtime then folds nothing and pays nothing for them).
     pub telemetry: Option<std::sync::Arc<Telemetry>>,

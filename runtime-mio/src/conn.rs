@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use kafka_proxy_core::proxy::Proxy;
+use kafka_proxy_core::sasl::AuthRequest;
 use kafka_proxy_core::session::{ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome};
 use kafka_proxy_runtime::splice::{SpliceIn, Splicer};
 use kafka_proxy_runtime::{Watch, net};
@@ -62,6 +63,8 @@ pub(crate) struct Step {
     pub(crate) blocked: [bool; 2],
     /// The proxy took a session event: carry out its actions.
     pub(crate) proxy_changed: bool,
+    /// Ask the external authenticator.
+    pub(crate) authenticate: Option<AuthRequest>,
 }
 
 impl Conn {
@@ -110,12 +113,19 @@ impl Conn {
 /// read both sides.
 pub(crate) fn step(conn: &mut Conn, proxy: &mut Proxy) -> Step {
     let now = Instant::now();
-    let mut step =
-        Step { progress: false, closed: false, connect: None, blocked: [false; 2], proxy_changed: false };
+    let mut step = Step {
+        progress: false,
+        closed: false,
+        connect: None,
+        blocked: [false; 2],
+        proxy_changed: false,
+        authenticate: None,
+    };
     while let Some(event) = conn.session.poll_event() {
         step.progress = true;
         match event {
             Event::Connect(target) => step.connect = Some(target),
+            Event::Authenticate(request) => step.authenticate = Some(request),
             Event::Proxy(event) => {
                 proxy.handle_session_event(now, &mut conn.session, event);
                 step.proxy_changed = true;

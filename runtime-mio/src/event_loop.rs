@@ -9,13 +9,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::sasl::{AuthRequest, Verdict};
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Session, Side};
 use kafka_proxy_runtime::actions::{self, Host};
+use kafka_proxy_runtime::auth::Authenticator;
 use kafka_proxy_runtime::{
     Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, connection_refused, net, observe_proxy,
 };
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use tracing::{debug, error, info, info_span, warn};
 
 use crate::conn::{self, BUDGET, Conn};
@@ -76,6 +79,19 @@ pub(crate) struct Io {
     dirty_listeners: Vec<usize>,
     /// Connections to remove at the end of this iteration.
     pub(crate) closed: Vec<usize>,
+    /// Checks PLAIN logins sessions hand out; verdicts come back on
+    /// `verdicts` and wake the loop.
+    authenticator: Option<Arc<dyn Authenticator>>,
+    verdicts: (Sender<VerdictFor>, Receiver<VerdictFor>),
+    waker: Arc<Waker>,
+}
+
+/// A verdict for the session `session` in `slot`.
+struct VerdictFor {
+    slot: usize,
+    session: u64,
+    request: u64,
+    verdict: Verdict,
 }
 
 /// The loop: the proxy and its I/O.
@@ -158,6 +174,9 @@ impl Loop {
                 dirty: Vec::new(),
                 dirty_listeners: Vec::new(),
                 closed: Vec::new(),
+                authenticator: options.authenticator.clone(),
+                verdicts: channel(),
+                waker: waker.clone(),
             },
             telemetry: options.telemetry.clone(),
             cuts: DrainCuts::default(),
@@ -221,7 +240,10 @@ impl Loop {
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.on_resolved(),
+                    WAKER => {
+                        self.on_resolved();
+                        self.on_verdicts();
+                    }
                     Token(t) if (LISTENER_BASE - MAX_LISTENERS..=LISTENER_BASE).contains(&t) => {
                         self.accept(LISTENER_BASE - t)
                     }
@@ -391,6 +413,9 @@ impl Loop {
                 self.io.closed.push(slot);
                 return;
             }
+            if let Some(request) = step.authenticate {
+                self.start_authenticate(slot, request);
+            }
             if let Some(target) = step.connect {
                 self.start_connect(slot, target);
                 continue;
@@ -471,6 +496,36 @@ impl Loop {
                 self.try_next_candidate(slot, None);
             }
             Endpoint::Name { host, port } => self.io.resolver.resolve(slot, conn.session.id(), host, port),
+        }
+    }
+
+    /// Hands a login to the external authenticator; its verdict comes back
+    /// through the channel and the waker.
+    fn start_authenticate(&mut self, slot: usize, request: AuthRequest) {
+        let Some(conn) = self.io.conns.get(slot) else { return };
+        let session = conn.session.id();
+        let (sender, waker) = (self.io.verdicts.0.clone(), self.io.waker.clone());
+        let id = request.id;
+        let done = Box::new(move |verdict| {
+            if sender.send(VerdictFor { slot, session, request: id, verdict }).is_ok()
+                && let Err(e) = waker.wake()
+            {
+                warn!(error = %e, "cannot wake the event loop after a verdict");
+            }
+        });
+        kafka_proxy_runtime::auth::authenticate(self.io.authenticator.as_ref(), request, done);
+    }
+
+    /// Verdicts arrived (the waker fired).
+    fn on_verdicts(&mut self) {
+        let arrived: Vec<VerdictFor> = self.io.verdicts.1.try_iter().collect();
+        for v in arrived {
+            let Some(conn) = self.io.conns.get_mut(v.slot) else { continue };
+            if conn.session.id() != v.session {
+                continue; // The connection is gone and the slot reused.
+            }
+            conn.session.handle_verdict(Instant::now(), v.request, v.verdict);
+            self.pump(v.slot);
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_proxy_core::config::SocketOptions;
+use kafka_proxy_core::sasl::Verdict;
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Event, ReadOutcome, Session, Side, WriteOutcome};
 use kafka_proxy_runtime::splice::{SpliceIn, Splicer};
 use kafka_proxy_runtime::{Watch, net};
@@ -25,6 +26,8 @@ pub(crate) struct Connection {
     client: Option<TcpStream>,
     broker: Option<TcpStream>,
     connecting: Option<Connecting>,
+    /// The external authenticator's answer to the session's pending login.
+    verdict: Option<tokio::sync::oneshot::Receiver<(u64, Verdict)>>,
     splicer: Splicer,
     watch: Watch,
 }
@@ -50,8 +53,15 @@ pub(crate) fn spawn(
     span: tracing::Span,
     watch: Watch,
 ) {
-    let connection =
-        Connection { session, client, broker: None, connecting: None, splicer: Splicer::new(), watch };
+    let connection = Connection {
+        session,
+        client,
+        broker: None,
+        connecting: None,
+        verdict: None,
+        splicer: Splicer::new(),
+        watch,
+    };
     let shared = shared.clone();
     shared.connection_started();
     tokio::spawn(
@@ -87,6 +97,15 @@ impl Connection {
                         let mut proxy = shared.proxy();
                         proxy.handle_session_event(Instant::now(), &mut self.session, event);
                         shared.apply(&mut proxy);
+                    }
+                    Event::Authenticate(request) => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        let id = request.id;
+                        let done = Box::new(move |verdict| {
+                            let _ = tx.send((id, verdict));
+                        });
+                        kafka_proxy_runtime::auth::authenticate(shared.authenticator(), request, done);
+                        self.verdict = Some(rx);
                     }
                     Event::ShutdownWrite(side) => {
                         if let Some(socket) = self.socket(side)
@@ -144,6 +163,13 @@ impl Connection {
                             self.session.handle_connected(Instant::now());
                         }
                         Err(e) => self.session.handle_connect_failed(Instant::now(), &e),
+                    }
+                },
+                r = maybe(self.verdict.as_mut()), if self.verdict.is_some() => {
+                    self.verdict = None;
+                    // A dropped completion leaves the session to its own deadline.
+                    if let Ok((id, verdict)) = r {
+                        self.session.handle_verdict(Instant::now(), id, verdict);
                     }
                 },
                 () = maybe(deadline.map(tokio::time::sleep_until)) => {

@@ -38,7 +38,8 @@ pub fn run(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), 
 }
 
 async fn serve(proxy: Proxy, options: &RunOptions, control: &Control) -> Result<(), RunError> {
-    let shared = Shared::start(proxy, connection::spawn, options.telemetry.clone())?;
+    let shared =
+        Shared::start(proxy, connection::spawn, options.authenticator.clone(), options.telemetry.clone())?;
     let woken = Arc::new(tokio::sync::Notify::new());
     {
         let woken = woken.clone();

@@ -11,6 +11,7 @@ use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::Session;
 use kafka_proxy_runtime::actions::{self, Host};
+use kafka_proxy_runtime::auth::Authenticator;
 use kafka_proxy_runtime::{DrainCuts, RunError, Telemetry, Watch, connection_refused, net, observe_proxy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     connections: AtomicUsize,
     /// Wakes the proxy timer task when its deadline may have changed.
     timer: Notify,
+    /// Checks PLAIN logins sessions hand out.
+    authenticator: Option<Arc<dyn Authenticator>>,
     /// Metrics and readiness, when exported.
     telemetry: Option<Arc<Telemetry>>,
     /// The drain deadline passed: connections closed now were cut.
@@ -86,6 +89,7 @@ impl Shared {
     pub(crate) fn start(
         proxy: Proxy,
         spawn: SpawnConnection,
+        authenticator: Option<Arc<dyn Authenticator>>,
         telemetry: Option<Arc<Telemetry>>,
     ) -> Result<Arc<Shared>, RunError> {
         let (mode, _) = watch::channel(Mode::Serving);
@@ -96,6 +100,7 @@ impl Shared {
             mode,
             connections: AtomicUsize::new(0),
             timer: Notify::new(),
+            authenticator,
             telemetry,
             drain_expired: AtomicBool::new(false),
             cuts: DrainCuts::default(),
@@ -110,6 +115,11 @@ impl Shared {
             observe_proxy(shared.telemetry.as_deref(), &proxy);
         }
         Ok(shared)
+    }
+
+    /// The external authenticator, if the runtime has one.
+    pub(crate) fn authenticator(&self) -> Option<&Arc<dyn Authenticator>> {
+        self.authenticator.as_ref()
     }
 
     /// Metrics and readiness, when exported.

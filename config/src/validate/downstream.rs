@@ -259,8 +259,17 @@ impl Checker<'_> {
         };
 
         let credentials = self.credentials(credentials, swap_users);
-        let password_based: Vec<&Mechanism> =
-            mechanisms.iter().filter(|m| **m != Mechanism::OAuthBearer).collect();
+        let password_based: Vec<&Mechanism> = mechanisms
+            .iter()
+            .filter(|m| **m != Mechanism::OAuthBearer)
+            .filter(|m| credentials.external.is_none() || m.is_scram())
+            .collect();
+        if credentials.external.is_some() && !mechanisms.contains(&Mechanism::Plain) {
+            self.report.warn(
+                "downstream.credentials.external",
+                "unused: the external authenticator checks PLAIN logins, and PLAIN is not offered",
+            );
+        }
         if !password_based.is_empty() && credentials.is_empty() {
             let names: Vec<&str> = password_based.iter().map(|m| m.name()).collect();
             self.report.error(
@@ -313,10 +322,11 @@ impl Checker<'_> {
         raw: Option<RawCredentials>,
         swap_users: Option<&Vec<(String, UserPassword)>>,
     ) -> Credentials {
-        let (file, inline) = match raw {
-            Some(raw) => (raw.file, raw.users.map(|u| u.0).unwrap_or_default()),
-            None => (None, BTreeMap::new()),
+        let (file, inline, external) = match raw {
+            Some(raw) => (raw.file, raw.users.map(|u| u.0).unwrap_or_default(), raw.external),
+            None => (None, BTreeMap::new(), None),
         };
+        let external = external.and_then(|e| self.external_auth(e));
         let mut origin: BTreeMap<String, String> = BTreeMap::new();
         let mut users = credentials::users(inline, "downstream.credentials.users", &mut self.report);
         for name in users.keys() {
@@ -355,7 +365,7 @@ impl Checker<'_> {
             }
             CredentialsFile { path: full, users }
         });
-        Credentials { users, file }
+        Credentials { users, file, external }
     }
 
     fn oauthbearer(&mut self, raw: RawOAuthBearer) -> Option<OAuthBearer> {

@@ -16,11 +16,12 @@ use super::model::{
     ANONYMOUS, Admin, ClientAuth, Config, Downstream, LogFormat, Logging, Policy, PrincipalPolicy, Quotas,
     Resolve, RuntimeKind, SecurityProtocol,
 };
-use super::raw::{RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve, RawSocket};
+use super::raw::{RawAdmin, RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve, RawSocket};
 use super::scalar::{ApiKeyNumber, Parsed};
 
 mod auth_swap;
 mod downstream;
+mod external_auth;
 mod mapping;
 mod tls;
 mod upstream;
@@ -107,7 +108,22 @@ impl Checker<'_> {
         );
         let upstream = self.upstream(raw.upstream, up_protocol, swap.map(|s| s.swap), &downstream);
         self.swap_routes(&upstream, &downstream);
-        let mapping = self.mapping(raw.broker_mapping, bind_address, &downstream);
+        let (mapping, external) = self.mapping(raw.broker_mapping, bind_address, &downstream);
+        let limits = limits(raw.limits);
+        let external_auth = downstream.sasl.as_ref().and_then(|s| s.credentials.external.as_ref());
+        if let Some(external) = external_auth
+            && external.timeout >= limits.handshake_timeout
+        {
+            self.report.error(
+                "downstream.credentials.external.timeout_ms",
+                format!(
+                    "expected less than limits.handshake_timeout_ms ({} ms), got {} ms: a slow backend must \
+                     fail the login before the handshake times out",
+                    limits.handshake_timeout.as_millis(),
+                    external.timeout.as_millis()
+                ),
+            );
+        }
         let policy = self.policy(raw.policy, &downstream);
         Config {
             path: self.report.file.to_path_buf(),
@@ -115,10 +131,11 @@ impl Checker<'_> {
             upstream,
             downstream,
             mapping,
+            external,
             resolve: self.resolve(raw.resolve.unwrap_or_default()),
-            admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
+            admin: raw.admin.map(|a| self.admin(a)),
             policy,
-            limits: limits(raw.limits),
+            limits,
             socket: self.socket(raw.socket),
             logging: self.logging(raw.logging),
             runtime: raw.runtime.map_or(RuntimeKind::Tokio, |r| r.0),
@@ -200,6 +217,38 @@ impl Checker<'_> {
             });
         }
         out
+    }
+
+    /// `admin`: the paths must be distinct absolute URL paths that do not
+    /// shadow `/ready`, `/readyz` or `/livez`.
+    fn admin(&mut self, raw: RawAdmin) -> Admin {
+        let mut path = |key: &str, given: Option<String>, default: &str| {
+            let Some(path) = given else { return default.to_owned() };
+            let valid = path.starts_with('/')
+                && path.len() <= 256
+                && path.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'?' | b'#'));
+            if !valid {
+                self.report.error(
+                    key,
+                    format!("expected a URL path starting with / (no query, no spaces), got {path:?}"),
+                );
+            } else if ["/ready", "/readyz", "/livez"].contains(&path.as_str()) {
+                self.report.error(
+                    key,
+                    format!("expected a path other than {path}, which the endpoint serves already"),
+                );
+            }
+            path
+        };
+        let metrics_path = path("admin.metrics_path", raw.metrics_path, "/metrics");
+        let health_path = path("admin.health_path", raw.health_path, "/health");
+        if metrics_path == health_path {
+            self.report.error(
+                "admin.health_path",
+                format!("expected a path other than metrics_path ({metrics_path})"),
+            );
+        }
+        Admin { bind: raw.bind.0, metrics_path, health_path }
     }
 
     fn policy(&mut self, raw: Option<RawPolicy>, downstream: &Downstream) -> Policy {

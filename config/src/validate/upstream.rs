@@ -72,7 +72,15 @@ impl Checker<'_> {
         let oauthbearer =
             oauthbearer.filter(|_| !matches!(auth, UpstreamAuth::None | UpstreamAuth::PassThrough));
         let client_id = self.client_id(raw.client_id);
-        Upstream { bootstrap_servers, security_protocol: protocol.value, tls, auth, oauthbearer, client_id }
+        Upstream {
+            bootstrap_servers,
+            security_protocol: protocol.value,
+            tls,
+            auth,
+            forward_proxy: raw.forward_proxy.map(|p| p.0),
+            oauthbearer,
+            client_id,
+        }
     }
 
     /// `upstream.oauthbearer` under `sasl_mechanism: OAUTHBEARER`: the token

@@ -4,7 +4,7 @@
 //! core trusts them. Nothing here touches files or the network.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,13 @@ pub struct HostPort {
     pub port: u16,
 }
 
+impl HostPort {
+    /// True when this is `host:port` (host names compared without case, as DNS does).
+    pub fn matches(&self, host: &str, port: i32) -> bool {
+        i32::from(self.port) == port && self.host.eq_ignore_ascii_case(host)
+    }
+}
+
 impl std::fmt::Display for HostPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.host.contains(':') {
@@ -42,6 +49,86 @@ pub enum Mapping {
     PortOffset(PortOffset),
     /// One TLS port; the broker is chosen by the SNI name the client sends.
     Sni(SniMapping),
+    /// Listeners named per upstream broker address (the Go proxy's
+    /// `--bootstrap-server-mapping`), and optionally one per other broker.
+    Static(StaticMapping),
+}
+
+/// The `static` mapping: a fixed listener per listed upstream broker, each
+/// with the address clients are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMapping {
+    /// The listed brokers, in configuration order (listener `Static(i)` is entry `i`).
+    pub brokers: Vec<StaticBroker>,
+    /// Listeners for brokers that are neither listed nor external; `None`:
+    /// such brokers are not exposed.
+    pub dynamic: Option<DynamicListeners>,
+}
+
+impl StaticMapping {
+    /// The entry whose upstream address is `host:port` (host compared without case).
+    pub fn broker(&self, host: &str, port: i32) -> Option<(usize, &StaticBroker)> {
+        self.brokers.iter().enumerate().find(|(_, b)| b.upstream.matches(host, port))
+    }
+}
+
+/// One listed broker of the `static` mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticBroker {
+    /// The broker's address as the cluster advertises it (and where the proxy connects).
+    pub upstream: HostPort,
+    /// Where the proxy listens for it.
+    pub listen: SocketAddr,
+    /// What clients are told (the listen address unless configured: behind
+    /// NAT or a port forward it differs).
+    pub advertised: HostPort,
+}
+
+/// Listeners the `static` mapping opens for brokers it does not list:
+/// broker `n` at `first_port + n`, deterministic so that replicas of the
+/// proxy agree on every port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicListeners {
+    /// The address they bind.
+    pub bind_ip: IpAddr,
+    /// Broker `n` listens on `first_port + n`.
+    pub first_port: u16,
+    /// The host clients are told.
+    pub advertised_host: String,
+    /// Broker `n` is advertised on `advertised_first_port + n`.
+    pub advertised_first_port: u16,
+    /// Highest broker id that gets a listener; larger ids are not exposed.
+    pub max_broker_id: i32,
+}
+
+impl DynamicListeners {
+    /// The port broker `node_id` listens on, if within `0..=max_broker_id` and a port.
+    pub fn port(&self, node_id: i32) -> Option<u16> {
+        offset_port(self.first_port, 0, node_id, self.max_broker_id)
+    }
+
+    /// The port broker `node_id` is advertised on.
+    pub fn advertised_port(&self, node_id: i32) -> Option<u16> {
+        offset_port(self.advertised_first_port, 0, node_id, self.max_broker_id)
+    }
+}
+
+/// `base + slots + node_id`, for ids within `0..=max_broker_id` that fit a port.
+fn offset_port(base: u16, slots: u16, node_id: i32, max_broker_id: i32) -> Option<u16> {
+    if !(0..=max_broker_id).contains(&node_id) {
+        return None;
+    }
+    u16::try_from(i64::from(base) + i64::from(slots) + i64::from(node_id)).ok()
+}
+
+/// A broker another server exposes (a load balancer, another proxy): clients
+/// are told `advertised`, and this proxy opens no listener for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalBroker {
+    /// The broker's address as the cluster advertises it.
+    pub upstream: HostPort,
+    /// What clients are told.
+    pub advertised: HostPort,
 }
 
 /// The `sni` mapping (requires downstream TLS).
@@ -62,6 +149,9 @@ pub struct PortOffset {
     pub base: u16,
     /// Highest broker id that gets a listener; larger ids are refused.
     pub max_broker_id: i32,
+    /// Broker `n` is advertised on `advertised_base + 20 + n`: `base`
+    /// unless a port forward in front of the proxy shifts the ports.
+    pub advertised_base: u16,
 }
 
 impl PortOffset {
@@ -70,11 +160,12 @@ impl PortOffset {
 
     /// The port of broker `node_id`, if it is within `0..=max_broker_id` and fits a port.
     pub fn broker_port(&self, node_id: i32) -> Option<u16> {
-        if !(0..=self.max_broker_id).contains(&node_id) {
-            return None;
-        }
-        let port = i64::from(self.base) + i64::from(Self::BOOTSTRAP_SLOTS) + i64::from(node_id);
-        u16::try_from(port).ok()
+        offset_port(self.base, Self::BOOTSTRAP_SLOTS, node_id, self.max_broker_id)
+    }
+
+    /// The port clients are told for broker `node_id` (see [`PortOffset::broker_port`]).
+    pub fn advertised_port(&self, node_id: i32) -> Option<u16> {
+        offset_port(self.advertised_base, Self::BOOTSTRAP_SLOTS, node_id, self.max_broker_id)
     }
 
     /// The port of bootstrap slot `slot` (`0..20`).
@@ -324,6 +415,8 @@ pub struct ProxyConfig {
     pub bind_ip: IpAddr,
     /// How brokers are exposed.
     pub mapping: Mapping,
+    /// Brokers exposed by another server, in every mode (checked first).
+    pub external: Vec<ExternalBroker>,
     /// The cluster's bootstrap servers, in configuration order.
     pub bootstrap: Vec<HostPort>,
     /// Address overrides for upstream host names.
@@ -334,6 +427,9 @@ pub struct ProxyConfig {
     pub socket: SocketOptions,
     /// TLS and SASL on both sides.
     pub security: Security,
+    /// The forward proxy (SOCKS5 or HTTP CONNECT) every upstream connection
+    /// goes through, if any.
+    pub forward_proxy: Option<crate::egress::ForwardProxy>,
     /// Forbidden APIs, quotas and connection limits per principal.
     pub policy: PolicyConfig,
     /// The client id of the proxy's own requests to brokers (its cluster
@@ -357,7 +453,12 @@ mod tests {
 
     #[test]
     fn port_offset_ports() {
-        let p = PortOffset { advertised_host: "proxy".into(), base: 9092, max_broker_id: 400 };
+        let p = PortOffset {
+            advertised_host: "proxy".into(),
+            base: 9092,
+            max_broker_id: 400,
+            advertised_base: 9092,
+        };
         assert_eq!(p.bootstrap_port(0), Some(9092));
         assert_eq!(p.bootstrap_port(19), Some(9111));
         assert_eq!(p.bootstrap_port(20), None);
@@ -366,8 +467,49 @@ mod tests {
         assert_eq!(p.broker_port(400), Some(9512));
         assert_eq!(p.broker_port(401), None);
         assert_eq!(p.broker_port(-1), None);
-        let high = PortOffset { advertised_host: "proxy".into(), base: 65500, max_broker_id: 400 };
+        let high = PortOffset {
+            advertised_host: "proxy".into(),
+            base: 65500,
+            max_broker_id: 400,
+            advertised_base: 65500,
+        };
         assert_eq!(high.broker_port(100), None, "beyond u16 is refused, not wrapped");
+        let shifted = PortOffset { advertised_base: 31000, ..p };
+        assert_eq!((shifted.broker_port(3), shifted.advertised_port(3)), (Some(9115), Some(31023)));
+        assert_eq!(shifted.advertised_port(401), None);
+    }
+
+    #[test]
+    fn dynamic_listener_ports() {
+        let d = DynamicListeners {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            first_port: 32500,
+            advertised_host: "proxy".into(),
+            advertised_first_port: 42500,
+            max_broker_id: 100,
+        };
+        assert_eq!((d.port(0), d.advertised_port(0)), (Some(32500), Some(42500)));
+        assert_eq!((d.port(100), d.advertised_port(100)), (Some(32600), Some(42600)));
+        assert_eq!((d.port(101), d.port(-1)), (None, None));
+        let top = DynamicListeners { first_port: 65535, advertised_first_port: 65535, ..d };
+        assert_eq!((top.port(0), top.port(1)), (Some(65535), None));
+    }
+
+    #[test]
+    fn static_entries_match_by_address_without_case() {
+        let entry = |host: &str, port: u16| StaticBroker {
+            upstream: HostPort { host: host.into(), port },
+            listen: "127.0.0.1:32400".parse().unwrap(),
+            advertised: HostPort { host: "127.0.0.1".into(), port: 32400 },
+        };
+        let m = StaticMapping {
+            brokers: vec![entry("Kafka-0.example.com", 9092), entry("10.0.0.1", 9093)],
+            dynamic: None,
+        };
+        assert_eq!(m.broker("kafka-0.EXAMPLE.com", 9092).map(|(i, _)| i), Some(0));
+        assert_eq!(m.broker("10.0.0.1", 9093).map(|(i, _)| i), Some(1));
+        assert!(m.broker("10.0.0.1", 9092).is_none());
+        assert!(m.broker("kafka-0.example.com", 70000).is_none());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Routing: which upstream a connection goes to, and which address clients
 //! are told for each broker.
 
+pub(crate) mod external;
 pub(crate) mod port_offset;
 pub(crate) mod sni;
+pub(crate) mod static_map;
 
 use std::net::IpAddr;
 
@@ -17,6 +19,8 @@ pub enum ListenerId {
     Broker(i32),
     /// The one TLS listener of `sni` mode; the route comes from the ClientHello.
     Sni,
+    /// Entry `n` of the `static` mapping, forwarding to that entry's broker.
+    Static(u16),
 }
 
 impl std::fmt::Display for ListenerId {
@@ -25,6 +29,7 @@ impl std::fmt::Display for ListenerId {
             ListenerId::Bootstrap(slot) => write!(f, "bootstrap[{slot}]"),
             ListenerId::Broker(id) => write!(f, "broker {id}"),
             ListenerId::Sni => f.write_str("sni"),
+            ListenerId::Static(n) => write!(f, "static[{n}]"),
         }
     }
 }

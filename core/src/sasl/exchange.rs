@@ -11,6 +11,7 @@ use super::oauthbearer::{self, JwtValidator, OAuthBearerServer, OAuthChallengeSe
 use super::plain;
 use super::random::Random;
 use super::scram::{ScramServer, ScramServerFirstSent};
+use super::secret::SecretString;
 
 /// What an exchange checks a client against, borrowed from the server's
 /// configuration.
@@ -22,6 +23,8 @@ pub(crate) struct Verifiers<'a> {
     pub(crate) oauthbearer: Option<&'a JwtValidator>,
     /// Nonces for SCRAM.
     pub(crate) random: &'a dyn Random,
+    /// PLAIN users not in `credentials` are checked externally.
+    pub(crate) external: bool,
 }
 
 /// One exchange of one mechanism.
@@ -43,6 +46,8 @@ pub(crate) enum MechanismStep {
     Done { response: Vec<u8>, principal: String, expires_at: Option<SystemTime> },
     /// Refused.
     Fail(AuthFailure),
+    /// Ask the external authenticator (PLAIN, for a user not held locally).
+    Verify { username: String, password: SecretString },
 }
 
 impl Exchange {
@@ -69,6 +74,17 @@ impl Exchange {
         match self {
             Exchange::Plain => match plain::parse(token) {
                 Err(e) => MechanismStep::Fail(AuthFailure::Plain(e)),
+                Ok(m) if verifiers.external && !verifiers.credentials.contains(m.username) => {
+                    match std::str::from_utf8(m.password.expose()) {
+                        Ok(password) => MechanismStep::Verify {
+                            username: m.username.to_owned(),
+                            password: SecretString::new(password.to_owned()),
+                        },
+                        Err(_) => MechanismStep::Fail(AuthFailure::Plain(super::PlainError::Malformed(
+                            "password is not UTF-8",
+                        ))),
+                    }
+                }
                 Ok(m) => match verifiers.credentials.verify_plain(m.username, m.password.expose()) {
                     Err(e) => MechanismStep::Fail(AuthFailure::Password(e)),
                     Ok(()) => MechanismStep::Done {

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::credentials::PasswordMismatch;
+use super::external::ExternalFailure;
 use super::oauthbearer::{self, OAuthError};
 use super::plain::PlainError;
 use super::random::RandomError;
@@ -78,6 +79,8 @@ pub enum AuthFailure {
     NotConfigured,
     /// The random source failed.
     Random(RandomError),
+    /// The external authenticator refused the login (or gave no verdict).
+    External(ExternalFailure),
 }
 
 impl fmt::Display for AuthFailure {
@@ -90,6 +93,7 @@ impl fmt::Display for AuthFailure {
             AuthFailure::OAuthBearer(e) => e.fmt(f),
             AuthFailure::NotConfigured => f.write_str("mechanism not configured"),
             AuthFailure::Random(e) => e.fmt(f),
+            AuthFailure::External(e) => e.fmt(f),
         }
     }
 }

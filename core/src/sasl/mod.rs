@@ -24,6 +24,7 @@
 pub(crate) mod client;
 pub(crate) mod credentials;
 mod exchange;
+pub mod external;
 pub(crate) mod mechanism;
 pub(crate) mod messages;
 pub mod oauthbearer;
@@ -42,6 +43,7 @@ pub(crate) use client::{ClientStep, SaslClient};
 pub use credentials::{
     CredentialError, CredentialStore, CredentialStoreBuilder, DEFAULT_ITERATIONS, PasswordMismatch,
 };
+pub use external::{AuthRequest, ExternalFailure, ExternalPlain, Verdict};
 pub use mechanism::{AuthFailure, Mechanism};
 pub use messages::DecodeError;
 pub(crate) use messages::RequestRef;

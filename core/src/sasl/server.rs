@@ -24,6 +24,7 @@ use bytes::Bytes;
 
 use super::credentials::CredentialStore;
 use super::exchange::{Exchange, MechanismStep, Verifiers};
+use super::external::{AuthRequest, ExternalFailure, ExternalPlain, Verdict};
 use super::mechanism::{AuthFailure, Mechanism, generic_failure_message};
 use super::messages::{
     DecodeError, RequestRef, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
@@ -61,6 +62,9 @@ pub struct ServerConfig {
     pub failure_delay: Duration,
     /// Nonces for SCRAM.
     pub random: Arc<dyn Random>,
+    /// PLAIN users not in `credentials` are checked by an external
+    /// authenticator (the session asks its runtime).
+    pub external: Option<ExternalPlain>,
 }
 
 /// A configuration that cannot work.
@@ -102,6 +106,7 @@ impl ServerConfig {
             session_lifetime: None,
             failure_delay: DEFAULT_FAILURE_DELAY,
             random,
+            external: None,
         }
     }
 
@@ -126,6 +131,7 @@ impl ServerConfig {
             credentials: &self.credentials,
             oauthbearer: self.oauthbearer.as_deref(),
             random: self.random.as_ref(),
+            external: self.external.is_some(),
         }
     }
 }
@@ -280,6 +286,9 @@ pub enum ServerStep {
         /// Who, with which lifetime.
         authentication: Authentication,
     },
+    /// Ask the external authenticator ([`AuthRequest`]); its verdict goes
+    /// to [`SaslServer::on_verdict`]. Nothing is sent meanwhile.
+    Verify(AuthRequest),
     /// Send `reply` (if any), then close the connection after `close_after`.
     Failed {
         /// The error response, when Kafka sends one.
@@ -344,10 +353,24 @@ enum State {
     /// Re-authentication asked for another (enabled) mechanism: Kafka accepts
     /// the handshake and fails at the next token.
     ReauthBadMechanism { framing: Framing, to: Mechanism, previous: Session },
+    /// Waiting for the external authenticator's verdict on a PLAIN login.
+    Verifying(Verifying),
     /// Authenticated.
     Authenticated(Session),
     /// Failed; the connection is closing.
     Failed,
+}
+
+/// A PLAIN login out for an external verdict.
+#[derive(Debug)]
+struct Verifying {
+    mechanism: Mechanism,
+    reply_to: ReplyTo,
+    previous: Option<Session>,
+    id: u64,
+    username: String,
+    deadline: Instant,
+    timeout: Duration,
 }
 
 /// How a token reply is framed.
@@ -394,6 +417,8 @@ impl ReplyTo {
 pub struct SaslServer {
     config: Arc<ServerConfig>,
     state: State,
+    /// The id of the last external verification asked for.
+    last_request: u64,
     /// The user name the client's last token claimed (for the login throttle).
     claimed: Option<String>,
 }
@@ -425,7 +450,7 @@ fn lossy_name(name: &[u8]) -> String {
 impl SaslServer {
     /// A server for a new connection.
     pub fn new(config: Arc<ServerConfig>) -> Self {
-        SaslServer { config, state: State::Initial, claimed: None }
+        SaslServer { config, state: State::Initial, last_request: 0, claimed: None }
     }
 
     /// True when the next frame is a raw SASL token (after SaslHandshake v0):
@@ -454,6 +479,7 @@ impl SaslServer {
         match &self.state {
             State::Authenticated(s)
             | State::Exchanging(Exchanging { previous: Some(s), .. })
+            | State::Verifying(Verifying { previous: Some(s), .. })
             | State::ReauthBadMechanism { previous: s, .. } => Some(&s.principal),
             _ => None,
         }
@@ -514,10 +540,69 @@ impl SaslServer {
             _ if sasl => Admission::Sasl,
             State::Initial if api_key == ApiKey::API_VERSIONS => Admission::Pass,
             State::Authenticated(_) => Admission::Pass,
-            State::Initial | State::Exchanging(_) | State::ReauthBadMechanism { .. } => {
-                self.refuse(FailureReason::IllegalState { api_key }, delay)
-            }
+            State::Initial
+            | State::Exchanging(_)
+            | State::ReauthBadMechanism { .. }
+            | State::Verifying(_) => self.refuse(FailureReason::IllegalState { api_key }, delay),
         }
+    }
+
+    /// True while a verdict from the external authenticator is awaited (the
+    /// session reads nothing more from the client meanwhile).
+    pub fn is_verifying(&self) -> bool {
+        matches!(self.state, State::Verifying(_))
+    }
+
+    /// When the awaited verdict is late ([`SaslServer::on_verdict_timeout`]).
+    pub(crate) fn verdict_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Verifying(v) => Some(v.deadline),
+            _ => None,
+        }
+    }
+
+    /// The external authenticator answered request `id` (a stale or unknown
+    /// id is ignored: `None`).
+    pub fn on_verdict(
+        &mut self,
+        id: u64,
+        verdict: Verdict,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<ServerStep> {
+        if !matches!(&self.state, State::Verifying(v) if v.id == id) {
+            return None;
+        }
+        let State::Verifying(v) = std::mem::replace(&mut self.state, State::Failed) else { return None };
+        let reauthentication = v.previous.is_some();
+        Some(match verdict {
+            Verdict::Allow { principal } => {
+                let principal = Principal::user(principal.filter(|p| !p.is_empty()).unwrap_or(v.username));
+                self.succeed(v.mechanism, v.previous, principal, None, &[], v.reply_to, now, wall)
+            }
+            Verdict::Deny { reason } => self.fail_authentication(
+                v.mechanism,
+                AuthFailure::External(ExternalFailure::Denied(reason)),
+                reauthentication,
+                v.reply_to,
+            ),
+            Verdict::Error(why) => self.fail_authentication(
+                v.mechanism,
+                AuthFailure::External(ExternalFailure::Backend(why)),
+                reauthentication,
+                v.reply_to,
+            ),
+        })
+    }
+
+    /// The verdict did not come in time: the login fails.
+    pub(crate) fn on_verdict_timeout(&mut self, now: Instant) -> Option<ServerStep> {
+        if !matches!(&self.state, State::Verifying(v) if now >= v.deadline) {
+            return None;
+        }
+        let State::Verifying(v) = std::mem::replace(&mut self.state, State::Failed) else { return None };
+        let failure = AuthFailure::External(ExternalFailure::TimedOut(v.timeout));
+        Some(self.fail_authentication(v.mechanism, failure, v.previous.is_some(), v.reply_to))
     }
 
     /// Handles a SaslHandshake or SaslAuthenticate request.
@@ -573,7 +658,7 @@ impl SaslServer {
                 Some(Session { last_reauth_start: Some(now), ..session })
             }
             State::Failed => return self.fail(None, FailureReason::AlreadyFailed, Duration::ZERO),
-            State::Exchanging(_) | State::ReauthBadMechanism { .. } => {
+            State::Exchanging(_) | State::ReauthBadMechanism { .. } | State::Verifying(_) => {
                 let reply = self.handshake_reply(request.correlation_id, ErrorCode::ILLEGAL_SASL_STATE);
                 return self.fail(
                     Some(reply),
@@ -639,7 +724,10 @@ impl SaslServer {
                 }
             }
             State::Failed => self.fail(None, FailureReason::AlreadyFailed, Duration::ZERO),
-            State::Initial | State::Exchanging(_) | State::ReauthBadMechanism { .. } => {
+            State::Initial
+            | State::Exchanging(_)
+            | State::ReauthBadMechanism { .. }
+            | State::Verifying(_) => {
                 let message = "Unexpected Kafka request of type SaslAuthenticate during SASL handshake.";
                 let reply = reply_to.error(ErrorCode::ILLEGAL_SASL_STATE, message);
                 self.fail(reply, FailureReason::IllegalState { api_key: ApiKey::SASL_AUTHENTICATE }, delay)
@@ -673,48 +761,89 @@ impl SaslServer {
                 ServerStep::Reply(reply_to.ok(&challenge, 0))
             }
             MechanismStep::Fail(failure) => {
-                let message = failure.client_message(mechanism, reauthentication);
-                let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
-                self.fail(
-                    reply,
-                    FailureReason::Authentication { mechanism, failure, reauthentication },
-                    delay,
-                )
+                self.fail_authentication(mechanism, failure, reauthentication, reply_to)
+            }
+            MechanismStep::Verify { username, password } => {
+                let Some(external) = config.external else {
+                    return self.fail_authentication(
+                        mechanism,
+                        AuthFailure::NotConfigured,
+                        reauthentication,
+                        reply_to,
+                    );
+                };
+                self.last_request = self.last_request.wrapping_add(1);
+                let id = self.last_request;
+                self.state = State::Verifying(Verifying {
+                    mechanism,
+                    reply_to,
+                    previous,
+                    id,
+                    username: username.clone(),
+                    deadline: now + external.timeout,
+                    timeout: external.timeout,
+                });
+                ServerStep::Verify(AuthRequest { id, user: username, password, client: None })
             }
             MechanismStep::Done { response, principal, expires_at } => {
                 let principal = Principal::user(principal);
-                if let Some(previous) = previous.as_ref().filter(|p| p.principal != principal) {
-                    let message = format!(
-                        "Cannot change principals during re-authentication from {}: {}",
-                        previous.principal, principal
-                    );
-                    let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
-                    let reason = FailureReason::ReauthPrincipalChanged {
-                        from: previous.principal.clone(),
-                        to: principal,
-                    };
-                    return self.fail(reply, reason, delay);
-                }
-                let lifetime = session_lifetime(config.session_lifetime, expires_at, wall);
-                let expires_at = lifetime.and_then(|d| now.checked_add(d));
-                let session = Session {
-                    principal: principal.clone(),
-                    mechanism,
-                    expires_at,
-                    last_reauth_start: previous.and_then(|p| p.last_reauth_start),
-                };
-                self.state = State::Authenticated(session);
-                ServerStep::Authenticated {
-                    reply: reply_to.ok(&response, lifetime_ms(lifetime)),
-                    authentication: Authentication {
-                        principal,
-                        mechanism,
-                        lifetime,
-                        expires_at,
-                        reauthentication,
-                    },
-                }
+                self.succeed(mechanism, previous, principal, expires_at, &response, reply_to, now, wall)
             }
+        }
+    }
+
+    /// Refuses a login the mechanism (or the external authenticator) refused.
+    fn fail_authentication(
+        &mut self,
+        mechanism: Mechanism,
+        failure: AuthFailure,
+        reauthentication: bool,
+        reply_to: ReplyTo,
+    ) -> ServerStep {
+        let message = failure.client_message(mechanism, reauthentication);
+        let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
+        let delay = self.config.failure_delay;
+        self.fail(reply, FailureReason::Authentication { mechanism, failure, reauthentication }, delay)
+    }
+
+    /// Completes a login for `principal` (keeping it across a re-authentication).
+    #[expect(clippy::too_many_arguments, reason = "one call per way a login completes")]
+    fn succeed(
+        &mut self,
+        mechanism: Mechanism,
+        previous: Option<Session>,
+        principal: Principal,
+        expires_at: Option<SystemTime>,
+        response: &[u8],
+        reply_to: ReplyTo,
+        now: Instant,
+        wall: SystemTime,
+    ) -> ServerStep {
+        let delay = self.config.failure_delay;
+        let reauthentication = previous.is_some();
+        let config = Arc::clone(&self.config);
+        if let Some(previous) = previous.as_ref().filter(|p| p.principal != principal) {
+            let message = format!(
+                "Cannot change principals during re-authentication from {}: {}",
+                previous.principal, principal
+            );
+            let reply = reply_to.error(ErrorCode::SASL_AUTHENTICATION_FAILED, &message);
+            let reason =
+                FailureReason::ReauthPrincipalChanged { from: previous.principal.clone(), to: principal };
+            return self.fail(reply, reason, delay);
+        }
+        let lifetime = session_lifetime(config.session_lifetime, expires_at, wall);
+        let expires_at = lifetime.and_then(|d| now.checked_add(d));
+        let session = Session {
+            principal: principal.clone(),
+            mechanism,
+            expires_at,
+            last_reauth_start: previous.and_then(|p| p.last_reauth_start),
+        };
+        self.state = State::Authenticated(session);
+        ServerStep::Authenticated {
+            reply: reply_to.ok(response, lifetime_ms(lifetime)),
+            authentication: Authentication { principal, mechanism, lifetime, expires_at, reauthentication },
         }
     }
 }

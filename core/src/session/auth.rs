@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::passthrough::RawTokens;
-use super::{ANONYMOUS, AuthOutcome, BrokerOwes, CloseReason, ProtocolError, Session, Side};
+use super::{ANONYMOUS, AuthOutcome, BrokerOwes, CloseReason, Event, ProtocolError, Session, Side};
 use crate::api::ErrorCode;
 use crate::config::{DownstreamSasl, UpstreamLogin};
 use crate::header;
 use crate::sasl::messages::SaslAuthenticateResponse;
 use crate::sasl::server::{FailureReason, ServerStep};
-use crate::sasl::{AuthFailure, ClientError, ClientStep, SaslClient, SaslServer};
+use crate::sasl::{AuthFailure, ClientError, ClientStep, ExternalFailure, SaslClient, SaslServer, Verdict};
 
 /// Where a SASL reply goes, for the replies the proxy must write itself.
 #[derive(Debug, Clone, Copy)]
@@ -157,6 +157,13 @@ impl Session {
         let hold = self.settle_throttle(now, &step);
         match step {
             ServerStep::Reply(frame) => self.answer(frame),
+            ServerStep::Verify(mut request) => {
+                // The client's SaslAuthenticate waits for the runtime's answer.
+                request.client = self.peer;
+                self.verifying = reply_to;
+                debug!(session = self.id, user = %request.user, request = request.id, "asking the external authenticator");
+                self.events.push_back(Event::Authenticate(request));
+            }
             ServerStep::Authenticated { reply, authentication } => {
                 let principal = authentication.principal.name().to_owned();
                 let mechanism = authentication.mechanism.name();
@@ -207,6 +214,44 @@ impl Session {
         }
     }
 
+    /// The runtime's answer to [`Event::Authenticate`]: the external
+    /// authenticator's verdict on request `id` (stale ids are ignored). The
+    /// client gets its SaslAuthenticate response, and what it sent since is
+    /// processed.
+    pub fn handle_verdict(&mut self, now: Instant, id: u64, verdict: Verdict) {
+        let wall = self.wall(now);
+        let DownAuth::Terminate(server) = &mut self.down_auth else { return };
+        let Some(step) = server.on_verdict(id, verdict, now, wall) else {
+            debug!(session = self.id, request = id, "verdict for no pending login; ignored");
+            return;
+        };
+        let reply_to = self.verifying.take();
+        self.on_server_step(now, step, reply_to);
+        self.process(now, Side::Downstream);
+    }
+
+    /// A verdict is overdue: the login fails.
+    pub(super) fn verdict_timed_out(&mut self, now: Instant) {
+        let DownAuth::Terminate(server) = &mut self.down_auth else { return };
+        if let Some(step) = server.on_verdict_timeout(now) {
+            let reply_to = self.verifying.take();
+            self.on_server_step(now, step, reply_to);
+        }
+    }
+
+    /// When the awaited external verdict is overdue.
+    pub(super) fn verdict_deadline(&self) -> Option<Instant> {
+        match &self.down_auth {
+            DownAuth::Terminate(server) => server.verdict_deadline(),
+            _ => None,
+        }
+    }
+
+    /// True while the client's login waits for the external authenticator.
+    pub(super) fn awaiting_verdict(&self) -> bool {
+        matches!(&self.down_auth, DownAuth::Terminate(server) if server.is_verifying())
+    }
+
     /// Refuses a client whose credentials were good: `SaslAuthenticate`
     /// fails with `SASL_AUTHENTICATION_FAILED` and `message` (when the
     /// exchange has a response to carry it), and the session closes after
@@ -237,10 +282,14 @@ impl Session {
     /// Tells the login throttle how the token it admitted ended; returns how
     /// long a failure response must be held back.
     fn settle_throttle(&mut self, now: Instant, step: &ServerStep) -> Duration {
+        if matches!(step, ServerStep::Verify(_)) {
+            // Settled by the verdict's step.
+            return Duration::ZERO;
+        }
         if !std::mem::take(&mut self.throttle_owed) {
             return Duration::ZERO;
         }
-        let Some(addr) = self.peer else { return Duration::ZERO };
+        let Some(addr) = self.peer.map(|p| p.ip()) else { return Duration::ZERO };
         let failed = matches!(step, ServerStep::Failed { reason: FailureReason::Authentication { .. }, .. });
         let user = match &self.down_auth {
             DownAuth::Terminate(server) => server.claimed_user(),
@@ -380,8 +429,12 @@ fn server_failure(reason: &FailureReason) -> (&'static str, &'static str) {
                 AuthFailure::Plain(_) => "malformed",
                 AuthFailure::NotConfigured => "not_configured",
                 AuthFailure::Random(_) => "internal_error",
-                AuthFailure::Password(_) | AuthFailure::Scram(_) => "invalid_credentials",
+                AuthFailure::Password(_)
+                | AuthFailure::Scram(_)
+                | AuthFailure::External(ExternalFailure::Denied(_)) => "invalid_credentials",
                 AuthFailure::OAuthBearer(e) => e.reason(),
+                AuthFailure::External(ExternalFailure::Backend(_)) => "backend_error",
+                AuthFailure::External(ExternalFailure::TimedOut(_)) => "backend_timeout",
             },
         ),
         FailureReason::ReauthMechanismChanged { from, .. } => (from.name(), "reauth_mechanism_changed"),

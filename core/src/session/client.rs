@@ -174,7 +174,7 @@ impl Session {
     /// after it is read until then).
     fn throttled(&mut self, now: Instant, frame: &Bytes) -> bool {
         let DownAuth::Terminate(server) = &self.down_auth else { return false };
-        let Some(addr) = self.peer else { return false };
+        let Some(addr) = self.peer.map(|p| p.ip()) else { return false };
         if self.throttle_owed {
             // Admitted already (resumed after its wait).
             return false;

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use super::Side;
 use crate::api::ApiKey;
+use crate::egress::{ForwardProxy, TunnelError};
 use crate::frame::FrameError;
 use crate::header::HeaderError;
 use crate::rewrite::{Observed, RewriteError};
-use crate::sasl::ClientError;
 use crate::sasl::server::FailureReason;
+use crate::sasl::{AuthRequest, ClientError};
 use crate::tls::TlsError;
 
 /// Where to open the upstream connection.
@@ -28,6 +29,37 @@ pub struct ConnectTarget {
     pub port: u16,
     /// Connect here instead of resolving `host` (a `resolve` override).
     pub addr_override: Option<IpAddr>,
+    /// Connect to this forward proxy instead: the session then asks it for
+    /// a tunnel to `host:port` (or `addr_override`).
+    pub via: Option<Box<Via>>,
+}
+
+/// The forward proxy an upstream connection goes through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// `socks5` or `http`.
+    pub scheme: &'static str,
+    /// Its host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+}
+
+impl Via {
+    /// Where `proxy` is (its credentials stay with the session).
+    pub(crate) fn of(proxy: &ForwardProxy) -> Via {
+        Via { scheme: proxy.kind.scheme(), host: proxy.host.clone(), port: proxy.port }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
 }
 
 /// What a runtime connects to: an address, or a name it must resolve first.
@@ -45,9 +77,16 @@ pub enum Endpoint<'a> {
 }
 
 impl ConnectTarget {
-    /// Where to connect, in one call: the override, else the host if it is
-    /// an IP literal, else the name to resolve.
+    /// Where to connect, in one call: the forward proxy if there is one,
+    /// else the override, else the host if it is an IP literal, else the
+    /// name to resolve.
     pub fn endpoint(&self) -> Endpoint<'_> {
+        if let Some(via) = &self.via {
+            return match via.host.parse() {
+                Ok(ip) => Endpoint::Addr(SocketAddr::new(ip, via.port)),
+                Err(_) => Endpoint::Name { host: &via.host, port: via.port },
+            };
+        }
         match self.addr_override.or_else(|| self.host.parse().ok()) {
             Some(ip) => Endpoint::Addr(SocketAddr::new(ip, self.port)),
             None => Endpoint::Name { host: &self.host, port: self.port },
@@ -58,8 +97,12 @@ impl ConnectTarget {
 impl std::fmt::Display for ConnectTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.addr_override {
-            Some(ip) => write!(f, "{}:{} (resolved to {ip} by configuration)", self.host, self.port),
-            None => write!(f, "{}:{}", self.host, self.port),
+            Some(ip) => write!(f, "{}:{} (resolved to {ip} by configuration)", self.host, self.port)?,
+            None => write!(f, "{}:{}", self.host, self.port)?,
+        }
+        match &self.via {
+            Some(via) => write!(f, " via {via}"),
+            None => Ok(()),
         }
     }
 }
@@ -80,6 +123,12 @@ pub enum Event {
     /// [`Proxy::handle_session_event`](crate::proxy::Proxy::handle_session_event)
     /// with this session, then carry out the proxy's actions.
     Proxy(ProxyEvent),
+    /// Ask the external authenticator about this PLAIN login (off the
+    /// session's thread: never block on it), then call
+    /// [`Session::handle_verdict`](super::Session::handle_verdict) with the
+    /// request's id. The session fails the login by itself if no verdict
+    /// comes within the configured timeout.
+    Authenticate(AuthRequest),
     /// The session is over: close both sockets and drop the session. Every
     /// byte it queued before closing has been offered to `write_to` first.
     Closed(CloseReason),
@@ -191,10 +240,18 @@ pub enum CloseReason {
         /// Why it failed.
         error: String,
     },
-    /// The upstream connection took longer than `connect_timeout`.
+    /// The upstream connection took longer than `connect_timeout` (the
+    /// forward proxy's handshake included).
     ConnectTimeout {
         /// Where it was going.
         target: ConnectTarget,
+    },
+    /// The forward proxy did not open the tunnel to the broker.
+    Tunnel {
+        /// Where it was going.
+        target: ConnectTarget,
+        /// What the proxy said.
+        error: TunnelError,
     },
     /// TLS or SASL did not complete within `handshake_timeout`.
     HandshakeTimeout,
@@ -294,6 +351,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::ConnectTimeout { target } => {
                 write!(f, "connecting to broker {target} timed out")
             }
+            CloseReason::Tunnel { target, error } => {
+                write!(f, "cannot connect to broker {target}: {error}")
+            }
             CloseReason::HandshakeTimeout => f.write_str("TLS/SASL handshake timed out"),
             CloseReason::RequestReadTimeout { limit } => {
                 write!(f, "client did not send a whole request within {} ms", limit.as_millis())
@@ -339,6 +399,7 @@ impl CloseReason {
             CloseReason::Io { side: Side::Upstream, .. } => "broker_io_error",
             CloseReason::ConnectFailed { .. } => "connect_failed",
             CloseReason::ConnectTimeout { .. } => "connect_timeout",
+            CloseReason::Tunnel { .. } => "forward_proxy_failed",
             CloseReason::HandshakeTimeout => "handshake_timeout",
             CloseReason::RequestReadTimeout { .. } => "request_read_timeout",
             CloseReason::Frame { .. } => "invalid_framing",
@@ -403,7 +464,7 @@ mod tests {
     use super::*;
 
     fn target(host: &str, addr_override: Option<IpAddr>) -> ConnectTarget {
-        ConnectTarget { host: host.into(), port: 9092, addr_override }
+        ConnectTarget { host: host.into(), port: 9092, addr_override, via: None }
     }
 
     #[test]
@@ -416,5 +477,19 @@ mod tests {
             target("broker.internal", None).endpoint(),
             Endpoint::Name { host: "broker.internal", port: 9092 }
         );
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        let via = |host: &str| Some(Box::new(Via { scheme: "socks5", host: host.into(), port: 1080 }));
+        let through = ConnectTarget { via: via("127.0.0.1"), ..target("broker.internal", Some(ip)) };
+        assert_eq!(
+            through.endpoint(),
+            Endpoint::Addr("127.0.0.1:1080".parse().unwrap()),
+            "the proxy, not the broker"
+        );
+        assert_eq!(
+            through.to_string(),
+            "broker.internal:9092 (resolved to 10.0.0.7 by configuration) via socks5://127.0.0.1:1080"
+        );
+        let named = ConnectTarget { via: via("proxy.internal"), ..target("b", None) };
+        assert_eq!(named.endpoint(), Endpoint::Name { host: "proxy.internal", port: 1080 });
     }
 }

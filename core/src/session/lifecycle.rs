@@ -10,8 +10,9 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::auth::UpAuth;
-use super::{CloseReason, ConnectTarget, Event, Phase, ProxyEventKind, Session, Side};
+use super::{CloseReason, ConnectTarget, Event, Phase, ProxyEventKind, Session, Side, Via};
 use crate::correlation::Expected;
+use crate::egress::{Tunnel, TunnelStep};
 use crate::route::{ListenerId, Route};
 use crate::tls::{RustlsSession, TlsError};
 
@@ -22,7 +23,7 @@ impl Session {
             Phase::Closing { deadline, .. } | Phase::Lingering { deadline, .. } => return Some(*deadline),
             Phase::Refusing { at, .. } => return Some(*at),
             Phase::Closed => return None,
-            Phase::Connecting { deadline, .. } => Some(*deadline),
+            Phase::Connecting { deadline, .. } | Phase::Tunneling { deadline, .. } => Some(*deadline),
             Phase::Routing { .. } => None,
             Phase::Open | Phase::Earning { .. } => {
                 let idle = self.config.limits.idle_timeout.map(|idle| self.last_activity + idle);
@@ -39,7 +40,10 @@ impl Session {
         let deferred = self.deferred.as_ref().map(|d| d.at);
         // A throttled client is read again when its throttle ends.
         let unmute = self.policy.muted_until;
-        [phase, reauth, self.handshake_deadline, request_read, deferred, unmute].into_iter().flatten().min()
+        [phase, reauth, self.handshake_deadline, request_read, deferred, unmute, self.verdict_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// When the client's incomplete request must have arrived whole.
@@ -81,7 +85,9 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.unmute_if_due(now);
         match &self.phase {
-            Phase::Connecting { target, deadline } if now >= *deadline => {
+            Phase::Connecting { target, deadline } | Phase::Tunneling { target, deadline, .. }
+                if now >= *deadline =>
+            {
                 let target = target.clone();
                 return self.close(now, CloseReason::ConnectTimeout { target });
             }
@@ -109,6 +115,9 @@ impl Session {
                 return;
             }
             _ => {}
+        }
+        if self.verdict_deadline().is_some_and(|d| now >= d) {
+            self.verdict_timed_out(now);
         }
         if self.handshake_deadline.is_some_and(|d| now >= d) {
             return self.close(now, CloseReason::HandshakeTimeout);
@@ -220,6 +229,7 @@ impl Session {
             host: route.upstream.host.clone(),
             port: route.upstream.port,
             addr_override: route.addr_override,
+            via: self.config.forward_proxy.as_ref().map(|p| Box::new(Via::of(p))),
         };
         debug!(session = self.id, listener = %route.listener, upstream = %route.upstream, "routed");
         self.route = Some(route);
@@ -233,14 +243,58 @@ impl Session {
         self.close(now, CloseReason::NoRoute(name.to_owned()));
     }
 
-    /// The upstream connection is established.
+    /// The upstream connection is established (to the forward proxy, when
+    /// there is one: its handshake runs first).
     pub fn handle_connected(&mut self, now: Instant) {
-        if !matches!(self.phase, Phase::Connecting { .. }) {
+        let Phase::Connecting { target, deadline } = std::mem::replace(&mut self.phase, Phase::Open) else {
+            return;
+        };
+        self.up.open = true;
+        self.last_activity = now;
+        if let Some(proxy) = &self.config.forward_proxy {
+            // The tunnel leads to the override address when `resolve` has one.
+            let host = target.addr_override.map_or_else(|| target.host.clone(), |ip| ip.to_string());
+            match Tunnel::start(proxy, &host, target.port) {
+                Ok((tunnel, first)) => {
+                    debug!(session = self.id, via = %proxy, "connected to the forward proxy");
+                    self.up.await_tunnel();
+                    self.send_broker(&[first]);
+                    self.phase = Phase::Tunneling { tunnel: Box::new(tunnel), target, deadline };
+                }
+                Err(error) => self.close(now, CloseReason::Tunnel { target, error }),
+            }
             return;
         }
-        self.up.open = true;
-        self.phase = Phase::Open;
-        self.last_activity = now;
+        self.transport_ready(now);
+    }
+
+    /// Feeds the forward proxy's reply to the tunnel handshake.
+    pub(super) fn advance_tunnel(&mut self, now: Instant) {
+        for _ in 0..4 {
+            let Phase::Tunneling { tunnel, .. } = &mut self.phase else { return };
+            match tunnel.on_bytes(&mut self.up.rx) {
+                Ok(TunnelStep::NeedMore) => return,
+                Ok(TunnelStep::Send(bytes)) => self.send_broker(&[bytes]),
+                Ok(TunnelStep::Open) => {
+                    if let Phase::Tunneling { target, .. } = std::mem::replace(&mut self.phase, Phase::Open) {
+                        debug!(session = self.id, %target, "tunnel open");
+                    }
+                    self.up.tunnel_open();
+                    return self.transport_ready(now);
+                }
+                Err(error) => {
+                    if let Phase::Tunneling { target, .. } = std::mem::replace(&mut self.phase, Phase::Open) {
+                        self.close(now, CloseReason::Tunnel { target, error });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The byte stream to the broker is up: start upstream TLS, or go on
+    /// with frames.
+    fn transport_ready(&mut self, now: Instant) {
         self.broker_clock = now;
         self.stats.upstream_connects += 1;
         if let Some(tls) = &self.config.security.upstream_tls {
@@ -259,6 +313,9 @@ impl Session {
             self.process(now, Side::Upstream);
         } else {
             self.on_secured(now, Side::Upstream);
+            if !self.up.rx.is_empty() {
+                self.process(now, Side::Upstream);
+            }
         }
     }
 
@@ -409,14 +466,20 @@ impl Session {
         } else {
             debug!(session = self.id, %reason, "closing");
         }
-        if matches!(self.phase, Phase::Connecting { .. } | Phase::Routing { .. } | Phase::Earning { .. }) {
+        if matches!(
+            self.phase,
+            Phase::Connecting { .. }
+                | Phase::Tunneling { .. }
+                | Phase::Routing { .. }
+                | Phase::Earning { .. }
+        ) {
             // Nothing queued for the broker can be delivered.
             self.up.shut();
         }
         if self.deferred.take().is_some() || self.throttle_owed {
             // The throttle counted the held token in; it will never be evaluated.
             self.throttle_owed = false;
-            if let Some(addr) = self.peer {
+            if let Some(addr) = self.peer.map(|p| p.ip()) {
                 self.config.throttle.finish(addr, None, false, now);
             }
         }

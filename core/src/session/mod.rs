@@ -41,7 +41,7 @@ mod warn_limit;
 
 pub(crate) use event::ProxyEventKind;
 pub use event::{
-    CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
+    CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, Via, WriteOutcome,
 };
 pub use policy::ForbiddenClose;
 pub use stats::{
@@ -61,7 +61,7 @@ pub use crate::rewrite::RewriteError;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -133,6 +133,8 @@ pub(crate) struct SessionConfig {
     pub cluster: Arc<ClusterView>,
     /// Failed-login throttling (shared, kept across reloads).
     pub throttle: Arc<LoginThrottle>,
+    /// The forward proxy every upstream connection goes through, if any.
+    pub forward_proxy: Option<crate::egress::ForwardProxy>,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -157,6 +159,9 @@ enum Phase {
     Earning { target: ConnectTarget },
     /// Waiting for the upstream connection.
     Connecting { target: ConnectTarget, deadline: Instant },
+    /// Connected to the forward proxy; its handshake opens the tunnel to the
+    /// broker (before upstream TLS), within the connect deadline.
+    Tunneling { tunnel: Box<crate::egress::Tunnel>, target: ConnectTarget, deadline: Instant },
     /// Both sides connected.
     Open,
     /// The client was refused. At `at` its answer (if still held: a
@@ -256,8 +261,12 @@ pub struct Session {
     /// The client request being cut through awaits a response (its arrival
     /// is re-stamped when its last byte is in).
     cut_request_expects: bool,
-    /// The client's address (none for a probe), for the login throttle.
-    peer: Option<IpAddr>,
+    /// The client's address (none for a probe): the login throttle's key,
+    /// and the external authenticator's `client`.
+    peer: Option<SocketAddr>,
+    /// Where the SaslAuthenticate response goes while its login waits for
+    /// the external authenticator.
+    verifying: Option<auth::AuthenticateRequest>,
     /// Complete requests (or request-shaped SASL tokens) read from the client.
     client_frames: u64,
     /// When the client's current, incomplete request began to arrive, and
@@ -357,7 +366,8 @@ impl Session {
             client_id: None,
             broker_clock: now,
             cut_request_expects: false,
-            peer: peer.map(|p| p.ip()),
+            peer,
+            verifying: None,
             client_frames: 0,
             request_read: None,
             deferred: None,
@@ -450,7 +460,10 @@ impl Session {
             (Phase::Routing { .. } | Phase::Earning { .. } | Phase::Connecting { .. }, Side::Upstream) => {
                 false
             }
+            (Phase::Tunneling { .. }, Side::Upstream) => self.up.open,
             (Phase::Routing { asked: true }, Side::Downstream) => false,
+            // A login waits for its external verdict: the client must not go on.
+            (_, Side::Downstream) if self.awaiting_verdict() => false,
             // A SASL token waits for the login throttle: nothing after it is read.
             (_, Side::Downstream) if self.deferred.is_some() => false,
             // A large request waits for the upstream connection before more of
@@ -617,6 +630,10 @@ impl Session {
             }
             if side == Side::Downstream && !self.sni_routed(now) {
                 return;
+            }
+            if side == Side::Upstream && matches!(self.phase, Phase::Tunneling { .. }) {
+                // The forward proxy's reply; the broker's bytes come after it.
+                return self.advance_tunnel(now);
             }
             match self.peer_mut(side).process_tls() {
                 Ok(progress) => {

@@ -84,6 +84,19 @@ impl Peer {
         self.secured = false;
     }
 
+    /// Holds frames back while a forward proxy's handshake runs on the raw
+    /// socket (bytes sent with [`Peer::send`] still go out as they are).
+    pub(super) fn await_tunnel(&mut self) {
+        self.secured = false;
+    }
+
+    /// The forward proxy's tunnel is open: without TLS, frames may flow.
+    pub(super) fn tunnel_open(&mut self) {
+        if self.tls.is_none() {
+            self.secured = true;
+        }
+    }
+
     /// True when this side speaks TLS.
     pub(super) fn has_tls(&self) -> bool {
         self.tls.is_some()

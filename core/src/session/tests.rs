@@ -96,6 +96,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
             advertised_host: "proxy".into(),
             base: 30000,
             max_broker_id: 400,
+            advertised_base: 30000,
         })),
         api_versions,
         linger: Duration::from_secs(1),
@@ -105,6 +106,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         client_id: "kafka-proxy".into(),
         cluster: Default::default(),
         throttle: Default::default(),
+        forward_proxy: None,
     })
 }
 
@@ -144,6 +146,7 @@ impl Net {
                     // The test client closes as soon as it reads end of stream.
                     Event::ShutdownWrite(side) => self.session.handle_eof(self.now, side),
                     Event::Proxy(_) => {}
+                    Event::Authenticate(request) => panic!("no external authenticator here: {request:?}"),
                 }
             }
             for (side, peer) in [(Side::Downstream, &mut self.client), (Side::Upstream, &mut self.broker)] {
@@ -225,6 +228,9 @@ impl Net {
                             if let Some(r) = reply {
                                 self.broker.send(&r)
                             }
+                        }
+                        crate::sasl::server::ServerStep::Verify(r) => {
+                            panic!("fake broker verifies locally: {r:?}")
                         }
                     }
                 } else {

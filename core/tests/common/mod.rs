@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_proxy_core::config::{HostPort, Limits, Mapping, PortOffset, ProxyConfig};
 use kafka_proxy_core::proxy::{Proxy, ProxyAction};
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::sasl::{AuthRequest, Verdict};
 use kafka_proxy_core::session::{
     CloseReason, ConnectTarget, Event, ReadOutcome, Session, Side, WriteOutcome,
 };
@@ -44,12 +45,15 @@ pub(crate) fn config(limits: Limits) -> ProxyConfig {
             advertised_host: "127.0.0.1".into(),
             base: BASE,
             max_broker_id: 400,
+            advertised_base: BASE,
         }),
+        external: vec![],
         bootstrap: vec![HostPort { host: "kafka-0.internal".into(), port: 9092 }],
         resolve: vec![],
         limits,
         socket: Default::default(),
         security: Default::default(),
+        forward_proxy: None,
         policy: Default::default(),
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }
@@ -67,6 +71,8 @@ pub(crate) struct Conn {
     /// Bytes the broker sent that the proxy has not read yet.
     pub from_broker: Vec<u8>,
     pub connect: Option<ConnectTarget>,
+    /// Logins the session asked the external authenticator about, in order.
+    pub verify: Vec<AuthRequest>,
     /// The session half-closed the client connection (a drain's lingering close).
     pub client_shut_write: bool,
     /// The client has closed its end: once `from_client` is read, reads see end of stream.
@@ -86,6 +92,7 @@ impl Conn {
             from_client: Vec::new(),
             from_broker: Vec::new(),
             connect: None,
+            verify: Vec::new(),
             client_shut_write: false,
             client_eof: false,
             pipes: [Vec::new(), Vec::new()],
@@ -198,6 +205,13 @@ impl Harness {
         self.drive();
     }
 
+    /// The external authenticator answers login `id` of connection `c`.
+    pub(crate) fn verdict(&mut self, c: usize, id: u64, verdict: Verdict) {
+        let now = self.now;
+        self.conns[c].session.handle_verdict(now, id, verdict);
+        self.drive();
+    }
+
     /// Moves the clock forward and fires due timers.
     pub(crate) fn advance(&mut self, by: Duration) {
         self.now += by;
@@ -245,6 +259,7 @@ impl Harness {
                         }
                     }
                     Event::Proxy(event) => self.proxy.handle_session_event(now, &mut conn.session, event),
+                    Event::Authenticate(request) => conn.verify.push(request),
                     Event::ShutdownWrite(Side::Downstream) => {
                         conn.client_shut_write = true;
                         // A well-behaved client closes once it reads end of stream.

@@ -49,9 +49,9 @@ class Admin:
         finally:
             conn.close()
 
-    def scrape(self) -> Scrape:
-        status, content_type, body = self.get("/metrics")
-        assert status == 200, f"/metrics answered {status}: {body[:500]}"
+    def scrape(self, path: str = "/metrics") -> Scrape:
+        status, content_type, body = self.get(path)
+        assert status == 200, f"{path} answered {status}: {body[:500]}"
         assert content_type.startswith("text/plain; version=0.0.4"), content_type
         samples, types = [], {}
         exposed = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if not line.startswith("#")}

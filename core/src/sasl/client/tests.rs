@@ -59,7 +59,9 @@ fn run(
         let reply = match &step {
             ServerStep::Reply(r) | ServerStep::Authenticated { reply: r, .. } => r.clone(),
             ServerStep::Failed { reply: Some(r), .. } => r.clone(),
-            ServerStep::Failed { reply: None, .. } => panic!("server closed without reply: {step:?}"),
+            ServerStep::Failed { reply: None, .. } | ServerStep::Verify(_) => {
+                panic!("server closed without reply: {step:?}")
+            }
         };
         let pending = client.pending().expect("pending");
         assert_eq!(

@@ -99,7 +99,7 @@ fn reply(step: &ServerStep) -> &Bytes {
     match step {
         ServerStep::Reply(r) | ServerStep::Authenticated { reply: r, .. } => r,
         ServerStep::Failed { reply: Some(r), .. } => r,
-        ServerStep::Failed { reply: None, .. } => panic!("no reply in {step:?}"),
+        ServerStep::Failed { reply: None, .. } | ServerStep::Verify(_) => panic!("no reply in {step:?}"),
     }
 }
 
