@@ -9,12 +9,13 @@
 #             cargo-machete (unused dependencies); scripts/cargo-deny.sh (advisories from the
 #             ../shared/advisory-db snapshot, licenses, bans, sources; offline)
 #   unit      cargo test --workspace
-#   release   cargo build --release (target/release/kafka-proxy, and the std adapter example)
-#   package   cargo build --profile dist (what ships); pytest tests/deploy on it: the .deb
+#   build     cargo build --profile dist (what ships, and what package and e2e test:
+#             target/dist/kafka-proxy, and the std adapter example)
+#   package   pytest tests/deploy on the dist binary: the .deb
 #             (cargo-deb) installed with dpkg, checked and purged; the unit's system-call
 #             filter against strace; the container image built with buildah and inspected;
 #             the Kubernetes manifests against the proxy's config
-#   e2e       pytest tests/e2e: real tansu, the release binary on tokio and mio, real clients
+#   e2e       pytest tests/e2e: real tansu, the dist binary on tokio and mio, real clients
 #   fuzz      a short run of every fuzz target, when cargo-fuzz is installed
 #
 # Options: --quick  skip the sqlite tansu build (SASL-broker tests skip)
@@ -126,10 +127,10 @@ e2e() {
     source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
       || { echo "e2e: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
   fi
-  [ -x target/release/kafka-proxy ] || echo "NOTE: target/release/kafka-proxy missing: proxy scenarios will skip"
   local rc=0
   # shellcheck disable=SC2086
-  "$PYTHON" -m pytest tests/e2e ${PYTEST_ARGS:-} 2>&1 | tee "$LOGDIR/e2e.log" || rc=$?
+  KAFKA_PROXY_BIN="$DIST_BIN" KAFKA_PROXY_STD_ADAPTER="$DIST_STD_ADAPTER" \
+    "$PYTHON" -m pytest tests/e2e ${PYTEST_ARGS:-} 2>&1 | tee "$LOGDIR/e2e.log" || rc=$?
   if [ "$rc" -eq 5 ]; then
     echo "e2e: pytest collected no tests: the suite is broken" >&2
   fi
@@ -155,24 +156,27 @@ phase lint lint
 unit() { cargo test --workspace --locked 2>&1 | tee "$LOGDIR/unit.log"; }
 
 phase unit unit
-release() {
-  cargo build --release --locked
-  # The std::net adapter example (core/examples), run by tests/e2e/test_std_adapter.py.
-  cargo build --release --locked -p kafka-proxy-core --example std_blocking
+# What ships and what the tests run are one binary: the dist profile (fat LTO,
+# one codegen unit, stripped; ~3-6 min on 2 cores), and the std adapter example
+# (core/examples, run by tests/e2e/test_std_adapter.py) with the same profile so
+# it shares the build's dependencies.
+DIST_BIN="$REPO/target/dist/kafka-proxy"
+DIST_STD_ADAPTER="$REPO/target/dist/examples/std_blocking"
+build() {
+  cargo build --profile dist --locked -p kafka-proxy
+  cargo build --profile dist --locked -p kafka-proxy-core --example std_blocking
 }
 
-phase release release
+phase build build
 
-# The dist profile (fat LTO, one codegen unit): ~2.5 min on 2 cores, only the binary.
 package() {
   if [ -z "${PYTHON:-}" ]; then
     # shellcheck disable=SC1091
     source "${KAFKA_PROXY_DEPS:-$HOME/.cache/kafka-proxy}/env.sh" \
       || { echo "package: no deps env file: run scripts/install-test-deps.sh" >&2; return 1; }
   fi
-  cargo build --profile dist --locked -p kafka-proxy
   local rc=0
-  KAFKA_PROXY_BIN="$REPO/target/dist/kafka-proxy" "$PYTHON" -m pytest tests/deploy 2>&1 \
+  KAFKA_PROXY_BIN="$DIST_BIN" "$PYTHON" -m pytest tests/deploy 2>&1 \
     | tee "$LOGDIR/package.log" || rc=$?
   return "$rc"
 }

@@ -2,8 +2,8 @@
 
 These tests install a Debian package on this machine, build a container image
 with buildah and read the Kubernetes manifests; scripts/test.sh runs them in its
-`package` phase, after `release` (they use target/release/kafka-proxy, or
-$KAFKA_PROXY_BIN).
+`package` phase on the dist binary ($KAFKA_PROXY_BIN; target/release/kafka-proxy
+when it is unset).
 """
 
 from __future__ import annotations

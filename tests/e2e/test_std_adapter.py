@@ -3,7 +3,7 @@
 It proves the example documents a complete driving contract: the core, driven
 by nothing but std::net in one thread, serves librdkafka and kafka-python
 (bootstrap connection, then broker connections, consumer group) and exposes
-only its own addresses. The binary is built by scripts/test.sh's release phase;
+only its own addresses. The binary is built by scripts/test.sh's build phase;
 this test builds nothing.
 """
 
@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from kafka_e2e.paths import REPO_ROOT
+from kafka_e2e.paths import STD_ADAPTER
 from kafka_e2e.ports import HOST
 from kafka_e2e.procs import ManagedProcess
 from kafka_e2e.clients import retry
@@ -24,14 +24,13 @@ from kafka_e2e.scenarios import consume_until, roundtrip
 from kafka_e2e.tansu import TANSU_NODE_ID
 from kafka_e2e.wire import Broker
 
-STD_ADAPTER = REPO_ROOT / "target" / "release" / "examples" / "std_blocking"
 BUILD = "cargo build --release --locked -p kafka-proxy-core --example std_blocking"
 
 
 @pytest.fixture
 def adapter_binary():
     if not STD_ADAPTER.is_file():
-        pytest.fail(f"{STD_ADAPTER} is missing: run `{BUILD}` first (scripts/test.sh's release phase does)")
+        pytest.fail(f"{STD_ADAPTER} is missing: run `{BUILD}` first (scripts/test.sh's build phase builds it with the dist profile)")
     return STD_ADAPTER
 
 

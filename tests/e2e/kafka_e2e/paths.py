@@ -12,6 +12,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROXY_BINARY = Path(os.environ.get("KAFKA_PROXY_BIN", REPO_ROOT / "target" / "release" / "kafka-proxy"))
+# core/examples/std_blocking.rs, built (scripts/test.sh builds it with the dist profile).
+STD_ADAPTER = Path(os.environ.get("KAFKA_PROXY_STD_ADAPTER",
+                                   REPO_ROOT / "target" / "release" / "examples" / "std_blocking"))
 
 
 def tansu_binary() -> Path:
