@@ -230,6 +230,33 @@ fn idle_connections_close() {
 }
 
 #[test]
+fn drained_connections_hold_no_buffer_and_regrow_on_traffic() {
+    let mut h = Harness::new(config(Limits::default()));
+    h.read_size = 4096;
+    let c = h.connect(ListenerId::Bootstrap(0));
+    // One round trip, and the connection idles: nothing is held.
+    h.client_send(c, &request(12, 4, 1, true, b"heartbeat"));
+    h.broker_send(c, &response(1, b"\0heartbeat"));
+    assert_eq!(h.conns[c].to_client, response(1, b"\0heartbeat"));
+    assert_eq!(h.conns[c].session.buffered_bytes(), 0, "an idle connection holds no buffer");
+    // Half of a 48 KiB request: its bytes are kept (in a buffer sized for
+    // the frame) until the rest arrives.
+    let produce = produce_v8(2, 1, &vec![7u8; 48 * 1024]);
+    let (head, tail) = produce.split_at(10_000);
+    h.client_send(c, head);
+    let held = h.conns[c].session.buffered_bytes();
+    assert!(held >= produce.len(), "the partial frame's buffer grew to the frame ({held} bytes)");
+    h.client_send(c, tail);
+    assert_eq!(&h.conns[c].to_broker[h.conns[c].to_broker.len() - produce.len()..], &produce[..]);
+    // A response larger than one read arrives in pieces and leaves whole.
+    let answer = response(2, &vec![9u8; 20 * 1024]);
+    h.broker_send(c, &answer);
+    assert!(h.conns[c].to_client.ends_with(&answer), "the response reached the client intact");
+    assert_eq!(h.conns[c].session.buffered_bytes(), 0, "drained again: the buffers are given back");
+    assert!(h.conns[c].closed.is_none());
+}
+
+#[test]
 fn bootstrap_listeners_open_at_start() {
     let h = Harness::new(config(Limits::default()));
     assert_eq!(

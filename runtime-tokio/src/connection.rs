@@ -50,8 +50,16 @@ pub(crate) fn spawn(
     span: tracing::Span,
     watch: Watch,
 ) {
-    let connection =
-        Connection { session, client, broker: None, connecting: None, splicer: Splicer::new(), watch };
+    // Boxed: the task's future then holds a pointer, not the connection
+    // twice (once captured by the spawned block, once moved into `run`).
+    let connection = Box::new(Connection {
+        session,
+        client,
+        broker: None,
+        connecting: None,
+        splicer: Splicer::new(),
+        watch,
+    });
     let shared = shared.clone();
     shared.connection_started();
     tokio::spawn(
@@ -71,7 +79,7 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, shared: &Arc<Shared>) {
+    async fn run(mut self: Box<Self>, shared: &Arc<Shared>) {
         let mut mode = shared.subscribe();
         self.follow(*mode.borrow_and_update());
         loop {

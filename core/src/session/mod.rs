@@ -254,8 +254,9 @@ pub struct Session {
     /// When the client's current, incomplete request began to arrive, and
     /// `client_frames` then (`limits.request_read_timeout`).
     request_read: Option<(Instant, u64)>,
-    /// A SASL token held until the login throttle's slot for it.
-    deferred: Option<Deferred>,
+    /// A SASL token held until the login throttle's slot for it (boxed:
+    /// rare, and an idle session should be small).
+    deferred: Option<Box<Deferred>>,
     /// A token was admitted by the login throttle and its outcome is owed to it.
     throttle_owed: bool,
     /// The start of a large request is buffered and waits for the upstream
@@ -298,7 +299,7 @@ impl Session {
         };
         let up_auth = match &security.upstream_login {
             UpstreamLogin::Off => UpAuth::Off,
-            UpstreamLogin::Service(client) => UpAuth::Ready(SaslClient::new(client.clone())),
+            UpstreamLogin::Service(client) => UpAuth::Ready(Box::new(SaslClient::new(client.clone()))),
             UpstreamLogin::Swap(_) => UpAuth::AwaitPrincipal,
         };
         let principal = (security.downstream_tls.is_none() && matches!(down_auth, DownAuth::Off))
@@ -312,8 +313,8 @@ impl Session {
             decoder,
             down,
             up: Peer::plain(false),
-            responses: Responses::with_capacity(16),
-            broker_owes: VecDeque::with_capacity(16),
+            responses: Responses::default(),
+            broker_owes: VecDeque::new(),
             held: VecDeque::new(),
             held_len: 0,
             down_auth,
@@ -321,7 +322,7 @@ impl Session {
             principal,
             broker_authenticate_versions: None,
             next_internal_correlation_id: FIRST_INTERNAL_CORRELATION_ID,
-            events: VecDeque::with_capacity(4),
+            events: VecDeque::new(),
             phase: Phase::Routing { asked: false },
             last_activity: now,
             handshake_deadline: needs_handshake.then(|| now + config.limits.handshake_timeout),
@@ -488,7 +489,16 @@ impl Session {
             self.close(now, CloseReason::Frame { side, error });
             return Ok(ReadOutcome::Paused);
         }
-        let n = read(&mut self.peer_mut(side).rx)?;
+        let peer = self.peer_mut(side);
+        let spare = peer.rx.capacity() - peer.rx.len();
+        let n = match read(&mut peer.rx) {
+            Ok(n) => n,
+            Err(error) => {
+                // Nothing to read: the side is idle until its next readiness.
+                self.release_drained(side);
+                return Err(error);
+            }
+        };
         if n == 0 {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
@@ -500,7 +510,29 @@ impl Session {
         if side == Side::Downstream {
             self.track_request_read(now, frames_before);
         }
+        if n < spare {
+            // A short read drained the socket: what was processed needs no
+            // buffer until more arrives.
+            self.release_drained(side);
+        }
         Ok(ReadOutcome::Read(n))
+    }
+
+    /// `side`'s socket was drained: gives back the memory of its empty
+    /// buffers and of the session's empty queues, so an idle connection
+    /// holds none (each is allocated again by the next bytes that need it).
+    fn release_drained(&mut self, side: Side) {
+        self.peer_mut(side).release_empty();
+        self.responses.release_if_empty();
+        if self.broker_owes.is_empty() && self.broker_owes.capacity() > 0 {
+            self.broker_owes = VecDeque::new();
+        }
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
+        if self.held.is_empty() && self.held.capacity() > 0 {
+            self.held = VecDeque::new();
+        }
     }
 
     /// Lingering: reads what the client still sends and drops it.
