@@ -483,7 +483,7 @@ impl Session {
             }
             Ok(())
         } else {
-            decoder.reserve(&mut peer.rx)
+            decoder.reserve(&mut peer.rx, peer.read_step)
         };
         if let Err(error) = reserved {
             self.close(now, CloseReason::Frame { side, error });
@@ -503,6 +503,8 @@ impl Session {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
+        let peer = self.peer_mut(side);
+        peer.read_step = frame::next_read_step(peer.read_step, n, spare);
         self.stats.side_mut(side).copied_in += n as u64;
         self.last_activity = now;
         let frames_before = self.client_frames;

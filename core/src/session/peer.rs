@@ -39,6 +39,8 @@ pub(super) struct Peer {
     /// Bytes from this side's socket the runtime spliced into its pipe and
     /// has not yet written to the other side.
     pub piped: usize,
+    /// How much room the next read gets at least (`frame::next_read_step`).
+    pub read_step: usize,
 }
 
 /// What only a TLS side has.
@@ -78,6 +80,7 @@ impl Peer {
             fresh_plaintext: false,
             cut_through: 0,
             piped: 0,
+            read_step: crate::frame::FIRST_READ,
         }
     }
 
