@@ -11,7 +11,8 @@ Workloads (1 KiB records, one producer or consumer connection, one partition):
   consume        read back everything produce-large wrote
   produce-16k    batch.size 16 KiB, linger 0
 
-With `--metrics off,on` every plaintext proxy run is made twice, without and with the
+A `socat` mode runs the same workloads through a trivial relay (socat), the floor for
+the proxy's CPU per GB. With `--metrics off,on` every plaintext proxy run is made twice, without and with the
 admin endpoint (`admin.bind`: metrics folded from every session, /metrics scraped once a
 second during the run, as Prometheus would), to show what metrics cost.
 
@@ -411,6 +412,65 @@ def bench_tls_mode(mode: str, args, work: Path) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- socat floor
+#
+#   socat  loadgen --> socat (TCP relay, fork per connection, 64 KiB buffer) --> tansu
+# tansu advertises socat's port, so every connection goes through the relay. socat's
+# CPU includes its per-connection children (reaped: cutime + cstime). The floor for
+# what any relay that copies through user space costs; the "proxy CPU-s/GB" column of
+# its row is socat's.
+
+SOCAT_MODE = "socat"
+MODES = MODES + (SOCAT_MODE,)
+
+
+def _cpu_with_children(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_socat_mode(args, work: Path) -> list[dict]:
+    from kafka_e2e.tls import AdvertisingTansu
+
+    socat_bin = os.environ.get("SOCAT", "socat")
+    tansu_port = pick_port()
+    socat_port = pick_port(avoid={tansu_port})
+    tansu = AdvertisingTansu(tansu_port, work / "tansu-socat", "127.0.0.1", socat_port, name="tansu-socat")
+    tansu.start()
+    rows = []
+    relay = None
+    try:
+        for topic in {t for _, t, _ in WORKLOADS.values()}:
+            tansu.create_topic(topic, partitions=1)
+        relay = subprocess.Popen([socat_bin, "-b", "65536",
+                                  f"TCP-LISTEN:{socat_port},bind=127.0.0.1,reuseaddr,fork",
+                                  f"TCP:127.0.0.1:{tansu_port}"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        for wl in args.workloads:
+            before = _cpu_with_children(relay.pid)
+            row = measure(SOCAT_MODE, wl, args, args.loadgen, f"127.0.0.1:{socat_port}", WORKLOADS[wl][2],
+                          {"broker": tansu.process})
+            # The children exit with their connections; their CPU counts once reaped.
+            children = Path(f"/proc/{relay.pid}/task/{relay.pid}/children")
+            deadline = time.monotonic() + 5
+            while children.read_text().strip() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            row["proxy_cpu_s_per_gb"] = (_cpu_with_children(relay.pid) - before) / (row["bytes"] / 1e9)
+            rows.append(row)
+    finally:
+        if relay is not None:
+            relay.terminate()
+            try:
+                relay.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+        tansu.stop()
+    return rows
+
+
 _plain_bench_mode = bench_mode
 _plain_markdown = markdown
 
@@ -418,6 +478,8 @@ _plain_markdown = markdown
 def bench_mode(mode: str, args, work: Path) -> list[dict]:  # noqa: F811 (extends the plaintext modes)
     if mode in TLS_MODES:
         return bench_tls_mode(mode, args, work)
+    if mode == SOCAT_MODE:
+        return bench_socat_mode(args, work)
     return _plain_bench_mode(mode, args, work)
 
 
@@ -425,6 +487,7 @@ def markdown(rows: list[dict], args) -> str:  # noqa: F811 (labels TLS paths, ad
     text = _plain_markdown(rows, args)
     for mode, label in _TLS_LABELS.items():
         text = text.replace(f"| proxy ({mode}) |", f"| {label} |")
+    text = text.replace(f"| proxy ({SOCAT_MODE}) |", "| socat relay (floor; its CPU) |")
     by = {(r["mode"], r["workload"]): r for r in rows}
     tls_rows = [r for r in rows if r["mode"] in TLS_MODES]
     if not tls_rows:
