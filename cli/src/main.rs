@@ -6,10 +6,13 @@ use kafka_proxy_config as config;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kafka_proxy_core::proxy::Proxy;
+use kafka_proxy_core::sasl::oauthbearer::Sources;
+use kafka_proxy_oauth::Fetchers;
 use kafka_proxy_runtime::{Control, RunOptions, Telemetry};
 use kafka_proxy_sys::{malloc, signals};
 use tracing::{error, info, warn};
@@ -138,9 +141,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
+/// Loads and converts the configuration, its JWKS and token stores taken
+/// from `sources`; errors are printed and become the exit code.
+fn load(
+    path: &Path,
+    sources: &Sources,
+) -> Result<(config::Config, kafka_proxy_core::config::ProxyConfig), ExitCode> {
     let loaded = config::load(path, config::process_env).and_then(|c| {
-        let core = c.to_core()?;
+        let core = c.to_core_with(sources)?;
         Ok((c, core))
     });
     loaded.map_err(|e| {
@@ -237,17 +245,24 @@ fn save_ca_certs(server: &str, out: &Path, force: bool) -> ExitCode {
     }
 }
 
-/// Loads and converts the configuration for a reload, as one error line.
-fn load_quiet(path: &Path) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
+/// Loads and converts the configuration for a reload, as one error line;
+/// its JWKS and token stores are shared with the running configuration's
+/// where the endpoints are the same, and new ones are fetched before it applies.
+fn load_quiet(
+    path: &Path,
+    fetchers: &Fetchers,
+) -> Result<kafka_proxy_core::config::ProxyConfig, config::ConfigError> {
     let config = config::load(path, config::process_env)?;
     for w in &config.warnings {
         warn!("{w}");
     }
-    config.to_core()
+    let core = config.to_core_with(fetchers.sources())?;
+    fetchers.sync();
+    Ok(core)
 }
 
 fn check(path: &Path) -> ExitCode {
-    match load(path) {
+    match load(path, &Sources::new()) {
         Ok((config, _)) => {
             for warning in &config.warnings {
                 println!("warning: {warning}");
@@ -311,7 +326,10 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     if let Err(e) = malloc::start_trimmer() {
         eprintln!("warning: cannot start the allocator trimmer: {e}");
     }
-    let (config, core) = match load(path) {
+    // JWKS keys and OAUTHBEARER tokens come from HTTPS endpoints, fetched
+    // off the data path; one store per endpoint for the whole process.
+    let fetchers = Arc::new(Fetchers::new(Arc::new(Sources::new())));
+    let (config, core) = match load(path, fetchers.sources()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -324,6 +342,8 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         config::RuntimeKind::Mio => RuntimeKind::Mio,
     });
     info!(config = %path.display(), ?runtime, version = VERSION, "starting kafka-proxy");
+    // First fetches of JWKS keys and OAUTHBEARER tokens, before any client is served.
+    fetchers.sync();
     let drain_timeout = core.limits.drain_timeout;
     let telemetry = match &config.admin {
         Some(admin) => match start_admin(admin, runtime, core.socket.reuse_port) {
@@ -340,6 +360,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
     // new connections.
     let path_buf = path.to_path_buf();
     let steer = control.clone();
+    let reload_fetchers = fetchers.clone();
     let observed = telemetry.clone();
     let handled = signals::handle(move |signal| match signal {
         signals::Signal::Terminate(signal) => {
@@ -356,7 +377,7 @@ fn run(path: &Path, runtime: Option<RuntimeKind>) -> ExitCode {
         }
         signals::Signal::Reload => {
             info!("SIGHUP: reloading the configuration");
-            match load_quiet(&path_buf) {
+            match load_quiet(&path_buf, &reload_fetchers) {
                 Ok(core) => steer.reload(core),
                 Err(e) => {
                     if let Some(telemetry) = &observed {

@@ -1,13 +1,15 @@
 //! The effective routing, in words: what `kafka-proxy check` prints. Never prints secrets.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, PortOffset};
 
 use crate::model::{
-    BrokerMapping, ClientAuth, Config, Downstream, OAuthKeys, PrincipalMapping, PrincipalRule, Upstream,
-    UpstreamAuth, UpstreamVerify, UserCredential,
+    BrokerMapping, ClientAuth, Config, Downstream, OAuthKeys, Policy, PrincipalMapping, PrincipalRule,
+    Quotas, Upstream, UpstreamAuth, UpstreamVerify, UserCredential,
 };
 
 impl Config {
@@ -45,10 +47,25 @@ impl Config {
             l.max_buffered_bytes,
             l.max_in_flight
         ));
+        if l.max_connections.is_some() || l.max_connections_per_ip.is_some() {
+            out.push(format!(
+                "connections: {} in all, {} per client address",
+                l.max_connections.map_or_else(|| "unlimited".to_owned(), |n| format!("at most {n}")),
+                l.max_connections_per_ip.map_or_else(|| "unlimited".to_owned(), |n| format!("at most {n}")),
+            ));
+        }
         out.push(format!(
-            "timeouts: request {} (longer when a request asks the broker to wait), drain {}",
+            "timeouts: request {} (longer when a request asks the broker to wait), request read {}, drain {}",
             duration(l.request_timeout),
+            l.request_read_timeout.map_or_else(|| "none".to_owned(), duration),
             duration(l.drain_timeout)
+        ));
+        let t = &l.login_throttle;
+        out.push(format!(
+            "login throttle: after 2 failures from an address or name {}, doubling up to {}; one step forgiven per {} without a failure",
+            duration(t.base_delay),
+            duration(t.max_delay),
+            duration(t.decay)
         ));
         let s = &self.socket;
         let buffer =
@@ -64,20 +81,7 @@ impl Config {
             Some(admin) => out.push(format!("admin: http://{}/ (/metrics, /health, /ready)", admin.bind)),
             None => out.push("admin: off".to_owned()),
         }
-        if self.policy.is_empty() {
-            out.push("policy: every API allowed".to_owned());
-        } else {
-            out.push("policy:".to_owned());
-            if !self.policy.forbidden_api_keys.is_empty() {
-                let keys: Vec<String> =
-                    self.policy.forbidden_api_keys.iter().map(ToString::to_string).collect();
-                out.push(format!("  forbidden for everyone: {}", keys.join(", ")));
-            }
-            for (principal, keys) in &self.policy.principals {
-                let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
-                out.push(format!("  forbidden for {principal}: {}", keys.join(", ")));
-            }
-        }
+        describe_policy(&self.policy, &mut out);
         out.push(format!("logging: {} ({})", self.logging.level, self.logging.format.name()));
         out.push(format!("runtime: {}", self.runtime.name()));
         if !self.warnings.is_empty() {
@@ -144,8 +148,14 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
         };
         out.push(format!("  tls: broker certificates verified with {verify}"));
         if let Some(ck) = &tls.client_cert {
-            out.push(format!("  tls: client certificate {} (key {})", ck.cert.display(), ck.key.display()));
+            let encrypted = if ck.key_password.is_some() { ", encrypted" } else { "" };
+            out.push(format!(
+                "  tls: client certificate {} (key {}{encrypted})",
+                ck.cert.display(),
+                ck.key.display()
+            ));
         }
+        out.push(format!("  tls policy: {}", tls.policy.describe()));
     }
     let auth = match &up.auth {
         UpstreamAuth::None => "none".to_owned(),
@@ -163,6 +173,15 @@ fn describe_upstream(up: &Upstream, out: &mut Vec<String>) {
         }
     };
     out.push(format!("  auth: {auth}"));
+    if let Some(oauth) = &up.oauthbearer {
+        let scope = oauth.scope.as_ref().map_or_else(String::new, |s| format!(", scope {s:?}"));
+        let trust =
+            oauth.ca_certs.as_ref().map_or_else(|| "system roots".to_owned(), |c| c.display().to_string());
+        out.push(format!(
+            "  oauthbearer: tokens from {} (client credentials{scope}, trusting {trust}), refreshed at 80% of their lifetime",
+            oauth.token_endpoint_url
+        ));
+    }
 }
 
 fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
@@ -173,17 +192,30 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
             tls.cert_key.cert.display(),
             tls.cert_key.key.display()
         ));
+        if tls.cert_key.key_password.is_some() {
+            out.push("  tls: the private key is encrypted (password configured)".to_owned());
+        }
+        out.push(format!("  tls policy: {}", tls.policy.describe()));
         match &tls.client_auth {
             ClientAuth::None => out.push("  tls: one-way (no client certificate)".to_owned()),
-            ClientAuth::Required { ca_certs } => {
+            ClientAuth::Required { ca_certs } | ClientAuth::Requested { ca_certs } => {
                 let principal = match &tls.principal_mapping {
                     PrincipalMapping::CommonName => "the certificate CN".to_owned(),
                     PrincipalMapping::Rules(rules) => format!("{} mapping rule(s)", rules.len()),
                 };
+                let mode = match &tls.client_auth {
+                    ClientAuth::Requested { .. } => {
+                        "client certificate requested (clients without one are $anonymous)"
+                    }
+                    _ => "mTLS (client certificate required)",
+                };
                 out.push(format!(
-                    "  tls: mTLS, client CA {}, principal from {principal}",
+                    "  tls: {mode}, client CA {}, principal from {principal}",
                     ca_certs.display()
                 ));
+                for crl in &tls.crl_files {
+                    out.push(format!("  tls: revoked client certificates from CRL {}", crl.display()));
+                }
                 if let PrincipalMapping::Rules(rules) = &tls.principal_mapping {
                     for rule in rules {
                         out.push(format!("    {}", rule_text(rule)));
@@ -225,13 +257,28 @@ fn describe_downstream(down: &Downstream, out: &mut Vec<String>) {
                 let keys = match &oauth.keys {
                     OAuthKeys::JwksFile(path) => format!("JWKS {}", path.display()),
                     OAuthKeys::PublicKey(path) => format!("public key {}", path.display()),
+                    OAuthKeys::JwksUrl(jwks) => format!(
+                        "JWKS {} (trusting {}, refreshed every {}, on unknown kid at most every {})",
+                        jwks.url,
+                        jwks.ca_certs
+                            .as_ref()
+                            .map_or_else(|| "system roots".to_owned(), |c| c.display().to_string()),
+                        duration(jwks.refresh),
+                        duration(jwks.min_refresh_interval)
+                    ),
                 };
                 let mut text = format!("  oauthbearer: keys from {keys}");
                 if let Some(iss) = &oauth.issuer {
                     text.push_str(&format!(", issuer {iss}"));
                 }
-                if let Some(aud) = &oauth.audience {
-                    text.push_str(&format!(", audience {aud}"));
+                if !oauth.audience.is_empty() {
+                    text.push_str(&format!(", audience {}", oauth.audience.join(" or ")));
+                }
+                if let Some(claim) = &oauth.sub_claim_name {
+                    text.push_str(&format!(", principal from claim {claim}"));
+                }
+                if let Some(claim) = &oauth.scope_claim_name {
+                    text.push_str(&format!(", scopes from claim {claim}"));
                 }
                 if !oauth.required_scopes.is_empty() {
                     text.push_str(&format!(", scopes {}", oauth.required_scopes.join(" ")));
@@ -261,4 +308,57 @@ fn socket(ip: IpAddr, port: u16) -> SocketAddr {
 
 fn duration(d: Duration) -> String {
     if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+/// The effective policy: what everyone is refused, the quota windows, and
+/// for the default and each listed principal the forbidden APIs and limits
+/// that apply (a limit inherited from `policy.default` says so).
+fn describe_policy(policy: &Policy, out: &mut Vec<String>) {
+    if policy.is_empty() {
+        out.push("policy: every API allowed".to_owned());
+        return;
+    }
+    out.push("policy:".to_owned());
+    let keys = |set: &BTreeSet<ApiKey>| -> String {
+        if set.is_empty() {
+            "none".to_owned()
+        } else {
+            set.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    out.push(format!("  forbidden for everyone: {}", keys(&policy.forbidden_api_keys)));
+    let span = policy.quota_window_size.saturating_mul(policy.quota_window_num);
+    out.push(format!(
+        "  byte rates measured over {} windows of {} (throttles of at most {})",
+        policy.quota_window_num,
+        duration(policy.quota_window_size),
+        duration(span)
+    ));
+    out.push(format!("  every other principal: {}", limits(&policy.default, &Quotas::default())));
+    for (name, p) in &policy.principals {
+        let forbidden: BTreeSet<ApiKey> =
+            policy.forbidden_api_keys.union(&p.forbidden_api_keys).copied().collect();
+        out.push(format!(
+            "  principal {name}: forbidden {}; {}",
+            keys(&forbidden),
+            limits(&p.quotas, &policy.default)
+        ));
+    }
+}
+
+/// `own`'s limits, each falling back to `default`'s (marked as such).
+fn limits(own: &Quotas, default: &Quotas) -> String {
+    let one = |own: Option<String>, default: Option<String>| match (own, default) {
+        (Some(v), _) => v,
+        (None, Some(v)) => format!("{v} (default)"),
+        (None, None) => "unlimited".to_owned(),
+    };
+    let rate = |v: Option<u64>| v.map(|v| format!("{v} B/s"));
+    let connections = |v: Option<u32>| v.map(|v| format!("at most {v}"));
+    format!(
+        "produce {}, fetch {}, connections {}",
+        one(rate(own.producer_byte_rate), rate(default.producer_byte_rate)),
+        one(rate(own.consumer_byte_rate), rate(default.consumer_byte_rate)),
+        one(connections(own.max_connections), connections(default.max_connections)),
+    )
 }

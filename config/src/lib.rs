@@ -114,10 +114,10 @@ pub use credentials::{MIN_SCRAM_ITERATIONS, load_credentials_file};
 pub use error::{ConfigError, EnvErrorKind, Problem, Warning};
 pub use model::{
     ANONYMOUS, Admin, AuthSwap, BrokerMapping, CertKey, ClientAuth, Config, Credentials, CredentialsFile,
-    Downstream, DownstreamSasl, DownstreamTls, LogFormat, Logging, Mechanism, OAuthBearer, OAuthKeys, Policy,
-    PrincipalMapping, PrincipalRule, Resolve, RuntimeKind, ScramCredential, Secret, SecurityProtocol,
-    SniMapping, SniTemplate, TemplatePart, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
-    UserCredential,
+    Downstream, DownstreamSasl, DownstreamTls, JwksUrl, KeyPassword, LogFormat, Logging, Mechanism,
+    OAuthBearer, OAuthKeys, Policy, PrincipalMapping, PrincipalPolicy, PrincipalRule, Quotas, Resolve,
+    RuntimeKind, ScramCredential, Secret, SecurityProtocol, SniMapping, SniTemplate, TemplatePart, Upstream,
+    UpstreamAuth, UpstreamOAuth, UpstreamTls, UpstreamVerify, UserCredential,
 };
 pub use scram_tool::{parse_scram_mechanism, scram_credentials, scram_credentials_entry};
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{HostPattern, HostPort, Limits, PortOffset, SocketOptions};
+use kafka_proxy_core::tls::config::TlsPolicy;
 use regex::Regex;
 
 use crate::error::Warning;
@@ -32,7 +33,7 @@ pub struct Config {
     pub resolve: Vec<Resolve>,
     /// The metrics / health endpoint, when configured.
     pub admin: Option<Admin>,
-    /// Forbidden API keys.
+    /// Forbidden APIs, quotas and connection limits per principal.
     pub policy: Policy,
     /// Frame size, timeouts and buffers.
     pub limits: Limits,
@@ -68,6 +69,14 @@ impl<T> fmt::Debug for Secret<T> {
         f.write_str("***")
     }
 }
+
+impl<T: PartialEq> PartialEq for Secret<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T: Eq> Eq for Secret<T> {}
 
 impl<T> fmt::Display for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,7 +145,7 @@ pub enum Mechanism {
     ScramSha256,
     /// `SCRAM-SHA-512` (alias `SCRAM-512`).
     ScramSha512,
-    /// `OAUTHBEARER` (KIP-255); downstream only.
+    /// `OAUTHBEARER` (KIP-255); towards brokers with `upstream.oauthbearer`.
     OAuthBearer,
 }
 
@@ -194,6 +203,8 @@ pub struct Upstream {
     pub tls: Option<UpstreamTls>,
     /// Who the proxy is towards brokers.
     pub auth: UpstreamAuth,
+    /// The token endpoint; `Some` exactly when the proxy logs in with OAUTHBEARER.
+    pub oauthbearer: Option<UpstreamOAuth>,
     /// The client id of the proxy's own requests (`upstream.client_id`,
     /// default `kafka-proxy`).
     pub client_id: String,
@@ -206,6 +217,8 @@ pub struct UpstreamTls {
     pub verify: UpstreamVerify,
     /// Client certificate presented to brokers.
     pub client_cert: Option<CertKey>,
+    /// Versions, cipher suites and curves (`min_version`, `max_version`, `cipher_suites`, `curves`).
+    pub policy: TlsPolicy,
 }
 
 /// How broker certificates are verified.
@@ -224,8 +237,19 @@ pub enum UpstreamVerify {
 pub struct CertKey {
     /// Certificate chain.
     pub cert: PathBuf,
-    /// Private key.
+    /// Private key (plain, or encrypted PKCS#8 with `key_password`).
     pub key: PathBuf,
+    /// The password of an encrypted key.
+    pub key_password: Option<KeyPassword>,
+}
+
+/// Where the password of an encrypted private key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPassword {
+    /// `key_password` (`${VAR}` expands in it).
+    Value(Secret),
+    /// `key_password_file`: the file's first line, read at load and at each reload.
+    File(PathBuf),
 }
 
 /// Who the proxy is towards brokers.
@@ -304,8 +328,12 @@ pub struct DownstreamTls {
     pub ca_certs: Option<PathBuf>,
     /// Whether clients must present a certificate.
     pub client_auth: ClientAuth,
+    /// Certificate revocation lists (PEM or DER) for client certificates, re-read on reload.
+    pub crl_files: Vec<PathBuf>,
     /// How a client certificate becomes a principal.
     pub principal_mapping: PrincipalMapping,
+    /// Versions, cipher suites and curves (`min_version`, `max_version`, `cipher_suites`, `curves`).
+    pub policy: TlsPolicy,
 }
 
 /// Client certificate requirement.
@@ -318,6 +346,30 @@ pub enum ClientAuth {
         /// The client CA file.
         ca_certs: PathBuf,
     },
+    /// Clients may present a certificate (verified against this CA file and
+    /// mapped to their principal); clients without one are `$anonymous`.
+    Requested {
+        /// The client CA file.
+        ca_certs: PathBuf,
+    },
+}
+
+impl ClientAuth {
+    /// The client CA file, when certificates are asked for.
+    pub fn ca_certs(&self) -> Option<&PathBuf> {
+        match self {
+            ClientAuth::None => None,
+            ClientAuth::Required { ca_certs } | ClientAuth::Requested { ca_certs } => Some(ca_certs),
+        }
+    }
+}
+
+/// `downstream.tls.client_auth` as written (Kafka's `ssl.client.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientAuthMode {
+    None,
+    Requested,
+    Required,
 }
 
 /// How an mTLS client certificate's subject becomes a principal.
@@ -423,8 +475,12 @@ pub struct OAuthBearer {
     pub keys: OAuthKeys,
     /// Required `iss`, if any.
     pub issuer: Option<String>,
-    /// Required `aud`, if any.
-    pub audience: Option<String>,
+    /// Accepted `aud` values: a token must name one of them (empty: any audience).
+    pub audience: Vec<String>,
+    /// The claim naming the principal (`sub_claim_name`; `None`: `sub`).
+    pub sub_claim_name: Option<String>,
+    /// The claim holding the scopes (`scope_claim_name`; `None`: `scope`).
+    pub scope_claim_name: Option<String>,
     /// Scopes every token must carry.
     pub required_scopes: Vec<String>,
     /// Tolerance for `exp` / `nbf` (default 60 s).
@@ -438,6 +494,34 @@ pub enum OAuthKeys {
     JwksFile(PathBuf),
     /// One PEM public key (`public_key_path`).
     PublicKey(PathBuf),
+    /// A JWKS endpoint (`jwks_url`), fetched over HTTPS and refreshed.
+    JwksUrl(JwksUrl),
+}
+
+/// `downstream.oauthbearer.jwks_url` and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksUrl {
+    /// The `https://` URL.
+    pub url: String,
+    /// `jwks_ca_certs`: the CAs to trust for it (absent: system roots).
+    pub ca_certs: Option<PathBuf>,
+    /// `jwks_refresh_ms` (default one hour, Kafka's).
+    pub refresh: Duration,
+    /// `jwks_min_refresh_interval_ms`: the shortest pause between refreshes for unknown `kid`s.
+    pub min_refresh_interval: Duration,
+}
+
+/// `upstream.oauthbearer`: where the proxy obtains its tokens towards brokers.
+/// The client id and secret are the identity's user name and password
+/// (`UpstreamAuth::Service` or, under auth swap, each `upstream_credentials` entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamOAuth {
+    /// `token_endpoint_url`.
+    pub token_endpoint_url: String,
+    /// `scope`, sent with every token request when set.
+    pub scope: Option<String>,
+    /// `ca_certs`: the CAs to trust for the token endpoint (absent: system roots).
+    pub ca_certs: Option<PathBuf>,
 }
 
 /// How broker addresses are exposed to clients.
@@ -515,19 +599,69 @@ pub struct Admin {
     pub bind: HostPort,
 }
 
-/// API keys refused with a Kafka error.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The `policy` section: APIs refused (with each API's own authorization
+/// error), byte-rate quotas and connection limits, globally and per principal.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
     /// Refused for every principal.
     pub forbidden_api_keys: BTreeSet<ApiKey>,
-    /// Refused for one principal (in addition to the global list).
-    pub principals: BTreeMap<String, BTreeSet<ApiKey>>,
+    /// Quotas for every principal without its own (`policy.default`).
+    pub default: Quotas,
+    /// Per principal, by the name the proxy sees after SASL or mTLS mapping
+    /// (`$anonymous` for clients nobody authenticated).
+    pub principals: BTreeMap<String, PrincipalPolicy>,
+    /// Kafka's `quota.window.num` (default 11).
+    pub quota_window_num: u32,
+    /// Kafka's `quota.window.size.seconds` (default 1).
+    pub quota_window_size: Duration,
+}
+
+/// One principal's entry under `policy.principals`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrincipalPolicy {
+    /// Refused for this principal, besides the global list.
+    pub forbidden_api_keys: BTreeSet<ApiKey>,
+    /// Its quotas (unset ones fall back to `policy.default`).
+    pub quotas: Quotas,
+}
+
+/// Quotas in Kafka's vocabulary; `None`: not limited here.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quotas {
+    /// Produce bytes per second.
+    pub producer_byte_rate: Option<u64>,
+    /// Fetch bytes per second.
+    pub consumer_byte_rate: Option<u64>,
+    /// Kafka's request-time quota: parsed so it can be refused with a
+    /// reason (a proxy cannot see broker request-handler time).
+    pub request_percentage: Option<f64>,
+    /// Connections held at once.
+    pub max_connections: Option<u32>,
+}
+
+impl Quotas {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Quotas::default()
+    }
+
+    /// Each quota of `self`, or `fallback`'s where `self` has none.
+    pub fn or(&self, fallback: &Quotas) -> Quotas {
+        Quotas {
+            producer_byte_rate: self.producer_byte_rate.or(fallback.producer_byte_rate),
+            consumer_byte_rate: self.consumer_byte_rate.or(fallback.consumer_byte_rate),
+            request_percentage: self.request_percentage.or(fallback.request_percentage),
+            max_connections: self.max_connections.or(fallback.max_connections),
+        }
+    }
 }
 
 impl Policy {
-    /// True when nothing is forbidden.
+    /// True when nothing is forbidden or limited.
     pub fn is_empty(&self) -> bool {
-        self.forbidden_api_keys.is_empty() && self.principals.values().all(BTreeSet::is_empty)
+        self.forbidden_api_keys.is_empty()
+            && self.default.is_empty()
+            && self.principals.values().all(|p| p.forbidden_api_keys.is_empty() && p.quotas.is_empty())
     }
 }
 

@@ -10,12 +10,15 @@ use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 
 use kafka_proxy_core::config::{HostPattern, HostPort};
+use kafka_proxy_core::tls::config::{CipherSuite, KxGroup, TlsVersion};
 use regex::Regex;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
-use crate::scalar::{ApiKeyNumber, Base64, Host, MappingEntry, Parsed, Port, UserPassword};
+use crate::model::{
+    ClientAuthMode, LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol,
+};
+use crate::scalar::{ApiKeyNumber, Base64, Host, HttpsUrl, MappingEntry, Parsed, Port, UserPassword};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -43,8 +46,20 @@ pub(crate) struct RawUpstream {
     pub(crate) sasl_mechanism: Option<Parsed<Mechanism>>,
     pub(crate) sasl_username: Option<String>,
     pub(crate) sasl_password: Option<Secret>,
+    pub(crate) oauthbearer: Option<RawUpstreamOAuth>,
     pub(crate) tls: Option<RawUpstreamTls>,
     pub(crate) client_id: Option<String>,
+}
+
+/// `upstream.oauthbearer`: the client-credentials grant towards brokers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamOAuth {
+    pub(crate) token_endpoint_url: Parsed<HttpsUrl>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) scope: Option<String>,
+    pub(crate) ca_certs: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,7 +69,13 @@ pub(crate) struct RawUpstreamTls {
     pub(crate) ca_certs: Option<PathBuf>,
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
+    pub(crate) key_password: Option<Secret>,
+    pub(crate) key_password_file: Option<PathBuf>,
     pub(crate) trust_server_certs: Option<bool>,
+    pub(crate) min_version: Option<Parsed<TlsVersion>>,
+    pub(crate) max_version: Option<Parsed<TlsVersion>>,
+    pub(crate) cipher_suites: Option<Vec<Parsed<CipherSuite>>>,
+    pub(crate) curves: Option<Vec<Parsed<KxGroup>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,9 +96,17 @@ pub(crate) struct RawDownstreamTls {
     pub(crate) enabled: Option<bool>,
     pub(crate) cert: Option<PathBuf>,
     pub(crate) key: Option<PathBuf>,
+    pub(crate) key_password: Option<Secret>,
+    pub(crate) key_password_file: Option<PathBuf>,
     pub(crate) mtls_enabled: Option<bool>,
+    pub(crate) client_auth: Option<Parsed<ClientAuthMode>>,
     pub(crate) ca_certs: Option<PathBuf>,
+    pub(crate) crl_files: Option<Vec<PathBuf>>,
     pub(crate) principal_mapping_rules: Option<Vec<Parsed<PrincipalRule>>>,
+    pub(crate) min_version: Option<Parsed<TlsVersion>>,
+    pub(crate) max_version: Option<Parsed<TlsVersion>>,
+    pub(crate) cipher_suites: Option<Vec<Parsed<CipherSuite>>>,
+    pub(crate) curves: Option<Vec<Parsed<KxGroup>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,10 +195,43 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
 pub(crate) struct RawOAuthBearer {
     pub(crate) jwks_file: Option<PathBuf>,
     pub(crate) public_key_path: Option<PathBuf>,
+    pub(crate) jwks_url: Option<Parsed<HttpsUrl>>,
+    pub(crate) jwks_ca_certs: Option<PathBuf>,
+    pub(crate) jwks_refresh_ms: Option<NonZeroU64>,
+    pub(crate) jwks_min_refresh_interval_ms: Option<u64>,
     pub(crate) issuer: Option<String>,
-    pub(crate) audience: Option<String>,
+    pub(crate) audience: Option<OneOrMany<String>>,
     pub(crate) required_scopes: Option<Vec<String>>,
     pub(crate) clock_skew_seconds: Option<u32>,
+    pub(crate) sub_claim_name: Option<String>,
+    pub(crate) scope_claim_name: Option<String>,
+}
+
+/// A value written alone or as a list (`audience: kafka` or `audience: [kafka, other]`).
+#[derive(Debug)]
+pub(crate) struct OneOrMany<T>(pub(crate) Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<OneOrMany<T>, E> {
+                T::deserialize(de::value::StrDeserializer::new(text)).map(|v| OneOrMany(vec![v]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany<T>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        deserializer.deserialize_any(OneOrManyVisitor(PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,13 +287,32 @@ pub(crate) struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     pub(crate) forbidden_api_keys: Option<Vec<ApiKeyNumber>>,
+    pub(crate) default: Option<RawQuotas>,
     pub(crate) principals: Option<UniqueMap<RawPrincipalPolicy>>,
+    /// Kafka's `quota.window.num`.
+    pub(crate) quota_window_num: Option<NonZeroU32>,
+    /// Kafka's `quota.window.size.seconds`.
+    pub(crate) quota_window_size_seconds: Option<NonZeroU32>,
+}
+
+/// Limits in Kafka's quota vocabulary (`policy.default`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQuotas {
+    pub(crate) producer_byte_rate: Option<NonZeroU64>,
+    pub(crate) consumer_byte_rate: Option<NonZeroU64>,
+    pub(crate) request_percentage: Option<f64>,
+    pub(crate) max_connections: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPrincipalPolicy {
-    pub(crate) forbidden_api_keys: Vec<ApiKeyNumber>,
+    pub(crate) forbidden_api_keys: Option<Vec<ApiKeyNumber>>,
+    pub(crate) producer_byte_rate: Option<NonZeroU64>,
+    pub(crate) consumer_byte_rate: Option<NonZeroU64>,
+    pub(crate) request_percentage: Option<f64>,
+    pub(crate) max_connections: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +325,8 @@ pub(crate) struct RawLimits {
     pub(crate) idle_timeout_ms: Option<u64>,
     pub(crate) max_buffered_bytes: Option<NonZeroUsize>,
     pub(crate) max_in_flight: Option<NonZeroUsize>,
+    pub(crate) max_connections: Option<NonZeroUsize>,
+    pub(crate) max_connections_per_ip: Option<NonZeroUsize>,
     /// 0 disables the request read timeout.
     pub(crate) request_read_timeout_ms: Option<u64>,
     pub(crate) login_failure_base_delay_ms: Option<NonZeroU64>,

@@ -12,7 +12,11 @@ use kafka_proxy_core::config::{HostPattern, HostPort};
 use regex::Regex;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::model::{LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol};
+use kafka_proxy_core::tls::config::{CipherSuite, KxGroup, TlsVersion};
+
+use crate::model::{
+    ClientAuthMode, LogFormat, MappingMode, Mechanism, PrincipalRule, RuntimeKind, Secret, SecurityProtocol,
+};
 
 /// A value written as a YAML string and parsed into `Self`.
 pub(crate) trait FromConfigStr: Sized {
@@ -149,6 +153,64 @@ impl FromConfigStr for Mechanism {
         "PLAIN, SCRAM-SHA-256 (or SCRAM-256), SCRAM-SHA-512 (or SCRAM-512) or OAUTHBEARER";
     fn parse_config(text: &str) -> Result<Self, String> {
         Mechanism::parse(text).ok_or_else(|| expected(Self::EXPECTED, text, ""))
+    }
+}
+
+/// An `https://` URL (JWKS and token endpoints are only ever fetched over TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpsUrl(pub(crate) String);
+
+impl FromConfigStr for HttpsUrl {
+    const EXPECTED: &'static str = "an https:// URL";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        let rest = text.get(..8).filter(|p| p.eq_ignore_ascii_case("https://")).and_then(|_| text.get(8..));
+        let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        match authority {
+            Some(host) if !host.is_empty() && !text.contains(char::is_whitespace) => {
+                Ok(HttpsUrl(text.to_owned()))
+            }
+            _ => Err(expected(Self::EXPECTED, text, "keys and tokens are only fetched over TLS")),
+        }
+    }
+}
+
+impl FromConfigStr for TlsVersion {
+    const EXPECTED: &'static str = "a TLS version: \"1.2\" or \"1.3\" (TLSv1.2, TLSv1.3)";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        TlsVersion::from_name(text).ok_or_else(|| expected("\"1.2\" or \"1.3\"", text, ""))
+    }
+}
+
+impl FromConfigStr for CipherSuite {
+    const EXPECTED: &'static str = "an IANA cipher suite name";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        CipherSuite::from_iana_name(text).ok_or_else(|| {
+            format!("expected one of {}, got {text:?}", CipherSuite::supported_names().join(", "))
+        })
+    }
+}
+
+impl FromConfigStr for KxGroup {
+    const EXPECTED: &'static str = "a key exchange group (curve) name";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        KxGroup::from_name(text).ok_or_else(|| {
+            format!(
+                "expected one of {} (or X25519, P-256, P-384), got {text:?}",
+                KxGroup::supported_names().join(", ")
+            )
+        })
+    }
+}
+
+impl FromConfigStr for ClientAuthMode {
+    const EXPECTED: &'static str = "none, requested or required";
+    fn parse_config(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Ok(ClientAuthMode::None),
+            "requested" => Ok(ClientAuthMode::Requested),
+            "required" => Ok(ClientAuthMode::Required),
+            _ => Err(expected(Self::EXPECTED, text, "Kafka's ssl.client.auth")),
+        }
     }
 }
 
@@ -306,7 +368,8 @@ impl<'de> Deserialize<'de> for Port {
     }
 }
 
-/// A Kafka API key number, 0-32767.
+/// A Kafka API key: its number (0-32767) or Kafka's name for it
+/// (`DeleteTopics`, any case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ApiKeyNumber(pub(crate) ApiKey);
 
@@ -328,6 +391,16 @@ impl<'de> Deserialize<'de> for ApiKeyNumber {
                     Ok(v) => self.visit_u64(v),
                     Err(_) => Err(E::custom(format!("expected a Kafka API key number 0-32767, got {v}"))),
                 }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ApiKeyNumber, E> {
+                if let Ok(n) = v.trim().parse::<u64>() {
+                    return self.visit_u64(n);
+                }
+                ApiKey::from_name(v.trim()).map(ApiKeyNumber).ok_or_else(|| {
+                    E::custom(format!(
+                        "expected a Kafka API key number 0-32767 or name such as DeleteTopics, CreateTopics, Produce, got {v:?}"
+                    ))
+                })
             }
         }
         deserializer.deserialize_any(KeyVisitor)

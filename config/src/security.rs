@@ -8,18 +8,21 @@ use std::sync::Arc;
 
 use kafka_proxy_core::config::{DownstreamSasl, DownstreamTls, Security, UpstreamLogin, UpstreamTls};
 use kafka_proxy_core::sasl::ServerConfig as SaslServerConfig;
-use kafka_proxy_core::sasl::oauthbearer::{JwtRules, JwtValidator, KeySet};
+use kafka_proxy_core::sasl::oauthbearer::{
+    EndpointTrust, JwksEndpoint, JwtRules, JwtValidator, KeySet, Sources, TokenEndpoint,
+};
 use kafka_proxy_core::sasl::{self, CredentialStore, Random, ScramCredential as CoreScram, SystemRandom};
 use kafka_proxy_core::tls::config::{
     CertKeyPem, ClientAuth as TlsClientAuth, ClientTlsOptions, PemItem, ServerTlsOptions, ServerVerification,
-    TlsVersions, certificates_from_pem, client_config, crypto_provider, server_config,
+    certificates_from_pem, client_config, crls_from_file, server_config,
 };
 use kafka_proxy_core::tls::principal::PrincipalMapper;
+use zeroize::Zeroizing;
 
 use crate::error::Problem;
 use crate::model::{
-    ClientAuth, Config, Mechanism, OAuthKeys, PrincipalMapping, Secret, UpstreamAuth, UpstreamVerify,
-    UserCredential,
+    ClientAuth, Config, KeyPassword, Mechanism, OAuthKeys, PrincipalMapping, Secret, UpstreamAuth,
+    UpstreamVerify, UserCredential,
 };
 
 /// Iterations for SCRAM credentials hashed from plain passwords (Kafka's minimum).
@@ -45,6 +48,50 @@ impl Problems<'_> {
             }
         }
     }
+
+    /// How to trust an HTTPS endpoint: the CA file at `key`, or the system roots.
+    fn endpoint_trust(&mut self, key: &str, ca_certs: Option<&Path>) -> Option<EndpointTrust> {
+        let Some(path) = ca_certs else { return Some(EndpointTrust::SystemRoots) };
+        let pem = self.read(key, path)?;
+        match certificates_from_pem(&pem, PemItem::ServerCaBundle) {
+            Ok(certs) => Some(EndpointTrust::Roots(certs)),
+            Err(e) => {
+                self.add(key, format!("{}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// The password of an encrypted key of `section`: `Some(None)` when none
+    /// is configured, `None` when its file cannot be read. A file's first
+    /// line is the password.
+    fn key_password(
+        &mut self,
+        section: &str,
+        password: Option<&KeyPassword>,
+    ) -> Option<Option<Zeroizing<String>>> {
+        match password {
+            None => Some(None),
+            Some(KeyPassword::Value(secret)) => Some(Some(Zeroizing::new(secret.expose().clone()))),
+            Some(KeyPassword::File(path)) => {
+                let key = format!("{section}.key_password_file");
+                let bytes = Zeroizing::new(self.read(&key, path)?);
+                let text = match std::str::from_utf8(&bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        self.add(&key, format!("{}: expected UTF-8 text", path.display()));
+                        return None;
+                    }
+                };
+                let line = text.lines().next().unwrap_or_default();
+                if line.is_empty() {
+                    self.add(&key, format!("{}: expected the password on the first line", path.display()));
+                    return None;
+                }
+                Some(Some(Zeroizing::new(line.to_owned())))
+            }
+        }
+    }
 }
 
 fn core_mechanism(m: Mechanism) -> sasl::Mechanism {
@@ -62,14 +109,14 @@ fn core_secret(s: &Secret) -> sasl::Secret<String> {
 
 impl Config {
     /// TLS and SASL for the engine, or every problem found.
-    pub(crate) fn security(&self) -> Result<Security, Vec<Problem>> {
+    pub(crate) fn security(&self, sources: &Sources) -> Result<Security, Vec<Problem>> {
         let mut p = Problems { file: &self.path, list: Vec::new() };
         let random: Arc<dyn Random> = Arc::new(SystemRandom::new());
         let security = Security {
             downstream_tls: self.downstream_tls(&mut p),
-            downstream_sasl: self.downstream_sasl(&mut p, &random),
+            downstream_sasl: self.downstream_sasl(&mut p, &random, sources),
             upstream_tls: self.upstream_tls(&mut p),
-            upstream_login: self.upstream_login(&mut p, &random),
+            upstream_login: self.upstream_login(&mut p, &random, sources),
         };
         if p.list.is_empty() { Ok(security) } else { Err(p.list) }
     }
@@ -78,19 +125,38 @@ impl Config {
         let tls = self.downstream.tls.as_ref()?;
         let cert = p.read("downstream.tls.cert", &tls.cert_key.cert);
         let key = p.read("downstream.tls.key", &tls.cert_key.key);
-        let ca = match &tls.client_auth {
-            ClientAuth::Required { ca_certs } => Some(p.read("downstream.tls.ca_certs", ca_certs)?),
-            ClientAuth::None => None,
+        let password = p.key_password("downstream.tls", tls.cert_key.key_password.as_ref());
+        let ca = match tls.client_auth.ca_certs() {
+            Some(ca_certs) => Some(p.read("downstream.tls.ca_certs", ca_certs)?),
+            None => None,
         };
-        let (cert, key) = (cert?, key?);
-        let client_auth = match &ca {
-            Some(ca_certs) => TlsClientAuth::Required { ca_certs },
-            None => TlsClientAuth::None,
+        let mut crls = Vec::new();
+        for (index, path) in tls.crl_files.iter().enumerate() {
+            let key = format!("downstream.tls.crl_files[{index}]");
+            match p.read(&key, path).map(|bytes| crls_from_file(&bytes, index)) {
+                Some(Ok(list)) => crls.extend(list),
+                Some(Err(e)) => p.add(&key, format!("{}: {e}", path.display())),
+                None => {}
+            }
+        }
+        let (cert, key, password) = (cert?, key?, password?);
+        let client_auth = match (&tls.client_auth, &ca) {
+            (ClientAuth::Required { .. }, Some(ca_certs)) => {
+                TlsClientAuth::Required { ca_certs, crls: &crls }
+            }
+            (ClientAuth::Requested { .. }, Some(ca_certs)) => {
+                TlsClientAuth::Requested { ca_certs, crls: &crls }
+            }
+            _ => TlsClientAuth::None,
         };
         let options = ServerTlsOptions {
-            identity: CertKeyPem { cert_chain: &cert, key: &key },
+            identity: CertKeyPem {
+                cert_chain: &cert,
+                key: &key,
+                key_password: password.as_ref().map(|s| s.as_bytes()),
+            },
             client_auth,
-            versions: TlsVersions::default(),
+            policy: tls.policy.clone(),
         };
         let config = match server_config(&options) {
             Ok(config) => config,
@@ -114,7 +180,12 @@ impl Config {
         Some(DownstreamTls { config, principal: Arc::new(principal) })
     }
 
-    fn downstream_sasl(&self, p: &mut Problems<'_>, random: &Arc<dyn Random>) -> DownstreamSasl {
+    fn downstream_sasl(
+        &self,
+        p: &mut Problems<'_>,
+        random: &Arc<dyn Random>,
+        sources: &Sources,
+    ) -> DownstreamSasl {
         if self.downstream.sasl_pass_through {
             return DownstreamSasl::PassThrough;
         }
@@ -189,7 +260,28 @@ impl Config {
         let mut server = SaslServerConfig::new(&mechanisms, credentials, random.clone());
         server.session_lifetime = sasl.session_lifetime;
         if let Some(oauth) = &sasl.oauthbearer {
+            let rules = JwtRules {
+                issuer: oauth.issuer.clone(),
+                audiences: oauth.audience.clone(),
+                required_scopes: oauth.required_scopes.clone(),
+                clock_skew: oauth.clock_skew,
+                subject_claim: oauth.sub_claim_name.clone(),
+                scope_claim: oauth.scope_claim_name.clone(),
+            };
             let keys = match &oauth.keys {
+                OAuthKeys::JwksUrl(jwks) => {
+                    let key = "downstream.oauthbearer.jwks_ca_certs";
+                    if let Some(trust) = p.endpoint_trust(key, jwks.ca_certs.as_deref()) {
+                        let store = sources.jwks(JwksEndpoint {
+                            url: jwks.url.clone(),
+                            trust,
+                            refresh: jwks.refresh,
+                            min_refresh_interval: jwks.min_refresh_interval,
+                        });
+                        server.oauthbearer = Some(Arc::new(JwtValidator::remote(store, rules.clone())));
+                    }
+                    None
+                }
                 OAuthKeys::JwksFile(path) => p.read("downstream.oauthbearer.jwks_file", path).map(|bytes| {
                     String::from_utf8(bytes)
                         .map_err(|e| e.to_string())
@@ -204,15 +296,7 @@ impl Config {
                 }
             };
             match keys {
-                Some(Ok(keys)) => {
-                    let rules = JwtRules {
-                        issuer: oauth.issuer.clone(),
-                        audiences: oauth.audience.iter().cloned().collect(),
-                        required_scopes: oauth.required_scopes.clone(),
-                        clock_skew: oauth.clock_skew,
-                    };
-                    server.oauthbearer = Some(Arc::new(JwtValidator::new(keys, rules)));
-                }
+                Some(Ok(keys)) => server.oauthbearer = Some(Arc::new(JwtValidator::new(keys, rules))),
                 Some(Err((path, e))) => p.add(path, e),
                 None => {}
             }
@@ -254,16 +338,20 @@ impl Config {
             Some(ck) => {
                 let cert = p.read("upstream.tls.client_cert", &ck.cert);
                 let key = p.read("upstream.tls.client_key", &ck.key);
-                Some((cert?, key?))
+                let password = p.key_password("upstream.tls", ck.key_password.as_ref());
+                Some((cert?, key?, password?))
             }
             None => None,
         };
         let options = ClientTlsOptions {
             verification,
-            identity: identity.as_ref().map(|(cert, key)| CertKeyPem { cert_chain: cert, key }),
-            versions: TlsVersions::default(),
+            identity: identity.as_ref().map(|(cert, key, password)| CertKeyPem {
+                cert_chain: cert,
+                key,
+                key_password: password.as_ref().map(|s| s.as_bytes()),
+            }),
+            policy: tls.policy.clone(),
         };
-        let _ = crypto_provider();
         match client_config(&options) {
             Ok(config) => Some(UpstreamTls { config }),
             Err(e) => {
@@ -273,9 +361,31 @@ impl Config {
         }
     }
 
-    fn upstream_login(&self, p: &mut Problems<'_>, random: &Arc<dyn Random>) -> UpstreamLogin {
+    fn upstream_login(
+        &self,
+        p: &mut Problems<'_>,
+        random: &Arc<dyn Random>,
+        sources: &Sources,
+    ) -> UpstreamLogin {
+        let oauth = match &self.upstream.oauthbearer {
+            Some(o) => match p.endpoint_trust("upstream.oauthbearer.ca_certs", o.ca_certs.as_deref()) {
+                Some(trust) => Some((o, trust)),
+                None => return UpstreamLogin::Off,
+            },
+            None => None,
+        };
         let client =
             |p: &mut Problems<'_>, path: &str, mechanism: Mechanism, user: &str, password: &Secret| {
+                if let (Mechanism::OAuthBearer, Some((o, trust))) = (mechanism, &oauth) {
+                    let store = sources.token(TokenEndpoint {
+                        url: o.token_endpoint_url.clone(),
+                        client_id: user.to_owned(),
+                        client_secret: core_secret(password),
+                        scope: o.scope.clone(),
+                        trust: trust.clone(),
+                    });
+                    return Some(Arc::new(sasl::ClientConfig::oauthbearer(store, random.clone())));
+                }
                 match sasl::ClientConfig::new(
                     core_mechanism(mechanism),
                     user,

@@ -204,8 +204,18 @@ fn request_read_timeout_and_login_throttle() {
     assert_eq!(config.limits.login_throttle.base_delay, Duration::from_millis(50));
     assert_eq!(config.limits.login_throttle.max_delay, Duration::from_secs(4));
     assert_eq!(config.limits.login_throttle.decay, Duration::from_secs(2));
+    let described = config.describe();
+    assert!(described.contains("request read 1500ms,"), "{described}");
+    assert!(
+        described.contains(
+            "login throttle: after 2 failures from an address or name 50ms, doubling up to 4s; \
+             one step forgiven per 2s without a failure"
+        ),
+        "{described}"
+    );
     let off = ok(&format!("{LOCAL}limits:\n  request_read_timeout_ms: 0\n"));
     assert_eq!(off.limits.request_read_timeout, None, "0 disables it");
+    assert!(off.describe().contains("request read none,"), "{}", off.describe());
     assert_names(
         &fails(&format!("{LOCAL}limits:\n  request_read_timeout_ms: -1\n")),
         "limits.request_read_timeout_ms",
@@ -419,7 +429,7 @@ fn admin_and_policy() {
     ));
     assert_eq!(config.admin.as_ref().unwrap().bind, HostPort { host: "127.0.0.1".into(), port: 9080 });
     assert!(config.policy.forbidden_api_keys.contains(&ApiKey(20)));
-    assert_eq!(config.policy.principals["alice"].len(), 2);
+    assert_eq!(config.policy.principals["alice"].forbidden_api_keys.len(), 2);
     assert_names(
         &fails(&format!("{LOCAL}admin:\n  bind: 9080\n")),
         "admin.bind",
@@ -440,6 +450,147 @@ fn admin_and_policy() {
     );
     let config = ok(&format!("{LOCAL}policy:\n  forbidden_api_keys: [18]\n"));
     assert!(config.warnings.iter().any(|w| w.path == "policy.forbidden_api_keys"), "{:?}", config.warnings);
+}
+
+const POLICY: &str = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: PLAINTEXT
+downstream:
+  security_protocol: SASL_PLAINTEXT
+  sasl_mechanism: PLAIN
+  credentials:
+    users: { alice: a, bob: b }
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+policy:
+  forbidden_api_keys: [DeleteTopics, 44]
+  quota_window_num: 2
+  quota_window_size_seconds: 3
+  default:
+    producer_byte_rate: 1048576
+    max_connections: 20
+  principals:
+    alice:
+      forbidden_api_keys: [produce, \"19\"]
+      consumer_byte_rate: 2000000
+      max_connections: 2
+    bob: { producer_byte_rate: 10 }
+limits:
+  max_connections: 1000
+  max_connections_per_ip: 100
+";
+
+#[test]
+fn policy_loads_names_numbers_quotas_and_limits() {
+    let config = ok(POLICY);
+    let p = &config.policy;
+    assert_eq!(p.forbidden_api_keys, [ApiKey::DELETE_TOPICS, ApiKey(44)].into_iter().collect());
+    let alice = &p.principals["alice"];
+    assert_eq!(alice.forbidden_api_keys, [ApiKey::PRODUCE, ApiKey::CREATE_TOPICS].into_iter().collect());
+    assert_eq!(
+        alice.quotas,
+        Quotas { consumer_byte_rate: Some(2_000_000), max_connections: Some(2), ..Quotas::default() }
+    );
+    assert_eq!(p.principals["bob"].quotas.producer_byte_rate, Some(10));
+    assert_eq!((p.quota_window_num, p.quota_window_size), (2, Duration::from_secs(3)));
+    assert_eq!(
+        (config.limits.max_connections, config.limits.max_connections_per_ip),
+        (Some(1000), Some(100))
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let core = config.to_core().unwrap();
+    let alice = core.policy.resolve(Some("alice"));
+    assert!(alice.forbidden.contains(ApiKey::PRODUCE) && alice.forbidden.contains(ApiKey::DELETE_TOPICS));
+    assert_eq!(
+        (alice.limits.producer_byte_rate, alice.limits.consumer_byte_rate, alice.limits.max_connections),
+        (Some(1_048_576), Some(2_000_000), Some(2)),
+        "alice's own limits, the default's where she has none"
+    );
+    let carol = core.policy.resolve(Some("carol"));
+    assert_eq!(carol.limits.max_connections, Some(20));
+    assert!(!carol.forbidden.contains(ApiKey::PRODUCE));
+    assert_eq!(core.policy.quota_window.samples, 2);
+    assert_eq!(core.limits.max_connections_per_ip, Some(100));
+
+    let described = config.describe();
+    for line in [
+        "forbidden for everyone: DeleteTopics(20), IncrementalAlterConfigs(44)",
+        "byte rates measured over 2 windows of 3s (throttles of at most 6s)",
+        "every other principal: produce 1048576 B/s, fetch unlimited, connections at most 20",
+        "principal alice: forbidden Produce(0), CreateTopics(19), DeleteTopics(20), IncrementalAlterConfigs(44); \
+         produce 1048576 B/s (default), fetch 2000000 B/s, connections at most 2",
+        "principal bob: forbidden DeleteTopics(20), IncrementalAlterConfigs(44); produce 10 B/s, fetch unlimited, \
+         connections at most 20 (default)",
+        "connections: at most 1000 in all, at most 100 per client address",
+    ] {
+        assert!(described.contains(line), "{line:?} not in:\n{described}");
+    }
+    let plain = ok(LOCAL).describe();
+    assert!(plain.contains("policy: every API allowed\n"), "{plain}");
+    assert!(!plain.contains("connections:"), "no connection limit, no line: {plain}");
+    let one = ok(&format!("{LOCAL}limits:\n  max_connections_per_ip: 3\n")).describe();
+    assert!(one.contains("connections: unlimited in all, at most 3 per client address"), "{one}");
+}
+
+#[test]
+fn policy_mistakes_name_their_key() {
+    let message = fails(&POLICY.replace("[DeleteTopics, 44]", "[DeleteTopic]"));
+    assert_names(
+        &message,
+        "policy.forbidden_api_keys[0]",
+        "expected a Kafka API key number 0-32767 or name such as DeleteTopics, CreateTopics, Produce, got \"DeleteTopic\"",
+    );
+    let message = fails(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: { producer_byte_rate: 0 }"));
+    assert_names(&message, "policy.principals.bob.producer_byte_rate", "nonzero");
+    let message = fails(&POLICY.replace("quota_window_num: 2", "quota_window_num: 0"));
+    assert_names(&message, "policy.quota_window_num", "nonzero");
+    let message = fails(&POLICY.replace("max_connections_per_ip: 100", "max_connections_per_ip: 0"));
+    assert_names(&message, "limits.max_connections_per_ip", "nonzero");
+    let message = fails(&POLICY.replace("max_connections: 2\n", "max_connection: 2\n"));
+    assert_names(&message, "policy.principals.alice.max_connection", "unknown field `max_connection`");
+    let message = fails(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: {}"));
+    assert_names(
+        &message,
+        "policy.principals.bob",
+        "expected at least one of forbidden_api_keys, producer_byte_rate",
+    );
+    let message =
+        fails(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: { request_percentage: -5 }"));
+    assert_names(
+        &message,
+        "policy.principals.bob.request_percentage",
+        "expected a percentage above 0, got -5",
+    );
+    let message = ok(&POLICY.replace("bob: { producer_byte_rate: 10 }", "bob: { request_percentage: 50 }"))
+        .to_core()
+        .unwrap_err()
+        .to_string();
+    assert_names(&message, "policy.principals.bob.request_percentage", "a proxy cannot observe");
+}
+
+#[test]
+fn policy_warnings_say_what_will_not_work() {
+    let config = ok(&POLICY.replace("[DeleteTopics, 44]", "[DeleteTopics, Metadata, ApiVersions]"));
+    let warning = |path: &str| {
+        config.warnings.iter().filter(|w| w.path == path).map(|w| w.message.clone()).collect::<Vec<_>>()
+    };
+    let global = warning("policy.forbidden_api_keys");
+    assert!(
+        global.iter().any(|w| w.contains("no authorization-error response for Metadata(3)")),
+        "{global:?}"
+    );
+    assert!(global.iter().any(|w| w.contains("ApiVersions(18) is needed by every client")), "{global:?}");
+    assert_eq!(global.len(), 2, "DeleteTopics is refused with its own response");
+
+    let unauthenticated = ok(&format!(
+        "{LOCAL}policy:\n  principals:\n    alice: {{ forbidden_api_keys: [20] }}\n    $anonymous: {{ max_connections: 5 }}\n"
+    ));
+    let paths: Vec<&str> = unauthenticated.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(paths, ["policy.principals.alice"], "{:?}", unauthenticated.warnings);
+    assert!(unauthenticated.warnings[0].message.contains("every client is $anonymous"));
 }
 
 // ----- TLS -----
@@ -467,7 +618,10 @@ fn tls_files_resolve_against_the_config_directory() {
     let up = config.upstream.tls.as_ref().unwrap();
     assert_eq!(up.verify, UpstreamVerify::CaFile(dir.0.join("server_ca.pem")));
     let down = config.downstream.tls.as_ref().unwrap();
-    assert_eq!(down.cert_key, CertKey { cert: dir.0.join("server.pem"), key: dir.0.join("server_key.pem") });
+    assert_eq!(
+        down.cert_key,
+        CertKey { cert: dir.0.join("server.pem"), key: dir.0.join("server_key.pem"), key_password: None }
+    );
     assert_eq!(down.client_auth, ClientAuth::None);
     assert!(matches!(down.principal_mapping, PrincipalMapping::CommonName));
 }
@@ -493,6 +647,194 @@ fn mtls_needs_a_client_ca() {
         config.downstream.tls.unwrap().client_auth,
         ClientAuth::Required { ca_certs: dir.0.join("ca.pem") }
     );
+}
+
+/// The core's TLS test fixtures (real certificates, an encrypted key).
+fn tls_fixture(dir: &Scratch, name: &str) {
+    let source = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../core/src/tls/testdata")).join(name);
+    std::fs::copy(source, dir.0.join(name)).unwrap();
+}
+
+/// `TLS_BOTH` with the real fixtures, and `extra` added under `downstream.tls`.
+fn tls_both_real(extra: &str, env: &[(&str, &str)]) -> (Scratch, Result<Config, ConfigError>) {
+    tls_both_with_key("server_key.pem", extra, env)
+}
+
+/// [`tls_both_real`] with `key` as `downstream.tls.key`.
+fn tls_both_with_key(key: &str, extra: &str, env: &[(&str, &str)]) -> (Scratch, Result<Config, ConfigError>) {
+    let dir = Scratch::new();
+    for name in ["ca.pem", "server.pem", "server_key.pem", "server_key_pbkdf2.p8.pem"] {
+        tls_fixture(&dir, name);
+    }
+    std::fs::copy(dir.0.join("ca.pem"), dir.0.join("server_ca.pem")).unwrap();
+    let text = TLS_BOTH.replace("    key: server_key.pem\n", &format!("    key: {key}\n{extra}"));
+    let path = dir.write("config.yaml", &text);
+    let result = load(&path, env_of(env));
+    (dir, result)
+}
+
+#[test]
+fn tls_policy_keys_narrow_versions_suites_and_curves() {
+    let (_dir, config) = tls_both_real(
+        "    min_version: \"1.3\"\n    cipher_suites: [TLS_AES_256_GCM_SHA384, tls_chacha20_poly1305_sha256]\n    curves: [X25519, P-384]\n",
+        &[],
+    );
+    let config = config.unwrap();
+    let policy = &config.downstream.tls.as_ref().unwrap().policy;
+    assert_eq!(policy.versions, kafka_proxy_core::tls::config::TlsVersions::Tls13Only);
+    assert_eq!(
+        policy.describe(),
+        "TLS 1.3 only; cipher suites: TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256; curves: x25519, secp384r1"
+    );
+    assert!(config.describe().contains("  tls policy: TLS 1.3 only; cipher suites: TLS_AES_256_GCM_SHA384"));
+    assert!(
+        config.describe().contains("  tls policy: TLS 1.2 and 1.3; cipher suites: default; curves: default")
+    );
+    config.to_core().unwrap();
+}
+
+#[test]
+fn tls_policy_errors_name_the_key_and_list_the_choices() {
+    let (_dir, result) = tls_both_real("    cipher_suites: [TLS_RSA_WITH_RC4_128_MD5]\n", &[]);
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("config.yaml:12:21: downstream.tls.cipher_suites[0]: expected one of TLS_"),
+        "{message}"
+    );
+    assert!(message.contains("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"), "{message}");
+    assert!(message.contains("got \"TLS_RSA_WITH_RC4_128_MD5\""), "{message}");
+
+    let (_dir, result) = tls_both_real("    curves: [secp521r1]\n", &[]);
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains("downstream.tls.curves[0]: expected one of x25519, secp256r1, secp384r1"),
+        "{message}"
+    );
+
+    let (_dir, result) = tls_both_real("    min_version: \"1.3\"\n    max_version: \"1.2\"\n", &[]);
+    assert_names(
+        &result.unwrap_err().to_string(),
+        "downstream.tls.max_version",
+        "at least min_version (1.3)",
+    );
+
+    let (_dir, result) = tls_both_real("    min_version: \"1.1\"\n", &[]);
+    assert!(
+        result
+            .unwrap_err()
+            .to_string()
+            .contains("downstream.tls.min_version: expected \"1.2\" or \"1.3\", got \"1.1\"")
+    );
+
+    let (_dir, result) = tls_both_real("    cipher_suites: [TLS_AES_128_GCM_SHA256]\n", &[]);
+    assert_names(
+        &result.unwrap_err().to_string(),
+        "downstream.tls.cipher_suites",
+        "TLS 1.2 is enabled but no cipher suite of it is listed",
+    );
+}
+
+#[test]
+fn encrypted_keys_need_their_password() {
+    let encrypted = "server_key_pbkdf2.p8.pem";
+    let with_password = "    key_password: ${KEY_PASSWORD}\n";
+    let (_dir, config) = tls_both_with_key(encrypted, with_password, &[]);
+    assert!(config.unwrap_err().to_string().contains("KEY_PASSWORD"), "the variable is required");
+    let (_dir, config) = tls_both_with_key(encrypted, with_password, &[("KEY_PASSWORD", "kafka-proxy-test")]);
+    let config = config.unwrap();
+    assert!(!format!("{config:?}").contains("kafka-proxy-test"), "the password never prints");
+    assert!(config.describe().contains("the private key is encrypted"));
+    config.to_core().unwrap();
+
+    let (_dir, config) = tls_both_with_key(encrypted, with_password, &[("KEY_PASSWORD", "wrong")]);
+    let message = config.unwrap().to_core().unwrap_err().to_string();
+    assert_names(
+        &message,
+        "downstream.tls",
+        "the server private key cannot be decrypted with the given password",
+    );
+
+    let (dir, _) = tls_both_real("", &[]);
+    dir.write("key.pass", "kafka-proxy-test\n");
+    let (_dir, config) = tls_both_with_key(encrypted, "    key_password_file: key.pass\n", &[]);
+    assert_names(&config.unwrap_err().to_string(), "downstream.tls.key_password_file", "key.pass");
+    let text = TLS_BOTH.replace(
+        "    key: server_key.pem\n",
+        "    key: server_key_pbkdf2.p8.pem\n    key_password_file: key.pass\n",
+    );
+    let path = dir.write("config.yaml", &text);
+    load(&path, no_env).unwrap().to_core().unwrap();
+
+    let (_dir, config) = tls_both_with_key(encrypted, "", &[]);
+    let message = config.unwrap().to_core().unwrap_err().to_string();
+    assert_names(&message, "downstream.tls", "is encrypted: set key_password (or key_password_file)");
+
+    let (_dir, config) = tls_both_real("    key_password: a\n    key_password_file: server.pem\n", &[]);
+    assert_names(&config.unwrap_err().to_string(), "downstream.tls.key_password_file", "not both");
+}
+
+#[test]
+fn client_auth_modes_and_the_mtls_alias() {
+    let (dir, config) = tls_both_real("    client_auth: requested\n", &[]);
+    let config = config.unwrap();
+    let tls = config.downstream.tls.as_ref().unwrap();
+    assert_eq!(tls.client_auth, ClientAuth::Requested { ca_certs: dir.0.join("ca.pem") });
+    assert!(config.describe().contains("client certificate requested (clients without one are $anonymous)"));
+    config.to_core().unwrap();
+
+    let (_dir, config) = tls_both_real("    client_auth: required\n", &[]);
+    assert!(matches!(config.unwrap().downstream.tls.unwrap().client_auth, ClientAuth::Required { .. }));
+    let (_dir, config) = tls_both_real("    client_auth: none\n    mtls_enabled: false\n", &[]);
+    assert_eq!(config.unwrap().downstream.tls.unwrap().client_auth, ClientAuth::None);
+    let (_dir, config) = tls_both_real("    client_auth: requested\n    mtls_enabled: true\n", &[]);
+    assert_names(
+        &config.unwrap_err().to_string(),
+        "downstream.tls.client_auth",
+        "contradicts downstream.tls.mtls_enabled",
+    );
+    let (_dir, config) = tls_both_real("    client_auth: sometimes\n", &[]);
+    assert!(
+        config
+            .unwrap_err()
+            .to_string()
+            .contains("downstream.tls.client_auth: expected none, requested or required")
+    );
+}
+
+#[test]
+fn crl_files_are_read_and_checked() {
+    let (dir, config) = tls_both_real("    client_auth: required\n    crl_files: [revoked.crl]\n", &[]);
+    assert_names(&config.unwrap_err().to_string(), "downstream.tls.crl_files[0]", "revoked.crl");
+    dir.write("revoked.crl", "garbage");
+    let path = dir.0.join("config.yaml");
+    let message = load(&path, no_env).unwrap().to_core().unwrap_err().to_string();
+    assert_names(&message, "downstream.tls.crl_files[0]", "neither PEM nor DER");
+    let (_dir, config) = tls_both_real("    crl_files: [server.pem]\n", &[]);
+    let config = config.unwrap();
+    assert!(config.warnings.iter().any(|w| w.path == "downstream.tls.crl_files"), "{:?}", config.warnings);
+}
+
+#[test]
+fn upstream_tls_policy_and_client_key_password() {
+    let dir = Scratch::new();
+    for name in ["ca.pem", "server.pem", "server_key_pbkdf2.p8.pem"] {
+        tls_fixture(&dir, name);
+    }
+    let tls = "  security_protocol: SSL\n  tls:\n    ca_certs: ca.pem\n    client_cert: server.pem\n    \
+               client_key: server_key_pbkdf2.p8.pem\n    key_password: kafka-proxy-test\n    \
+               max_version: TLSv1.2\n    curves: [secp256r1]\ndownstream";
+    let text = LOCAL.replace("  security_protocol: PLAINTEXT\ndownstream", tls);
+    let path = dir.write("config.yaml", &text);
+    let config = load(&path, no_env).unwrap_or_else(|e| panic!("{e}"));
+    let policy = &config.upstream.tls.as_ref().unwrap().policy;
+    assert_eq!(policy.versions, kafka_proxy_core::tls::config::TlsVersions::Tls12Only);
+    let described = config.describe();
+    assert!(described.contains("server_key_pbkdf2.p8.pem, encrypted)"), "{described}");
+    assert!(
+        described.contains("tls policy: TLS 1.2 only; cipher suites: default; curves: secp256r1"),
+        "{described}"
+    );
+    config.to_core().unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -705,6 +1047,153 @@ fn oauthbearer() {
     assert_eq!(oauth.clock_skew, Duration::from_secs(60));
     assert_eq!(oauth.required_scopes, vec!["kafka".to_owned()]);
     assert_names(&fails(&text), "downstream.oauthbearer.jwks_file", "expected an existing file");
+}
+
+#[test]
+fn oauthbearer_jwks_url_audiences_and_claim_names() {
+    let base = SCRAM.replace("[SCRAM-SHA-256, PLAIN]", "[OAUTHBEARER, PLAIN]");
+    let with =
+        |oauth: &str| base.replace("  credentials:", &format!("  oauthbearer:\n{oauth}  credentials:"));
+    let text = with(
+        "    jwks_url: https://idp.example.com/keys\n    jwks_ca_certs: idp-ca.pem\n    jwks_refresh_ms: 60000\n    \
+         audience: [kafka, other]\n    sub_claim_name: client_id\n    scope_claim_name: scp\n",
+    );
+    let (dir, config) = load_with(&text, &["idp-ca.pem"], no_env);
+    let config = config.unwrap();
+    let described = config.describe();
+    let oauth = config.downstream.sasl.unwrap().oauthbearer.unwrap();
+    let OAuthKeys::JwksUrl(jwks) = &oauth.keys else { panic!("jwks_url expected: {:?}", oauth.keys) };
+    assert_eq!(jwks.url, "https://idp.example.com/keys");
+    assert_eq!(jwks.ca_certs, Some(dir.0.join("idp-ca.pem")));
+    assert_eq!(jwks.refresh, Duration::from_secs(60));
+    assert_eq!(oauth.audience, vec!["kafka".to_owned(), "other".to_owned()]);
+    assert_eq!(
+        (oauth.sub_claim_name.as_deref(), oauth.scope_claim_name.as_deref()),
+        (Some("client_id"), Some("scp"))
+    );
+    assert!(described.contains("keys from JWKS https://idp.example.com/keys (trusting "), "{described}");
+    assert!(described.contains("refreshed every 60s"), "{described}");
+    assert!(
+        described.contains("audience kafka or other, principal from claim client_id, scopes from claim scp")
+    );
+    // One audience as a plain string; system roots when no CA is named.
+    let config = ok(&with("    jwks_url: https://idp.example.com/keys\n    audience: kafka\n"));
+    let oauth = config.downstream.sasl.unwrap().oauthbearer.unwrap();
+    assert_eq!(oauth.audience, vec!["kafka".to_owned()]);
+    assert!(matches!(&oauth.keys, OAuthKeys::JwksUrl(j) if j.ca_certs.is_none()));
+
+    let message = fails(&with("    jwks_url: http://idp.example.com/keys\n"));
+    assert_names(&message, "downstream.oauthbearer.jwks_url", "expected an https:// URL");
+    let message =
+        fails_with(&with("    jwks_url: https://idp/keys\n    jwks_file: jwks.json\n"), &["jwks.json"]);
+    assert_names(&message, "downstream.oauthbearer", "exactly one of jwks_url, jwks_file or public_key_path");
+    let message = fails(&with("    jwks_url: https://idp/keys\n    audience: [kafka, \"\"]\n"));
+    assert_names(&message, "downstream.oauthbearer.audience", "non-empty audience names");
+    let message = fails(&with("    jwks_url: https://idp/keys\n    sub_claim_name: \" \"\n"));
+    assert_names(&message, "downstream.oauthbearer.sub_claim_name", "expected a claim name");
+    let (_dir, config) =
+        load_with(&with("    jwks_file: jwks.json\n    jwks_refresh_ms: 1000\n"), &["jwks.json"], no_env);
+    let warnings = config.unwrap().warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.path == "downstream.oauthbearer.jwks_refresh_ms" && w.message.contains("jwks_url")),
+        "{warnings:?}"
+    );
+}
+
+const UPSTREAM_OAUTH: &str = "
+upstream:
+  bootstrap_servers: [\"b:9092\"]
+  security_protocol: SASL_SSL
+  sasl_mechanism: OAUTHBEARER
+  oauthbearer:
+    token_endpoint_url: https://idp.example.com/token
+    client_id: kafka-proxy
+    client_secret: ${CLIENT_SECRET}
+    scope: kafka
+downstream:
+  security_protocol: PLAINTEXT
+broker_mapping:
+  mode: port_offset
+  port_offset: { base: 9092 }
+";
+
+#[test]
+fn upstream_oauthbearer_client_credentials() {
+    let env = env_of(&[("CLIENT_SECRET", "idp-secret-value")]);
+    let (_dir, config) = load_with(UPSTREAM_OAUTH, &[], &env);
+    let config = config.unwrap();
+    let UpstreamAuth::Service { mechanism, username, password } = &config.upstream.auth else {
+        panic!("service identity expected: {:?}", config.upstream.auth)
+    };
+    assert_eq!((*mechanism, username.as_str()), (Mechanism::OAuthBearer, "kafka-proxy"));
+    assert_eq!(password.expose(), "idp-secret-value");
+    let oauth = config.upstream.oauthbearer.as_ref().unwrap();
+    assert_eq!(
+        (oauth.token_endpoint_url.as_str(), oauth.scope.as_deref()),
+        ("https://idp.example.com/token", Some("kafka"))
+    );
+    let described = config.describe();
+    assert!(
+        described.contains("oauthbearer: tokens from https://idp.example.com/token (client credentials, scope \"kafka\", trusting system roots)"),
+        "{described}"
+    );
+    assert!(!described.contains("idp-secret-value") && !format!("{config:?}").contains("idp-secret-value"));
+    config.to_core().unwrap();
+
+    let load = |text: &str| load_with(text, &[], &env).1.unwrap_err().to_string();
+    let without = UPSTREAM_OAUTH.split("  oauthbearer:").next().unwrap().to_owned()
+        + "downstream:\n  security_protocol: PLAINTEXT\nbroker_mapping:\n  mode: port_offset\n  port_offset: { base: 9092 }\n";
+    assert_names(
+        &load(&without),
+        "upstream.oauthbearer",
+        "required when upstream.sasl_mechanism is OAUTHBEARER",
+    );
+    let message = load(&UPSTREAM_OAUTH.replace("  oauthbearer:\n", "  sasl_username: svc\n  oauthbearer:\n"));
+    assert_names(&message, "upstream.sasl_username", "client_id and client_secret");
+    let message = load(&UPSTREAM_OAUTH.replace("    client_secret: ${CLIENT_SECRET}\n", ""));
+    assert_names(&message, "upstream.oauthbearer.client_secret", "required");
+    let message =
+        load(&UPSTREAM_OAUTH.replace("https://idp.example.com/token", "http://idp.example.com/token"));
+    assert_names(&message, "upstream.oauthbearer.token_endpoint_url", "expected an https:// URL");
+    assert!(!message.contains("idp-secret-value"), "secret leaked: {message}");
+    // Another mechanism: the block is ignored, with a warning.
+    let text = UPSTREAM_OAUTH
+        .replace("sasl_mechanism: OAUTHBEARER", "sasl_mechanism: PLAIN")
+        .replace("  oauthbearer:\n", "  sasl_username: svc\n  sasl_password: pw\n  oauthbearer:\n");
+    let (_dir, config) = load_with(&text, &[], &env);
+    let config = config.unwrap();
+    assert!(config.upstream.oauthbearer.is_none());
+    assert!(
+        config.warnings.iter().any(|w| w.path == "upstream.oauthbearer" && w.message.contains("ignored"))
+    );
+
+    // Under auth swap, each upstream identity is client_id=client_secret at the token endpoint.
+    let swap = SWAP.replacen(
+        "  sasl_mechanism: PLAIN\n",
+        "  sasl_mechanism: OAUTHBEARER\n  oauthbearer:\n    token_endpoint_url: https://idp/token\n",
+        1,
+    );
+    let env = env_of(&[("SVC_A_SECRET", "a-secret")]);
+    let (_dir, config) = load_with(&swap, &[], &env);
+    let config = config.unwrap();
+    let UpstreamAuth::Swap { mechanism, swap: identities } = &config.upstream.auth else {
+        panic!("swap expected")
+    };
+    assert_eq!(*mechanism, Mechanism::OAuthBearer);
+    let (client_id, secret) = identities.upstream_for("alice").unwrap();
+    assert_eq!((client_id, secret.expose().as_str()), ("svc-a", "a-secret"));
+    let with_id = swap.replace(
+        "token_endpoint_url: https://idp/token\n",
+        "token_endpoint_url: https://idp/token\n    client_id: x\n",
+    );
+    let message = load_with(&with_id, &[], &env).1.unwrap_err().to_string();
+    assert_names(
+        &message,
+        "upstream.oauthbearer.client_id",
+        "each auth_swap.upstream_credentials entry is client_id=client_secret",
+    );
 }
 
 const SWAP: &str = "
@@ -986,15 +1475,12 @@ fn to_core_builds_security_and_refuses_what_the_engine_cannot_run() {
     };
     assert_eq!(map.get("alice").map(|c| c.username()), Some("svc-a"));
 
-    let message =
-        ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n"))
-            .to_core()
-            .unwrap_err()
-            .to_string();
-    assert!(!message.contains("admin"), "the admin endpoint is served: {message}");
-    assert_names(&message, "policy", "forbidding API keys is not supported yet");
-    let admin = ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\n"));
-    assert!(admin.to_core().is_ok(), "admin alone is accepted");
+    let both = ok(&format!("{LOCAL}admin:\n  bind: 127.0.0.1:9080\npolicy:\n  forbidden_api_keys: [20]\n"));
+    let core = both.to_core().unwrap();
+    assert!(
+        core.policy.forbidden_api_keys.contains(ApiKey(20)),
+        "the admin endpoint is served and the policy runs"
+    );
 }
 
 #[test]

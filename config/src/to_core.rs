@@ -3,19 +3,45 @@
 use std::net::IpAddr;
 
 use kafka_proxy_core::config::{Mapping, ProxyConfig, ResolveRule, SniMapping, SniNames};
+use kafka_proxy_core::sasl::oauthbearer::Sources;
+
+use kafka_proxy_core::policy::{
+    PolicyConfig, PrincipalLimits, PrincipalPolicy as CorePrincipalPolicy, QuotaWindow,
+};
 
 use crate::error::{ConfigError, Problem};
-use crate::model::{BrokerMapping, Config, Resolve};
+use crate::model::{BrokerMapping, Config, Policy, Quotas, Resolve};
 
 impl Config {
     /// The engine configuration: files read, TLS configurations built,
-    /// passwords hashed. The request policy is not implemented yet and is
-    /// refused under its key path, never dropped. (`admin` is the binary's
-    /// business, not the engine's: it is not part of the result.)
+    /// passwords hashed. Kafka's request-time quota (`request_percentage`) is
+    /// not implemented and is refused under its key paths, never dropped.
+    /// (`admin` is the binary's business, not the engine's: it is not part
+    /// of the result.)
+    /// JWKS and token endpoints get stores of their own, empty: a program
+    /// that runs the proxy uses [`Config::to_core_with`] and fills them.
     pub fn to_core(&self) -> Result<ProxyConfig, ConfigError> {
+        self.to_core_with(&Sources::new())
+    }
+
+    /// [`Config::to_core`], with the JWKS and token stores taken from
+    /// `sources`: a configuration loaded again (SIGHUP) gets the stores, and
+    /// so the keys and tokens, of the endpoints it shares with the last one.
+    pub fn to_core_with(&self, sources: &Sources) -> Result<ProxyConfig, ConfigError> {
         let mut unsupported = Vec::new();
-        if !self.policy.is_empty() {
-            unsupported.push(Problem::new(&self.path, "policy", "forbidding API keys is not supported yet"));
+        let quotas = std::iter::once(("policy.default".to_owned(), &self.policy.default)).chain(
+            self.policy.principals.iter().map(|(name, p)| (format!("policy.principals.{name}"), &p.quotas)),
+        );
+        for (path, quotas) in quotas {
+            if quotas.request_percentage.is_some() {
+                unsupported.push(Problem::new(
+                    &self.path,
+                    format!("{path}.request_percentage"),
+                    "request_percentage is not supported: it limits the time a broker's request handler \
+                     threads spend on a client, which a proxy cannot observe (use producer_byte_rate and \
+                     consumer_byte_rate)",
+                ));
+            }
         }
         if !unsupported.is_empty() {
             return Err(ConfigError::Unsupported(unsupported));
@@ -34,7 +60,7 @@ impl Config {
                 Mapping::Sni(SniMapping { bind_port: sni.bind_port, names: std::sync::Arc::new(names) })
             }
         };
-        let security = self.security().map_err(ConfigError::Invalid)?;
+        let security = self.security(sources).map_err(ConfigError::Invalid)?;
         Ok(ProxyConfig {
             bind_ip: self.bind_address,
             mapping,
@@ -43,8 +69,34 @@ impl Config {
             limits: self.limits.clone(),
             socket: self.socket.clone(),
             security,
+            policy: policy_config(&self.policy),
             client_id: self.upstream.client_id.clone(),
         })
+    }
+}
+
+/// The `policy` section as the engine runs it.
+pub(crate) fn policy_config(policy: &Policy) -> PolicyConfig {
+    let limits = |q: &Quotas| PrincipalLimits {
+        producer_byte_rate: q.producer_byte_rate,
+        consumer_byte_rate: q.consumer_byte_rate,
+        max_connections: q.max_connections,
+    };
+    PolicyConfig {
+        forbidden_api_keys: policy.forbidden_api_keys.iter().copied().collect(),
+        default: limits(&policy.default),
+        principals: policy
+            .principals
+            .iter()
+            .map(|(name, p)| {
+                let entry = CorePrincipalPolicy {
+                    forbidden_api_keys: p.forbidden_api_keys.iter().copied().collect(),
+                    limits: limits(&p.quotas),
+                };
+                (name.clone(), entry)
+            })
+            .collect(),
+        quota_window: QuotaWindow { samples: policy.quota_window_num, size: policy.quota_window_size },
     }
 }
 

@@ -86,6 +86,7 @@ fn config(args: &[String]) -> Option<ProxyConfig> {
         limits: Limits::default(),
         socket: Default::default(),
         security: Default::default(),
+        policy: Default::default(),
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     })
 }

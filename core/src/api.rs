@@ -37,6 +37,34 @@ impl ApiKey {
     pub const SHARE_FETCH: ApiKey = ApiKey(78);
     /// `ShareAcknowledge` (79): carries broker addresses; hidden from clients.
     pub const SHARE_ACKNOWLEDGE: ApiKey = ApiKey(79);
+    /// `OffsetCommit` (8): refused by policy with the group error.
+    pub const OFFSET_COMMIT: ApiKey = ApiKey(8);
+    /// `CreateTopics` (19).
+    pub const CREATE_TOPICS: ApiKey = ApiKey(19);
+    /// `DeleteTopics` (20): the API the seed proxy's users forbid most.
+    pub const DELETE_TOPICS: ApiKey = ApiKey(20);
+    /// `DeleteRecords` (21).
+    pub const DELETE_RECORDS: ApiKey = ApiKey(21);
+    /// `InitProducerId` (22).
+    pub const INIT_PRODUCER_ID: ApiKey = ApiKey(22);
+    /// `CreateAcls` (30).
+    pub const CREATE_ACLS: ApiKey = ApiKey(30);
+    /// `DeleteAcls` (31).
+    pub const DELETE_ACLS: ApiKey = ApiKey(31);
+    /// `AlterConfigs` (33).
+    pub const ALTER_CONFIGS: ApiKey = ApiKey(33);
+    /// `CreatePartitions` (37).
+    pub const CREATE_PARTITIONS: ApiKey = ApiKey(37);
+    /// `DeleteGroups` (42).
+    pub const DELETE_GROUPS: ApiKey = ApiKey(42);
+    /// `IncrementalAlterConfigs` (44).
+    pub const INCREMENTAL_ALTER_CONFIGS: ApiKey = ApiKey(44);
+    /// `AlterPartitionReassignments` (45).
+    pub const ALTER_PARTITION_REASSIGNMENTS: ApiKey = ApiKey(45);
+    /// `OffsetDelete` (47).
+    pub const OFFSET_DELETE: ApiKey = ApiKey(47);
+    /// `AlterUserScramCredentials` (51).
+    pub const ALTER_USER_SCRAM_CREDENTIALS: ApiKey = ApiKey(51);
 }
 
 impl std::fmt::Display for ApiKey {
@@ -52,6 +80,17 @@ impl ApiKey {
     /// Kafka's name for the well-known keys, for logs and metrics.
     pub fn name(self) -> Option<&'static str> {
         API_NAMES.iter().find(|(key, _)| *key == self.0).map(|(_, name)| *name)
+    }
+
+    /// The key Kafka calls `name` (`DeleteTopics`), compared ASCII
+    /// case-insensitively, for configurations that name APIs.
+    pub fn from_name(name: &str) -> Option<ApiKey> {
+        API_NAMES.iter().find(|(_, n)| n.eq_ignore_ascii_case(name)).map(|(key, _)| ApiKey(*key))
+    }
+
+    /// Every key Kafka names, in key order (for error messages and listings).
+    pub fn named() -> impl Iterator<Item = (ApiKey, &'static str)> {
+        API_NAMES.iter().map(|(key, name)| (ApiKey(*key), *name))
     }
 }
 
@@ -193,6 +232,14 @@ impl ErrorCode {
     pub const SASL_AUTHENTICATION_FAILED: ErrorCode = ErrorCode(58);
     /// `CLUSTER_AUTHORIZATION_FAILED` (31).
     pub const CLUSTER_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(31);
+    /// `TOPIC_AUTHORIZATION_FAILED` (29).
+    pub const TOPIC_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(29);
+    /// `GROUP_AUTHORIZATION_FAILED` (30).
+    pub const GROUP_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(30);
+    /// `INVALID_REQUEST` (42).
+    pub const INVALID_REQUEST: ErrorCode = ErrorCode(42);
+    /// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` (53).
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ErrorCode = ErrorCode(53);
 }
 
 #[cfg(test)]
@@ -203,6 +250,10 @@ mod tests {
     fn names_and_display() {
         assert_eq!(ApiKey::METADATA.to_string(), "Metadata(3)");
         assert_eq!(ApiKey(999).to_string(), "api_key(999)");
+        assert_eq!(ApiKey::from_name("DeleteTopics"), Some(ApiKey::DELETE_TOPICS));
+        assert_eq!(ApiKey::from_name("deletetopics"), Some(ApiKey::DELETE_TOPICS));
+        assert_eq!(ApiKey::from_name("Delete"), None);
+        assert_eq!(ApiKey::named().count(), API_NAMES.len());
     }
 
     #[test]

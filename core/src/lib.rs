@@ -72,6 +72,7 @@ pub(crate) mod frame;
 #[cfg(fuzzing)]
 pub mod fuzzing;
 pub(crate) mod header;
+pub mod policy;
 pub mod proxy;
 pub(crate) mod rewrite;
 pub mod route;

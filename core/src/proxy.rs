@@ -14,12 +14,14 @@ use tracing::{info, warn};
 
 use crate::cluster::ClusterView;
 use crate::config::{DownstreamSasl, HostPort, Mapping, ProxyConfig};
+use crate::policy::state::PolicyState;
+use crate::policy::{ConnectionLimit, refusal};
 use crate::rewrite::{AddressMap, ApiVersionsPolicy, Broker, Observed};
 use crate::route::port_offset::PortOffsetMap;
 use crate::route::sni::{SniRoute, SniRoutes};
 use crate::route::{ListenerId, Route};
 use crate::sasl::throttle::{LoginThrottle, ThrottleStats};
-use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig};
+use crate::session::{ProxyEvent, ProxyEventKind, Session, SessionConfig, WarnLimiter};
 
 /// How long a closing session may flush what it already queued.
 const LINGER: Duration = Duration::from_secs(5);
@@ -63,12 +65,24 @@ pub enum ProxyAction {
 pub enum AcceptError {
     /// The listener is not (or no longer) known.
     UnknownListener(ListenerId),
+    /// A connection limit is reached: close the connection at once. The
+    /// proxy has counted and logged it (at a bounded rate).
+    ConnectionLimit(ConnectionLimit),
+}
+
+impl AcceptError {
+    /// True when the proxy logged the refusal itself (rate-limited), so the
+    /// runtime need not.
+    pub fn logged_by_proxy(&self) -> bool {
+        matches!(self, AcceptError::ConnectionLimit(_))
+    }
 }
 
 impl std::fmt::Display for AcceptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AcceptError::UnknownListener(id) => write!(f, "no route for listener {id}"),
+            AcceptError::ConnectionLimit(limit) => write!(f, "connection limit reached: {limit}"),
         }
     }
 }
@@ -80,6 +94,10 @@ impl std::error::Error for AcceptError {}
 pub struct Proxy {
     config: Arc<ProxyConfig>,
     session_config: Arc<SessionConfig>,
+    /// Policy rules, connection counts and quota windows, kept across reloads.
+    policy: Arc<PolicyState>,
+    /// Bounds the log lines about connections refused at accept.
+    refusals: WarnLimiter,
     /// Brokers learned from the cluster: node id → advertised address.
     brokers: BTreeMap<i32, HostPort>,
     /// Listeners asked for and not yet removed.
@@ -103,6 +121,9 @@ pub struct Proxy {
     reloads: u64,
     /// Connections accepted on a listener the proxy no longer knows.
     refused_accepts: u64,
+    /// Connections closed at accept by `limits.max_connections` and by
+    /// `limits.max_connections_per_ip`.
+    over_limits: (u64, u64),
     /// What sessions learned of the cluster (ApiVersions), kept across reloads.
     cluster: Arc<ClusterView>,
     /// Failed-login throttling, kept across reloads.
@@ -110,7 +131,7 @@ pub struct Proxy {
 }
 
 /// The proxy's own numbers, for metrics and readiness ([`Proxy::stats`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProxyStats {
     /// Listeners the proxy asked for and still wants (bootstrap, brokers, SNI).
     pub listeners: usize,
@@ -125,6 +146,14 @@ pub struct ProxyStats {
     pub reloads: u64,
     /// Connections accepted on a listener the proxy no longer knows.
     pub refused_accepts: u64,
+    /// Client connections open now (counted from accept to session end).
+    pub connections: usize,
+    /// Connections closed at accept by `limits.max_connections`.
+    pub over_max_connections: u64,
+    /// Connections closed at accept by `limits.max_connections_per_ip`.
+    pub over_max_connections_per_ip: u64,
+    /// The login throttle's counters (shared by every session).
+    pub login_throttle: ThrottleStats,
 }
 
 impl Proxy {
@@ -136,9 +165,10 @@ impl Proxy {
             Mapping::PortOffset(p) => Arc::new(PortOffsetMap::new(p.clone())),
             Mapping::Sni(sni) => sni.names.clone(),
         };
+        let policy = Arc::new(PolicyState::new(config.policy.clone(), now));
         let cluster = Arc::new(ClusterView::default());
         let throttle = Arc::new(LoginThrottle::new(config.limits.login_throttle));
-        let session_config = session_config(&config, address_map, &cluster, &throttle);
+        let session_config = session_config(&config, address_map, &cluster, &throttle, &policy);
         let sni = match &config.mapping {
             Mapping::Sni(sni) => Some(SniRoutes::new(sni.names.clone())),
             Mapping::PortOffset(_) => None,
@@ -153,6 +183,8 @@ impl Proxy {
             probe_backoff: PROBE_BACKOFF.0,
             config: Arc::new(config),
             session_config,
+            policy,
+            refusals: WarnLimiter::default(),
             brokers: BTreeMap::new(),
             listeners: BTreeSet::new(),
             refused: BTreeSet::new(),
@@ -160,6 +192,7 @@ impl Proxy {
             next_session: 1,
             reloads: 0,
             refused_accepts: 0,
+            over_limits: (0, 0),
             cluster,
             throttle,
         };
@@ -186,7 +219,9 @@ impl Proxy {
 
     /// Takes a new configuration without restarting: credentials, keys,
     /// certificates, SASL and TLS settings, limits and `resolve` rules apply
-    /// to connections accepted from now on (open ones keep theirs). Listener
+    /// to connections accepted from now on (open ones keep theirs); the
+    /// policy applies to every connection at its next request (connection
+    /// counts and quota windows carry over). Listener
     /// and mapping settings need a restart: a change to them is reported and
     /// not applied.
     pub fn reload(&mut self, config: ProxyConfig) -> Vec<&'static str> {
@@ -209,11 +244,18 @@ impl Proxy {
         next.security = config.security;
         next.limits = config.limits;
         next.resolve = config.resolve;
+        next.policy = config.policy;
         next.client_id = config.client_id;
         self.reloads += 1;
+        self.policy.set_rules(next.policy.clone());
         self.throttle.reload(next.limits.login_throttle);
-        self.session_config =
-            session_config(&next, self.session_config.address_map.clone(), &self.cluster, &self.throttle);
+        self.session_config = session_config(
+            &next,
+            self.session_config.address_map.clone(),
+            &self.cluster,
+            &self.throttle,
+            &self.policy,
+        );
         self.config = Arc::new(next);
         info!(ignored = ?ignored, "configuration reloaded");
         ignored
@@ -301,11 +343,6 @@ impl Proxy {
         }
     }
 
-    /// The login throttle's counters (failed logins, delayed attempts), for metrics.
-    pub fn login_throttle_stats(&self) -> ThrottleStats {
-        self.throttle.stats()
-    }
-
     /// The configuration.
     pub fn config(&self) -> &ProxyConfig {
         &self.config
@@ -359,10 +396,25 @@ impl Proxy {
                 Some(self.route_to(id, upstream.ok_or(AcceptError::UnknownListener(id))?))
             }
         };
+        let limits = &self.config.limits;
+        let permit = self
+            .policy
+            .admit_connection(peer.ip(), limits.max_connections, limits.max_connections_per_ip)
+            .map_err(|limit| {
+                match limit {
+                    ConnectionLimit::Process { .. } => self.over_limits.0 += 1,
+                    ConnectionLimit::PerIp { .. } => self.over_limits.1 += 1,
+                }
+                if let Some(suppressed) = self.refusals.allow(now) {
+                    warn!(%peer, listener = %id, %limit, suppressed, "connection refused and closed: limit reached");
+                }
+                AcceptError::ConnectionLimit(limit)
+            })?;
         let session_id = self.next_session;
         self.next_session += 1;
         tracing::debug!(session = session_id, %peer, listener = %id, "accepted");
         let mut session = Session::new(session_id, now, wall, self.session_config.clone(), route, Some(peer));
+        session.hold_connection(permit);
         if self.draining {
             // Accepted from a listener's backlog while it closes: the client
             // is told to go elsewhere with a clean close, never a reset.
@@ -426,6 +478,10 @@ impl Proxy {
             probes_cluster: self.can_probe(),
             reloads: self.reloads,
             refused_accepts: self.refused_accepts,
+            connections: self.policy.connections(),
+            over_max_connections: self.over_limits.0,
+            over_max_connections_per_ip: self.over_limits.1,
+            login_throttle: self.throttle.stats(),
         }
     }
 
@@ -539,11 +595,22 @@ fn session_config(
     address_map: Arc<dyn AddressMap + Send + Sync>,
     cluster: &Arc<ClusterView>,
     throttle: &Arc<LoginThrottle>,
+    policy: &Arc<PolicyState>,
 ) -> Arc<SessionConfig> {
     let api_versions = match config.security.downstream_sasl {
         DownstreamSasl::Terminate(_) => ApiVersionsPolicy::terminating_sasl(),
         DownstreamSasl::Off | DownstreamSasl::PassThrough => ApiVersionsPolicy::passthrough(),
     };
+    // An API the policy forbids anyone is advertised only at the versions
+    // the proxy can refuse with that API's own response.
+    let api_versions = api_versions.clamped(
+        config
+            .policy
+            .any_forbidden()
+            .iter()
+            .filter_map(refusal::spec)
+            .map(|spec| (spec.key, spec.min, spec.max)),
+    );
     Arc::new(SessionConfig {
         limits: config.limits.clone(),
         address_map,
@@ -554,5 +621,6 @@ fn session_config(
         client_id: config.client_id.clone(),
         cluster: cluster.clone(),
         throttle: throttle.clone(),
+        policy: policy.clone(),
     })
 }

@@ -970,10 +970,10 @@ mod hostile {
             }
             live = next;
         }
-        let failures = h.proxy.login_throttle_stats().failures;
+        let failures = h.proxy.stats().login_throttle.failures;
         assert!(failures < 200, "{failures} wrong passwords checked in 10 s: not throttled");
         assert!(failures >= 8, "the flood is slowed, not blocked: {failures}");
-        assert!(h.proxy.login_throttle_stats().delayed > 0);
+        assert!(h.proxy.stats().login_throttle.delayed > 0);
         let _ = answers;
         // A correct user from another address is not held back.
         let ok = h.connect_from(ListenerId::Bootstrap(0), "10.9.9.9:1000".parse().unwrap());

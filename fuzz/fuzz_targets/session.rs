@@ -2,7 +2,9 @@
 //! with arbitrary write sizes, clock steps, splices, ends of stream and
 //! drains: it never panics, its memory stays bounded by its limits, its
 //! splice accounting never goes negative, and once closed it stays closed.
-//! Runs with SASL termination on or off (chosen by the input).
+//! Runs with SASL termination on or off, and with or without a policy that
+//! forbids APIs (some answered by the proxy, one by closing) and throttles
+//! every byte (chosen by the input).
 #![no_main]
 
 use std::convert::Infallible;
@@ -14,6 +16,8 @@ use arbitrary::Arbitrary;
 use kafka_proxy_core::config::{
     DownstreamSasl, HostPort, Limits, Mapping, PortOffset, ProxyConfig, Security,
 };
+use kafka_proxy_core::api::ApiKey;
+use kafka_proxy_core::policy::{PolicyConfig, PrincipalLimits, QuotaWindow};
 use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::sasl::{
@@ -40,6 +44,7 @@ enum Step {
 #[derive(Debug, Arbitrary)]
 struct Input {
     sasl: bool,
+    policy: bool,
     connect: bool,
     steps: Vec<Step>,
 }
@@ -59,7 +64,22 @@ fn credentials() -> Arc<CredentialStore> {
         .clone()
 }
 
-fn proxy(sasl: bool) -> Proxy {
+/// Produce, DeleteTopics and ListOffsets (no refusal of its own) forbidden;
+/// 1 kB/s each way, measured over two 100 ms windows.
+fn policy() -> PolicyConfig {
+    PolicyConfig {
+        forbidden_api_keys: [ApiKey(0), ApiKey(2), ApiKey(20)].into_iter().collect(),
+        default: PrincipalLimits {
+            producer_byte_rate: Some(1000),
+            consumer_byte_rate: Some(1000),
+            max_connections: Some(1),
+        },
+        quota_window: QuotaWindow { samples: 2, size: Duration::from_millis(100) },
+        ..PolicyConfig::default()
+    }
+}
+
+fn proxy(sasl: bool, with_policy: bool) -> Proxy {
     let downstream_sasl = if sasl {
         let mechanisms = [Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha256)];
         DownstreamSasl::Terminate(Arc::new(ServerConfig::new(
@@ -82,6 +102,7 @@ fn proxy(sasl: bool) -> Proxy {
         limits: Limits { max_frame_bytes: MAX_FRAME, max_buffered_bytes: MAX_BUFFERED, ..Limits::default() },
         socket: Default::default(),
         security: Security { downstream_sasl, ..Security::default() },
+        policy: if with_policy { policy() } else { PolicyConfig::default() },
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }, Instant::now(), SystemTime::now())
 }
@@ -98,7 +119,7 @@ fn side(client: bool) -> Side {
 }
 
 fuzz_target!(|input: Input| {
-    let mut proxy = proxy(input.sasl);
+    let mut proxy = proxy(input.sasl, input.policy);
     while proxy.poll_action().is_some() {}
     let mut now = Instant::now();
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);

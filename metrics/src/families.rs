@@ -16,7 +16,7 @@
 
 use kafka_proxy_core::proxy::ProxyStats;
 use prometheus::core::Collector;
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use crate::latency::LatencyFamily;
 
@@ -72,8 +72,36 @@ pub struct Families {
     pub reloads: IntCounterVec,
     /// `kafka_proxy_refused_connections_total`: accepted on a listener already gone.
     pub refused_connections: IntCounter,
-    /// What the proxy counters read last (they are totals; the families add deltas).
-    seen: std::sync::Mutex<(u64, u64)>,
+    /// `kafka_proxy_login_throttle_delayed_total`: logins the throttle postponed.
+    pub logins_delayed: IntCounter,
+    /// `kafka_proxy_login_throttle_tracked`: addresses and names with failures remembered.
+    pub login_throttle_tracked: IntGauge,
+    /// `kafka_proxy_policy_refusals_total{api,reason}`: requests the policy forbids.
+    pub policy_refusals: IntCounterVec,
+    /// `kafka_proxy_connection_limit_refusals_total{limit}`: connections refused by a limit.
+    pub connection_limit_refusals: IntCounterVec,
+    /// `kafka_proxy_quota_throttles_total{api}`: requests or responses throttled by a quota.
+    pub quota_throttles: IntCounterVec,
+    /// `kafka_proxy_quota_throttle_seconds_total{api}`: the throttle time handed out.
+    pub quota_throttle_seconds: CounterVec,
+    /// What the proxy's counters read last (they are totals; the families add deltas).
+    seen: std::sync::Mutex<SeenTotals>,
+}
+
+/// The proxy's cumulative counters as last folded into the families.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeenTotals {
+    reloads: u64,
+    refused_accepts: u64,
+    logins_delayed: u64,
+    over_max_connections: u64,
+    over_max_connections_per_ip: u64,
+}
+
+/// Adds to `counter` what `total` grew by since `seen`, and remembers it.
+fn fold_total(counter: &IntCounter, seen: &mut u64, total: u64) {
+    counter.inc_by(total.saturating_sub(*seen));
+    *seen = total.max(*seen);
 }
 
 fn counter(
@@ -219,7 +247,50 @@ impl Families {
                 r.register(Box::new(c.clone()))?;
                 c
             },
-            seen: std::sync::Mutex::new((0, 0)),
+            logins_delayed: {
+                let c = IntCounter::new(
+                    "kafka_proxy_login_throttle_delayed_total",
+                    "Client logins whose evaluation the login throttle postponed (repeated failures from one address or name)",
+                )?;
+                r.register(Box::new(c.clone()))?;
+                c
+            },
+            login_throttle_tracked: single_gauge(
+                &r,
+                "kafka_proxy_login_throttle_tracked",
+                "Client addresses and user names the login throttle remembers failures of",
+            )?,
+            policy_refusals: counter(
+                &r,
+                "kafka_proxy_policy_refusals_total",
+                "Requests refused by the policy's forbidden APIs, answered with an authorization_error or closed",
+                &["api", "reason"],
+            )?,
+            connection_limit_refusals: counter(
+                &r,
+                "kafka_proxy_connection_limit_refusals_total",
+                "Connections refused by limits.max_connections, limits.max_connections_per_ip or a \
+                 principal's max_connections",
+                &["limit"],
+            )?,
+            quota_throttles: counter(
+                &r,
+                "kafka_proxy_quota_throttles_total",
+                "Produce requests and Fetch responses throttled by a principal's byte-rate quota",
+                &["api"],
+            )?,
+            quota_throttle_seconds: {
+                let family = CounterVec::new(
+                    Opts::new(
+                        "kafka_proxy_quota_throttle_seconds_total",
+                        "Throttle time handed out by byte-rate quotas (clients are not read meanwhile)",
+                    ),
+                    &["api"],
+                )?;
+                r.register(Box::new(family.clone()))?;
+                family
+            },
+            seen: std::sync::Mutex::new(SeenTotals::default()),
             registry: r,
         })
     }
@@ -238,11 +309,22 @@ impl Families {
         self.listeners.set(i64::try_from(stats.listeners).unwrap_or(i64::MAX));
         self.brokers.set(i64::try_from(stats.brokers).unwrap_or(i64::MAX));
         self.draining.set(i64::from(stats.draining));
+        self.login_throttle_tracked.set(i64::try_from(stats.login_throttle.tracked).unwrap_or(i64::MAX));
         let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (reloads, refused) = *seen;
-        self.reloads.with_label_values(&["applied"]).inc_by(stats.reloads.saturating_sub(reloads));
-        self.refused_connections.inc_by(stats.refused_accepts.saturating_sub(refused));
-        *seen = (stats.reloads.max(reloads), stats.refused_accepts.max(refused));
+        fold_total(&self.reloads.with_label_values(&["applied"]), &mut seen.reloads, stats.reloads);
+        fold_total(&self.refused_connections, &mut seen.refused_accepts, stats.refused_accepts);
+        fold_total(&self.logins_delayed, &mut seen.logins_delayed, stats.login_throttle.delayed);
+        let limits = &self.connection_limit_refusals;
+        fold_total(
+            &limits.with_label_values(&["max_connections"]),
+            &mut seen.over_max_connections,
+            stats.over_max_connections,
+        );
+        fold_total(
+            &limits.with_label_values(&["max_connections_per_ip"]),
+            &mut seen.over_max_connections_per_ip,
+            stats.over_max_connections_per_ip,
+        );
     }
 
     /// Every metric in the Prometheus text format.
@@ -283,6 +365,41 @@ mod tests {
             "proxy_requests_bytes{broker=\"b:9092\"} 100",
             "# HELP proxy_responses_bytes Size of incoming responses",
             "proxy_responses_bytes{broker=\"b:9092\"} 50",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn proxy_totals_are_folded_as_deltas() {
+        use kafka_proxy_core::sasl::throttle::ThrottleStats;
+        let f = Families::try_new().expect("every family registers");
+        let mut stats = ProxyStats {
+            listeners: 2,
+            brokers: 1,
+            draining: false,
+            probes_cluster: true,
+            reloads: 1,
+            refused_accepts: 0,
+            login_throttle: ThrottleStats { failures: 4, delayed: 3, tracked: 2 },
+            over_max_connections: 2,
+            over_max_connections_per_ip: 1,
+            ..ProxyStats::default()
+        };
+        f.observe_proxy(&stats);
+        stats.reloads = 2;
+        stats.login_throttle = ThrottleStats { failures: 9, delayed: 7, tracked: 1 };
+        stats.over_max_connections_per_ip = 4;
+        f.observe_proxy(&stats);
+        f.observe_proxy(&stats);
+        let text = f.encode();
+        for line in [
+            "kafka_proxy_config_reloads_total{result=\"applied\"} 2",
+            "kafka_proxy_login_throttle_delayed_total 7",
+            "kafka_proxy_login_throttle_tracked 1",
+            "kafka_proxy_listeners 2",
+            "kafka_proxy_connection_limit_refusals_total{limit=\"max_connections\"} 2",
+            "kafka_proxy_connection_limit_refusals_total{limit=\"max_connections_per_ip\"} 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
         }

@@ -59,9 +59,12 @@ impl ConnMetrics {
         Some(self.last_fold.map_or_else(Instant::now, |at| at + FOLD_INTERVAL))
     }
 
-    /// Folds the session's counts when a fold is due at `now`.
+    /// Folds the session's counts when a fold is due at `now` (the first
+    /// counts at once: comparing `now` with [`ConnMetrics::due`], which reads
+    /// the clock later, would put the first fold off forever and keep the
+    /// runtime's timer for it firing).
     pub fn maybe_fold(&mut self, now: Instant, session: &mut Session) {
-        if self.due(session).is_some_and(|due| now >= due) {
+        if session.has_stats() && self.last_fold.is_none_or(|at| now >= at + FOLD_INTERVAL) {
             self.fold(now, session);
         }
     }
@@ -164,6 +167,22 @@ impl ConnMetrics {
                 f.tls_handshakes
                     .with_label_values(&[side_label, "failed"])
                     .inc_by(u64::from(counts.tls_handshake_failures));
+            }
+        }
+        for refusal in &stats.policy_refusals {
+            f.policy_refusals
+                .with_label_values(&[api_name(refusal.api_key), refusal.reason])
+                .inc_by(refusal.count);
+        }
+        if stats.principal_limit_refusals > 0 {
+            f.connection_limit_refusals
+                .with_label_values(&["principal_max_connections"])
+                .inc_by(u64::from(stats.principal_limit_refusals));
+        }
+        for (api, throttles) in [("Produce", &stats.produce_throttles), ("Fetch", &stats.fetch_throttles)] {
+            if throttles.count > 0 {
+                f.quota_throttles.with_label_values(&[api]).inc_by(u64::from(throttles.count));
+                f.quota_throttle_seconds.with_label_values(&[api]).inc_by(throttles.millis as f64 / 1000.0);
             }
         }
         for auth in &stats.auth {

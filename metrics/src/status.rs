@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn stats(draining: bool, probes_cluster: bool) -> ProxyStats {
-        ProxyStats { listeners: 1, brokers: 0, draining, probes_cluster, reloads: 0, refused_accepts: 0 }
+        ProxyStats { listeners: 1, draining, probes_cluster, ..ProxyStats::default() }
     }
 
     #[test]

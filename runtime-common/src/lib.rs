@@ -53,3 +53,22 @@ pub fn observe_proxy(telemetry: Option<&Telemetry>, proxy: &kafka_proxy_core::pr
         telemetry.observe_proxy(proxy);
     }
 }
+
+/// A client connection [`Proxy::accept`](kafka_proxy_core::proxy::Proxy::accept)
+/// refused: logged (by the proxy itself, at a bounded rate, when a connection
+/// limit refused it) and counted. The caller drops the socket, which closes
+/// it at once.
+pub fn connection_refused(
+    telemetry: Option<&Telemetry>,
+    proxy: &kafka_proxy_core::proxy::Proxy,
+    listener: kafka_proxy_core::route::ListenerId,
+    peer: std::net::SocketAddr,
+    error: &kafka_proxy_core::proxy::AcceptError,
+) {
+    if error.logged_by_proxy() {
+        tracing::debug!(%listener, %peer, %error, "connection refused");
+    } else {
+        tracing::warn!(%listener, %peer, %error, "connection refused");
+    }
+    observe_proxy(telemetry, proxy);
+}

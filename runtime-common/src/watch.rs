@@ -83,8 +83,13 @@ const LOGGED_CUTS: u64 = 20;
 
 impl DrainCuts {
     /// `session` is still open at the drain deadline and is closed now (call
-    /// inside its span, before shutting it down).
+    /// inside its span, before shutting it down); the proxy's own cluster
+    /// probe is not counted.
     pub fn cut(&self, session: &Session) {
+        if session.is_probe() {
+            // The proxy's own cluster probe: no client loses anything.
+            return;
+        }
         let n = self.cut.fetch_add(1, Ordering::Relaxed);
         let in_flight = session.in_flight();
         self.unanswered.fetch_add(in_flight as u64, Ordering::Relaxed);

@@ -11,7 +11,9 @@ use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::{ConnectTarget, Endpoint, Session, Side};
 use kafka_proxy_runtime::actions::{self, Host};
-use kafka_proxy_runtime::{Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, net, observe_proxy};
+use kafka_proxy_runtime::{
+    Control, DrainCuts, RunError, RunOptions, Telemetry, Watch, connection_refused, net, observe_proxy,
+};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, error, info, info_span, warn};
@@ -189,9 +191,7 @@ impl Loop {
                 let left = self.io.conns.len();
                 warn!(connections = left, "drain deadline reached: closing the connections still open");
                 for slot in self.io.conns.slots() {
-                    if let Some(conn) = self.io.conns.get(slot)
-                        && !conn.session.is_probe()
-                    {
+                    if let Some(conn) = self.io.conns.get(slot) {
                         let _entered = conn.span.enter();
                         self.cuts.cut(&conn.session);
                     }
@@ -354,7 +354,8 @@ impl Loop {
         let session = match self.proxy.accept(Instant::now(), SystemTime::now(), id, peer) {
             Ok(session) => session,
             Err(error) => {
-                warn!(listener = %id, %peer, %error, "connection refused");
+                // Dropping `client` closes it at once.
+                connection_refused(self.telemetry.as_deref(), &self.proxy, id, peer, &error);
                 return;
             }
         };

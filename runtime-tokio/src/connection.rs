@@ -159,7 +159,7 @@ impl Connection {
                 },
                 r = mode.changed() => if r.is_ok() {
                     let mode = *mode.borrow_and_update();
-                    if mode == Mode::Stopping && shared.drain_expired() && !self.session.is_probe() {
+                    if mode == Mode::Stopping && shared.drain_expired() {
                         shared.cuts().cut(&self.session);
                     }
                     self.follow(mode);

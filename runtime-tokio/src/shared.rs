@@ -11,7 +11,7 @@ use kafka_proxy_core::proxy::Proxy;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::session::Session;
 use kafka_proxy_runtime::actions::{self, Host};
-use kafka_proxy_runtime::{DrainCuts, RunError, Telemetry, Watch, net, observe_proxy};
+use kafka_proxy_runtime::{DrainCuts, RunError, Telemetry, Watch, connection_refused, net, observe_proxy};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info_span, warn};
@@ -237,26 +237,24 @@ impl Shared {
     fn serve_client(self: &Arc<Self>, id: ListenerId, stream: TcpStream, peer: SocketAddr) {
         let session = {
             let mut proxy = self.proxy();
-            let session = proxy.accept(Instant::now(), SystemTime::now(), id, peer);
-            if let Err(error) = net::configure(&stream, &proxy.config().socket) {
-                debug!(%error, "cannot set socket options on the client socket");
+            match proxy.accept(Instant::now(), SystemTime::now(), id, peer) {
+                Ok(session) => {
+                    if let Err(error) = net::configure(&stream, &proxy.config().socket) {
+                        debug!(%error, "cannot set socket options on the client socket");
+                    }
+                    session
+                }
+                Err(error) => {
+                    // Dropping `stream` closes it at once.
+                    connection_refused(self.telemetry.as_deref(), &proxy, id, peer, &error);
+                    return;
+                }
             }
-            session
         };
-        match session {
-            Ok(session) => {
-                let span = info_span!(
-                    "conn",
-                    id = session.id(),
-                    %peer,
-                    listener = %id,
-                    client_id = tracing::field::Empty
-                );
-                let watch = Watch::new(self.telemetry.as_ref(), Some(id), span.clone());
-                (self.spawn)(self, session, Some(stream), span, watch);
-            }
-            Err(error) => warn!(listener = %id, %peer, %error, "connection refused"),
-        }
+        let span =
+            info_span!("conn", id = session.id(), %peer, listener = %id, client_id = tracing::field::Empty);
+        let watch = Watch::new(self.telemetry.as_ref(), Some(id), span.clone());
+        (self.spawn)(self, session, Some(stream), span, watch);
     }
 
     /// Counts a connection task in (until `connection_ended`).

@@ -125,12 +125,9 @@ mod tests {
         let written = generate_certs(&dir, "*.kafka.test", false).unwrap();
         assert_eq!(written.len(), 7);
         let server = server_config(&ServerTlsOptions {
-            identity: CertKeyPem {
-                cert_chain: &read(&dir, SERVER_CERT_FILE),
-                key: &read(&dir, SERVER_KEY_FILE),
-            },
-            client_auth: ClientAuth::Required { ca_certs: &read(&dir, CA_FILE) },
-            versions: TlsVersions::Tls12And13,
+            identity: CertKeyPem::new(&read(&dir, SERVER_CERT_FILE), &read(&dir, SERVER_KEY_FILE)),
+            client_auth: ClientAuth::Required { ca_certs: &read(&dir, CA_FILE), crls: &[] },
+            policy: TlsVersions::Tls12And13.into(),
         })
         .unwrap();
         let roots = certificates_from_pem(&read(&dir, CA_FILE), PemItem::ServerCaBundle).unwrap();
@@ -140,8 +137,8 @@ mod tests {
                 let key = read(&dir, key_file);
                 let client = client_config(&ClientTlsOptions {
                     verification: ServerVerification::Roots(roots.clone()),
-                    identity: Some(CertKeyPem { cert_chain: &cert, key: &key }),
-                    versions: TlsVersions::Tls12And13,
+                    identity: Some(CertKeyPem::new(&cert, &key)),
+                    policy: TlsVersions::Tls12And13.into(),
                 })
                 .unwrap();
                 let mut c = End::new(RustlsSession::client(client, server_name(host).unwrap()).unwrap());
@@ -156,7 +153,7 @@ mod tests {
         let client = client_config(&ClientTlsOptions {
             verification: ServerVerification::Roots(roots),
             identity: None,
-            versions: TlsVersions::Tls12And13,
+            policy: TlsVersions::Tls12And13.into(),
         })
         .unwrap();
         let mut c = End::new(RustlsSession::client(client, server_name("other.test").unwrap()).unwrap());

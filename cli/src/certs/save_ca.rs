@@ -58,7 +58,7 @@ pub(crate) fn save_ca_certs(server: &str, out: &Path, force: bool) -> Result<Sav
     let config = client_config(&ClientTlsOptions {
         verification: ServerVerification::Custom(recorder.clone()),
         identity: None,
-        versions: TlsVersions::Tls12And13,
+        policy: TlsVersions::Tls12And13.into(),
     })
     .map_err(CertsError::TlsConfig)?;
     let mut tls = RustlsSession::client(config, name)

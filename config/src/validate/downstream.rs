@@ -1,15 +1,18 @@
 //! `downstream`: TLS termination, SASL mechanisms, client credentials, OAUTHBEARER.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kafka_proxy_core::sasl::oauthbearer::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH};
+
+use super::tls::RawPolicy;
 use super::{Checker, DEFAULT_CLOCK_SKEW, Protocol};
 use crate::credentials::{self, load_credentials_file};
 use crate::error::{ConfigError, Problem};
 use crate::model::{
-    CertKey, ClientAuth, Credentials, CredentialsFile, Downstream, DownstreamSasl, DownstreamTls, Mechanism,
-    OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
+    CertKey, ClientAuth, ClientAuthMode, Credentials, CredentialsFile, Downstream, DownstreamSasl,
+    DownstreamTls, JwksUrl, Mechanism, OAuthBearer, OAuthKeys, PrincipalMapping, UserCredential,
 };
 use crate::raw::{RawCredentials, RawDownstream, RawDownstreamTls, RawOAuthBearer};
 use crate::scalar::UserPassword;
@@ -30,9 +33,17 @@ impl Checker<'_> {
             if let Some(tls) = &raw_tls
                 && (tls.cert.is_some()
                     || tls.key.is_some()
+                    || tls.key_password.is_some()
+                    || tls.key_password_file.is_some()
                     || tls.ca_certs.is_some()
                     || tls.mtls_enabled.is_some()
-                    || tls.principal_mapping_rules.is_some())
+                    || tls.client_auth.is_some()
+                    || tls.crl_files.is_some()
+                    || tls.principal_mapping_rules.is_some()
+                    || tls.min_version.is_some()
+                    || tls.max_version.is_some()
+                    || tls.cipher_suites.is_some()
+                    || tls.curves.is_some())
             {
                 self.report.warn(
                     "downstream.tls",
@@ -104,16 +115,41 @@ impl Checker<'_> {
             raw.key.as_deref().unwrap_or(Path::new("server_key.pem")),
             raw.key.is_none(),
         );
-        let mtls = raw.mtls_enabled.unwrap_or(false);
-        let ca_certs = match (&raw.ca_certs, mtls) {
+        let mode = self.client_auth_mode(raw.mtls_enabled, raw.client_auth.map(|m| m.0));
+        let asks_certificates = mode != ClientAuthMode::None;
+        let ca_certs = match (&raw.ca_certs, asks_certificates) {
             (Some(ca), _) => Some(self.existing_file("downstream.tls.ca_certs", ca, false)),
             (None, true) => Some(self.existing_file("downstream.tls.ca_certs", Path::new("ca.pem"), true)),
             (None, false) => None,
         };
-        let client_auth = match (&ca_certs, mtls) {
-            (Some(ca), true) => ClientAuth::Required { ca_certs: ca.clone() },
+        let client_auth = match (&ca_certs, mode) {
+            (Some(ca), ClientAuthMode::Required) => ClientAuth::Required { ca_certs: ca.clone() },
+            (Some(ca), ClientAuthMode::Requested) => ClientAuth::Requested { ca_certs: ca.clone() },
             _ => ClientAuth::None,
         };
+        let crl_files: Vec<PathBuf> = raw
+            .crl_files
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, path)| self.existing_file(&format!("downstream.tls.crl_files[{i}]"), path, false))
+            .collect();
+        if !crl_files.is_empty() && !asks_certificates {
+            self.report.warn(
+                "downstream.tls.crl_files",
+                "ignored: clients present no certificate unless downstream.tls.client_auth is requested or required",
+            );
+        }
+        let key_password = self.key_password("downstream.tls", raw.key_password, raw.key_password_file);
+        let policy = self.tls_policy(
+            "downstream",
+            RawPolicy {
+                min_version: raw.min_version,
+                max_version: raw.max_version,
+                cipher_suites: raw.cipher_suites,
+                curves: raw.curves,
+            },
+        );
         let principal_mapping = match raw.principal_mapping_rules {
             None => PrincipalMapping::CommonName,
             Some(rules) => {
@@ -123,16 +159,51 @@ impl Checker<'_> {
                         "expected at least one rule (or remove the key for the CN)",
                     );
                 }
-                if !mtls {
+                if !asks_certificates {
                     self.report.warn(
                         "downstream.tls.principal_mapping_rules",
-                        "ignored: clients present no certificate unless downstream.tls.mtls_enabled is true",
+                        "ignored: clients present no certificate unless downstream.tls.mtls_enabled is true \
+                         (or client_auth is requested or required)",
                     );
                 }
                 PrincipalMapping::Rules(rules.into_iter().map(|r| r.0).collect())
             }
         };
-        DownstreamTls { cert_key: CertKey { cert, key }, ca_certs, client_auth, principal_mapping }
+        DownstreamTls {
+            cert_key: CertKey { cert, key, key_password },
+            ca_certs,
+            client_auth,
+            crl_files,
+            principal_mapping,
+            policy,
+        }
+    }
+
+    /// `client_auth` (Kafka's `ssl.client.auth`) and its older alias
+    /// `mtls_enabled` (true = `required`); both given must agree.
+    fn client_auth_mode(
+        &mut self,
+        mtls_enabled: Option<bool>,
+        client_auth: Option<ClientAuthMode>,
+    ) -> ClientAuthMode {
+        match (mtls_enabled, client_auth) {
+            (None, None) => ClientAuthMode::None,
+            (Some(true), None) => ClientAuthMode::Required,
+            (Some(false), None) => ClientAuthMode::None,
+            (None, Some(mode)) => mode,
+            (Some(mtls), Some(mode)) => {
+                if mtls != (mode == ClientAuthMode::Required) {
+                    self.report.error(
+                        "downstream.tls.client_auth",
+                        format!(
+                            "contradicts downstream.tls.mtls_enabled: {mtls} (mtls_enabled: true is \
+                             client_auth: required); keep one of the two"
+                        ),
+                    );
+                }
+                mode
+            }
+        }
     }
 
     /// The SASL settings of `raw` (whose `tls` has been taken).
@@ -219,7 +290,7 @@ impl Checker<'_> {
             (true, None) => {
                 self.report.error(
                     "downstream.oauthbearer",
-                    "required when OAUTHBEARER is offered: expected jwks_file or public_key_path",
+                    "required when OAUTHBEARER is offered: expected jwks_url, jwks_file or public_key_path",
                 );
                 None
             }
@@ -288,29 +359,67 @@ impl Checker<'_> {
     }
 
     fn oauthbearer(&mut self, raw: RawOAuthBearer) -> Option<OAuthBearer> {
-        let keys = match (raw.jwks_file, raw.public_key_path) {
-            (Some(jwks), None) => {
+        const SOURCES: &str = "expected exactly one of jwks_url, jwks_file or public_key_path";
+        let url_only = [
+            ("jwks_ca_certs", raw.jwks_ca_certs.is_some()),
+            ("jwks_refresh_ms", raw.jwks_refresh_ms.is_some()),
+            ("jwks_min_refresh_interval_ms", raw.jwks_min_refresh_interval_ms.is_some()),
+        ];
+        let keys = match (raw.jwks_file, raw.public_key_path, raw.jwks_url) {
+            (Some(jwks), None, None) => {
                 OAuthKeys::JwksFile(self.existing_file("downstream.oauthbearer.jwks_file", &jwks, false))
             }
-            (None, Some(pem)) => OAuthKeys::PublicKey(self.existing_file(
+            (None, Some(pem), None) => OAuthKeys::PublicKey(self.existing_file(
                 "downstream.oauthbearer.public_key_path",
                 &pem,
                 false,
             )),
-            (Some(_), Some(_)) => {
-                self.report
-                    .error("downstream.oauthbearer", "expected jwks_file or public_key_path, not both");
+            (None, None, Some(url)) => OAuthKeys::JwksUrl(JwksUrl {
+                url: url.0.0,
+                ca_certs: raw
+                    .jwks_ca_certs
+                    .map(|ca| self.existing_file("downstream.oauthbearer.jwks_ca_certs", &ca, false)),
+                refresh: raw
+                    .jwks_refresh_ms
+                    .map_or(DEFAULT_JWKS_REFRESH, |ms| Duration::from_millis(ms.get())),
+                min_refresh_interval: raw
+                    .jwks_min_refresh_interval_ms
+                    .map_or(DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Duration::from_millis),
+            }),
+            (None, None, None) => {
+                self.report.error("downstream.oauthbearer", SOURCES);
                 return None;
             }
-            (None, None) => {
-                self.report.error("downstream.oauthbearer", "expected jwks_file or public_key_path");
+            _ => {
+                self.report.error("downstream.oauthbearer", format!("{SOURCES}, not several"));
                 return None;
             }
         };
+        if !matches!(keys, OAuthKeys::JwksUrl(_)) {
+            for (key, set) in url_only {
+                if set {
+                    self.report
+                        .warn(format!("downstream.oauthbearer.{key}"), "ignored: only used with jwks_url");
+                }
+            }
+        }
+        let audience = raw.audience.map(|a| a.0).unwrap_or_default();
+        if audience.iter().any(String::is_empty) {
+            self.report.error("downstream.oauthbearer.audience", "expected non-empty audience names");
+        }
+        for (key, name) in
+            [("sub_claim_name", &raw.sub_claim_name), ("scope_claim_name", &raw.scope_claim_name)]
+        {
+            if name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+                self.report.error(format!("downstream.oauthbearer.{key}"), "expected a claim name");
+            }
+        }
         Some(OAuthBearer {
             keys,
             issuer: raw.issuer,
-            audience: raw.audience,
+            audience,
+            sub_claim_name: raw.sub_claim_name,
+            scope_claim_name: raw.scope_claim_name,
             required_scopes: raw.required_scopes.unwrap_or_default(),
             clock_skew: raw
                 .clock_skew_seconds
@@ -336,9 +445,17 @@ fn empty_downstream_tls() -> RawDownstreamTls {
         enabled: None,
         cert: None,
         key: None,
+        key_password: None,
+        key_password_file: None,
         mtls_enabled: None,
+        client_auth: None,
         ca_certs: None,
+        crl_files: None,
         principal_mapping_rules: None,
+        min_version: None,
+        max_version: None,
+        cipher_suites: None,
+        curves: None,
     }
 }
 

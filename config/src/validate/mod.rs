@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::num::{NonZeroU32, NonZeroU64};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,13 +12,17 @@ use kafka_proxy_core::api::ApiKey;
 use kafka_proxy_core::config::{Limits, PortOffset, SocketOptions};
 
 use super::error::{ConfigError, Report};
-use super::model::{Admin, Config, LogFormat, Logging, Policy, Resolve, RuntimeKind, SecurityProtocol};
+use super::model::{
+    ANONYMOUS, Admin, ClientAuth, Config, Downstream, LogFormat, Logging, Policy, PrincipalPolicy, Quotas,
+    Resolve, RuntimeKind, SecurityProtocol,
+};
 use super::raw::{RawConfig, RawLimits, RawLogging, RawPolicy, RawResolve, RawSocket};
-use super::scalar::Parsed;
+use super::scalar::{ApiKeyNumber, Parsed};
 
 mod auth_swap;
 mod downstream;
 mod mapping;
+mod tls;
 mod upstream;
 
 use downstream::empty_downstream;
@@ -30,6 +35,10 @@ pub(crate) const DEFAULT_MAX_BROKER_ID: u16 = 400;
 pub(crate) const DEFAULT_SECURITY_PROTOCOL: SecurityProtocol = SecurityProtocol::SaslSsl;
 /// `downstream.oauthbearer.clock_skew_seconds` when absent.
 pub(crate) const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// `policy.quota_window_num` when absent (Kafka's `quota.window.num`).
+pub(crate) const DEFAULT_QUOTA_WINDOW_NUM: u32 = 11;
+/// `policy.quota_window_size_seconds` when absent (Kafka's `quota.window.size.seconds`).
+pub(crate) const DEFAULT_QUOTA_WINDOW_SIZE: Duration = Duration::from_secs(1);
 
 /// Checks `raw`, loaded from `file`, into a [`Config`].
 pub(crate) fn validate(
@@ -87,7 +96,9 @@ impl Checker<'_> {
         let down_protocol = Protocol::new(raw_downstream.security_protocol.clone());
 
         let swap = self.auth_swap(raw.auth_swap, up_protocol, down_protocol);
-        let upstream_login_missing = up_protocol.value.uses_sasl() && raw.upstream.sasl_username.is_none();
+        let oauth_client_id = raw.upstream.oauthbearer.as_ref().is_some_and(|o| o.client_id.is_some());
+        let upstream_login_missing =
+            up_protocol.value.uses_sasl() && raw.upstream.sasl_username.is_none() && !oauth_client_id;
         let downstream = self.downstream(
             raw_downstream,
             down_protocol,
@@ -97,6 +108,7 @@ impl Checker<'_> {
         let upstream = self.upstream(raw.upstream, up_protocol, swap.map(|s| s.swap), &downstream);
         self.swap_routes(&upstream, &downstream);
         let mapping = self.mapping(raw.broker_mapping, bind_address, &downstream);
+        let policy = self.policy(raw.policy, &downstream);
         Config {
             path: self.report.file.to_path_buf(),
             bind_address,
@@ -105,7 +117,7 @@ impl Checker<'_> {
             mapping,
             resolve: self.resolve(raw.resolve.unwrap_or_default()),
             admin: raw.admin.map(|a| Admin { bind: a.bind.0 }),
-            policy: self.policy(raw.policy),
+            policy,
             limits: limits(raw.limits),
             socket: self.socket(raw.socket),
             logging: self.logging(raw.logging),
@@ -190,21 +202,69 @@ impl Checker<'_> {
         out
     }
 
-    fn policy(&mut self, raw: Option<RawPolicy>) -> Policy {
+    fn policy(&mut self, raw: Option<RawPolicy>, downstream: &Downstream) -> Policy {
         let Some(raw) = raw else { return Policy::default() };
-        let forbidden_api_keys: BTreeSet<ApiKey> =
-            raw.forbidden_api_keys.unwrap_or_default().into_iter().map(|k| k.0).collect();
-        let principals: BTreeMap<String, BTreeSet<ApiKey>> = raw
+        let keys = |list: Option<Vec<ApiKeyNumber>>| -> BTreeSet<ApiKey> {
+            list.unwrap_or_default().into_iter().map(|k| k.0).collect()
+        };
+        let forbidden_api_keys = keys(raw.forbidden_api_keys);
+        let default = raw.default.map_or_else(Quotas::default, |q| Quotas {
+            producer_byte_rate: q.producer_byte_rate.map(NonZeroU64::get),
+            consumer_byte_rate: q.consumer_byte_rate.map(NonZeroU64::get),
+            request_percentage: q.request_percentage,
+            max_connections: q.max_connections.map(NonZeroU32::get),
+        });
+        let principals: BTreeMap<String, PrincipalPolicy> = raw
             .principals
             .map(|p| p.0)
             .unwrap_or_default()
             .into_iter()
-            .map(|(name, p)| (name, p.forbidden_api_keys.into_iter().map(|k| k.0).collect()))
+            .map(|(name, p)| {
+                if p.forbidden_api_keys.is_none()
+                    && p.producer_byte_rate.is_none()
+                    && p.consumer_byte_rate.is_none()
+                    && p.request_percentage.is_none()
+                    && p.max_connections.is_none()
+                {
+                    self.report.error(
+                        format!("policy.principals.{name}"),
+                        "expected at least one of forbidden_api_keys, producer_byte_rate, consumer_byte_rate, \
+                         request_percentage, max_connections",
+                    );
+                }
+                let quotas = Quotas {
+                    producer_byte_rate: p.producer_byte_rate.map(NonZeroU64::get),
+                    consumer_byte_rate: p.consumer_byte_rate.map(NonZeroU64::get),
+                    request_percentage: p.request_percentage,
+                    max_connections: p.max_connections.map(NonZeroU32::get),
+                };
+                (name, PrincipalPolicy { forbidden_api_keys: keys(p.forbidden_api_keys), quotas })
+            })
             .collect();
+        let policy = Policy {
+            forbidden_api_keys,
+            default,
+            principals,
+            quota_window_num: raw.quota_window_num.map_or(DEFAULT_QUOTA_WINDOW_NUM, NonZeroU32::get),
+            quota_window_size: raw
+                .quota_window_size_seconds
+                .map_or(DEFAULT_QUOTA_WINDOW_SIZE, |s| Duration::from_secs(u64::from(s.get()))),
+        };
+        self.policy_checks(&policy, downstream);
+        policy
+    }
+
+    /// Settings that load but would not do what they say: forbidding what
+    /// every client needs, APIs the proxy can only refuse by disconnecting,
+    /// percentages out of range, and per-principal settings for principals
+    /// the proxy never sees.
+    fn policy_checks(&mut self, policy: &Policy, downstream: &Downstream) {
         let handshake = [ApiKey::API_VERSIONS, ApiKey::SASL_HANDSHAKE, ApiKey::SASL_AUTHENTICATE];
-        let global = forbidden_api_keys.iter().map(|k| ("policy.forbidden_api_keys".to_owned(), *k));
-        let per_principal = principals.iter().flat_map(|(name, keys)| {
-            keys.iter().map(move |k| (format!("policy.principals.{name}.forbidden_api_keys"), *k))
+        let global = policy.forbidden_api_keys.iter().map(|k| ("policy.forbidden_api_keys".to_owned(), *k));
+        let per_principal = policy.principals.iter().flat_map(|(name, p)| {
+            p.forbidden_api_keys
+                .iter()
+                .map(move |k| (format!("policy.principals.{name}.forbidden_api_keys"), *k))
         });
         let mut warnings = Vec::new();
         for (path, key) in global.chain(per_principal) {
@@ -213,12 +273,52 @@ impl Checker<'_> {
                     path,
                     format!("{key} is needed by every client to connect; forbidding it locks clients out"),
                 ));
+            } else if kafka_proxy_core::policy::refusable_versions(key).is_none() {
+                warnings.push((
+                    path,
+                    format!(
+                        "the proxy has no authorization-error response for {key}: a client that sends it is disconnected"
+                    ),
+                ));
+            }
+        }
+        let quotas = std::iter::once(("policy.default".to_owned(), &policy.default)).chain(
+            policy.principals.iter().map(|(name, p)| (format!("policy.principals.{name}"), &p.quotas)),
+        );
+        for (path, q) in quotas {
+            if let Some(pct) = q.request_percentage
+                && !(pct.is_finite() && pct > 0.0)
+            {
+                self.report.error(
+                    format!("{path}.request_percentage"),
+                    format!("expected a percentage above 0, got {pct}"),
+                );
+            }
+        }
+        let authenticated = downstream.sasl.is_some()
+            || downstream.tls.as_ref().is_some_and(|t| t.client_auth != ClientAuth::None);
+        if downstream.sasl_pass_through {
+            if !policy.principals.is_empty() || !policy.default.is_empty() {
+                warnings.push((
+                    "policy".to_owned(),
+                    "downstream SASL is passed through to the brokers, so the proxy never learns principals: \
+                     only policy.forbidden_api_keys applies"
+                        .to_owned(),
+                ));
+            }
+        } else if !authenticated {
+            for name in policy.principals.keys().filter(|n| n.as_str() != ANONYMOUS) {
+                warnings.push((
+                    format!("policy.principals.{name}"),
+                    format!(
+                        "clients are not authenticated (no SASL, no mTLS), so every client is {ANONYMOUS}: this entry never applies"
+                    ),
+                ));
             }
         }
         for (path, message) in warnings {
             self.report.warn(path, message);
         }
-        Policy { forbidden_api_keys, principals }
     }
 
     fn logging(&mut self, raw: Option<RawLogging>) -> Logging {
@@ -300,6 +400,8 @@ fn limits(raw: Option<RawLimits>) -> Limits {
         if let Some(v) = raw.max_in_flight {
             limits.max_in_flight = v.get();
         }
+        limits.max_connections = raw.max_connections.map(|v| v.get());
+        limits.max_connections_per_ip = raw.max_connections_per_ip.map(|v| v.get());
         if let Some(v) = raw.request_timeout_ms {
             limits.request_timeout = Duration::from_millis(v.get());
         }

@@ -2,11 +2,15 @@
 
 use kafka_proxy_core::config::{HostPort, ProxyConfig};
 
+use kafka_proxy_core::tls::config::TlsPolicy;
+
+use super::tls::RawPolicy;
 use super::{Checker, MAX_BOOTSTRAP_SERVERS, Protocol};
 use crate::model::{
-    AuthSwap, CertKey, Downstream, Mechanism, Secret, Upstream, UpstreamAuth, UpstreamTls, UpstreamVerify,
+    AuthSwap, CertKey, Downstream, Mechanism, Secret, Upstream, UpstreamAuth, UpstreamOAuth, UpstreamTls,
+    UpstreamVerify,
 };
-use crate::raw::{RawUpstream, RawUpstreamTls};
+use crate::raw::{RawUpstream, RawUpstreamOAuth, RawUpstreamTls};
 use crate::scalar::Parsed;
 
 /// Longest `upstream.client_id`.
@@ -28,7 +32,13 @@ impl Checker<'_> {
                 if tls.ca_certs.is_some()
                     || tls.client_cert.is_some()
                     || tls.client_key.is_some()
+                    || tls.key_password.is_some()
+                    || tls.key_password_file.is_some()
                     || tls.trust_server_certs.is_some()
+                    || tls.min_version.is_some()
+                    || tls.max_version.is_some()
+                    || tls.cipher_suites.is_some()
+                    || tls.curves.is_some()
                 {
                     self.report.warn(
                         "upstream.tls",
@@ -37,21 +47,86 @@ impl Checker<'_> {
                 }
                 None
             }
-            None if protocol.value.uses_tls() => {
-                Some(UpstreamTls { verify: UpstreamVerify::SystemRoots, client_cert: None })
-            }
+            None if protocol.value.uses_tls() => Some(UpstreamTls {
+                verify: UpstreamVerify::SystemRoots,
+                client_cert: None,
+                policy: TlsPolicy::default(),
+            }),
             None => None,
         };
-        let auth = self.upstream_auth(
-            protocol,
-            raw.sasl_mechanism.map(|m| m.0),
-            raw.sasl_username,
-            raw.sasl_password,
-            swap,
-            downstream,
-        );
+        let mechanism = raw.sasl_mechanism.map(|m| m.0);
+        let (oauthbearer, username, password) = match (mechanism, raw.oauthbearer) {
+            (Some(Mechanism::OAuthBearer), oauth) if protocol.value.uses_sasl() => {
+                self.upstream_oauth(oauth, raw.sasl_username, raw.sasl_password, swap.is_some())
+            }
+            (_, Some(_)) => {
+                self.report.warn(
+                    "upstream.oauthbearer",
+                    "ignored: upstream.sasl_mechanism is not OAUTHBEARER (or the protocol has no SASL)",
+                );
+                (None, raw.sasl_username, raw.sasl_password)
+            }
+            (_, None) => (None, raw.sasl_username, raw.sasl_password),
+        };
+        let auth = self.upstream_auth(protocol, mechanism, username, password, swap, downstream);
+        let oauthbearer =
+            oauthbearer.filter(|_| !matches!(auth, UpstreamAuth::None | UpstreamAuth::PassThrough));
         let client_id = self.client_id(raw.client_id);
-        Upstream { bootstrap_servers, security_protocol: protocol.value, tls, auth, client_id }
+        Upstream { bootstrap_servers, security_protocol: protocol.value, tls, auth, oauthbearer, client_id }
+    }
+
+    /// `upstream.oauthbearer` under `sasl_mechanism: OAUTHBEARER`: the token
+    /// endpoint, and the service identity's client id and secret (which take
+    /// the place of `sasl_username` / `sasl_password`; under auth swap each
+    /// `upstream_credentials` entry is `client_id=client_secret`).
+    fn upstream_oauth(
+        &mut self,
+        raw: Option<RawUpstreamOAuth>,
+        username: Option<String>,
+        password: Option<Secret>,
+        swap: bool,
+    ) -> (Option<UpstreamOAuth>, Option<String>, Option<Secret>) {
+        let Some(raw) = raw else {
+            self.report.error(
+                "upstream.oauthbearer",
+                "required when upstream.sasl_mechanism is OAUTHBEARER: expected token_endpoint_url, \
+                 client_id and client_secret",
+            );
+            return (None, username, password);
+        };
+        for (key, set) in [("sasl_username", username.is_some()), ("sasl_password", password.is_some())] {
+            if set {
+                self.report.error(
+                    format!("upstream.{key}"),
+                    "set, but OAUTHBEARER logs in with upstream.oauthbearer.client_id and client_secret",
+                );
+            }
+        }
+        if swap {
+            for (key, set) in
+                [("client_id", raw.client_id.is_some()), ("client_secret", raw.client_secret.is_some())]
+            {
+                if set {
+                    self.report.error(
+                        format!("upstream.oauthbearer.{key}"),
+                        "set, but under auth_swap each auth_swap.upstream_credentials entry is client_id=client_secret",
+                    );
+                }
+            }
+        } else if raw.client_id.is_none() || raw.client_secret.is_none() {
+            let missing = if raw.client_id.is_none() { "client_id" } else { "client_secret" };
+            self.report.error(
+                format!("upstream.oauthbearer.{missing}"),
+                "required: the client credentials of the proxy at the token endpoint",
+            );
+        }
+        if raw.scope.as_ref().is_some_and(|s| s.trim().is_empty()) {
+            self.report.error("upstream.oauthbearer.scope", "expected a scope (or remove the key)");
+        }
+        let ca_certs = raw.ca_certs.map(|ca| self.existing_file("upstream.oauthbearer.ca_certs", &ca, false));
+        let oauth =
+            UpstreamOAuth { token_endpoint_url: raw.token_endpoint_url.0.0, scope: raw.scope, ca_certs };
+        (Some(oauth), raw.client_id, raw.client_secret)
     }
 
     /// `upstream.client_id`: a non-empty, printable name of at most 255 characters.
@@ -108,10 +183,12 @@ impl Checker<'_> {
         } else {
             UpstreamVerify::SystemRoots
         };
+        let key_password = self.key_password("upstream.tls", raw.key_password, raw.key_password_file);
         let client_cert = match (raw.client_cert, raw.client_key) {
             (Some(cert), Some(key)) => Some(CertKey {
                 cert: self.existing_file("upstream.tls.client_cert", &cert, false),
                 key: self.existing_file("upstream.tls.client_key", &key, false),
+                key_password,
             }),
             (Some(_), None) => {
                 self.report.error("upstream.tls.client_key", "required when upstream.tls.client_cert is set");
@@ -121,9 +198,24 @@ impl Checker<'_> {
                 self.report.error("upstream.tls.client_cert", "required when upstream.tls.client_key is set");
                 None
             }
-            (None, None) => None,
+            (None, None) => {
+                if key_password.is_some() {
+                    self.report
+                        .warn("upstream.tls.key_password", "ignored: no upstream.tls.client_key is set");
+                }
+                None
+            }
         };
-        UpstreamTls { verify, client_cert }
+        let policy = self.tls_policy(
+            "upstream",
+            RawPolicy {
+                min_version: raw.min_version,
+                max_version: raw.max_version,
+                cipher_suites: raw.cipher_suites,
+                curves: raw.curves,
+            },
+        );
+        UpstreamTls { verify, client_cert, policy }
     }
 
     fn upstream_auth(
@@ -180,19 +272,13 @@ impl Checker<'_> {
             return UpstreamAuth::PassThrough;
         }
         let mechanism = match mechanism {
-            Some(Mechanism::OAuthBearer) => {
-                self.report.error(
-                    "upstream.sasl_mechanism",
-                    "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got OAUTHBEARER (not supported towards brokers)",
-                );
-                return UpstreamAuth::None;
-            }
             Some(m) => m,
             None => {
                 self.report.error(
                     "upstream.sasl_mechanism",
                     format!(
-                        "required when upstream.security_protocol is {}: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                        "required when upstream.security_protocol is {}: expected PLAIN, SCRAM-SHA-256, \
+                         SCRAM-SHA-512 or OAUTHBEARER",
                         protocol.shown()
                     ),
                 );

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::PolicyConfig;
 use crate::sasl;
 use crate::tls::principal::PrincipalMapper;
 
@@ -201,6 +202,11 @@ pub struct Limits {
     /// How long a drain (SIGTERM) may take before the connections still
     /// open are closed.
     pub drain_timeout: Duration,
+    /// Client connections the process serves at once; beyond it new ones
+    /// are accepted and closed at once (`None`: unlimited).
+    pub max_connections: Option<usize>,
+    /// Client connections served at once from one IP address (`None`: unlimited).
+    pub max_connections_per_ip: Option<usize>,
     /// How long the broker may take to answer a request before the client's
     /// connection pair is closed; never shorter than what the request itself
     /// asks the broker to wait (Fetch `max_wait_ms`, Produce `timeout_ms`,
@@ -221,6 +227,8 @@ impl Default for Limits {
             max_buffered_bytes: 512 * 1024,
             max_in_flight: 1024,
             drain_timeout: Duration::from_secs(30),
+            max_connections: None,
+            max_connections_per_ip: None,
             request_timeout: Duration::from_secs(30),
             login_throttle: Default::default(),
         }
@@ -326,6 +334,8 @@ pub struct ProxyConfig {
     pub socket: SocketOptions,
     /// TLS and SASL on both sides.
     pub security: Security,
+    /// Forbidden APIs, quotas and connection limits per principal.
+    pub policy: PolicyConfig,
     /// The client id of the proxy's own requests to brokers (its cluster
     /// probe); clients' requests keep theirs.
     pub client_id: String,

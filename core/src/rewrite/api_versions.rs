@@ -41,6 +41,10 @@ pub struct ApiVersionsPolicy {
     /// pin wins over [`api::HIDDEN`] and the [`api::DECODED`] clamp; the first
     /// pin of a key wins.
     pub local: Vec<(ApiKey, i16, i16)>,
+    /// APIs advertised only within `(min, max)` (intersected with the
+    /// broker's range, dropped when nothing is left): the versions the
+    /// proxy can answer itself when its policy refuses them.
+    pub clamps: Vec<(ApiKey, i16, i16)>,
 }
 
 #[cfg_attr(not(fuzzing), expect(unreachable_pub, reason = "public through the cfg(fuzzing) facade"))]
@@ -55,7 +59,13 @@ impl ApiVersionsPolicy {
         let mut local: Vec<_> = local.into_iter().collect();
         local.sort_by_key(|&(key, _, _)| key);
         local.dedup_by_key(|&mut (key, _, _)| key);
-        ApiVersionsPolicy { local }
+        ApiVersionsPolicy { local, clamps: Vec::new() }
+    }
+
+    /// This policy, with `key` advertised only within `min..=max`.
+    pub(crate) fn clamped(mut self, clamps: impl IntoIterator<Item = (ApiKey, i16, i16)>) -> Self {
+        self.clamps.extend(clamps);
+        self
     }
 
     /// The policy for a proxy that terminates SASL: SaslHandshake 0–1 and
@@ -71,6 +81,14 @@ impl ApiVersionsPolicy {
     /// The pinned range of `key`, if any.
     fn pin(&self, key: ApiKey) -> Option<(i16, i16)> {
         self.local.iter().find(|(k, _, _)| *k == key).map(|&(_, min, max)| (min, max))
+    }
+
+    /// `min..=max` narrowed by the clamp of `key`, if any.
+    fn clamp(&self, key: ApiKey, min: i16, max: i16) -> (i16, i16) {
+        match self.clamps.iter().find(|(k, _, _)| *k == key) {
+            Some(&(_, lo, hi)) => (min.max(lo), max.min(hi)),
+            None => (min, max),
+        }
     }
 }
 
@@ -338,13 +356,12 @@ fn encode(
             put(&mut keys, key, lo, hi, entry_tags);
         } else if api::HIDDEN.contains(&key) {
             continue;
-        } else if let Some(decoded) = api::decoded(key) {
-            let max = max.min(decoded.max_version);
+        } else if key.name().is_some() {
+            let max = api::decoded(key).map_or(max, |decoded| max.min(decoded.max_version));
+            let (min, max) = policy.clamp(key, min, max);
             if min <= max {
                 put(&mut keys, key, min, max, entry_tags);
             }
-        } else if key.name().is_some() {
-            put(&mut keys, key, min, max, entry_tags);
         }
         // An API key Kafka has not published (yet) is not offered: the
         // proxy refuses requests for it rather than forward bytes it cannot
@@ -446,6 +463,21 @@ mod tests {
         assert_eq!(p.local, vec![(ApiKey(17), 0, 1), (ApiKey(36), 0, 2)]);
         assert_eq!(ApiVersionsPolicy::terminating_sasl(), p);
         assert!(ApiVersionsPolicy::passthrough().local.is_empty());
+    }
+
+    #[test]
+    fn clamps_narrow_the_brokers_range_or_drop_it() {
+        // v0: ErrorCode 0, ApiKeys [{0, 0, 11}, {20, 0, 6}, {33, 0, 2}].
+        let body = [0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 11, 0, 20, 0, 0, 0, 6, 0, 33, 0, 0, 0, 2];
+        let policy = ApiVersionsPolicy::passthrough().clamped([
+            (ApiKey(0), 3, 13),
+            (ApiKey(20), 1, 6),
+            (ApiKey(33), 5, 9),
+        ]);
+        let out = rewrite_api_versions(0, &body, &policy).expect("rewrite");
+        let view = ApiVersionsView::parse(0, &out).expect("parse");
+        let ranges: Vec<_> = view.iter().map(|r| (r.key.0, r.min, r.max)).collect();
+        assert_eq!(ranges, vec![(0, 3, 11), (20, 1, 6)], "AlterConfigs 0-2 and 5-9 do not meet");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub(crate) mod fetch_stream;
 mod find_coordinator;
 mod metadata;
 mod node_endpoints;
-mod reader;
+pub(crate) mod reader;
 mod same_size_tail;
 #[cfg(test)]
 mod tests;

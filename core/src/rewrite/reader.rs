@@ -1,6 +1,7 @@
 //! A cursor over a response body that remembers where it is.
 //!
-//! The rewriters read with the [`crate::wire`] primitives; this cursor runs
+//! The rewriters (and the policy's request parsers) read with the
+//! [`crate::wire`] primitives; this cursor runs
 //! them, advances past what they consumed and, when one fails, reports the body
 //! offset of the field that did not decode together with its name. That is the
 //! context [`RewriteError::Malformed`] carries.
@@ -21,7 +22,7 @@ pub(crate) struct Fault {
 
 impl Fault {
     /// The [`RewriteError`] for this fault in a response of `api` at `version`.
-    pub(super) fn into_error(self, api: ApiKey, version: i16) -> RewriteError {
+    pub(crate) fn into_error(self, api: ApiKey, version: i16) -> RewriteError {
         RewriteError::Malformed { api, version, offset: self.offset, what: self.what }
     }
 }
@@ -38,27 +39,27 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `body`.
-    pub(super) fn new(body: &'a [u8]) -> Self {
+    pub(crate) fn new(body: &'a [u8]) -> Self {
         Reader { body, rest: body }
     }
 
     /// Offset of the next byte to read, from the start of the body.
-    pub(super) fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.body.len() - self.rest.len()
     }
 
     /// The bytes not read yet.
-    pub(super) fn rest(&self) -> &'a [u8] {
+    pub(crate) fn rest(&self) -> &'a [u8] {
         self.rest
     }
 
     /// The bytes between `from` (an earlier [`offset`](Self::offset)) and here.
-    pub(super) fn since(&self, from: usize) -> &'a [u8] {
+    pub(crate) fn since(&self, from: usize) -> &'a [u8] {
         self.body.get(from..self.offset()).unwrap_or_default()
     }
 
     /// A fault at the current position.
-    pub(super) fn fault(&self, what: &'static str) -> Fault {
+    pub(crate) fn fault(&self, what: &'static str) -> Fault {
         Fault { offset: self.offset(), what }
     }
 
@@ -76,7 +77,7 @@ impl<'a> Reader<'a> {
 
     /// Skips `n` bytes of fixed-size fields.
     #[inline]
-    pub(super) fn skip(&mut self, n: usize, what: &'static str) -> Read<()> {
+    pub(crate) fn skip(&mut self, n: usize, what: &'static str) -> Read<()> {
         match self.rest.get(n..) {
             Some(rest) => {
                 self.rest = rest;
@@ -87,7 +88,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips an array of `INT32` (node id lists): its count, then 4 bytes each.
-    pub(super) fn skip_i32_array(&mut self, flexible: bool, what: &'static str) -> Read<()> {
+    pub(crate) fn skip_i32_array(&mut self, flexible: bool, what: &'static str) -> Read<()> {
         let start = *self;
         let n = self.array_len(flexible, what)?;
         match n.checked_mul(4) {
@@ -97,63 +98,63 @@ impl<'a> Reader<'a> {
     }
 
     /// `INT8`.
-    pub(super) fn i8(&mut self, what: &'static str) -> Read<i8> {
+    pub(crate) fn i8(&mut self, what: &'static str) -> Read<i8> {
         self.run(what, wire::i8)
     }
 
     /// `INT16`.
-    pub(super) fn i16(&mut self, what: &'static str) -> Read<i16> {
+    pub(crate) fn i16(&mut self, what: &'static str) -> Read<i16> {
         self.run(what, wire::i16)
     }
 
     /// `INT32`.
-    pub(super) fn i32(&mut self, what: &'static str) -> Read<i32> {
+    pub(crate) fn i32(&mut self, what: &'static str) -> Read<i32> {
         self.run(what, wire::i32)
     }
 
     /// `INT64`.
-    pub(super) fn i64(&mut self, what: &'static str) -> Read<i64> {
+    pub(crate) fn i64(&mut self, what: &'static str) -> Read<i64> {
         self.run(what, wire::i64)
     }
 
     /// `UNSIGNED_VARINT`.
-    pub(super) fn uvarint(&mut self, what: &'static str) -> Read<u32> {
+    pub(crate) fn uvarint(&mut self, what: &'static str) -> Read<u32> {
         self.run(what, wire::uvarint)
     }
 
     /// A (compact) non-null string, as raw bytes.
-    pub(super) fn string(&mut self, flexible: bool, what: &'static str) -> Read<&'a [u8]> {
+    pub(crate) fn string(&mut self, flexible: bool, what: &'static str) -> Read<&'a [u8]> {
         self.run(what, |i| wire::string(i, flexible))
     }
 
     /// A (compact) nullable string, as raw bytes.
-    pub(super) fn nullable_string(&mut self, flexible: bool, what: &'static str) -> Read<Option<&'a [u8]>> {
+    pub(crate) fn nullable_string(&mut self, flexible: bool, what: &'static str) -> Read<Option<&'a [u8]>> {
         self.run(what, |i| wire::nullable_string(i, flexible))
     }
 
     /// (Compact) nullable bytes, also used for `RECORDS`.
-    pub(super) fn nullable_bytes(&mut self, flexible: bool, what: &'static str) -> Read<Option<&'a [u8]>> {
+    pub(crate) fn nullable_bytes(&mut self, flexible: bool, what: &'static str) -> Read<Option<&'a [u8]>> {
         self.run(what, |i| wire::nullable_bytes(i, flexible))
     }
 
     /// A (compact) non-null array's element count, refused if larger than the input left.
-    pub(super) fn array_len(&mut self, flexible: bool, what: &'static str) -> Read<usize> {
+    pub(crate) fn array_len(&mut self, flexible: bool, what: &'static str) -> Read<usize> {
         self.run(what, |i| wire::array_len(i, flexible))
     }
 
     /// A (compact) nullable array's element count.
-    pub(super) fn nullable_array_len(&mut self, flexible: bool, what: &'static str) -> Read<Option<usize>> {
+    pub(crate) fn nullable_array_len(&mut self, flexible: bool, what: &'static str) -> Read<Option<usize>> {
         self.run(what, |i| wire::nullable_array_len(i, flexible))
     }
 
     /// A tagged-field buffer (flexible versions only).
-    pub(super) fn tagged_fields(&mut self, what: &'static str) -> Read<TaggedFields<'a>> {
+    pub(crate) fn tagged_fields(&mut self, what: &'static str) -> Read<TaggedFields<'a>> {
         self.run(what, wire::tagged_fields)
     }
 
     /// A tagged-field buffer when `flexible`, returned as its raw encoding
     /// (count included) so it can be copied byte for byte; empty otherwise.
-    pub(super) fn raw_tagged_fields_if(&mut self, flexible: bool, what: &'static str) -> Read<&'a [u8]> {
+    pub(crate) fn raw_tagged_fields_if(&mut self, flexible: bool, what: &'static str) -> Read<&'a [u8]> {
         if !flexible {
             return Ok(&[]);
         }
@@ -163,7 +164,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips a tagged-field buffer when `flexible`.
-    pub(super) fn skip_tagged_fields_if(&mut self, flexible: bool, what: &'static str) -> Read<()> {
+    pub(crate) fn skip_tagged_fields_if(&mut self, flexible: bool, what: &'static str) -> Read<()> {
         if flexible {
             self.tagged_fields(what)?;
         }

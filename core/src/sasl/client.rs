@@ -1,5 +1,8 @@
-//! The proxy's SASL client towards a broker: PLAIN and SCRAM-SHA-256/512
-//! over SaslHandshake v1 + SaslAuthenticate, with KIP-368 re-authentication.
+//! The proxy's SASL client towards a broker: PLAIN, SCRAM-SHA-256/512 and
+//! OAUTHBEARER over SaslHandshake v1 + SaslAuthenticate, with KIP-368
+//! re-authentication. OAUTHBEARER sends the token its [`TokenStore`] holds at
+//! the time (RFC 7628's `n,,` GS2 header and `auth=Bearer` pair, Kafka's
+//! format), so a re-authentication carries the token a fetcher refreshed.
 //!
 //! The session supplies correlation ids and routes responses: while
 //! [`SaslClient::pending`] names a request, the response with that
@@ -19,10 +22,12 @@ use super::messages::{
     CLIENT_ID, DecodeError, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
     SaslHandshakeResponse, authenticate_response_header_flexible, pick_authenticate_version,
 };
+use super::oauthbearer::TokenStore;
 use super::plain::{self, PlainError};
 use super::random::{Random, RandomError};
 use super::scram::{ScramClient, ScramClientFinalSent, ScramClientFirstSent, ScramError};
 use super::secret::Secret;
+use super::server::MIN_REAUTH_INTERVAL;
 use crate::api::{ApiKey, ErrorCode};
 
 /// The SaslHandshake version the client sends (v1: SaslAuthenticate framing).
@@ -36,17 +41,28 @@ pub(crate) const REAUTH_AT_PER_MILLE: u64 = 850;
 /// re-authenticate together.
 pub(crate) const REAUTH_JITTER_PER_MILLE: u64 = 100;
 
+/// The soonest a re-authentication starts: just after the broker's minimum
+/// interval between two authentications of a connection.
+const REAUTH_EARLIEST: Duration = MIN_REAUTH_INTERVAL.saturating_add(Duration::from_millis(50));
+
+/// The latest a re-authentication starts: this long before the session ends
+/// (where [`REAUTH_EARLIEST`] allows), so a short session (a token near its
+/// expiry) keeps a margin in time, not only in share, against a busy host.
+const REAUTH_MARGIN: Duration = Duration::from_secs(1);
+
 /// Credentials and mechanism for logging in to brokers.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     mechanism: Mechanism,
     username: String,
     password: Secret<String>,
+    /// OAUTHBEARER: where the current token is.
+    token: Option<Arc<TokenStore>>,
     random: Arc<dyn Random>,
 }
 
 impl ClientConfig {
-    /// A configuration for PLAIN or SCRAM (OAUTHBEARER is not offered towards brokers).
+    /// A configuration for PLAIN or SCRAM (OAUTHBEARER takes [`ClientConfig::oauthbearer`]).
     pub fn new(
         mechanism: Mechanism,
         username: &str,
@@ -62,7 +78,24 @@ impl ClientConfig {
         } else if username.is_empty() {
             return Err(ClientError::Plain(PlainError::Malformed("empty user name")));
         }
-        Ok(ClientConfig { mechanism, username: username.to_owned(), password, random })
+        Ok(ClientConfig { mechanism, username: username.to_owned(), password, token: None, random })
+    }
+
+    /// An OAUTHBEARER configuration: each login sends the token `store` holds;
+    /// the store's client id names the identity in logs.
+    pub fn oauthbearer(store: Arc<TokenStore>, random: Arc<dyn Random>) -> Self {
+        ClientConfig {
+            mechanism: Mechanism::OAuthBearer,
+            username: store.endpoint().client_id.clone(),
+            password: Secret::new(String::new()),
+            token: Some(store),
+            random,
+        }
+    }
+
+    /// The token store (OAUTHBEARER only).
+    pub fn token_store(&self) -> Option<&Arc<TokenStore>> {
+        self.token.as_ref()
     }
 
     /// The mechanism.
@@ -88,8 +121,10 @@ pub enum ClientError {
         /// The broker's message, if any.
         message: Option<String>,
     },
-    /// OAUTHBEARER (or another mechanism) is not supported as a client.
+    /// A mechanism configured without what it needs (OAUTHBEARER without a token store).
     UnsupportedMechanism(Mechanism),
+    /// OAUTHBEARER: no token has been obtained from the token endpoint yet.
+    NoToken,
     /// The credentials cannot be encoded for PLAIN.
     Plain(PlainError),
     /// The SCRAM exchange failed (for example the server's signature did not verify).
@@ -123,7 +158,8 @@ impl fmt::Display for ClientError {
                     None => Ok(()),
                 }
             }
-            ClientError::UnsupportedMechanism(m) => write!(f, "{m} is not supported towards brokers"),
+            ClientError::UnsupportedMechanism(m) => write!(f, "{m} is not configured towards brokers"),
+            ClientError::NoToken => f.write_str("no OAUTHBEARER token from the token endpoint yet"),
             ClientError::Plain(e) => e.fmt(f),
             ClientError::Scram(e) => e.fmt(f),
             ClientError::Decode(e) => e.fmt(f),
@@ -165,7 +201,8 @@ pub(crate) struct ClientAuthentication {
     pub lifetime: Option<Duration>,
     /// When the session ends at the broker.
     pub expires_at: Option<Instant>,
-    /// When to start re-authenticating (85–95% of the lifetime).
+    /// When to start re-authenticating: 85–95% of the lifetime, at least a
+    /// second before its end and no sooner than the broker allows.
     pub reauth_at: Option<Instant>,
     /// True for a re-authentication.
     pub reauthentication: bool,
@@ -187,6 +224,10 @@ enum Exchange {
     Plain,
     ScramFirst(ScramClientFirstSent),
     ScramFinal(ScramClientFinalSent),
+    /// The token was sent; an empty reply means success, a JSON challenge refusal.
+    OAuthToken,
+    /// The broker refused the token with a challenge; the `0x01` acknowledgement was sent.
+    OAuthRefused(String),
 }
 
 #[derive(Debug)]
@@ -344,7 +385,17 @@ impl SaslClient {
                     ScramClient::new(m, &config.username, config.password.clone(), nonce).client_first();
                 (Exchange::ScramFirst(state), token)
             }
-            Mechanism::OAuthBearer => return self.fail(ClientError::UnsupportedMechanism(config.mechanism)),
+            Mechanism::OAuthBearer => {
+                let Some(store) = &config.token else {
+                    return self.fail(ClientError::UnsupportedMechanism(config.mechanism));
+                };
+                let Some(token) = store.current() else {
+                    store.request_refresh();
+                    return self.fail(ClientError::NoToken);
+                };
+                let message = format!("n,,\u{1}auth=Bearer {}\u{1}\u{1}", token.value.expose());
+                (Exchange::OAuthToken, message.into_bytes())
+            }
         };
         let pending = Pending { correlation_id, api_key: ApiKey::SASL_AUTHENTICATE, version };
         self.state = State::AwaitAuthenticate { pending, exchange, reauthentication };
@@ -395,6 +446,29 @@ impl SaslClient {
                 Err(e) => self.fail(ClientError::Scram(e)),
             },
             Exchange::Plain => self.authenticated(response.session_lifetime_ms, reauthentication, now),
+            Exchange::OAuthToken if response.auth_bytes.is_empty() => {
+                self.authenticated(response.session_lifetime_ms, reauthentication, now)
+            }
+            Exchange::OAuthToken => {
+                // RFC 7628 §3.2.2: acknowledge the error challenge; the broker then fails.
+                let challenge = String::from_utf8_lossy(response.auth_bytes).into_owned();
+                let pending = Pending { correlation_id, ..pending };
+                self.state = State::AwaitAuthenticate {
+                    pending,
+                    exchange: Exchange::OAuthRefused(challenge),
+                    reauthentication,
+                };
+                ClientStep::Send(SaslAuthenticateRequest { auth_bytes: &[0x01] }.encode_frame(
+                    correlation_id,
+                    pending.version,
+                    CLIENT_ID,
+                ))
+            }
+            Exchange::OAuthRefused(challenge) => self.fail(ClientError::Broker {
+                api_key: ApiKey::SASL_AUTHENTICATE,
+                error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
+                message: Some(challenge),
+            }),
         }
     }
 
@@ -410,7 +484,13 @@ impl SaslClient {
                 Err(_) => 0,
             };
             let ms = u128::from(REAUTH_AT_PER_MILLE + extra) * l.as_millis() / 1000;
-            now.checked_add(Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)))
+            let at = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+            // No later than a second before the end; but a broker refuses a
+            // re-authentication within a second of the last one (Kafka's minimum
+            // interval): a very short session re-authenticates after that second,
+            // or at its end.
+            let at = at.min(l.saturating_sub(REAUTH_MARGIN));
+            now.checked_add(at.max(REAUTH_EARLIEST.min(l)))
         });
         let authentication = ClientAuthentication {
             lifetime,

@@ -66,7 +66,11 @@ impl Session {
                     match tls.principal.principal(self.down.peer_certificates()) {
                         Ok(principal) => {
                             info!(session = self.id, %principal, "client authenticated by TLS");
-                            self.auth_outcome(Side::Downstream, MTLS, None);
+                            // `client_auth: requested` without a certificate is no
+                            // authentication (the client is $anonymous): not counted.
+                            if self.down.peer_certificates().is_some_and(|chain| !chain.is_empty()) {
+                                self.auth_outcome(Side::Downstream, MTLS, None);
+                            }
                             self.set_principal(now, principal);
                         }
                         Err(e) => {
@@ -94,7 +98,13 @@ impl Session {
 
     /// The client's identity is known (certificate, SASL, or none).
     pub(super) fn set_principal(&mut self, now: Instant, principal: String) {
+        if let Err(limit) = self.admit_principal(now, &principal) {
+            let reason = Self::principal_limit_reason(&principal, limit);
+            self.principal = Some(principal);
+            return self.close(now, reason);
+        }
         self.principal = Some(principal);
+        self.resolve_policy();
         if let UpAuth::AwaitPrincipal = self.up_auth {
             let UpstreamLogin::Swap(map) = &self.config.security.upstream_login else { return };
             let who = self.principal.as_deref().unwrap_or(ANONYMOUS);
@@ -156,26 +166,25 @@ impl Session {
                     self.auth_outcome(Side::Downstream, mechanism, Some("no_upstream_identity"));
                     // Auth swap without a mapping: Kafka's authentication failure,
                     // with the same message as bad credentials.
-                    let refusal = reply_to.map(|to| {
-                        let message = format!(
-                            "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
-                            authentication.mechanism.name()
-                        );
-                        SaslAuthenticateResponse {
-                            error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
-                            error_message: Some(message.as_bytes()),
-                            auth_bytes: &[],
-                            session_lifetime_ms: 0,
-                        }
-                        .encode_frame(to.correlation_id, to.version)
-                    });
-                    let delay = match &self.config.security.downstream_sasl {
-                        DownstreamSasl::Terminate(c) => c.failure_delay,
-                        _ => Duration::ZERO,
-                    };
+                    let message = format!(
+                        "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
+                        authentication.mechanism.name()
+                    );
                     let reason =
                         CloseReason::Unauthorized { principal, why: "no upstream identity (auth_swap)" };
-                    return self.refuse(now, refusal, reason, delay);
+                    return self.refuse_authentication(now, reply_to, &message, reason);
+                }
+                if !authentication.reauthentication
+                    && let Err(limit) = self.admit_principal(now, &principal)
+                {
+                    // The principal holds its max_connections: SaslAuthenticate
+                    // fails with a message the client shows.
+                    let message = format!(
+                        "Authentication refused: principal {principal} already holds {limit} connection(s), its limit (max_connections)"
+                    );
+                    let reason = Self::principal_limit_reason(&principal, limit);
+                    self.auth_outcome(Side::Downstream, mechanism, Some("max_connections"));
+                    return self.refuse_authentication(now, reply_to, &message, reason);
                 }
                 self.answer(reply);
                 self.auth_outcome(Side::Downstream, mechanism, None);
@@ -198,6 +207,33 @@ impl Session {
                 self.refuse_after(now, hold, reply, CloseReason::Refused(reason), close_after)
             }
         }
+    }
+
+    /// Refuses a client whose credentials were good: `SaslAuthenticate`
+    /// fails with `SASL_AUTHENTICATION_FAILED` and `message` (when the
+    /// exchange has a response to carry it), and the session closes after
+    /// Kafka's failed-authentication delay.
+    fn refuse_authentication(
+        &mut self,
+        now: Instant,
+        reply_to: Option<AuthenticateRequest>,
+        message: &str,
+        reason: CloseReason,
+    ) {
+        let refusal = reply_to.map(|to| {
+            SaslAuthenticateResponse {
+                error_code: ErrorCode::SASL_AUTHENTICATION_FAILED,
+                error_message: Some(message.as_bytes()),
+                auth_bytes: &[],
+                session_lifetime_ms: 0,
+            }
+            .encode_frame(to.correlation_id, to.version)
+        });
+        let delay = match &self.config.security.downstream_sasl {
+            DownstreamSasl::Terminate(c) => c.failure_delay,
+            _ => Duration::ZERO,
+        };
+        self.refuse(now, refusal, reason, delay);
     }
 
     /// Tells the login throttle how the token it admitted ended; returns how
@@ -240,7 +276,14 @@ impl Session {
                 self.up_auth = UpAuth::Exchanging(client);
                 self.send_broker(&[request]);
             }
-            Err(error) => self.close(now, CloseReason::UpstreamLogin(error)),
+            Err(error) => {
+                self.auth_outcome(
+                    Side::Upstream,
+                    client.config().mechanism().name(),
+                    Some(client_failure(&error)),
+                );
+                self.close(now, CloseReason::UpstreamLogin(error))
+            }
         }
     }
 
@@ -339,9 +382,8 @@ fn server_failure(reason: &FailureReason) -> (&'static str, &'static str) {
                 AuthFailure::Plain(_) => "malformed",
                 AuthFailure::NotConfigured => "not_configured",
                 AuthFailure::Random(_) => "internal_error",
-                AuthFailure::Password(_) | AuthFailure::Scram(_) | AuthFailure::OAuthBearer(_) => {
-                    "invalid_credentials"
-                }
+                AuthFailure::Password(_) | AuthFailure::Scram(_) => "invalid_credentials",
+                AuthFailure::OAuthBearer(e) => e.reason(),
             },
         ),
         FailureReason::ReauthMechanismChanged { from, .. } => (from.name(), "reauth_mechanism_changed"),
@@ -356,6 +398,7 @@ fn client_failure(error: &ClientError) -> &'static str {
     match error {
         ClientError::Broker { .. } => "broker_refused",
         ClientError::UnsupportedMechanism(_) => "unsupported_mechanism",
+        ClientError::NoToken => "no_token",
         ClientError::Scram(_) => "scram_verification",
         ClientError::Plain(_) | ClientError::Decode(_) => "malformed",
         _ => "protocol_error",

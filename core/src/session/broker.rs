@@ -51,6 +51,8 @@ impl Session {
                     request.version,
                     now.saturating_duration_since(request.arrived),
                 );
+                let frame = self.throttle_response(now, &request, frame);
+                let body = frame::body(&frame);
                 self.forward_response(request, frame, body)?;
                 self.release_answers();
                 self.after_response(now);

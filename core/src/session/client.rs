@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::auth::{AuthenticateRequest, DownAuth, UpAuth};
+use super::policy::Policed;
 use super::{BrokerOwes, CloseReason, Deferred, Held, Phase, ProtocolError, Session, Side, response_frame};
 use crate::api::{self, ApiKey};
 use crate::correlation::Expected;
@@ -94,6 +95,9 @@ impl Session {
         let expects_response = h.api_key != ApiKey::PRODUCE
             || header::produce_acks(body, h.api_version).map_err(|e| violation(ProtocolError::Header(e)))?
                 != 0;
+        if self.police_request(now, &h, Some(body), frame.len(), expects_response)? == Policed::Answered {
+            return Ok(());
+        }
         if expects_response {
             self.responses.expect(self.expected(now, &h, body));
         }

@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use super::auth::DownAuth;
+use super::policy::Policed;
 use super::{BrokerOwes, CloseReason, Session, Side};
 use crate::api::ApiKey;
 use crate::frame::SIZE_LEN;
@@ -64,17 +65,25 @@ impl Session {
             return Ok(false);
         }
         self.large_request_waits = false;
-        let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
         let expects_response = match h.api_key {
-            ApiKey::PRODUCE => match header::produce_acks(body, h.api_version) {
-                Ok(acks) => acks != 0,
-                Err(_) => return Ok(false),
-            },
+            ApiKey::PRODUCE => {
+                let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
+                match header::produce_acks(body, h.api_version) {
+                    Ok(acks) => acks != 0,
+                    Err(_) => return Ok(false),
+                }
+            }
             _ => true,
         };
+        match self.police_request(now, &h, None, total, expects_response)? {
+            Policed::Pass => {}
+            // Forbidden: it is answered once whole.
+            Policed::NeedsWhole | Policed::Answered => return Ok(false),
+        }
         self.stats.request_frame(total);
         self.stats.request(h.api_key, h.api_version);
         if expects_response {
+            let body = self.down.buffered().get(SIZE_LEN..).unwrap_or_default();
             let expected = self.expected(now, &h, body);
             self.responses.expect(expected);
             self.broker_owes.push_back(BrokerOwes::Client);
@@ -104,22 +113,33 @@ impl Session {
             request.api_key == ApiKey::FETCH && rewrite::FETCH_STREAM_VERSIONS.contains(&request.version);
         if matches!(request.api_key, ApiKey::API_VERSIONS | ApiKey::SASL_HANDSHAKE)
             || (rewrite::needs_rewrite(request.api_key, request.version) && !fetch_stream)
+            || self.throttle_needs_whole(&request)
         {
             return Ok(false);
         }
-        let head = if fetch_stream {
-            // KIP-951: the body streams through; only its final tagged fields
-            // (NodeEndpoints) are held back and rewritten to the same length.
+        let stream_header_len = if fetch_stream {
             let violation = |error| CloseReason::Protocol { side: Side::Upstream, error };
-            let header_len = header::response_header_len(buf.get(SIZE_LEN..).unwrap_or_default(), true)
+            let len = header::response_header_len(buf.get(SIZE_LEN..).unwrap_or_default(), true)
                 .map_err(|e| violation(super::ProtocolError::Header(e)))?;
-            let body_len = total.saturating_sub(SIZE_LEN + header_len);
-            let stream =
-                rewrite::FetchStream::new(request.version, body_len).map_err(CloseReason::Rewrite)?;
-            self.fetch = Some(Box::new(stream));
-            self.up.start_cut_through_after(SIZE_LEN + header_len, body_len)
+            Some(len)
         } else {
-            self.up.start_cut_through(total)
+            None
+        };
+        // A Fetch response counts against the consumer quota by its size,
+        // known from its head; the throttle is raised in the buffered head.
+        self.throttle_response_head(now, &request, total);
+        let head = match stream_header_len {
+            Some(header_len) => {
+                // KIP-951: the body streams through; only its final tagged
+                // fields (NodeEndpoints) are held back and rewritten to the
+                // same length.
+                let body_len = total.saturating_sub(SIZE_LEN + header_len);
+                let stream =
+                    rewrite::FetchStream::new(request.version, body_len).map_err(CloseReason::Rewrite)?;
+                self.fetch = Some(Box::new(stream));
+                self.up.start_cut_through_after(SIZE_LEN + header_len, body_len)
+            }
+            None => self.up.start_cut_through(total),
         };
         self.broker_owes.pop_front();
         if self.responses.take(correlation_id).is_err() {

@@ -236,6 +236,23 @@ pub enum CloseReason {
         /// Why.
         why: &'static str,
     },
+    /// The client sent a request its policy forbids, which cannot be
+    /// answered with the API's own authorization error.
+    Forbidden {
+        /// Who the client is.
+        principal: String,
+        /// The forbidden API.
+        api: ApiKey,
+        /// Why the connection closes rather than answering.
+        why: super::ForbiddenClose,
+    },
+    /// The client's principal already holds its `max_connections`.
+    PrincipalConnectionLimit {
+        /// Who the client is.
+        principal: String,
+        /// The limit.
+        limit: u32,
+    },
     /// The proxy's own login at the broker failed.
     UpstreamLogin(ClientError),
     /// A broker response could not be rewritten (its addresses would leak).
@@ -289,6 +306,13 @@ impl std::fmt::Display for CloseReason {
                 None => write!(f, "client refused: {reason}"),
             },
             CloseReason::Unauthorized { principal, why } => write!(f, "client {principal} refused: {why}"),
+            CloseReason::Forbidden { principal, api, why } => {
+                write!(f, "client {principal} sent {api}, which the policy forbids: {why}")
+            }
+            CloseReason::PrincipalConnectionLimit { principal, limit } => write!(
+                f,
+                "client {principal} refused: the principal already holds {limit} connection(s) (policy max_connections)"
+            ),
             CloseReason::UpstreamLogin(e) => write!(f, "login at the broker failed: {e}"),
             CloseReason::Rewrite(e) => write!(f, "cannot rewrite broker response: {e}"),
             CloseReason::NoRoute(name) => write!(f, "no route for SNI name {name}"),
@@ -324,6 +348,8 @@ impl CloseReason {
             CloseReason::Tls { side: Side::Upstream, .. } => "broker_tls_error",
             CloseReason::Refused(_) => "refused",
             CloseReason::Unauthorized { .. } => "unauthorized",
+            CloseReason::Forbidden { .. } => "forbidden",
+            CloseReason::PrincipalConnectionLimit { .. } => "principal_connection_limit",
             CloseReason::UpstreamLogin(_) => "upstream_login_failed",
             CloseReason::Rewrite(_) => "rewrite_failed",
             CloseReason::NoRoute(_) => "no_route",

@@ -37,7 +37,9 @@ impl Session {
         };
         let request_read = self.request_read_deadline();
         let deferred = self.deferred.as_ref().map(|d| d.at);
-        [phase, reauth, self.handshake_deadline, request_read, deferred].into_iter().flatten().min()
+        // A throttled client is read again when its throttle ends.
+        let unmute = self.policy.muted_until;
+        [phase, reauth, self.handshake_deadline, request_read, deferred, unmute].into_iter().flatten().min()
     }
 
     /// When the client's incomplete request must have arrived whole.
@@ -77,6 +79,7 @@ impl Session {
 
     /// Time has reached (or passed) a deadline from `poll_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.unmute_if_due(now);
         match &self.phase {
             Phase::Connecting { target, deadline } if now >= *deadline => {
                 let target = target.clone();

@@ -31,6 +31,7 @@ mod event;
 mod lifecycle;
 mod passthrough;
 mod peer;
+mod policy;
 mod probe;
 mod splice;
 mod stats;
@@ -42,7 +43,11 @@ pub(crate) use event::ProxyEventKind;
 pub use event::{
     CloseReason, ConnectTarget, Endpoint, Event, ProtocolError, ProxyEvent, ReadOutcome, WriteOutcome,
 };
-pub use stats::{ApiStats, AuthOutcome, LATENCY_BOUNDS_MICROS, LatencyHistogram, SessionStats, SideStats};
+pub use policy::ForbiddenClose;
+pub use stats::{
+    ApiStats, AuthOutcome, LATENCY_BOUNDS_MICROS, LatencyHistogram, PolicyRefusal, QuotaThrottles,
+    SessionStats, SideStats,
+};
 pub(crate) use warn_limit::WarnLimiter;
 
 /// The receive buffer a [`Session::read_from`] closure appends to,
@@ -120,6 +125,8 @@ pub(crate) struct SessionConfig {
     pub security: Security,
     /// Bounds the warnings sessions log about failed connections.
     pub warnings: WarnLimiter,
+    /// The policy's rules and shared state (kept across reloads).
+    pub policy: Arc<crate::policy::state::PolicyState>,
     /// The client id of the proxy's own requests (its probe's Metadata).
     pub client_id: String,
     /// What the proxy learned of the cluster (shared, kept across reloads).
@@ -236,6 +243,8 @@ pub struct Session {
     draining: bool,
     /// The walker of a Fetch response being streamed (KIP-951 tail held back).
     fetch: Option<Box<crate::rewrite::FetchStream>>,
+    /// Forbidden APIs, quotas and connection limits for this client.
+    policy: policy::SessionPolicy,
     /// Counts for metrics, taken by the runtime (`take_stats`).
     stats: SessionStats,
     /// The client id of the client's first request that named one (bounded,
@@ -279,6 +288,19 @@ impl Session {
         config: Arc<SessionConfig>,
         route: Option<Route>,
         peer: Option<SocketAddr>,
+    ) -> Session {
+        Session::build(id, now, wall, config, route, peer, false)
+    }
+
+    /// A session for a client, or (`probe`) for the proxy's own request.
+    fn build(
+        id: u64,
+        now: Instant,
+        wall: SystemTime,
+        config: Arc<SessionConfig>,
+        route: Option<Route>,
+        peer: Option<SocketAddr>,
+        probe: bool,
     ) -> Session {
         let decoder = FrameDecoder::new(config.limits.max_frame_bytes);
         let security = &config.security;
@@ -328,9 +350,10 @@ impl Session {
             handshake_deadline: needs_handshake.then(|| now + config.limits.handshake_timeout),
             anchor_wall: wall,
             anchor_instant: now,
-            probe: false,
+            probe,
             draining: false,
             fetch: None,
+            policy: policy::SessionPolicy::unresolved(),
             stats: SessionStats::default(),
             client_id: None,
             broker_clock: now,
@@ -443,6 +466,7 @@ impl Session {
             (_, Side::Downstream) => {
                 self.down.open
                     && (!self.draining || self.down.mid_frame())
+                    && !self.muted()
                     && self.up.queued() + self.held_len < limits.max_buffered_bytes
                     && self.responses.len() < limits.max_in_flight
             }

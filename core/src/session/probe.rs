@@ -23,8 +23,7 @@ impl Session {
         config: Arc<SessionConfig>,
         route: Route,
     ) -> Session {
-        let mut session = Session::new(id, now, wall, config, None, None);
-        session.probe = true;
+        let mut session = Session::build(id, now, wall, config, None, None, true);
         session.down = Peer::plain(false);
         session.down_auth = DownAuth::Off;
         if let UpAuth::AwaitPrincipal = session.up_auth {

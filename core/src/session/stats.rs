@@ -93,6 +93,34 @@ pub struct AuthOutcome {
     pub failure: Option<&'static str>,
 }
 
+/// Requests of one API the policy refused one way, since the last take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyRefusal {
+    /// The forbidden API.
+    pub api_key: ApiKey,
+    /// How: `authorization_error` (answered with the API's own response),
+    /// or `closed` (acks=0 Produce, or an API the proxy cannot answer).
+    pub reason: &'static str,
+    /// How many.
+    pub count: u64,
+}
+
+/// Quota throttles the proxy handed out in one direction, since the last take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaThrottles {
+    /// Requests (Produce) or responses (Fetch) throttled.
+    pub count: u32,
+    /// Their throttle times added up, in milliseconds.
+    pub millis: u64,
+}
+
+impl QuotaThrottles {
+    fn add(&mut self, throttle: Duration) {
+        self.count = self.count.saturating_add(1);
+        self.millis = self.millis.saturating_add(u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX));
+    }
+}
+
 /// Everything a session counted since the last [`Session::take_stats`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -110,6 +138,14 @@ pub struct SessionStats {
     pub upstream_connects: u32,
     /// Authentications that ended, either way.
     pub auth: Vec<AuthOutcome>,
+    /// Requests refused by the policy's forbidden APIs.
+    pub policy_refusals: Vec<PolicyRefusal>,
+    /// Connections refused because their principal held its `max_connections` (0 or 1).
+    pub principal_limit_refusals: u32,
+    /// Produce requests throttled by `producer_byte_rate`.
+    pub produce_throttles: QuotaThrottles,
+    /// Fetch responses throttled by `consumer_byte_rate`.
+    pub fetch_throttles: QuotaThrottles,
 }
 
 impl SessionStats {
@@ -151,6 +187,22 @@ impl SessionStats {
     /// The broker's response to `api_key` started after `latency`.
     pub(super) fn latency(&mut self, api_key: ApiKey, version: i16, latency: Duration) {
         self.api(api_key, version, |api| api.latency.observe(latency));
+    }
+
+    /// The policy refused a request for `api_key`, `reason` says how.
+    pub(super) fn policy_refusal(&mut self, api_key: ApiKey, reason: &'static str) {
+        match self.policy_refusals.iter_mut().find(|r| r.api_key == api_key && r.reason == reason) {
+            Some(refusal) => refusal.count += 1,
+            None => self.policy_refusals.push(PolicyRefusal { api_key, reason, count: 1 }),
+        }
+    }
+
+    /// A quota throttled a request of `api_key` (Produce or Fetch) for `throttle`.
+    pub(super) fn quota_throttle(&mut self, api_key: ApiKey, throttle: Duration) {
+        match api_key {
+            ApiKey::PRODUCE => self.produce_throttles.add(throttle),
+            _ => self.fetch_throttles.add(throttle),
+        }
     }
 
     fn api(&mut self, api_key: ApiKey, version: i16, update: impl FnOnce(&mut ApiStats)) {

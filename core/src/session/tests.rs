@@ -15,7 +15,7 @@ use crate::route::port_offset::PortOffsetMap;
 use crate::sasl::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use crate::sasl::server::ServerConfig as SaslServerConfig;
 use crate::sasl::test_support::{self, JwtSigner};
-use crate::sasl::{ClientConfig, Mechanism, RequestRef, ScramMechanism, Secret, SystemRandom};
+use crate::sasl::{ClientConfig, ClientError, Mechanism, RequestRef, ScramMechanism, Secret, SystemRandom};
 use crate::tls::config::{ClientAuth, TlsVersions};
 use crate::tls::principal::PrincipalMapper;
 use crate::tls::test_util::{self, End};
@@ -101,6 +101,7 @@ fn session_config(security: Security) -> Arc<SessionConfig> {
         linger: Duration::from_secs(1),
         security,
         warnings: Default::default(),
+        policy: Arc::new(crate::policy::state::PolicyState::new(Default::default(), Instant::now())),
         client_id: "kafka-proxy".into(),
         cluster: Default::default(),
         throttle: Default::default(),
@@ -472,7 +473,7 @@ fn upstream_reauthentication_holds_new_requests_only() {
     net.client_send(&request(ApiKey(2), 1, 1, false, b"before"));
     let others = net.broker_serves_sasl(&mut broker);
     assert_eq!(others.len(), 1, "in flight across the re-authentication");
-    // 85–95% of the 10 s lifetime: re-authentication starts.
+    // 85–95% of the 10 s lifetime, at least 1 s before its end: re-authentication starts.
     net.advance(Duration::from_millis(9_600));
     net.client_send(&request(ApiKey(2), 1, 2, false, b"after"));
     // The broker answers the old request first, then the SASL exchange.
@@ -516,6 +517,7 @@ fn oauthbearer_tokens_are_validated() {
             audiences: vec!["kafka".into()],
             required_scopes: vec![],
             clock_skew: Duration::from_secs(30),
+            ..Default::default()
         },
     );
     let mut cfg = SaslServerConfig::new(
@@ -548,11 +550,38 @@ fn oauthbearer_tokens_are_validated() {
             let last = net.client.frames().pop().expect("failure");
             assert_eq!(i16::from_be_bytes([last[8], last[9]]), 58, "expired token refused");
         }
+        // The metrics see the mechanism and, for a refusal, why.
+        let failure = if ok { None } else { Some("token_expired") };
+        let expected = AuthOutcome { side: Side::Downstream, mechanism: "OAUTHBEARER", failure };
+        assert_eq!(net.session.take_stats().auth, vec![expected]);
     }
 }
 
+#[test]
+fn upstream_oauthbearer_without_a_token_is_counted_as_no_token() {
+    use crate::sasl::oauthbearer::{EndpointTrust, Sources, TokenEndpoint};
+    let store = Sources::new().token(TokenEndpoint {
+        url: "https://idp.test/token".into(),
+        client_id: "svc-client".into(),
+        client_secret: Secret::new("svc-secret".into()),
+        scope: None,
+        trust: EndpointTrust::SystemRoots,
+    });
+    let login = ClientConfig::oauthbearer(store, Arc::new(SystemRandom::new()));
+    let security =
+        Security { upstream_login: UpstreamLogin::Service(Arc::new(login)), ..Security::default() };
+    let mut net = Net::new(security, TestPeer::plain(), None);
+    net.client_send(&request(ApiKey::API_VERSIONS, 0, 1, false, b""));
+    let mut broker = broker_sasl(&[Mechanism::OAuthBearer], None);
+    net.broker_serves_sasl(&mut broker);
+    assert!(matches!(net.closed, Some(CloseReason::UpstreamLogin(ClientError::NoToken))), "{:?}", net.closed);
+    let expected = AuthOutcome { side: Side::Upstream, mechanism: "OAUTHBEARER", failure: Some("no_token") };
+    assert_eq!(net.session.take_stats().auth, vec![expected]);
+}
+
 fn tls_security(mtls: bool, upstream: bool) -> Security {
-    let client_auth = if mtls { ClientAuth::Required { ca_certs: test_util::CA } } else { ClientAuth::None };
+    let client_auth =
+        if mtls { ClientAuth::Required { ca_certs: test_util::CA, crls: &[] } } else { ClientAuth::None };
     Security {
         downstream_tls: Some(DownstreamTls {
             config: test_util::server_cfg(client_auth, TlsVersions::default()),
@@ -608,6 +637,28 @@ fn mtls_principal_comes_from_the_certificate() {
     assert_eq!(net.session.principal(), Some("client1"));
     net.client_send(&request(ApiKey(2), 1, 1, false, b"x"));
     assert_eq!(net.broker.frames().len(), 1);
+}
+
+#[test]
+fn requested_certificates_count_only_clients_that_present_one() {
+    let security = |tls: &Security| Security {
+        downstream_tls: Some(DownstreamTls {
+            config: test_util::server_cfg(
+                ClientAuth::Requested { ca_certs: test_util::CA, crls: &[] },
+                TlsVersions::default(),
+            ),
+            principal: Arc::new(PrincipalMapper::default()),
+        }),
+        ..tls.clone()
+    };
+    let base = tls_security(false, false);
+    let identity = Some((test_util::CLIENT1, test_util::CLIENT1_KEY));
+    for (client, principal, counted) in [(identity, "client1", 1), (None, ANONYMOUS, 0)] {
+        let mut net = Net::new(security(&base), tls_client(client), None);
+        assert_eq!(net.session.principal(), Some(principal));
+        let expected = AuthOutcome { side: Side::Downstream, mechanism: "MTLS", failure: None };
+        assert_eq!(net.session.take_stats().auth, vec![expected; counted], "{principal}");
+    }
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Reading files is the CLI's job; these builders take the bytes and name the
 //! item that was wrong when one is. The crypto provider is always ring, passed
 //! explicitly: nothing here depends on a process-wide default provider. No ALPN
-//! is offered (Kafka has none); TLS 1.2 and 1.3 are enabled unless narrowed.
+//! is offered (Kafka has none); TLS 1.2 and 1.3, every ring suite and group
+//! are enabled unless a [`TlsPolicy`] narrows them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,54 +12,22 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-/// The one crypto provider of the tree: ring.
+pub use super::policy::{CipherSuite, KxGroup, PolicyError, TlsPolicy, TlsVersion, TlsVersions};
+pub use super::private_key::KeyReadError;
+
+/// The one crypto provider of the tree: ring, with every suite and group.
 ///
 /// AES-128-GCM is preferred over AES-256-GCM (and ChaCha20): both are
 /// strong, and AES-128 costs about 30% less CPU per byte, which is most of
 /// what a TLS-terminating proxy spends. Servers apply this order rather
 /// than the client's.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    provider.cipher_suites.sort_by_key(|suite| {
-        let name = suite.suite().as_str().unwrap_or_default();
-        match (name.contains("AES_128_GCM"), name.contains("AES_256_GCM")) {
-            (true, _) => 0,
-            (_, true) => 1,
-            _ => 2,
-        }
-    });
-    Arc::new(provider)
-}
-
-/// Which TLS versions a configuration enables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsVersions {
-    /// TLS 1.2 and TLS 1.3 (the default).
-    #[default]
-    Tls12And13,
-    /// TLS 1.2 only.
-    Tls12Only,
-    /// TLS 1.3 only.
-    Tls13Only,
-}
-
-impl TlsVersions {
-    fn rustls(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
-        static BOTH: [&rustls::SupportedProtocolVersion; 2] =
-            [&rustls::version::TLS13, &rustls::version::TLS12];
-        static ONLY12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
-        static ONLY13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
-        match self {
-            TlsVersions::Tls12And13 => &BOTH,
-            TlsVersions::Tls12Only => &ONLY12,
-            TlsVersions::Tls13Only => &ONLY13,
-        }
-    }
+    TlsPolicy::default().provider()
 }
 
 /// Which PEM input an error is about.
@@ -128,6 +97,22 @@ pub enum TlsConfigError {
         /// rustls' reason.
         error: rustls::Error,
     },
+    /// A private key could not be read or decrypted.
+    Key {
+        /// Which key.
+        item: PemItem,
+        /// Why.
+        error: KeyReadError,
+    },
+    /// A certificate revocation list could not be read.
+    Crl {
+        /// Position among the CRLs given, from 0.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The versions, suites or groups cannot work together.
+    Policy(PolicyError),
     /// The client certificate verifier could not be built.
     ClientVerifier(rustls::server::VerifierBuilderError),
     /// A host name or IP address that cannot be a TLS server name.
@@ -149,6 +134,9 @@ impl fmt::Display for TlsConfigError {
                 write!(f, "no usable root certificate ({rejected} refused)")
             }
             TlsConfigError::Rustls { context, error } => write!(f, "{context}: {error}"),
+            TlsConfigError::Key { item, error } => write!(f, "the {item} {error}"),
+            TlsConfigError::Crl { index, reason } => write!(f, "CRL #{index}: {reason}"),
+            TlsConfigError::Policy(error) => error.fmt(f),
             TlsConfigError::ClientVerifier(error) => write!(f, "client certificate verification: {error}"),
             TlsConfigError::InvalidServerName { name } => {
                 write!(f, "{name:?} is not a valid TLS server name")
@@ -173,21 +161,67 @@ pub fn certificates_from_pem(
     Ok(certs)
 }
 
-/// The first private key in `pem` (PKCS#8, PKCS#1 or SEC1).
-pub fn private_key_from_pem(pem: &[u8], item: PemItem) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|error| match error {
-        rustls::pki_types::pem::Error::NoItemsFound => TlsConfigError::Missing { item },
-        error => TlsConfigError::Pem { item, error },
+/// The first private key in `pem` (PKCS#8, PKCS#1 or SEC1; encrypted
+/// PKCS#8 with `password`).
+pub fn private_key_from_pem(
+    pem: &[u8],
+    item: PemItem,
+    password: Option<&[u8]>,
+) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
+    super::private_key::private_key_from_pem(pem, password).map_err(|error| match error {
+        KeyReadError::Missing => TlsConfigError::Missing { item },
+        error => TlsConfigError::Key { item, error },
     })
 }
 
+/// Every certificate revocation list in one file: PEM (`X509 CRL` blocks)
+/// or a single DER CRL. `index` numbers the file in messages.
+pub fn crls_from_file(
+    bytes: &[u8],
+    index: usize,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsConfigError> {
+    let crl_error = |reason: String| TlsConfigError::Crl { index, reason };
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let crls = CertificateRevocationListDer::pem_slice_iter(bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| crl_error(e.to_string()))?;
+        if crls.is_empty() {
+            return Err(crl_error("the PEM holds no X509 CRL block".to_owned()));
+        }
+        Ok(crls)
+    } else if bytes.first() == Some(&0x30) {
+        Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())])
+    } else {
+        Err(crl_error("neither PEM nor DER".to_owned()))
+    }
+}
+
 /// A certificate chain and its private key, as PEM.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct CertKeyPem<'a> {
     /// The end-entity certificate first, then its issuers.
     pub cert_chain: &'a [u8],
     /// The private key of the end-entity certificate.
     pub key: &'a [u8],
+    /// The password of an encrypted PKCS#8 key.
+    pub key_password: Option<&'a [u8]>,
+}
+
+impl<'a> CertKeyPem<'a> {
+    /// A chain and an unencrypted key.
+    pub fn new(cert_chain: &'a [u8], key: &'a [u8]) -> Self {
+        CertKeyPem { cert_chain, key, key_password: None }
+    }
+}
+
+impl fmt::Debug for CertKeyPem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertKeyPem")
+            .field("cert_chain", &self.cert_chain.len())
+            .field("key", &"***")
+            .field("key_password", &self.key_password.map(|_| "***"))
+            .finish()
+    }
 }
 
 /// Whether the listener asks Kafka clients for a certificate (Kafka's `ssl.client.auth`).
@@ -200,37 +234,42 @@ pub enum ClientAuth<'a> {
     Required {
         /// PEM bundle of the accepted CAs.
         ca_certs: &'a [u8],
+        /// Revocation lists: a listed client certificate is refused.
+        crls: &'a [CertificateRevocationListDer<'static>],
     },
     /// A certificate is requested and verified if sent; clients without one are accepted.
     Requested {
         /// PEM bundle of the accepted CAs.
         ca_certs: &'a [u8],
+        /// Revocation lists: a listed client certificate is refused.
+        crls: &'a [CertificateRevocationListDer<'static>],
     },
 }
 
 /// What a listener's TLS is made of.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerTlsOptions<'a> {
     /// The listener's certificate chain and key.
     pub identity: CertKeyPem<'a>,
     /// Client certificate policy.
     pub client_auth: ClientAuth<'a>,
-    /// Enabled versions.
-    pub versions: TlsVersions,
+    /// Enabled versions, suites and groups.
+    pub policy: TlsPolicy,
 }
 
 /// The server (listener) configuration.
 pub fn server_config(options: &ServerTlsOptions<'_>) -> Result<Arc<ServerConfig>, TlsConfigError> {
-    let provider = crypto_provider();
+    options.policy.check().map_err(TlsConfigError::Policy)?;
+    let provider = options.policy.provider();
     let chain = certificates_from_pem(options.identity.cert_chain, PemItem::ServerCertificate)?;
-    let key = private_key_from_pem(options.identity.key, PemItem::ServerKey)?;
+    let key = private_key_from_pem(options.identity.key, PemItem::ServerKey, options.identity.key_password)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(options.versions.rustls())
+        .with_protocol_versions(options.policy.versions.rustls())
         .map_err(|error| TlsConfigError::Rustls { context: "TLS versions", error })?;
     let verifier: Option<Arc<dyn ClientCertVerifier>> = match options.client_auth {
         ClientAuth::None => None,
-        ClientAuth::Required { ca_certs } => Some(client_verifier(ca_certs, provider, false)?),
-        ClientAuth::Requested { ca_certs } => Some(client_verifier(ca_certs, provider, true)?),
+        ClientAuth::Required { ca_certs, crls } => Some(client_verifier(ca_certs, crls, provider, false)?),
+        ClientAuth::Requested { ca_certs, crls } => Some(client_verifier(ca_certs, crls, provider, true)?),
     };
     let builder = match verifier {
         Some(verifier) => builder.with_client_cert_verifier(verifier),
@@ -243,8 +282,13 @@ pub fn server_config(options: &ServerTlsOptions<'_>) -> Result<Arc<ServerConfig>
     Ok(Arc::new(config))
 }
 
+/// Verifies client certificates against `ca_pem`. With CRLs, the client's
+/// own certificate is checked against the list of its issuer; a certificate
+/// whose issuer has no list given is not checked (so one CRL does not lock
+/// out the clients of another trusted CA).
 fn client_verifier(
     ca_pem: &[u8],
+    crls: &[CertificateRevocationListDer<'static>],
     provider: Arc<CryptoProvider>,
     optional: bool,
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsConfigError> {
@@ -253,7 +297,13 @@ fn client_verifier(
     for (index, cert) in certificates_from_pem(ca_pem, item)?.into_iter().enumerate() {
         roots.add(cert).map_err(|error| TlsConfigError::InvalidCa { item, index, error })?;
     }
-    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    if !crls.is_empty() {
+        builder = builder
+            .with_crls(crls.iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
     let builder = if optional { builder.allow_unauthenticated() } else { builder };
     builder.build().map_err(TlsConfigError::ClientVerifier)
 }
@@ -279,15 +329,16 @@ pub struct ClientTlsOptions<'a> {
     pub verification: ServerVerification,
     /// The proxy's client certificate, when brokers require mTLS.
     pub identity: Option<CertKeyPem<'a>>,
-    /// Enabled versions.
-    pub versions: TlsVersions,
+    /// Enabled versions, suites and groups.
+    pub policy: TlsPolicy,
 }
 
 /// The client (towards brokers) configuration.
 pub fn client_config(options: &ClientTlsOptions<'_>) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    let provider = crypto_provider();
+    options.policy.check().map_err(TlsConfigError::Policy)?;
+    let provider = options.policy.provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(options.versions.rustls())
+        .with_protocol_versions(options.policy.versions.rustls())
         .map_err(|error| TlsConfigError::Rustls { context: "TLS versions", error })?;
     let builder = match &options.verification {
         ServerVerification::Roots(certs) => {
@@ -311,7 +362,7 @@ pub fn client_config(options: &ClientTlsOptions<'_>) -> Result<Arc<ClientConfig>
     let config = match options.identity {
         Some(identity) => {
             let chain = certificates_from_pem(identity.cert_chain, PemItem::ClientCertificate)?;
-            let key = private_key_from_pem(identity.key, PemItem::ClientKey)?;
+            let key = private_key_from_pem(identity.key, PemItem::ClientKey, identity.key_password)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|error| TlsConfigError::Rustls { context: "client certificate and key", error })?
@@ -376,3 +427,6 @@ impl ServerCertVerifier for AcceptAnyServerCert {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests;

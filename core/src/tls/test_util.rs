@@ -23,9 +23,9 @@ pub(crate) const OTHER_CLIENT1_KEY: &[u8] = include_bytes!("testdata/other_clien
 
 pub(crate) fn server_cfg(client_auth: ClientAuth<'_>, versions: TlsVersions) -> Arc<rustls::ServerConfig> {
     server_config(&ServerTlsOptions {
-        identity: CertKeyPem { cert_chain: SERVER, key: SERVER_KEY },
+        identity: CertKeyPem::new(SERVER, SERVER_KEY),
         client_auth,
-        versions,
+        policy: versions.into(),
     })
     .unwrap()
 }
@@ -39,15 +39,19 @@ pub(crate) fn client_cfg(
         verification: ServerVerification::Roots(
             certificates_from_pem(roots, super::config::PemItem::ServerCaBundle).unwrap(),
         ),
-        identity: identity.map(|(cert_chain, key)| CertKeyPem { cert_chain, key }),
-        versions,
+        identity: identity.map(|(cert_chain, key)| CertKeyPem::new(cert_chain, key)),
+        policy: versions.into(),
     })
     .unwrap()
 }
 
 pub(crate) fn trust_all_cfg(versions: TlsVersions) -> Arc<rustls::ClientConfig> {
-    client_config(&ClientTlsOptions { verification: ServerVerification::TrustAll, identity: None, versions })
-        .unwrap()
+    client_config(&ClientTlsOptions {
+        verification: ServerVerification::TrustAll,
+        identity: None,
+        policy: versions.into(),
+    })
+    .unwrap()
 }
 
 pub(crate) fn name(host: &str) -> ServerName<'static> {

@@ -50,6 +50,7 @@ pub(crate) fn config(limits: Limits) -> ProxyConfig {
         limits,
         socket: Default::default(),
         security: Default::default(),
+        policy: Default::default(),
         client_id: ProxyConfig::DEFAULT_CLIENT_ID.into(),
     }
 }

@@ -7,6 +7,7 @@ package), so a format error fails the test the way it would fail a scrape.
 from __future__ import annotations
 
 import http.client
+import time
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,6 +65,19 @@ class Admin:
                 samples.append((name, dict(s.labels), s.value))
             types[family.name] = family.type
         return Scrape(samples, types, body)
+
+    def wait_value(self, name: str, minimum: float, timeout: float = 5.0, **labels: str) -> Scrape:
+        """Scrapes until `name` with `labels` reaches `minimum` (sessions fold their counts at
+        coarse intervals and when they end); the last scrape, or AssertionError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            scrape = self.scrape()
+            if scrape.value(name, **labels) >= minimum:
+                return scrape
+            if time.monotonic() > deadline:
+                samples = [(ls, v) for n, ls, v in scrape.samples if n == name]
+                raise AssertionError(f"{name}{labels} stayed below {minimum}: {samples}")
+            time.sleep(0.1)
 
     def ready(self) -> tuple[int, str]:
         status, _, body = self.get("/ready")

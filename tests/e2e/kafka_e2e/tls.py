@@ -119,6 +119,7 @@ class OwnCa:
         )
         self.ca_pem = self.dir / f"{name}-ca.pem"
         self.ca_pem.write_bytes(self._pem(self._cert))
+        self.serials: dict[str, int] = {}  # subject CN -> serial of its latest certificate
 
     @staticmethod
     def _pem(cert) -> bytes:
@@ -134,12 +135,13 @@ class OwnCa:
 
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.timezone.utc)
+        self.serials[subject_cn] = x509.random_serial_number()
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
+            .serial_number(self.serials[subject_cn])
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -171,6 +173,22 @@ class OwnCa:
 
     def client_identity(self, file_stem: str, common_name: str) -> Identity:
         return self._issue(file_stem, common_name, [], server=False)
+
+    def write_crl(self, path: Path, revoked: list[str], number: int) -> Path:
+        """A CRL (PEM) numbered `number` revoking the certificates issued to the CNs `revoked`."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        now = dt.datetime.now(dt.timezone.utc)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self._cert.subject)
+                   .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=1))
+                   .add_extension(x509.CRLNumber(number), critical=False))
+        for cn in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(self.serials[cn])
+                .revocation_date(now - dt.timedelta(minutes=1)).build())
+        path.write_bytes(builder.sign(self._key, _sha256()).public_bytes(serialization.Encoding.PEM))
+        return path
 
 
 def _sha256():

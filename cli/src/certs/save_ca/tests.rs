@@ -29,9 +29,9 @@ fn tls_server(chain: Vec<u8>, key: Vec<u8>) -> (String, thread::JoinHandle<()>) 
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let config = server_config(&ServerTlsOptions {
-        identity: CertKeyPem { cert_chain: &chain, key: &key },
+        identity: CertKeyPem::new(&chain, &key),
         client_auth: ClientAuth::None,
-        versions: TlsVersions::Tls12And13,
+        policy: TlsVersions::Tls12And13.into(),
     })
     .unwrap();
     let handle = thread::spawn(move || {
@@ -73,7 +73,7 @@ fn saves_the_issuer_chain() {
     client_config(&ClientTlsOptions {
         verification: ServerVerification::Roots(written),
         identity: None,
-        versions: TlsVersions::Tls12And13,
+        policy: TlsVersions::Tls12And13.into(),
     })
     .unwrap();
     // A second run refuses to overwrite, before connecting.

@@ -577,6 +577,7 @@ fn policy() -> impl Strategy<Value = ApiVersionsPolicy> {
         Just(ApiVersionsPolicy::terminating_sasl()),
         vec((api_key(), 0i16..3, 0i16..6), 0..3).prop_map(|pins| ApiVersionsPolicy {
             local: pins.into_iter().map(|(k, lo, hi)| (ApiKey(k), lo, lo.max(hi))).collect(),
+            ..ApiVersionsPolicy::default()
         }),
     ]
 }

@@ -243,3 +243,107 @@ proptest! {
         }
     }
 }
+
+// ----- OAUTHBEARER towards brokers -----
+
+fn token_store() -> Arc<crate::sasl::oauthbearer::TokenStore> {
+    use crate::sasl::oauthbearer::{EndpointTrust, Sources, TokenEndpoint};
+    Sources::new().token(TokenEndpoint {
+        url: "https://idp.test/token".into(),
+        client_id: "svc-client".into(),
+        client_secret: Secret::new("svc-secret".into()),
+        scope: None,
+        trust: EndpointTrust::SystemRoots,
+    })
+}
+
+fn oauth_server(signer: &crate::sasl::test_support::JwtSigner) -> SaslServer {
+    use crate::sasl::oauthbearer::{JwtRules, JwtValidator};
+    let mut config = ServerConfig::new(&[Mechanism::OAuthBearer], store(), Arc::new(FixedRandom::new()));
+    config.oauthbearer = Some(Arc::new(JwtValidator::new(signer.key_set(), JwtRules::default())));
+    config.session_lifetime = Some(Duration::from_secs(600));
+    SaslServer::new(Arc::new(config))
+}
+
+fn install(store: &crate::sasl::oauthbearer::TokenStore, token: String) {
+    let expires_at = wall() + Duration::from_secs(300);
+    store.install(crate::sasl::oauthbearer::BearerToken { value: Secret::new(token), expires_at });
+}
+
+#[test]
+fn oauthbearer_sends_the_stored_token_and_reauthenticates_with_the_new_one() {
+    use crate::sasl::test_support::{JwtSigner, NOW_SECS};
+    let signer = JwtSigner::new();
+    let store = token_store();
+    let config = ClientConfig::oauthbearer(store.clone(), Arc::new(FixedRandom::new()));
+    assert_eq!(config.username(), "svc-client");
+    let mut client = SaslClient::new(Arc::new(config));
+    let mut server = oauth_server(&signer);
+    let claims = |sub: &str| serde_json::json!({"sub": sub, "iat": NOW_SECS, "exp": NOW_SECS + 300});
+    install(&store, signer.token(&claims("svc-client")));
+    let now = Instant::now();
+    let ClientStep::Authenticated(first) = run(&mut client, &mut server, Some((0, 2)), now) else {
+        panic!("first login")
+    };
+    assert!(!first.reauthentication);
+    // The broker caps the session at the token's expiry (300 s < 600 s).
+    assert_eq!(first.lifetime, Some(Duration::from_secs(300)));
+    // A refreshed token is what the re-authentication carries (same principal).
+    install(&store, signer.token(&claims("svc-client")));
+    let later = now + Duration::from_secs(290);
+    assert!(client.needs_reauth(later));
+    let ClientStep::Authenticated(again) = run(&mut client, &mut server, Some((0, 2)), later) else {
+        panic!("re-authentication")
+    };
+    assert!(again.reauthentication);
+}
+
+#[test]
+fn oauthbearer_refusals_and_a_missing_token() {
+    use crate::sasl::test_support::{JwtSigner, NOW_SECS};
+    let store = token_store();
+    let config = Arc::new(ClientConfig::oauthbearer(store.clone(), Arc::new(FixedRandom::new())));
+    let broker_key = JwtSigner::new();
+    let mut server = oauth_server(&broker_key);
+    let mut client = SaslClient::new(config.clone());
+    let step = run(&mut client, &mut server, Some((0, 2)), Instant::now());
+    assert_eq!(step, ClientStep::Failed(ClientError::NoToken));
+    assert!(store.take_refresh_request(), "the fetcher is asked for a token");
+
+    // A token signed by a key the broker does not trust: challenge, 0x01, failure.
+    let stranger = JwtSigner::new();
+    install(&store, stranger.token(&serde_json::json!({"sub": "x", "iat": NOW_SECS, "exp": NOW_SECS + 60})));
+    let mut client = SaslClient::new(config);
+    let mut server = oauth_server(&broker_key);
+    match run(&mut client, &mut server, Some((0, 2)), Instant::now()) {
+        ClientStep::Failed(ClientError::Broker { error_code, message, .. }) => {
+            assert_eq!(error_code, ErrorCode::SASL_AUTHENTICATION_FAILED);
+            assert!(message.unwrap().contains("invalid_token"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn reauthentication_keeps_margins_from_the_login_and_the_end() {
+    let now = Instant::now();
+    // (lifetime, earliest, latest): 85-95% of the lifetime, at least a second before its end,
+    // but never within the broker's minimum interval of the login.
+    for (lifetime_ms, earliest_ms, latest_ms) in [
+        (1_200, 1_050, 1_050),
+        (1_000, 1_000, 1_000),
+        (3_000, 2_000, 2_000),
+        (10_000, 8_500, 9_000),
+        (600_000, 510_000, 570_000),
+    ] {
+        let mut c = client(Mechanism::Plain, "alice", "alice-secret");
+        let ClientStep::Authenticated(auth) = c.authenticated(lifetime_ms, false, now) else {
+            panic!("authenticated")
+        };
+        let at = auth.reauth_at.unwrap().duration_since(now).as_millis() as i64;
+        assert!(
+            (earliest_ms..=latest_ms).contains(&at),
+            "lifetime {lifetime_ms} ms: re-authentication after {at} ms"
+        );
+    }
+}

@@ -1,9 +1,16 @@
 //! JWT (RFC 7519) validation for OAUTHBEARER, broker-grade (KIP-768):
-//! signature first (RS256/384/512, ES256/384; never `none`), then `exp` and
-//! `iat` (required), `nbf`, `iss`, `aud`, required scopes, with clock skew.
-//! The principal is `sub`.
+//! signature first (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA;
+//! never `none` or HMAC), then `exp` and `iat` (required), `nbf`, `iss`,
+//! `aud`, required scopes, with clock skew. The principal is `sub`, or the
+//! claim `sub_claim_name` names (Kafka's `sasl.oauthbearer.sub.claim.name`).
+//!
+//! Keys are a fixed set (a PEM key or a JWKS file) or the set a fetcher last
+//! installed from a JWKS endpoint ([`JwksStore`]); a token whose `kid` that
+//! set does not hold fails at once and asks the fetcher for a refresh, so a
+//! client retrying after an identity provider's key rotation succeeds.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -11,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 use super::keys::{JwsAlgorithm, KeySet};
+use super::remote::JwksStore;
 
 /// Longest token accepted, before any decoding.
 pub(crate) const MAX_TOKEN_LEN: usize = 64 * 1024;
@@ -48,6 +56,29 @@ pub enum JwtError {
     Scope,
 }
 
+impl JwtError {
+    /// A short stable name of why, for metrics: `unknown_key` (no key for
+    /// the `kid`, as after a rotation the proxy has not fetched yet),
+    /// `invalid_signature`, `token_expired`, `invalid_audience`, ...
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtError::Malformed(_)
+            | JwtError::TooLong
+            | JwtError::CriticalHeader
+            | JwtError::MissingClaim(_)
+            | JwtError::InvalidClaim(_) => "invalid_token",
+            JwtError::UnsupportedAlgorithm => "unsupported_algorithm",
+            JwtError::NoKey => "unknown_key",
+            JwtError::BadSignature => "invalid_signature",
+            JwtError::Expired => "token_expired",
+            JwtError::NotYetValid | JwtError::IssuedInFuture => "token_not_yet_valid",
+            JwtError::Issuer => "invalid_issuer",
+            JwtError::Audience => "invalid_audience",
+            JwtError::Scope => "insufficient_scope",
+        }
+    }
+}
+
 impl fmt::Display for JwtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -78,10 +109,14 @@ pub struct JwtRules {
     pub issuer: Option<String>,
     /// `aud` (string or array) must hold one of these, when not empty.
     pub audiences: Vec<String>,
-    /// Every one of these must be in `scope` (space-separated) or `scp` (array).
+    /// Every one of these must be in the scope claim (space-separated or an array).
     pub required_scopes: Vec<String>,
     /// Tolerance for clock differences in the time claims.
     pub clock_skew: Duration,
+    /// The claim that names the principal (`None`: `sub`).
+    pub subject_claim: Option<String>,
+    /// The claim that holds the scopes (`None`: `scope`, and `scp` too).
+    pub scope_claim: Option<String>,
 }
 
 /// A token that passed every check.
@@ -97,10 +132,19 @@ pub(crate) struct ValidToken {
     pub scopes: Vec<String>,
 }
 
+/// Where a validator's keys come from.
+#[derive(Debug, Clone)]
+enum KeySource {
+    /// Loaded with the configuration.
+    Fixed(KeySet),
+    /// Fetched from a JWKS endpoint, replaced as the fetcher installs new sets.
+    Remote(Arc<JwksStore>),
+}
+
 /// Validates bearer tokens against a key set and rules.
 #[derive(Debug, Clone)]
 pub struct JwtValidator {
-    keys: KeySet,
+    keys: KeySource,
     rules: JwtRules,
 }
 
@@ -159,10 +203,36 @@ fn string_list(
     }
 }
 
+/// [`string_list`] for a claim named in the configuration.
+fn string_list_named(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, JwtError> {
+    match claims.get(name) {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s.split(' ').filter(|x| !x.is_empty()).map(str::to_owned).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned).ok_or(JwtError::InvalidClaim("scope (scope_claim_name)")))
+            .collect(),
+        Some(_) => Err(JwtError::InvalidClaim("scope (scope_claim_name)")),
+    }
+}
+
 impl JwtValidator {
     /// A validator for tokens signed by one of `keys`.
     pub fn new(keys: KeySet, rules: JwtRules) -> Self {
-        JwtValidator { keys, rules }
+        JwtValidator { keys: KeySource::Fixed(keys), rules }
+    }
+
+    /// A validator for tokens signed by a key of the set `store` holds at the time.
+    pub fn remote(store: Arc<JwksStore>, rules: JwtRules) -> Self {
+        JwtValidator { keys: KeySource::Remote(store), rules }
+    }
+
+    /// The JWKS store, when the keys come from an endpoint.
+    pub fn jwks_store(&self) -> Option<&Arc<JwksStore>> {
+        match &self.keys {
+            KeySource::Remote(store) => Some(store),
+            KeySource::Fixed(_) => None,
+        }
     }
 
     /// The rules.
@@ -195,9 +265,29 @@ impl JwtValidator {
         };
         let signature = decode_part(signature_b64, "signature")?;
         let signed = token.get(..header_b64.len() + 1 + payload_b64.len()).unwrap_or_default();
+        let fetched;
+        let keys = match &self.keys {
+            KeySource::Fixed(keys) => keys,
+            KeySource::Remote(store) => match store.current() {
+                Some(keys) => {
+                    if kid.is_some_and(|k| !keys.has_kid(k)) {
+                        // Perhaps the issuer rotated its keys: ask for them, fail this
+                        // attempt (the client retries), as Kafka's broker does.
+                        store.request_refresh();
+                        return Err(JwtError::NoKey);
+                    }
+                    fetched = keys;
+                    &*fetched
+                }
+                None => {
+                    store.request_refresh();
+                    return Err(JwtError::NoKey);
+                }
+            },
+        };
         let mut any_key = false;
         let mut verified = false;
-        for key in self.keys.candidates(alg, kid) {
+        for key in keys.candidates(alg, kid) {
             any_key = true;
             if key.verify(alg, signed.as_bytes(), &signature) {
                 verified = true;
@@ -230,10 +320,12 @@ impl JwtValidator {
         {
             return Err(JwtError::NotYetValid);
         }
-        let subject = match claims.get("sub") {
+        let subject_claim = self.rules.subject_claim.as_deref().unwrap_or("sub");
+        let label = if subject_claim == "sub" { "sub" } else { "subject (sub_claim_name)" };
+        let subject = match claims.get(subject_claim) {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            Some(Value::String(_)) | None => return Err(JwtError::MissingClaim("sub")),
-            Some(_) => return Err(JwtError::InvalidClaim("sub")),
+            Some(Value::String(_)) | None => return Err(JwtError::MissingClaim(label)),
+            Some(_) => return Err(JwtError::InvalidClaim(label)),
         };
         if let Some(expected) = &self.rules.issuer {
             match claims.get("iss") {
@@ -248,8 +340,13 @@ impl JwtValidator {
                 return Err(JwtError::Audience);
             }
         }
-        let mut scopes = string_list(claims, "scope", true)?;
-        scopes.extend(string_list(claims, "scp", true)?);
+        let mut scopes = match self.rules.scope_claim.as_deref() {
+            None => string_list(claims, "scope", true)?,
+            Some(name) => string_list_named(claims, name)?,
+        };
+        if self.rules.scope_claim.is_none() {
+            scopes.extend(string_list(claims, "scp", true)?);
+        }
         if !self.rules.required_scopes.iter().all(|r| scopes.contains(r)) {
             return Err(JwtError::Scope);
         }

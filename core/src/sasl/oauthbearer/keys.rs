@@ -1,8 +1,11 @@
 //! JWT verification keys: from PEM (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`
 //! or a `CERTIFICATE`) or from a JWKS document, checked with `ring`.
 //!
-//! Supported: RSA (2048–8192 bits) for RS256/384/512, EC P-256 for ES256 and
-//! P-384 for ES384. The CLI reads the files; this module takes bytes.
+//! Supported: RSA (2048–8192 bits) for RS256/384/512 and PS256/384/512, EC
+//! P-256 for ES256, P-384 for ES384, P-521 for ES512 and Ed25519 for EdDSA.
+//! ring verifies all of them but ES512, which ring lacks: that one is checked
+//! with the RustCrypto `p521` crate. The CLI (or the JWKS fetcher) reads the
+//! bytes; this module parses them.
 
 use std::fmt;
 
@@ -27,6 +30,16 @@ pub enum JwsAlgorithm {
     Es256,
     /// ECDSA P-384 with SHA-384.
     Es384,
+    /// ECDSA P-521 with SHA-512.
+    Es512,
+    /// RSASSA-PSS with SHA-256 (MGF1 SHA-256).
+    Ps256,
+    /// RSASSA-PSS with SHA-384.
+    Ps384,
+    /// RSASSA-PSS with SHA-512.
+    Ps512,
+    /// EdDSA over Ed25519.
+    EdDsa,
 }
 
 impl JwsAlgorithm {
@@ -38,6 +51,11 @@ impl JwsAlgorithm {
             "RS512" => Some(JwsAlgorithm::Rs512),
             "ES256" => Some(JwsAlgorithm::Es256),
             "ES384" => Some(JwsAlgorithm::Es384),
+            "ES512" => Some(JwsAlgorithm::Es512),
+            "PS256" => Some(JwsAlgorithm::Ps256),
+            "PS384" => Some(JwsAlgorithm::Ps384),
+            "PS512" => Some(JwsAlgorithm::Ps512),
+            "EdDSA" => Some(JwsAlgorithm::EdDsa),
             _ => None,
         }
     }
@@ -50,6 +68,11 @@ impl JwsAlgorithm {
             JwsAlgorithm::Rs512 => "RS512",
             JwsAlgorithm::Es256 => "ES256",
             JwsAlgorithm::Es384 => "ES384",
+            JwsAlgorithm::Es512 => "ES512",
+            JwsAlgorithm::Ps256 => "PS256",
+            JwsAlgorithm::Ps384 => "PS384",
+            JwsAlgorithm::Ps512 => "PS512",
+            JwsAlgorithm::EdDsa => "EdDSA",
         }
     }
 }
@@ -61,6 +84,8 @@ pub enum EcCurve {
     P256,
     /// NIST P-384 (`crv: P-384`).
     P384,
+    /// NIST P-521 (`crv: P-521`).
+    P521,
 }
 
 impl EcCurve {
@@ -68,6 +93,16 @@ impl EcCurve {
         match self {
             EcCurve::P256 => 32,
             EcCurve::P384 => 48,
+            EcCurve::P521 => 66,
+        }
+    }
+
+    fn from_jwk_name(name: &str) -> Option<EcCurve> {
+        match name {
+            "P-256" => Some(EcCurve::P256),
+            "P-384" => Some(EcCurve::P384),
+            "P-521" => Some(EcCurve::P521),
+            _ => None,
         }
     }
 }
@@ -89,6 +124,8 @@ pub enum PublicKey {
         /// The point.
         point: Vec<u8>,
     },
+    /// Ed25519: the 32-byte public key.
+    Ed25519(Vec<u8>),
 }
 
 impl fmt::Debug for PublicKey {
@@ -96,6 +133,7 @@ impl fmt::Debug for PublicKey {
         match self {
             PublicKey::Rsa { n, .. } => write!(f, "Rsa({} bits)", n.len() * 8),
             PublicKey::Ec { curve, .. } => write!(f, "Ec({curve:?})"),
+            PublicKey::Ed25519(_) => f.write_str("Ed25519"),
         }
     }
 }
@@ -123,41 +161,67 @@ impl PublicKey {
         Ok(PublicKey::Ec { curve, point: point.to_vec() })
     }
 
+    /// An Ed25519 key from its 32 bytes.
+    pub fn ed25519(key: &[u8]) -> Result<PublicKey, KeyError> {
+        if key.len() != 32 {
+            return Err(KeyError::Malformed("Ed25519 key length"));
+        }
+        Ok(PublicKey::Ed25519(key.to_vec()))
+    }
+
     /// True when this key can check `alg` signatures.
     pub(crate) fn supports(&self, alg: JwsAlgorithm) -> bool {
+        use JwsAlgorithm::*;
         matches!(
             (self, alg),
-            (PublicKey::Rsa { .. }, JwsAlgorithm::Rs256 | JwsAlgorithm::Rs384 | JwsAlgorithm::Rs512)
-                | (PublicKey::Ec { curve: EcCurve::P256, .. }, JwsAlgorithm::Es256)
-                | (PublicKey::Ec { curve: EcCurve::P384, .. }, JwsAlgorithm::Es384)
+            (PublicKey::Rsa { .. }, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512)
+                | (PublicKey::Ec { curve: EcCurve::P256, .. }, Es256)
+                | (PublicKey::Ec { curve: EcCurve::P384, .. }, Es384)
+                | (PublicKey::Ec { curve: EcCurve::P521, .. }, Es512)
+                | (PublicKey::Ed25519(_), EdDsa)
         )
     }
 
-    /// Verifies `signature` over `message` (JWS: RSA PKCS#1 v1.5, or ECDSA as fixed `r || s`).
+    /// Verifies `signature` over `message` (JWS: RSA PKCS#1 v1.5 or PSS,
+    /// ECDSA as fixed `r || s`, Ed25519).
     pub(crate) fn verify(&self, alg: JwsAlgorithm, message: &[u8], sig: &[u8]) -> bool {
+        use JwsAlgorithm::*;
+        let ring_unparsed = |params: &'static dyn signature::VerificationAlgorithm, key: &[u8]| {
+            signature::UnparsedPublicKey::new(params, key).verify(message, sig).is_ok()
+        };
         match (self, alg) {
             (PublicKey::Rsa { n, e }, _) => {
-                let params = match alg {
-                    JwsAlgorithm::Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
-                    JwsAlgorithm::Rs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    JwsAlgorithm::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-                    JwsAlgorithm::Es256 | JwsAlgorithm::Es384 => return false,
+                let params: &signature::RsaParameters = match alg {
+                    Rs256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    Rs384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    Ps256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    Ps384 => &signature::RSA_PSS_2048_8192_SHA384,
+                    Ps512 => &signature::RSA_PSS_2048_8192_SHA512,
+                    Es256 | Es384 | Es512 | EdDsa => return false,
                 };
                 signature::RsaPublicKeyComponents { n, e }.verify(params, message, sig).is_ok()
             }
-            (PublicKey::Ec { curve: EcCurve::P256, point }, JwsAlgorithm::Es256) => {
-                signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
+            (PublicKey::Ec { curve: EcCurve::P256, point }, Es256) => {
+                ring_unparsed(&signature::ECDSA_P256_SHA256_FIXED, point)
             }
-            (PublicKey::Ec { curve: EcCurve::P384, point }, JwsAlgorithm::Es384) => {
-                signature::UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
+            (PublicKey::Ec { curve: EcCurve::P384, point }, Es384) => {
+                ring_unparsed(&signature::ECDSA_P384_SHA384_FIXED, point)
             }
-            (PublicKey::Ec { .. }, _) => false,
+            (PublicKey::Ec { curve: EcCurve::P521, point }, Es512) => verify_es512(point, message, sig),
+            (PublicKey::Ed25519(key), EdDsa) => ring_unparsed(&signature::ED25519, key),
+            (PublicKey::Ec { .. } | PublicKey::Ed25519(_), _) => false,
         }
     }
+}
+
+/// ECDSA P-521 / SHA-512 with a fixed-size `r || s` signature (JWS ES512):
+/// the one algorithm ring does not have.
+fn verify_es512(point: &[u8], message: &[u8], sig: &[u8]) -> bool {
+    use p521::ecdsa::signature::Verifier;
+    let Ok(key) = p521::ecdsa::VerifyingKey::from_sec1_bytes(point) else { return false };
+    let Ok(signature) = p521::ecdsa::Signature::from_slice(sig) else { return false };
+    key.verify(message, &signature).is_ok()
 }
 
 fn strip_zeros(bytes: &[u8]) -> &[u8] {
@@ -174,7 +238,7 @@ pub enum KeyError {
     PemLabel(String),
     /// DER or JSON that does not describe a key.
     Malformed(&'static str),
-    /// A key type or curve other than RSA, P-256, P-384.
+    /// A key type or curve other than RSA, P-256, P-384, P-521, Ed25519.
     Unsupported(String),
     /// An RSA modulus outside 2048–8192 bits.
     RsaSize {
@@ -271,6 +335,11 @@ impl KeySet {
         KeySet::new(keys)
     }
 
+    /// True when a key carries this `kid` (or some key has none, which stands for any).
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref().is_none_or(|have| have == kid))
+    }
+
     /// The keys that may have signed a token with `alg` and `kid`: by `kid`
     /// when the token names one, otherwise every compatible key.
     pub(crate) fn candidates<'a>(
@@ -292,9 +361,12 @@ impl KeySet {
 }
 
 fn spki_key(der: &[u8]) -> Result<PublicKey, KeyError> {
-    use x509_parser::oid_registry::{OID_EC_P256, OID_NIST_EC_P384};
+    use x509_parser::oid_registry::{OID_EC_P256, OID_NIST_EC_P384, OID_NIST_EC_P521, OID_SIG_ED25519};
     let (_, spki) =
         SubjectPublicKeyInfo::from_der(der).map_err(|_| KeyError::Malformed("SubjectPublicKeyInfo"))?;
+    if spki.algorithm.algorithm == OID_SIG_ED25519 {
+        return PublicKey::ed25519(&spki.subject_public_key.data);
+    }
     match spki.parsed().map_err(|_| KeyError::Malformed("SubjectPublicKeyInfo"))? {
         SpkiKey::RSA(rsa) => PublicKey::rsa(rsa.modulus, rsa.exponent),
         SpkiKey::EC(point) => {
@@ -308,6 +380,8 @@ fn spki_key(der: &[u8]) -> Result<PublicKey, KeyError> {
                 EcCurve::P256
             } else if curve_oid == OID_NIST_EC_P384 {
                 EcCurve::P384
+            } else if curve_oid == OID_NIST_EC_P521 {
+                EcCurve::P521
             } else {
                 return Err(KeyError::Unsupported(format!("EC curve {curve_oid}")));
             };
@@ -336,12 +410,12 @@ fn jwk_key(jwk: &serde_json::Value) -> Result<Option<VerificationKey>, KeyError>
     };
     let key = match field("kty") {
         Some("RSA") => PublicKey::rsa(&b64_field(jwk, "n")?, &b64_field(jwk, "e")?)?,
+        Some("OKP") => match field("crv") {
+            Some("Ed25519") => PublicKey::ed25519(&b64_field(jwk, "x")?)?,
+            _ => return Ok(None),
+        },
         Some("EC") => {
-            let curve = match field("crv") {
-                Some("P-256") => EcCurve::P256,
-                Some("P-384") => EcCurve::P384,
-                _ => return Ok(None),
-            };
+            let Some(curve) = field("crv").and_then(EcCurve::from_jwk_name) else { return Ok(None) };
             let x = b64_field(jwk, "x")?;
             let y = b64_field(jwk, "y")?;
             if x.len() != curve.coordinate_len() || y.len() != curve.coordinate_len() {

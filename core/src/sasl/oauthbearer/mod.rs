@@ -8,6 +8,7 @@
 
 mod jwt;
 mod keys;
+mod remote;
 
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,10 @@ use std::time::SystemTime;
 
 pub use jwt::{JwtError, JwtRules, JwtValidator};
 pub use keys::{EcCurve, JwsAlgorithm, KeyError, KeySet, PublicKey, VerificationKey};
+pub use remote::{
+    BearerToken, DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH, EndpointTrust, JwksEndpoint,
+    JwksStore, Sources, Store, TokenEndpoint, TokenStore,
+};
 
 use super::scram::unescape_username;
 use super::secret::Secret;
@@ -38,6 +43,19 @@ pub enum OAuthError {
     AuthzidMismatch,
     /// After the challenge the client sent something other than `0x01`.
     UnexpectedAfterChallenge,
+}
+
+impl OAuthError {
+    /// A short stable name of why, for metrics (`authentication_failures`'s
+    /// `reason`): never the token or a claim's value.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OAuthError::Malformed(_) => "malformed",
+            OAuthError::InvalidToken(e) => e.reason(),
+            OAuthError::AuthzidMismatch => "authzid_mismatch",
+            OAuthError::UnexpectedAfterChallenge => "illegal_state",
+        }
+    }
 }
 
 impl fmt::Display for OAuthError {

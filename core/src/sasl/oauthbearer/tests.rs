@@ -54,6 +54,7 @@ impl TestKey {
         let alg = match curve {
             EcCurve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
             EcCurve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            EcCurve::P521 => panic!("ring cannot sign P-521: ES512 uses a fixture"),
         };
         let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate");
         TestKey::Ec(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("key"), curve)
@@ -76,6 +77,7 @@ impl TestKey {
                 let prefix = match curve {
                     EcCurve::P256 => P256_SPKI_PREFIX,
                     EcCurve::P384 => P384_SPKI_PREFIX,
+                    EcCurve::P521 => panic!("no P-521 test keys"),
                 };
                 let mut der = hex(prefix);
                 der.extend_from_slice(k.public_key().as_ref());
@@ -104,6 +106,7 @@ impl TestKey {
             TestKey::Rsa(_) => "RS256",
             TestKey::Ec(_, EcCurve::P256) => "ES256",
             TestKey::Ec(_, EcCurve::P384) => "ES384",
+            TestKey::Ec(_, EcCurve::P521) => "ES512",
         }
     }
 
@@ -154,6 +157,8 @@ fn rules() -> JwtRules {
         audiences: vec!["kafka-proxy".into()],
         required_scopes: vec!["kafka".into()],
         clock_skew: Duration::from_secs(60),
+        subject_claim: None,
+        scope_claim: None,
     }
 }
 
@@ -207,7 +212,7 @@ fn jwks_selects_by_kid() {
     let jwks = json!({"keys": [
         a.jwk("a"), b.jwk("b"), rsa.jwk("r"),
         {"kty": "oct", "k": "c2VjcmV0"},
-        {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"},
+        {"kty": "EC", "crv": "secp256k1", "x": "AA", "y": "AA"},
         {"kty": "RSA", "use": "enc", "n": "AA", "e": "AQAB"},
     ]})
     .to_string();
@@ -407,4 +412,133 @@ proptest! {
         let _ = KeySet::from_jwks(&String::from_utf8_lossy(&data));
         let _ = KeySet::from_pem(&data);
     }
+}
+
+// ----- PS256/384/512, ES512, EdDSA; claim names; audience lists; JWKS stores -----
+
+const ES512_JWKS: &str = include_str!("../testdata/es512.jwks.json");
+const ES512_SPKI_PEM: &[u8] = include_bytes!("../testdata/es512.spki.pem");
+const ES512_TOKEN: &str = include_str!("../testdata/es512.token");
+const ED25519_SPKI_PREFIX: &str = "302a300506032b6570032100";
+
+fn signed(header: Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
+    let signing_input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig = sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&sig))
+}
+
+#[test]
+fn pss_signatures_verify_and_are_not_pkcs1() {
+    let TestKey::Rsa(rsa) = TestKey::rsa() else { unreachable!() };
+    let rng = SystemRandom::new();
+    for (alg, padding) in [
+        ("PS256", &signature::RSA_PSS_SHA256 as &'static dyn signature::RsaEncoding),
+        ("PS384", &signature::RSA_PSS_SHA384),
+        ("PS512", &signature::RSA_PSS_SHA512),
+    ] {
+        let token = signed(json!({"alg": alg, "kid": "r1"}), &claims(), |m| {
+            let mut sig = vec![0; rsa.public().modulus_len()];
+            rsa.sign(padding, &rng, m, &mut sig).expect("sign");
+            sig
+        });
+        let v = validator(&TestKey::rsa());
+        assert_eq!(v.validate(&token, wall()).map(|t| t.subject), Ok("alice".into()), "{alg}");
+        // The same signature claimed as PKCS#1 v1.5 does not verify.
+        let (_, rest) = token.split_once('.').unwrap();
+        let relabelled =
+            format!("{}.{rest}", b64(json!({"alg": alg.replace('P', "R")}).to_string().as_bytes()));
+        assert_eq!(v.validate(&relabelled, wall()).map(|t| t.subject), Err(JwtError::BadSignature), "{alg}");
+    }
+}
+
+#[test]
+fn eddsa_verifies_from_pem_and_jwks() {
+    let rng = SystemRandom::new();
+    let doc = signature::Ed25519KeyPair::generate_pkcs8(&rng).expect("generate");
+    let key = signature::Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("key");
+    let public = key.public_key().as_ref().to_vec();
+    let token = signed(json!({"alg": "EdDSA", "kid": "ed"}), &claims(), |m| key.sign(m).as_ref().to_vec());
+    let mut der = hex(ED25519_SPKI_PREFIX);
+    der.extend_from_slice(&public);
+    let from_pem = JwtValidator::new(KeySet::from_pem(&pem("PUBLIC KEY", &der)).expect("pem"), rules());
+    assert_eq!(from_pem.validate(&token, wall()).map(|t| t.subject), Ok("alice".into()));
+    let jwks =
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64(&public)}]}).to_string();
+    let from_jwks = JwtValidator::new(KeySet::from_jwks(&jwks).expect("jwks"), rules());
+    assert_eq!(from_jwks.validate(&token, wall()).map(|t| t.subject), Ok("alice".into()));
+    let mut tampered = token.clone();
+    tampered.push('A');
+    assert!(from_jwks.validate(&tampered, wall()).is_err());
+}
+
+#[test]
+fn es512_verifies_with_p521_from_pem_and_jwks() {
+    let token = ES512_TOKEN.trim();
+    let from_jwks = JwtValidator::new(KeySet::from_jwks(ES512_JWKS).expect("jwks"), rules());
+    assert_eq!(from_jwks.validate(token, wall()).map(|t| t.subject), Ok("alice".into()));
+    let from_pem = JwtValidator::new(KeySet::from_pem(ES512_SPKI_PEM).expect("pem"), rules());
+    assert_eq!(from_pem.validate(token, wall()).map(|t| t.subject), Ok("alice".into()));
+    // A flipped signature bit, or the key of another curve, fails.
+    let mut bytes = token.as_bytes().to_vec();
+    let last = bytes.len() - 2;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(bytes).unwrap();
+    assert_eq!(from_jwks.validate(&flipped, wall()).map(|t| t.subject), Err(JwtError::BadSignature));
+    let p384 = TestKey::ec(EcCurve::P384);
+    assert_eq!(validator(&p384).validate(token, wall()).map(|t| t.subject), Err(JwtError::NoKey));
+}
+
+#[test]
+fn audience_lists_and_claim_names() {
+    let key = TestKey::ec(EcCurve::P256);
+    let keys = || KeySet::from_pem(&key.spki_pem()).expect("keys");
+    let listed = JwtRules { audiences: vec!["other".into(), "kafka-proxy".into()], ..rules() };
+    let token = key.token(&with(claims(), json!({"aud": ["x", "kafka-proxy"]})));
+    assert!(JwtValidator::new(keys(), listed.clone()).validate(&token, wall()).is_ok());
+    let token = key.token(&with(claims(), json!({"aud": ["x", "y"]})));
+    assert_eq!(
+        JwtValidator::new(keys(), listed).validate(&token, wall()).map(|_| ()),
+        Err(JwtError::Audience)
+    );
+
+    let named =
+        JwtRules { subject_claim: Some("client_id".into()), scope_claim: Some("scp".into()), ..rules() };
+    let token = key.token(&with(claims(), json!({"client_id": "svc-1", "scope": null, "scp": ["kafka"]})));
+    assert_eq!(
+        JwtValidator::new(keys(), named.clone()).validate(&token, wall()).map(|t| t.subject),
+        Ok("svc-1".into())
+    );
+    let token = key.token(&with(claims(), json!({"scp": ["kafka"]})));
+    assert_eq!(
+        JwtValidator::new(keys(), named.clone()).validate(&token, wall()).map(|_| ()),
+        Err(JwtError::MissingClaim("subject (sub_claim_name)"))
+    );
+    let token = key.token(&with(claims(), json!({"client_id": "svc-1", "scp": "other"})));
+    assert_eq!(JwtValidator::new(keys(), named).validate(&token, wall()).map(|_| ()), Err(JwtError::Scope));
+}
+
+#[test]
+fn remote_keys_follow_the_store_and_ask_for_unknown_kids() {
+    let endpoint = JwksEndpoint {
+        url: "https://idp.test/jwks".into(),
+        trust: EndpointTrust::SystemRoots,
+        refresh: DEFAULT_JWKS_REFRESH,
+        min_refresh_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
+    };
+    let store = Sources::new().jwks(endpoint);
+    let v = JwtValidator::remote(store.clone(), rules());
+    let (old, new) = (TestKey::ec(EcCurve::P256), TestKey::ec(EcCurve::P384));
+    let old_token = old.token_with(json!({"alg": "ES256", "kid": "old"}), &claims());
+    let new_token = new.token_with(json!({"alg": "ES384", "kid": "new"}), &claims());
+    assert_eq!(v.validate(&old_token, wall()).map(|_| ()), Err(JwtError::NoKey), "nothing fetched yet");
+    assert!(store.take_refresh_request(), "an empty store asks for keys");
+    store.install(KeySet::from_jwks(&json!({"keys": [old.jwk("old")]}).to_string()).unwrap());
+    assert!(v.validate(&old_token, wall()).is_ok());
+    assert_eq!(v.validate(&new_token, wall()).map(|_| ()), Err(JwtError::NoKey));
+    assert!(store.take_refresh_request(), "an unknown kid asks for a refresh");
+    // The issuer rotated: the new key is in, the old one out.
+    store.install(KeySet::from_jwks(&json!({"keys": [new.jwk("new")]}).to_string()).unwrap());
+    assert!(v.validate(&new_token, wall()).is_ok());
+    assert_eq!(v.validate(&old_token, wall()).map(|_| ()), Err(JwtError::NoKey));
 }

@@ -86,7 +86,7 @@ fn mtls_client_certificate_accepted_and_mapped() {
         let mut pair = Pair::new(
             client_cfg(CA, Some((CLIENT1, CLIENT1_KEY)), versions),
             "proxy.test",
-            server_cfg(ClientAuth::Required { ca_certs: CA }, versions),
+            server_cfg(ClientAuth::Required { ca_certs: CA, crls: &[] }, versions),
         );
         pair.handshake();
         assert_eq!((pair.client.error.clone(), pair.server.error.clone()), (None, None));
@@ -101,7 +101,7 @@ fn untrusted_client_certificate_refused() {
         let mut pair = Pair::new(
             client_cfg(CA, Some((OTHER_CLIENT1, OTHER_CLIENT1_KEY)), versions),
             "proxy.test",
-            server_cfg(ClientAuth::Required { ca_certs: CA }, versions),
+            server_cfg(ClientAuth::Required { ca_certs: CA, crls: &[] }, versions),
         );
         pair.handshake();
         assert_eq!(
@@ -127,7 +127,7 @@ fn missing_client_certificate_refused_when_required() {
         let mut pair = Pair::new(
             client_cfg(CA, None, versions),
             "proxy.test",
-            server_cfg(ClientAuth::Required { ca_certs: CA }, versions),
+            server_cfg(ClientAuth::Required { ca_certs: CA, crls: &[] }, versions),
         );
         pair.handshake();
         assert_eq!(pair.server.error, Some(TlsError::NoPeerCertificate), "{versions:?}");
@@ -139,7 +139,7 @@ fn requested_client_certificate_is_optional() {
     let mut pair = Pair::new(
         client_cfg(CA, None, TlsVersions::Tls12And13),
         "proxy.test",
-        server_cfg(ClientAuth::Requested { ca_certs: CA }, TlsVersions::Tls12And13),
+        server_cfg(ClientAuth::Requested { ca_certs: CA, crls: &[] }, TlsVersions::Tls12And13),
     );
     pair.handshake();
     assert_eq!((pair.client.error.clone(), pair.server.error.clone()), (None, None));
@@ -345,7 +345,7 @@ fn exchange(
     let mut pair = Pair::new(
         client_cfg(CA, Some((CLIENT1, CLIENT1_KEY)), versions),
         "broker-1.proxy.test",
-        server_cfg(ClientAuth::Required { ca_certs: CA }, versions),
+        server_cfg(ClientAuth::Required { ca_certs: CA, crls: &[] }, versions),
     );
     pair.run(c2s, s2c);
     assert_eq!((pair.client.error.clone(), pair.server.error.clone()), (None, None));
