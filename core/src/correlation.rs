@@ -78,6 +78,11 @@ impl Responses {
         }
     }
 
+    /// True when nothing is owed but the queue still holds memory.
+    pub(crate) fn holds_spare_memory(&self) -> bool {
+        self.queue.is_empty() && self.queue.capacity() > 0
+    }
+
     /// Requests whose response has not been sent to the client yet.
     pub(crate) fn len(&self) -> usize {
         self.queue.len()

@@ -201,6 +201,23 @@ struct Deferred {
 /// Most chunks handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// How long a session keeps its empty buffers and queues after its last
+/// read or write: a connection in use reuses them in place, one that went
+/// quiet gives them back (an idle connection holds no buffer).
+pub const BUFFER_IDLE: Duration = Duration::from_millis(250);
+
+/// An empty queue that still holds an allocation.
+pub(super) fn spare<T>(queue: &VecDeque<T>) -> bool {
+    queue.is_empty() && queue.capacity() > 0
+}
+
+/// Drops an empty queue's allocation (its next use allocates again).
+pub(super) fn release_queue<T>(queue: &mut VecDeque<T>) {
+    if spare(queue) {
+        *queue = VecDeque::new();
+    }
+}
+
 /// Correlation ids of the proxy's own requests to brokers count down from
 /// here, away from the small positive ids clients use.
 const FIRST_INTERNAL_CORRELATION_ID: i32 = -1_000_000;
@@ -515,14 +532,7 @@ impl Session {
         }
         let peer = self.peer_mut(side);
         let spare = peer.rx.capacity() - peer.rx.len();
-        let n = match read(&mut peer.rx) {
-            Ok(n) => n,
-            Err(error) => {
-                // Nothing to read: the side is idle until its next readiness.
-                self.release_drained(side);
-                return Err(error);
-            }
-        };
+        let n = read(&mut peer.rx)?;
         if n == 0 {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
@@ -536,29 +546,40 @@ impl Session {
         if side == Side::Downstream {
             self.track_request_read(now, frames_before);
         }
-        if n < spare {
-            // A short read drained the socket: what was processed needs no
-            // buffer until more arrives.
-            self.release_drained(side);
-        }
         Ok(ReadOutcome::Read(n))
     }
 
-    /// `side`'s socket was drained: gives back the memory of its empty
-    /// buffers and of the session's empty queues, so an idle connection
-    /// holds none (each is allocated again by the next bytes that need it).
-    fn release_drained(&mut self, side: Side) {
-        self.peer_mut(side).release_empty();
+    /// When this session gives back its empty buffers and queues: once it
+    /// has seen no read or write for [`BUFFER_IDLE`], if any holds memory.
+    fn release_deadline(&self) -> Option<Instant> {
+        self.holds_spare_memory().then(|| self.last_activity + BUFFER_IDLE)
+    }
+
+    /// True when an empty buffer or queue still holds an allocation (what
+    /// [`Session::release_idle`] gives back).
+    fn holds_spare_memory(&self) -> bool {
+        self.down.holds_spare_memory()
+            || self.up.holds_spare_memory()
+            || self.responses.holds_spare_memory()
+            || spare(&self.broker_owes)
+            || spare(&self.events)
+            || spare(&self.held)
+    }
+
+    /// The session has been quiet for [`BUFFER_IDLE`]: gives back the memory
+    /// of its empty buffers and queues, so an idle connection holds none
+    /// (each is allocated again by the next bytes that need it). A busy
+    /// session never gets here and reuses its buffers in place.
+    fn release_idle(&mut self, now: Instant) {
+        if self.release_deadline().is_none_or(|at| now < at) {
+            return;
+        }
+        self.down.release_empty();
+        self.up.release_empty();
         self.responses.release_if_empty();
-        if self.broker_owes.is_empty() && self.broker_owes.capacity() > 0 {
-            self.broker_owes = VecDeque::new();
-        }
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
-        }
-        if self.held.is_empty() && self.held.capacity() > 0 {
-            self.held = VecDeque::new();
-        }
+        release_queue(&mut self.broker_owes);
+        release_queue(&mut self.events);
+        release_queue(&mut self.held);
     }
 
     /// Lingering: reads what the client still sends and drops it.

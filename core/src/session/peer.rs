@@ -320,20 +320,26 @@ impl Peer {
 
     /// Gives back the memory of buffers that hold nothing, so an idle side
     /// holds no buffer (the next read reserves again, sized by the frame it
-    /// brings). Call it when the socket has been drained: a read that did
-    /// not fill its buffer or found nothing.
+    /// brings). The session calls it once it has been quiet a while.
     pub(super) fn release_empty(&mut self) {
         release(&mut self.rx);
-        if self.tx.is_empty() && self.tx.capacity() > 0 {
-            self.tx = VecDeque::new();
-        }
+        super::release_queue(&mut self.tx);
         if let Some(tls) = self.tls.as_deref_mut() {
             release(&mut tls.plain);
             release(&mut tls.out);
-            if tls.waiting.is_empty() && tls.waiting.capacity() > 0 {
-                tls.waiting = VecDeque::new();
-            }
+            super::release_queue(&mut tls.waiting);
         }
+    }
+
+    /// True when an empty buffer of this side still holds an allocation
+    /// (what [`Peer::release_empty`] gives back).
+    pub(super) fn holds_spare_memory(&self) -> bool {
+        spare(&self.rx)
+            || super::spare(&self.tx)
+            || self
+                .tls
+                .as_deref()
+                .is_some_and(|t| spare(&t.plain) || spare(&t.out) || super::spare(&t.waiting))
     }
 
     /// Memory held by this side's buffers.
@@ -352,9 +358,14 @@ fn frame_buf<'a>(rx: &'a mut BytesMut, tls: &'a mut Option<Box<TlsSide>>) -> &'a
     }
 }
 
+/// An empty buffer that still holds an allocation.
+fn spare(buf: &BytesMut) -> bool {
+    buf.is_empty() && buf.capacity() > 0
+}
+
 /// Drops an empty buffer's allocation (its next use reserves again).
 fn release(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > 0 {
+    if spare(buf) {
         *buf = BytesMut::new();
     }
 }
