@@ -738,7 +738,8 @@ fn pass_through_follows_raw_v0_scram_tokens() {
 }
 
 /// An idle plaintext session is mostly this struct (its buffers and queues
-/// are given back when drained): the bound fails when someone bloats it.
+/// are given back once it has been quiet for `BUFFER_IDLE`): the bound
+/// fails when someone bloats it.
 /// Rarely used state (TLS, SASL, a Fetch being streamed, a deferred token)
 /// belongs behind a `Box` or an `Option<Box<_>>`. The bound is where the
 /// struct stands with the policy and metrics state every session carries.
