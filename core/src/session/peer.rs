@@ -295,10 +295,6 @@ impl Peer {
                 n = 0;
             }
         }
-        if self.tx.is_empty() {
-            // Everything left: the queue holds no memory while idle.
-            self.tx = VecDeque::new();
-        }
     }
 
     /// Nothing more will be written to this side.
