@@ -283,9 +283,9 @@ fn a_producer_over_its_quota_is_told_the_throttle_and_not_read_meanwhile() {
     h.client_send(c, &request(2, 1, 2, false, b"list-offsets"));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
     // (Past the moment the quiet session gives its buffers back.)
-    h.advance(BUFFER_IDLE);
+    h.advance(BUFFER_IDLE * 3 / 2);
     assert_eq!(h.conns[c].session.poll_timeout(), Some(read_at + throttle), "not extended by the response");
-    h.advance(throttle - Duration::from_millis(101) - BUFFER_IDLE);
+    h.advance(throttle - Duration::from_millis(101) - BUFFER_IDLE * 3 / 2);
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
     h.advance(Duration::from_millis(1));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 2, "read again once the throttle ends");

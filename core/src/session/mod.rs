@@ -202,9 +202,13 @@ struct Deferred {
 const MAX_IOV: usize = 64;
 
 /// How long a session keeps its empty buffers and queues after its last
-/// read or write: a connection in use reuses them in place, one that went
-/// quiet gives them back (an idle connection holds no buffer).
+/// read or write (at least; at most half as long again, as the deadline
+/// moves in ticks): a connection in use reuses them in place, one that
+/// went quiet gives them back (an idle connection holds no buffer).
 pub const BUFFER_IDLE: Duration = Duration::from_millis(250);
+
+/// The granularity of the buffer release deadline.
+const RELEASE_TICK: Duration = Duration::from_millis(125);
 
 /// An empty queue that still holds an allocation.
 pub(super) fn spare<T>(queue: &VecDeque<T>) -> bool {
@@ -549,10 +553,22 @@ impl Session {
         Ok(ReadOutcome::Read(n))
     }
 
-    /// When this session gives back its empty buffers and queues: once it
-    /// has seen no read or write for [`BUFFER_IDLE`], if any holds memory.
+    /// When this session gives back its empty buffers and queues, if any
+    /// holds memory: [`BUFFER_IDLE`] after its last read or write, that
+    /// moment first rounded up to the next [`RELEASE_TICK`] since the session
+    /// began. The deadline moves once per tick of traffic rather than at
+    /// every read and write, so a runtime re-arms its timer that rarely.
     fn release_deadline(&self) -> Option<Instant> {
-        self.holds_spare_memory().then(|| self.last_activity + BUFFER_IDLE)
+        if !self.holds_spare_memory() {
+            return None;
+        }
+        let since = self.last_activity.saturating_duration_since(self.anchor_instant).as_nanos();
+        let tick = RELEASE_TICK.as_nanos().max(1);
+        let rounded = u64::try_from((since / tick + 1) * tick).unwrap_or(u64::MAX);
+        Duration::from_nanos(rounded)
+            .checked_add(BUFFER_IDLE)
+            .and_then(|after| self.anchor_instant.checked_add(after))
+            .or(self.last_activity.checked_add(BUFFER_IDLE))
     }
 
     /// True when an empty buffer or queue still holds an allocation (what
