@@ -207,8 +207,8 @@ const MAX_IOV: usize = 64;
 /// went quiet gives them back (an idle connection holds no buffer).
 pub const BUFFER_IDLE: Duration = Duration::from_millis(250);
 
-/// The granularity of the buffer release deadline.
-const RELEASE_TICK: Duration = Duration::from_millis(125);
+/// The granularity of the buffer release deadline, in milliseconds.
+const RELEASE_TICK_MS: u64 = 125;
 
 /// An empty queue that still holds an allocation.
 pub(super) fn spare<T>(queue: &VecDeque<T>) -> bool {
@@ -555,17 +555,18 @@ impl Session {
 
     /// When this session gives back its empty buffers and queues, if any
     /// holds memory: [`BUFFER_IDLE`] after its last read or write, that
-    /// moment first rounded up to the next [`RELEASE_TICK`] since the session
+    /// moment first rounded up to the next [`RELEASE_TICK_MS`] since the session
     /// began. The deadline moves once per tick of traffic rather than at
     /// every read and write, so a runtime re-arms its timer that rarely.
     fn release_deadline(&self) -> Option<Instant> {
         if !self.holds_spare_memory() {
             return None;
         }
-        let since = self.last_activity.saturating_duration_since(self.anchor_instant).as_nanos();
-        let tick = RELEASE_TICK.as_nanos().max(1);
-        let rounded = u64::try_from((since / tick + 1) * tick).unwrap_or(u64::MAX);
-        Duration::from_nanos(rounded)
+        // In whole milliseconds (u64 arithmetic: this runs at every step).
+        let since = self.last_activity.saturating_duration_since(self.anchor_instant);
+        let ms = since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis()));
+        let tick = RELEASE_TICK_MS.max(1);
+        Duration::from_millis((ms / tick).saturating_add(1).saturating_mul(tick))
             .checked_add(BUFFER_IDLE)
             .and_then(|after| self.anchor_instant.checked_add(after))
             .or(self.last_activity.checked_add(BUFFER_IDLE))
