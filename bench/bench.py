@@ -11,7 +11,8 @@ Workloads (1 KiB records, one producer or consumer connection, one partition):
   consume        read back everything produce-large wrote
   produce-16k    batch.size 16 KiB, linger 0
 
-With `--metrics off,on` every plaintext proxy run is made twice, without and with the
+A `socat` mode runs the same workloads through a trivial relay (socat), the floor for
+the proxy's CPU per GB. With `--metrics off,on` every plaintext proxy run is made twice, without and with the
 admin endpoint (`admin.bind`: metrics folded from every session, /metrics scraped once a
 second during the run, as Prometheus would), to show what metrics cost.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "bench"))
 
 from kafka_e2e.admin import Admin, admin_config  # noqa: E402
 from kafka_e2e.ports import pick_port, pick_proxy_base  # noqa: E402
@@ -186,6 +188,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=600, help="seconds per workload run")
     ap.add_argument("--metrics", default="off",
                     help="off, on, or off,on: plaintext proxy runs without and/or with the admin endpoint")
+    ap.add_argument("--latency", type=int, default=2000, metavar="N",
+                    help="round trips per latency series on each plaintext path (0: no latency table)")
+    ap.add_argument("--idle-connections", default="", metavar="N,M",
+                    help="also measure memory per idle connection at these counts (e.g. 2500,5000)")
     args = ap.parse_args()
     args.metrics = [m for m in args.metrics.split(",") if m]
     if not args.metrics or any(m not in ("off", "on") for m in args.metrics):
@@ -212,15 +218,109 @@ def main() -> int:
     for mode in args.modes:
         print(f"mode {mode}:", flush=True)
         rows += bench_mode(mode, args, work)
+    extra = {}
+    if args.latency > 0:
+        extra["latency"] = latency_rows(args, work)
+    if args.idle_connections:
+        extra["idle"] = idle_rows(args, work)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    md = markdown(rows, args)
+    md = markdown(rows, args) + extra_markdown(extra)
     (args.out / f"bench-{stamp}.md").write_text(md)
     (args.out / f"bench-{stamp}.json").write_text(json.dumps(rows, indent=2))
+    if extra:
+        (args.out / f"bench-{stamp}-extra.json").write_text(json.dumps(extra, indent=2))
     print()
     print(md)
     print(f"results: {args.out}/bench-{stamp}.md (.json); logs: {work}; took {time.monotonic() - t0:.0f} s")
     return 0
 
+
+
+# --------------------------------------------------------------------------- latency, idle connections
+#
+# Reported after the throughput table, from runs of their own (fresh broker and proxy per
+# path), so the rows above are unchanged by them.
+
+def latency_rows(args, work: Path) -> list[dict]:
+    """p50/p99/p99.9 round trips per plaintext path: sequential ApiVersions and Metadata on an
+    idle broker, and ApiVersions on a second connection while the load driver produces."""
+    import latency
+
+    rows = []
+    _, topic, props = WORKLOADS["produce-16k"]
+    for mode in [m for m in args.modes if m in ("direct", "tokio", "mio")]:
+        print(f"latency {mode}:", flush=True)
+        tansu = TansuBroker(pick_port(), work / f"tansu-latency-{mode}", name=f"tansu-latency-{mode}")
+        tansu.start()
+        proxy = None
+        try:
+            tansu.create_topic(topic, partitions=1)
+            bootstrap = tansu.bootstrap
+            if mode != "direct":
+                layout = PortLayout(pick_proxy_base(avoid={tansu.port}))
+                config = work / f"proxy-latency-{mode}.yaml"
+                config.write_text(render_config([tansu.bootstrap], layout))
+                proxy = KafkaProxy(config, layout, mode, work / f"latency-{mode}", binary=args.proxy)
+                proxy.start()
+                bootstrap = proxy.bootstrap
+            for series in ("api-versions", "metadata"):
+                rows.append({"mode": mode, "series": series, **latency.sequential(bootstrap, series, args.latency)})
+            load = [str(args.loadgen), "produce", "--bootstrap", bootstrap, "--topic", topic,
+                    "--records", str(args.records), "--record-size", str(args.record_size),
+                    "--timeout", str(args.timeout)]
+            for p in props:
+                load += ["-X", p]
+            rows.append({"mode": mode, "series": "api-versions under produce-16k load",
+                         **latency.under_load(bootstrap, args.latency, load, 30)})
+            for r in rows[-3:]:
+                print(f"  {mode:7} {r['series']:36} p50 {r['p50_us']:7.0f} us  p99 {r['p99_us']:7.0f} us  "
+                      f"p99.9 {r['p999_us']:7.0f} us", flush=True)
+        finally:
+            if proxy:
+                proxy.stop()
+            tansu.stop()
+    return rows
+
+
+def idle_rows(args, work: Path) -> list[dict]:
+    """Memory per idle connection (bench/idle_connections.py) on each proxy runtime in --modes."""
+    import idle_connections
+
+    checkpoints = sorted({int(c) for c in args.idle_connections.split(",") if c})
+    idle_connections.raise_fd_limit(checkpoints[-1])
+    rows = []
+    for runtime in [m for m in args.modes if m in ("tokio", "mio")]:
+        r = idle_connections.measure(args.proxy.resolve(), runtime, checkpoints, work / f"idle-{runtime}")
+        print(idle_connections.describe(r), flush=True)
+        rows.append(r)
+    return rows
+
+
+def extra_markdown(extra: dict) -> str:
+    out = []
+    if extra.get("latency"):
+        base = {r["series"]: r for r in extra["latency"] if r["mode"] == "direct"}
+        out += ["", "Round-trip latency (Python raw-socket client, one request at a time; the client's own "
+                "cost is the same on every path). Under load: a second connection while the load driver "
+                "produces with produce-16k settings.", "",
+                "| series | path | n | p50 µs | p99 µs | p99.9 µs | p50 over direct µs |",
+                "|---|---|---:|---:|---:|---:|---:|"]
+        for r in extra["latency"]:
+            d = base.get(r["series"])
+            over = "—" if d is None or r["mode"] == "direct" else f"{r['p50_us'] - d['p50_us']:+.0f}"
+            path = "direct" if r["mode"] == "direct" else f"proxy ({r['mode']})"
+            out.append(f"| {r['series']} | {path} | {r['n']} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
+                       f"{r['p999_us']:.0f} | {over} |")
+    if extra.get("idle"):
+        out += ["", "Idle connections (each after one ApiVersions round trip, upstream open): proxy RSS.", "",
+                "| runtime | connections | RSS (KiB) | KiB per connection | slope (KiB/conn) |",
+                "|---|---|---|---:|---|"]
+        for r in extra["idle"]:
+            counts = "/".join(str(x["connections"]) for x in r["samples"])
+            rss = "/".join(str(x["rss_kib"]) for x in r["samples"])
+            slopes = ", ".join(f"{x['from']}->{x['to']}: {x['kib_per_conn']:.2f}" for x in r["slopes"]) or "—"
+            out.append(f"| {r['runtime']} | {counts} | {rss} | {r['kib_per_conn_first']:.2f} | {slopes} |")
+    return ("\n".join(out) + "\n") if out else ""
 
 
 # --------------------------------------------------------------------------- TLS paths
@@ -312,6 +412,65 @@ def bench_tls_mode(mode: str, args, work: Path) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- socat floor
+#
+#   socat  loadgen --> socat (TCP relay, fork per connection, 64 KiB buffer) --> tansu
+# tansu advertises socat's port, so every connection goes through the relay. socat's
+# CPU includes its per-connection children (reaped: cutime + cstime). The floor for
+# what any relay that copies through user space costs; the "proxy CPU-s/GB" column of
+# its row is socat's.
+
+SOCAT_MODE = "socat"
+MODES = MODES + (SOCAT_MODE,)
+
+
+def _cpu_with_children(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_socat_mode(args, work: Path) -> list[dict]:
+    from kafka_e2e.tls import AdvertisingTansu
+
+    socat_bin = os.environ.get("SOCAT", "socat")
+    tansu_port = pick_port()
+    socat_port = pick_port(avoid={tansu_port})
+    tansu = AdvertisingTansu(tansu_port, work / "tansu-socat", "127.0.0.1", socat_port, name="tansu-socat")
+    tansu.start()
+    rows = []
+    relay = None
+    try:
+        for topic in {t for _, t, _ in WORKLOADS.values()}:
+            tansu.create_topic(topic, partitions=1)
+        relay = subprocess.Popen([socat_bin, "-b", "65536",
+                                  f"TCP-LISTEN:{socat_port},bind=127.0.0.1,reuseaddr,fork",
+                                  f"TCP:127.0.0.1:{tansu_port}"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        for wl in args.workloads:
+            before = _cpu_with_children(relay.pid)
+            row = measure(SOCAT_MODE, wl, args, args.loadgen, f"127.0.0.1:{socat_port}", WORKLOADS[wl][2],
+                          {"broker": tansu.process})
+            # The children exit with their connections; their CPU counts once reaped.
+            children = Path(f"/proc/{relay.pid}/task/{relay.pid}/children")
+            deadline = time.monotonic() + 5
+            while children.read_text().strip() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            row["proxy_cpu_s_per_gb"] = (_cpu_with_children(relay.pid) - before) / (row["bytes"] / 1e9)
+            rows.append(row)
+    finally:
+        if relay is not None:
+            relay.terminate()
+            try:
+                relay.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+        tansu.stop()
+    return rows
+
+
 _plain_bench_mode = bench_mode
 _plain_markdown = markdown
 
@@ -319,6 +478,8 @@ _plain_markdown = markdown
 def bench_mode(mode: str, args, work: Path) -> list[dict]:  # noqa: F811 (extends the plaintext modes)
     if mode in TLS_MODES:
         return bench_tls_mode(mode, args, work)
+    if mode == SOCAT_MODE:
+        return bench_socat_mode(args, work)
     return _plain_bench_mode(mode, args, work)
 
 
@@ -326,6 +487,7 @@ def markdown(rows: list[dict], args) -> str:  # noqa: F811 (labels TLS paths, ad
     text = _plain_markdown(rows, args)
     for mode, label in _TLS_LABELS.items():
         text = text.replace(f"| proxy ({mode}) |", f"| {label} |")
+    text = text.replace(f"| proxy ({SOCAT_MODE}) |", "| socat relay (floor; its CPU) |")
     by = {(r["mode"], r["workload"]): r for r in rows}
     tls_rows = [r for r in rows if r["mode"] in TLS_MODES]
     if not tls_rows:

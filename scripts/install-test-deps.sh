@@ -20,10 +20,12 @@
 #   haproxy (Debian 2.6.12-1+deb12u4: the L4 load balancer of the scale-out tests)
 #   buildah (Debian 1.28.2+ds1-3+deb12u1+b3: builds the container image, package phase)
 #   strace (Debian 6.1-0.1: the system calls the systemd unit's filter must allow)
+#   socat (Debian 1.7.4.4-2: the benchmark's trivial relay, the floor beside the proxy)
 #   <deps>/cargo-deb/      cargo-deb 3.8.0 (package phase: the Debian package)
 #   <deps>/env.sh          exports PYTHON, TANSU, TANSU_SQLITE, KCAT, STUNNEL, CARGO_FUZZ,
 #                          CARGO_DENY, CARGO_MACHETE, RDKAFKA_216_LIBDIR, NODE, KAFKAJS_NODE_PATH,
-#                          DANTED, MICROSOCKS, TINYPROXY, SLAPD, SLAPADD, HAPROXY, BUILDAH, CARGO_DEB
+#                          DANTED, MICROSOCKS, TINYPROXY, SLAPD, SLAPADD, HAPROXY, BUILDAH, CARGO_DEB,
+#                          SOCAT
 #
 # <deps> is $KAFKA_PROXY_DEPS, default ~/.cache/kafka-proxy. Idempotent: every
 # part is checked by version first and skipped when already right.
@@ -41,6 +43,7 @@ SLAPD_DEB_VERSION=2.5.13+dfsg-5
 HAPROXY_DEB_VERSION=2.6.12-1+deb12u4
 BUILDAH_DEB_VERSION=1.28.2+ds1-3+deb12u1+b3
 STRACE_DEB_VERSION=6.1-0.1
+SOCAT_DEB_VERSION=1.7.4.4-2
 PY_MIN_MINOR=10
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -156,6 +159,9 @@ deb_install kcat "$KCAT_DEB_VERSION"
 # stunnel: the TLS endpoint in front of tansu (tansu 0.6.0 does not wire up --cert/--key).
 deb_install stunnel4 "$STUNNEL_DEB_VERSION"
 STUNNEL="$(command -v stunnel4 || command -v stunnel)"
+# socat: a trivial TCP relay, the floor the benchmark measures the proxy against.
+deb_install socat "$SOCAT_DEB_VERSION"
+SOCAT="$(command -v socat)"
 # haproxy: TCP mode in front of N proxy replicas (tests/e2e/test_scale_out.py).
 deb_install haproxy "$HAPROXY_DEB_VERSION"
 HAPROXY="$(command -v haproxy)"
@@ -278,6 +284,7 @@ cargo_tool cargo-deb "$CARGO_DEB_VERSION" "about 1.5 min"
   if tansu_sqlite_ok; then echo "export TANSU_SQLITE='$TANSU_SQLITE'"; else echo "unset TANSU_SQLITE"; fi
   echo "export KCAT='$KCAT'"
   echo "export STUNNEL='$STUNNEL'"
+  echo "export SOCAT='$SOCAT'"
   echo "export CARGO_FUZZ='$CARGO_FUZZ'"
   echo "export CARGO_DENY='$CARGO_DENY'"
   echo "export CARGO_MACHETE='$CARGO_MACHETE'"
@@ -306,6 +313,7 @@ EOF
 if tansu_sqlite_ok; then say "  tansu          0.6.0 (sqlite)   $TANSU_SQLITE"; fi
 say "  stunnel        $(deb_version stunnel4)   $STUNNEL"
 say "  dante $(deb_version dante-server), microsocks $(deb_version microsocks), tinyproxy $(deb_version tinyproxy), slapd $(deb_version slapd)"
+say "  socat          $(deb_version socat)   $SOCAT"
 say "  kafkajs        $KAFKAJS_VERSION   node $("$NODE" --version)   $NODE_DIR"
 say "  haproxy        $(deb_version haproxy)   buildah $(deb_version buildah)"
 say "  cargo-fuzz     $CARGO_FUZZ_VERSION   cargo-deny $CARGO_DENY_VERSION   cargo-machete $CARGO_MACHETE_VERSION   cargo-deb $CARGO_DEB_VERSION   ($DEPS/<tool>/bin)"

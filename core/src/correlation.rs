@@ -70,9 +70,17 @@ pub(crate) struct Responses {
 }
 
 impl Responses {
-    /// An empty queue with room for `capacity` entries before growing.
-    pub(crate) fn with_capacity(capacity: usize) -> Responses {
-        Responses { queue: VecDeque::with_capacity(capacity), broker_owed: 0, streaming: false }
+    /// Gives back the queue's memory when nothing is owed (an idle
+    /// connection holds none; the next request allocates again).
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+    }
+
+    /// True when nothing is owed but the queue still holds memory.
+    pub(crate) fn holds_spare_memory(&self) -> bool {
+        self.queue.is_empty() && self.queue.capacity() > 0
     }
 
     /// Requests whose response has not been sent to the client yet.

@@ -31,7 +31,7 @@ use kafka_proxy_core::policy::{
 use kafka_proxy_core::proxy::AcceptError;
 use kafka_proxy_core::route::ListenerId;
 use kafka_proxy_core::sasl::{CredentialStore, Mechanism, Secret, ServerConfig, SystemRandom};
-use kafka_proxy_core::session::{CloseReason, ForbiddenClose, PolicyRefusal, QuotaThrottles};
+use kafka_proxy_core::session::{BUFFER_IDLE, CloseReason, ForbiddenClose, PolicyRefusal, QuotaThrottles};
 
 const ANONYMOUS: &str = "$anonymous";
 
@@ -282,8 +282,10 @@ fn a_producer_over_its_quota_is_told_the_throttle_and_not_read_meanwhile() {
     assert!(!h.conns[c].session.wants_read(kafka_proxy_core::session::Side::Downstream));
     h.client_send(c, &request(2, 1, 2, false, b"list-offsets"));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
+    // (Past the moment the quiet session gives its buffers back.)
+    h.advance(BUFFER_IDLE * 3 / 2);
     assert_eq!(h.conns[c].session.poll_timeout(), Some(read_at + throttle), "not extended by the response");
-    h.advance(throttle - Duration::from_millis(101));
+    h.advance(throttle - Duration::from_millis(101) - BUFFER_IDLE * 3 / 2);
     assert_eq!(frames(&h.conns[c].to_broker).len(), 1);
     h.advance(Duration::from_millis(1));
     assert_eq!(frames(&h.conns[c].to_broker).len(), 2, "read again once the throttle ends");

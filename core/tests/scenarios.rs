@@ -13,6 +13,7 @@ use common::Action;
 use common::*;
 use kafka_proxy_core::config::Limits;
 use kafka_proxy_core::route::ListenerId;
+use kafka_proxy_core::session::BUFFER_IDLE;
 use kafka_proxy_core::session::FrameError;
 use kafka_proxy_core::session::{CloseReason, ProtocolError, Side};
 
@@ -227,6 +228,74 @@ fn idle_connections_close() {
     assert!(h.conns[c].closed.is_none());
     h.advance(Duration::from_secs(1));
     assert_eq!(h.conns[c].closed, Some(CloseReason::IdleTimeout));
+}
+
+#[test]
+fn drained_connections_hold_no_buffer_and_regrow_on_traffic() {
+    let mut h = Harness::new(config(Limits::default()));
+    h.read_size = 4096;
+    let c = h.connect(ListenerId::Bootstrap(0));
+    // One round trip: the buffers are kept for the next request until the
+    // connection has been quiet for BUFFER_IDLE, then given back.
+    h.client_send(c, &request(12, 4, 1, true, b"heartbeat"));
+    h.broker_send(c, &response(1, b"\0heartbeat"));
+    assert_eq!(h.conns[c].to_client, response(1, b"\0heartbeat"));
+    let kept = h.conns[c].session.buffered_bytes();
+    assert!(kept > 0, "just after a round trip the buffers are kept");
+    h.advance(BUFFER_IDLE - Duration::from_millis(1));
+    assert_eq!(h.conns[c].session.buffered_bytes(), kept, "nothing is released before the idle period");
+    // (The deadline is rounded up to a tick of half the idle period.)
+    h.advance(BUFFER_IDLE / 2 + Duration::from_millis(1));
+    assert_eq!(h.conns[c].session.buffered_bytes(), 0, "an idle connection holds no buffer");
+    let next = h.conns[c].session.poll_timeout().expect("the idle timeout");
+    assert!(
+        next > h.now + Duration::from_secs(60),
+        "released: no timer due soon ({:?} from now)",
+        next - h.now
+    );
+    // Half of a 48 KiB request: its bytes are kept (in a buffer sized for
+    // the frame) until the rest arrives.
+    let produce = produce_v8(2, 1, &vec![7u8; 48 * 1024]);
+    let (head, tail) = produce.split_at(10_000);
+    h.client_send(c, head);
+    let held = h.conns[c].session.buffered_bytes();
+    assert!(held >= produce.len(), "the partial frame's buffer grew to the frame ({held} bytes)");
+    h.client_send(c, tail);
+    assert_eq!(&h.conns[c].to_broker[h.conns[c].to_broker.len() - produce.len()..], &produce[..]);
+    // A response larger than one read arrives in pieces and leaves whole.
+    let answer = response(2, &vec![9u8; 20 * 1024]);
+    h.broker_send(c, &answer);
+    assert!(h.conns[c].to_client.ends_with(&answer), "the response reached the client intact");
+    h.advance(BUFFER_IDLE * 3 / 2);
+    assert_eq!(h.conns[c].session.buffered_bytes(), 0, "quiet again: nothing is held");
+    assert!(h.conns[c].closed.is_none());
+}
+
+#[test]
+fn busy_connections_keep_their_buffers_between_requests() {
+    let mut h = Harness::new(config(Limits::default()));
+    let c = h.connect(ListenerId::Bootstrap(0));
+    h.client_send(c, &request(12, 4, 1, true, b"heartbeat"));
+    h.broker_send(c, &response(1, b"\0heartbeat"));
+    let held = h.conns[c].session.buffered_bytes();
+    assert!(held > 0);
+    // A request every half idle period, for four idle periods: the buffers
+    // are reused in place, never given back and allocated again.
+    for id in 2..10 {
+        h.advance(BUFFER_IDLE / 2);
+        assert_eq!(
+            h.conns[c].session.buffered_bytes(),
+            held,
+            "request {id}: nothing released between requests"
+        );
+        h.client_send(c, &request(12, 4, id, true, b"heartbeat"));
+        h.broker_send(c, &response(id, b"\0heartbeat"));
+        assert!(h.conns[c].to_client.ends_with(&response(id, b"\0heartbeat")));
+        assert_eq!(h.conns[c].session.buffered_bytes(), held, "request {id}: the same buffers carried it");
+    }
+    h.advance(BUFFER_IDLE * 3 / 2);
+    assert_eq!(h.conns[c].session.buffered_bytes(), 0, "quiet: the buffers are given back");
+    assert!(h.conns[c].closed.is_none());
 }
 
 #[test]

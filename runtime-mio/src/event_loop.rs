@@ -69,7 +69,9 @@ pub(crate) struct Io {
     listener_slots: Slab<Listener>,
     /// Listeners being closed by a drain: their backlog is accepted first.
     retiring: Vec<Listener>,
-    pub(crate) conns: Slab<Conn>,
+    /// Boxed: the slab's vector then grows by a pointer per connection, not
+    /// by a whole `Conn`, and leaves no large freed copies behind.
+    pub(crate) conns: Slab<Box<Conn>>,
     timers: BTreeSet<(Instant, usize)>,
     resolver: Resolver,
     /// Connections with remembered readiness left to serve (budget ran out),
@@ -123,7 +125,7 @@ impl Host for Io {
     fn spawn(&mut self, session: Session) {
         let span = info_span!("probe", id = session.id());
         let watch = Watch::new(None, None, span.clone());
-        let slot = self.conns.insert(Conn::new(session, None, span, watch));
+        let slot = self.conns.insert(Box::new(Conn::new(session, None, span, watch)));
         self.dirty.push(slot);
     }
 }
@@ -385,7 +387,7 @@ impl Loop {
         let span =
             info_span!("conn", id = session.id(), %peer, listener = %id, client_id = tracing::field::Empty);
         let watch = Watch::new(self.telemetry.as_ref(), Some(id), span.clone());
-        let slot = self.io.conns.insert(Conn::new(session, None, span, watch));
+        let slot = self.io.conns.insert(Box::new(Conn::new(session, None, span, watch)));
         let registered =
             self.io.poll.registry().register(&mut client, token(slot, Side::Downstream), Interest::READABLE);
         let Some(conn) = self.io.conns.get_mut(slot) else { return };

@@ -53,7 +53,9 @@ pub(crate) fn spawn(
     span: tracing::Span,
     watch: Watch,
 ) {
-    let connection = Connection {
+    // Boxed: the task's future then holds a pointer, not the connection
+    // twice (once captured by the spawned block, once moved into `run`).
+    let connection = Box::new(Connection {
         session,
         client,
         broker: None,
@@ -61,7 +63,7 @@ pub(crate) fn spawn(
         verdict: None,
         splicer: Splicer::new(),
         watch,
-    };
+    });
     let shared = shared.clone();
     shared.connection_started();
     tokio::spawn(
@@ -81,7 +83,7 @@ impl Connection {
         }
     }
 
-    async fn run(mut self, shared: &Arc<Shared>) {
+    async fn run(mut self: Box<Self>, shared: &Arc<Shared>) {
         let mut mode = shared.subscribe();
         self.follow(*mode.borrow_and_update());
         loop {

@@ -31,12 +31,14 @@ pub(super) enum UpAuth {
     /// Auth swap: the identity depends on the client's principal, not known yet.
     AwaitPrincipal,
     /// The identity is known; the exchange starts once the transport is up.
-    Ready(SaslClient),
+    /// (Boxed, as in the variants below: most sessions log in to no broker,
+    /// and an idle session should be small.)
+    Ready(Box<SaslClient>),
     /// An exchange (first or KIP-368 re-authentication) is under way: hold
     /// client requests.
-    Exchanging(SaslClient),
+    Exchanging(Box<SaslClient>),
     /// Authenticated.
-    Done(SaslClient),
+    Done(Box<SaslClient>),
 }
 
 /// What the proxy does with SASL from the client.
@@ -114,7 +116,7 @@ impl Session {
                         upstream_user = identity.username(),
                         "auth swap"
                     );
-                    self.up_auth = UpAuth::Ready(SaslClient::new(identity.clone()));
+                    self.up_auth = UpAuth::Ready(Box::new(SaslClient::new(identity.clone())));
                     self.start_login(now);
                 }
                 None => {

@@ -194,7 +194,7 @@ impl Session {
                     wait_ms = at.saturating_duration_since(now).as_millis() as u64,
                     "login throttled"
                 );
-                self.deferred = Some(Deferred { frame: frame.clone(), at });
+                self.deferred = Some(Box::new(Deferred { frame: frame.clone(), at }));
                 true
             }
         }

@@ -40,10 +40,20 @@ impl Session {
         let deferred = self.deferred.as_ref().map(|d| d.at);
         // A throttled client is read again when its throttle ends.
         let unmute = self.policy.muted_until;
-        [phase, reauth, self.handshake_deadline, request_read, deferred, unmute, self.verdict_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        let release = self.release_deadline();
+        [
+            phase,
+            reauth,
+            self.handshake_deadline,
+            request_read,
+            deferred,
+            unmute,
+            self.verdict_deadline(),
+            release,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// When the client's incomplete request must have arrived whole.
@@ -84,6 +94,7 @@ impl Session {
     /// Time has reached (or passed) a deadline from `poll_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.unmute_if_due(now);
+        self.release_idle(now);
         match &self.phase {
             Phase::Connecting { target, deadline } | Phase::Tunneling { target, deadline, .. }
                 if now >= *deadline =>

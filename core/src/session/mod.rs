@@ -206,6 +206,27 @@ struct Deferred {
 /// Most chunks handed to one vectored write.
 const MAX_IOV: usize = 64;
 
+/// How long a session keeps its empty buffers and queues after its last
+/// read or write (at least; at most half as long again, as the deadline
+/// moves in ticks): a connection in use reuses them in place, one that
+/// went quiet gives them back (an idle connection holds no buffer).
+pub const BUFFER_IDLE: Duration = Duration::from_millis(250);
+
+/// The granularity of the buffer release deadline, in milliseconds.
+const RELEASE_TICK_MS: u64 = 125;
+
+/// An empty queue that still holds an allocation.
+pub(super) fn spare<T>(queue: &VecDeque<T>) -> bool {
+    queue.is_empty() && queue.capacity() > 0
+}
+
+/// Drops an empty queue's allocation (its next use allocates again).
+pub(super) fn release_queue<T>(queue: &mut VecDeque<T>) {
+    if spare(queue) {
+        *queue = VecDeque::new();
+    }
+}
+
 /// Correlation ids of the proxy's own requests to brokers count down from
 /// here, away from the small positive ids clients use.
 const FIRST_INTERNAL_CORRELATION_ID: i32 = -1_000_000;
@@ -272,8 +293,9 @@ pub struct Session {
     /// When the client's current, incomplete request began to arrive, and
     /// `client_frames` then (`limits.request_read_timeout`).
     request_read: Option<(Instant, u64)>,
-    /// A SASL token held until the login throttle's slot for it.
-    deferred: Option<Deferred>,
+    /// A SASL token held until the login throttle's slot for it (boxed:
+    /// rare, and an idle session should be small).
+    deferred: Option<Box<Deferred>>,
     /// A token was admitted by the login throttle and its outcome is owed to it.
     throttle_owed: bool,
     /// The start of a large request is buffered and waits for the upstream
@@ -329,7 +351,7 @@ impl Session {
         };
         let up_auth = match &security.upstream_login {
             UpstreamLogin::Off => UpAuth::Off,
-            UpstreamLogin::Service(client) => UpAuth::Ready(SaslClient::new(client.clone())),
+            UpstreamLogin::Service(client) => UpAuth::Ready(Box::new(SaslClient::new(client.clone()))),
             UpstreamLogin::Swap(_) => UpAuth::AwaitPrincipal,
         };
         let principal = (security.downstream_tls.is_none() && matches!(down_auth, DownAuth::Off))
@@ -343,8 +365,8 @@ impl Session {
             decoder,
             down,
             up: Peer::plain(false),
-            responses: Responses::with_capacity(16),
-            broker_owes: VecDeque::with_capacity(16),
+            responses: Responses::default(),
+            broker_owes: VecDeque::new(),
             held: VecDeque::new(),
             held_len: 0,
             down_auth,
@@ -352,7 +374,7 @@ impl Session {
             principal,
             broker_authenticate_versions: None,
             next_internal_correlation_id: FIRST_INTERNAL_CORRELATION_ID,
-            events: VecDeque::with_capacity(4),
+            events: VecDeque::new(),
             phase: Phase::Routing { asked: false },
             last_activity: now,
             handshake_deadline: needs_handshake.then(|| now + config.limits.handshake_timeout),
@@ -519,17 +541,21 @@ impl Session {
             }
             Ok(())
         } else {
-            decoder.reserve(&mut peer.rx)
+            decoder.reserve(&mut peer.rx, peer.read_step)
         };
         if let Err(error) = reserved {
             self.close(now, CloseReason::Frame { side, error });
             return Ok(ReadOutcome::Paused);
         }
-        let n = read(&mut self.peer_mut(side).rx)?;
+        let peer = self.peer_mut(side);
+        let spare = peer.rx.capacity() - peer.rx.len();
+        let n = read(&mut peer.rx)?;
         if n == 0 {
             self.handle_eof(now, side);
             return Ok(ReadOutcome::Eof);
         }
+        let peer = self.peer_mut(side);
+        peer.read_step = frame::next_read_step(peer.read_step, n, spare);
         self.stats.side_mut(side).copied_in += n as u64;
         self.last_activity = now;
         let frames_before = self.client_frames;
@@ -538,6 +564,52 @@ impl Session {
             self.track_request_read(now, frames_before);
         }
         Ok(ReadOutcome::Read(n))
+    }
+
+    /// When this session gives back its empty buffers and queues, if any
+    /// holds memory: [`BUFFER_IDLE`] after its last read or write, that
+    /// moment first rounded up to the next [`RELEASE_TICK_MS`] since the session
+    /// began. The deadline moves once per tick of traffic rather than at
+    /// every read and write, so a runtime re-arms its timer that rarely.
+    fn release_deadline(&self) -> Option<Instant> {
+        if !self.holds_spare_memory() {
+            return None;
+        }
+        // In whole milliseconds (u64 arithmetic: this runs at every step).
+        let since = self.last_activity.saturating_duration_since(self.anchor_instant);
+        let ms = since.as_secs().saturating_mul(1000).saturating_add(u64::from(since.subsec_millis()));
+        let tick = RELEASE_TICK_MS.max(1);
+        Duration::from_millis((ms / tick).saturating_add(1).saturating_mul(tick))
+            .checked_add(BUFFER_IDLE)
+            .and_then(|after| self.anchor_instant.checked_add(after))
+            .or(self.last_activity.checked_add(BUFFER_IDLE))
+    }
+
+    /// True when an empty buffer or queue still holds an allocation (what
+    /// [`Session::release_idle`] gives back).
+    fn holds_spare_memory(&self) -> bool {
+        self.down.holds_spare_memory()
+            || self.up.holds_spare_memory()
+            || self.responses.holds_spare_memory()
+            || spare(&self.broker_owes)
+            || spare(&self.events)
+            || spare(&self.held)
+    }
+
+    /// The session has been quiet for [`BUFFER_IDLE`]: gives back the memory
+    /// of its empty buffers and queues, so an idle connection holds none
+    /// (each is allocated again by the next bytes that need it). A busy
+    /// session never gets here and reuses its buffers in place.
+    fn release_idle(&mut self, now: Instant) {
+        if self.release_deadline().is_none_or(|at| now < at) {
+            return;
+        }
+        self.down.release_empty();
+        self.up.release_empty();
+        self.responses.release_if_empty();
+        release_queue(&mut self.broker_owes);
+        release_queue(&mut self.events);
+        release_queue(&mut self.held);
     }
 
     /// Lingering: reads what the client still sends and drops it.

@@ -212,6 +212,9 @@ impl SessionStats {
                 let mut api =
                     ApiStats { api_key, version, requests: 0, latency: LatencyHistogram::default() };
                 update(&mut api);
+                // One slot per pair a client uses (a handful), not the
+                // four a doubling Vec starts with: sessions are many.
+                self.apis.reserve_exact(1);
                 self.apis.push(api);
             }
         }

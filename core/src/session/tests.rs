@@ -742,3 +742,16 @@ fn pass_through_follows_raw_v0_scram_tokens() {
     assert!(net.closed.is_none(), "{:?}", net.closed);
     let _ = SystemTime::now();
 }
+
+/// An idle plaintext session is mostly this struct (its buffers and queues
+/// are given back once it has been quiet for `BUFFER_IDLE`): the bound
+/// fails when someone bloats it.
+/// Rarely used state (TLS, SASL, a Fetch being streamed, a deferred token)
+/// belongs behind a `Box` or an `Option<Box<_>>`. The bound is where the
+/// struct stands with the policy and metrics state every session carries and
+/// the external authenticator's client address and pending reply (issue 13).
+#[test]
+fn session_struct_stays_small() {
+    let size = std::mem::size_of::<Session>();
+    assert!(size <= 1184, "Session is {size} bytes; box rarely used state to keep it at most 1184");
+}
