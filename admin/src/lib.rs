@@ -15,7 +15,7 @@
 //! stays free of tokio.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,9 @@ use tracing::{debug, info, warn};
 
 /// Admin connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
+
+/// Pending scrape connections the listener queues.
+const ADMIN_BACKLOG: i32 = 128;
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,7 +77,7 @@ pub fn start(
     telemetry: Arc<Telemetry>,
     paths: Paths,
 ) -> io::Result<AdminServer> {
-    let listener = bind(addr, reuse_port)?;
+    let listener = kafka_proxy_runtime::net::bind_with_backlog(addr, reuse_port, ADMIN_BACKLOG)?;
     let local = listener.local_addr()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     info!(addr = %local, metrics = %paths.metrics, health = %paths.health, "admin endpoint listening (and /ready)");
@@ -88,19 +91,6 @@ pub fn start(
         })
     })?;
     Ok(AdminServer { addr: local })
-}
-
-fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket =
-        Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(128)?;
-    Ok(socket.into())
 }
 
 async fn serve(listener: tokio::net::TcpListener, telemetry: Arc<Telemetry>, paths: Arc<Paths>) {

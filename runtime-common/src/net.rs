@@ -15,6 +15,12 @@ const BACKLOG: i32 = 1024;
 /// process (a newer `kafka-proxy` during a restart) may bind the same
 /// address at the same time, and the kernel spreads new connections over both.
 pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    bind_with_backlog(addr, reuse_port, BACKLOG)
+}
+
+/// [`bind`] with a queue of `backlog` pending connections (the admin
+/// endpoint's listener queues fewer than the Kafka listeners).
+pub fn bind_with_backlog(addr: SocketAddr, reuse_port: bool, backlog: i32) -> io::Result<TcpListener> {
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -22,7 +28,7 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
         socket.set_reuse_port(true)?;
     }
     socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
+    socket.listen(backlog)?;
     Ok(socket.into())
 }
 
