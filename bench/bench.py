@@ -67,17 +67,75 @@ def run_loadgen(loadgen: Path, kind: str, bootstrap: str, topic: str, records: i
     return json.loads(lines[-1])
 
 
+def rss_split_kib(pid: int) -> tuple[int, int]:
+    """(RssAnon, RssFile) of `pid` in KiB: private memory, and mapped file pages (code, shared libraries)."""
+    anon = file = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1])
+            elif line.startswith("RssFile:"):
+                file = int(line.split()[1])
+    return anon, file
+
+
+class KernelCounters:
+    """`perf stat` attached to one process (and the children it forks meanwhile) for the length
+    of a workload: system calls entered and context switches (each one a sleep and a wake-up,
+    or a preemption). Off when perf is missing or may not attach; `result()` is then None."""
+
+    EVENTS = ("raw_syscalls:sys_enter", "context-switches")
+
+    def __init__(self, pid: int, out: Path):
+        import shutil
+        self.out = out
+        self.proc = None
+        if shutil.which("perf"):
+            self.proc = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(self.EVENTS),
+                                          "-o", str(out), "-p", str(pid)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)  # attached before the first byte moves
+
+    def result(self) -> dict | None:
+        import signal
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+        counts = {}
+        try:
+            for line in self.out.read_text().splitlines():
+                fields = line.split(",")
+                if len(fields) > 2 and fields[2] in self.EVENTS and fields[0].strip().isdigit():
+                    counts[fields[2]] = int(fields[0])
+        except OSError:
+            return None
+        if len(counts) != len(self.EVENTS):
+            return None
+        return {"syscalls": counts["raw_syscalls:sys_enter"], "context_switches": counts["context-switches"]}
+
+
 def measure(mode: str, wl: str, args, loadgen: Path, bootstrap: str, props: list[str],
-            watched: dict, proxy=None, admin: Admin | None = None) -> dict:
+            watched: dict, proxy=None, admin: Admin | None = None, relay_pid: int | None = None) -> dict:
     """Runs workload `wl` once, then stops `proxy` (if any): one result row, with the
     CPU-seconds per GB of every process in `watched` (name -> process, or None) and the
-    proxy's peak RSS. With `admin`, /metrics is scraped once a second meanwhile."""
+    proxy's peak RSS, with its private (anonymous) and file-backed parts sampled every 50 ms.
+    The relay (the proxy, or `relay_pid`) gets system calls and context switches per MB
+    when perf can attach. With `admin`, /metrics is scraped once a second meanwhile."""
     import threading
 
     kind, topic, _ = WORKLOADS[wl]
     watched = {name: process.pid for name, process in watched.items() if process is not None}
+    relay_pid = relay_pid or watched.get("proxy")
     done = threading.Event()
     scrapes = []
+    peak = {"anon": 0, "file": 0}
 
     def scrape_loop():
         while not done.wait(1.0):
@@ -86,17 +144,36 @@ def measure(mode: str, wl: str, args, loadgen: Path, bootstrap: str, props: list
             except OSError:
                 pass
 
-    scraper = threading.Thread(target=scrape_loop, daemon=True) if admin else None
+    def sample_loop(pid: int):
+        while True:
+            try:
+                anon, file = rss_split_kib(pid)
+            except OSError:
+                return
+            peak["anon"] = max(peak["anon"], anon)
+            peak["file"] = max(peak["file"], file)
+            if done.wait(0.05):
+                return
+
+    threads = []
+    if admin:
+        threads.append(threading.Thread(target=scrape_loop, daemon=True))
+    if "proxy" in watched:
+        threads.append(threading.Thread(target=sample_loop, args=(watched["proxy"],), daemon=True))
+    counters = None
     try:
-        if scraper:
-            scraper.start()
+        for t in threads:
+            t.start()
+        if relay_pid is not None and args.counters:
+            counters = KernelCounters(relay_pid, Path(tempfile.mkstemp(prefix="perf-stat-", suffix=".csv")[1]))
         before = {name: proc_stats(pid) for name, pid in watched.items()}
         res = run_loadgen(loadgen, kind, bootstrap, topic, args.records, args.record_size, props, args.timeout)
         after = {name: proc_stats(pid) for name, pid in watched.items()}
     finally:
+        kernel = counters.result() if counters else None
         done.set()
-        if scraper:
-            scraper.join(5)
+        for t in threads:
+            t.join(5)
         if proxy:
             proxy.stop()
     gb = res["bytes"] / 1e9
@@ -110,6 +187,12 @@ def measure(mode: str, wl: str, args, loadgen: Path, bootstrap: str, props: list
         row[f"{name}_cpu_s_per_gb"] = (after[name].cpu_seconds - before[name].cpu_seconds) / gb
     if "proxy" in watched:
         row["proxy_peak_rss_mib"] = after["proxy"].vm_hwm_kib / 1024
+        row["proxy_peak_anon_mib"] = peak["anon"] / 1024
+        row["proxy_peak_file_mib"] = peak["file"] / 1024
+    if kernel:
+        mb = res["bytes"] / 1e6
+        row["relay_syscalls_per_mb"] = kernel["syscalls"] / mb
+        row["relay_context_switches_per_mb"] = kernel["context_switches"] / mb
     print(f"  {mode:10} {wl:13} metrics {row['metrics']:3} {row['mb_per_s']:8.1f} MB/s", flush=True)
     return row
 
@@ -160,9 +243,15 @@ def markdown(rows: list[dict], args) -> str:
         f"- machine: {os.cpu_count()} cores, {platform.platform()}; load average at start "
         f"{args.loadavg}",
         "- MB = 10^6 bytes; CPU-s/GB = (utime+stime) over the workload / GB moved",
+        "- peak RSS is VmHWM; its private (anonymous) and file-backed parts are their peaks sampled every "
+        "50 ms. File-backed pages are the binary's code and the shared libraries, shared with every "
+        "process that maps the same files",
+        "- syscalls and context switches (perf stat on the relay: the proxy, or socat and its children) "
+        "per MB; a produce-16k request is about 0.016 MB",
         "",
-        "| workload | path | MB/s | proxy CPU-s/GB | proxy peak RSS (MiB) | broker CPU-s/GB |",
-        "|---|---|---:|---:|---:|---:|",
+        "| workload | path | MB/s | proxy CPU-s/GB | proxy peak RSS (MiB) | private / file-backed (MiB) | "
+        "syscalls per MB | context switches per MB | broker CPU-s/GB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {w: i for i, w in enumerate(WORKLOADS)}
     for r in sorted(rows, key=lambda r: (order[r["workload"]], MODES.index(r["mode"]), r.get("metrics", "off"))):
@@ -171,8 +260,12 @@ def markdown(rows: list[dict], args) -> str:
             path = f"proxy ({r['mode']}, metrics on: {r['scrapes']} scrapes)"
         pcpu = "—" if r["proxy_cpu_s_per_gb"] is None else f"{r['proxy_cpu_s_per_gb']:.2f}"
         prss = "—" if r["proxy_peak_rss_mib"] is None else f"{r['proxy_peak_rss_mib']:.1f}"
-        out.append(f"| {r['workload']} | {path} | {r['mb_per_s']:.1f} | {pcpu} | {prss} | "
-                   f"{r['broker_cpu_s_per_gb']:.2f} |")
+        split = ("—" if r.get("proxy_peak_anon_mib") is None else
+                 f"{r['proxy_peak_anon_mib']:.1f} / {r['proxy_peak_file_mib']:.1f}")
+        sysc = "—" if r.get("relay_syscalls_per_mb") is None else f"{r['relay_syscalls_per_mb']:.1f}"
+        ctxs = "—" if r.get("relay_context_switches_per_mb") is None else f"{r['relay_context_switches_per_mb']:.1f}"
+        out.append(f"| {r['workload']} | {path} | {r['mb_per_s']:.1f} | {pcpu} | {prss} | {split} | {sysc} | "
+                   f"{ctxs} | {r['broker_cpu_s_per_gb']:.2f} |")
     return "\n".join(out) + "\n"
 
 
@@ -192,6 +285,8 @@ def main() -> int:
                     help="round trips per latency series on each plaintext path (0: no latency table)")
     ap.add_argument("--idle-connections", default="", metavar="N,M",
                     help="also measure memory per idle connection at these counts (e.g. 2500,5000)")
+    ap.add_argument("--no-counters", dest="counters", action="store_false",
+                    help="skip the relay's system calls and context switches (perf stat)")
     args = ap.parse_args()
     args.metrics = [m for m in args.metrics.split(",") if m]
     if not args.metrics or any(m not in ("off", "on") for m in args.metrics):
@@ -344,6 +439,27 @@ _TLS_LABELS = {
 }
 
 
+AES_CIPHER = "aes-256-gcm"
+_AES_CACHE: dict[str, float | None] = {}
+
+
+def aes_gcm_cpu_s_per_gb() -> float | None:
+    """CPU-seconds one core spends on one AES-256-GCM pass over 1 GB of 16 KiB records (the
+    TLS record size), from `openssl speed`'s machine-readable output; None without openssl."""
+    if AES_CIPHER not in _AES_CACHE:
+        rate = None
+        try:
+            r = subprocess.run(["openssl", "speed", "-mr", "-evp", AES_CIPHER, "-bytes", "16384",
+                                "-seconds", "2"], capture_output=True, text=True, timeout=60)
+            for line in r.stdout.splitlines():
+                if line.startswith("+F:"):  # +F:<index>:<cipher>:<bytes per second>
+                    rate = float(line.rsplit(":", 1)[1])
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            rate = None
+        _AES_CACHE[AES_CIPHER] = 1e9 / rate if rate else None
+    return _AES_CACHE[AES_CIPHER]
+
+
 def tls_loadgen() -> Path:
     """bench/loadgen built with TLS (rdkafka feature `ssl`) in <deps>/loadgen-tls; rebuilt when its sources change."""
     import hashlib
@@ -451,7 +567,7 @@ def bench_socat_mode(args, work: Path) -> list[dict]:
         for wl in args.workloads:
             before = _cpu_with_children(relay.pid)
             row = measure(SOCAT_MODE, wl, args, args.loadgen, f"127.0.0.1:{socat_port}", WORKLOADS[wl][2],
-                          {"broker": tansu.process})
+                          {"broker": tansu.process}, relay_pid=relay.pid)
             # The children exit with their connections; their CPU counts once reaped.
             children = Path(f"/proc/{relay.pid}/task/{relay.pid}/children")
             deadline = time.monotonic() + 5
@@ -495,14 +611,19 @@ def markdown(rows: list[dict], args) -> str:  # noqa: F811 (labels TLS paths, ad
     def fmt(value, digits=2):
         return "—" if value is None else f"{value:.{digits}f}"
 
+    aes = aes_gcm_cpu_s_per_gb()
+    aes_note = ("unmeasured (no openssl)" if aes is None else
+                f"{aes:.3f} CPU-s/GB per pass, from `openssl speed -evp {AES_CIPHER} -bytes 16384` on one core")
     out = [
         "",
         "TLS cost: proxy CPU-s/GB with TLS on both sides (clients and broker endpoint) next to",
-        "plaintext; stunnel (the broker's TLS endpoint, on every TLS path) for scale.",
+        "plaintext; stunnel (the broker's TLS endpoint, on every TLS path) for scale. The computed",
+        "floor is the plaintext path plus two AES-GCM passes over every byte (decrypt from one",
+        f"side, encrypt to the other; TLS 1.3 AES-256-GCM on both hops): {aes_note}.",
         "",
-        "| workload | runtime | plaintext proxy CPU-s/GB | TLS proxy CPU-s/GB | TLS MB/s | "
-        "direct-via-stunnel MB/s | stunnel CPU-s/GB (proxy path) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| workload | runtime | plaintext proxy CPU-s/GB | TLS proxy CPU-s/GB | computed floor | "
+        "TLS over floor | TLS MB/s | direct-via-stunnel MB/s | stunnel CPU-s/GB (proxy path) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for wl in WORKLOADS:
         for rt in ("tokio", "mio"):
@@ -513,8 +634,11 @@ def markdown(rows: list[dict], args) -> str:  # noqa: F811 (labels TLS paths, ad
             direct = by.get(("direct-tls", wl))
             plain_cpu = plain["proxy_cpu_s_per_gb"] if plain else None
             direct_mbps = direct["mb_per_s"] if direct else None
+            floor = None if plain_cpu is None or aes is None else plain_cpu + 2 * aes
+            over = None if floor is None else tls["proxy_cpu_s_per_gb"] / floor
             out.append(
-                f"| {wl} | {rt} | {fmt(plain_cpu)} | {fmt(tls['proxy_cpu_s_per_gb'])} | "
+                f"| {wl} | {rt} | {fmt(plain_cpu)} | {fmt(tls['proxy_cpu_s_per_gb'])} | {fmt(floor)} | "
+                f"{'—' if over is None else f'{over:.2f}x'} | "
                 f"{fmt(tls['mb_per_s'], 1)} | {fmt(direct_mbps, 1)} | {fmt(tls['stunnel_cpu_s_per_gb'])} |"
             )
     return text + "\n".join(out) + "\n"
