@@ -157,14 +157,16 @@ unit() { cargo test --workspace --locked 2>&1 | tee "$LOGDIR/unit.log"; }
 
 phase unit unit
 # What ships and what the tests run are one binary: the dist profile (fat LTO,
-# one codegen unit, stripped; ~3-6 min on 2 cores), and the std adapter example
-# (core/examples, run by tests/e2e/test_std_adapter.py) with the same profile so
-# it shares the build's dependencies.
+# one codegen unit, hot code first, stripped; ~3-6 min on 2 cores), and the std
+# adapter example (core/examples, run by tests/e2e/test_std_adapter.py) with the
+# same profile so it shares the build's dependencies. The symbol-order check
+# fails when cli/symbol-order.txt no longer matches what was linked.
 DIST_BIN="$REPO/target/dist/kafka-proxy"
 DIST_STD_ADAPTER="$REPO/target/dist/examples/std_blocking"
 build() {
-  cargo build --profile dist --locked -p kafka-proxy
-  cargo build --profile dist --locked -p kafka-proxy-core --example std_blocking
+  cargo build --profile dist --locked -p kafka-proxy \
+    && python3 scripts/symbol-order.py --check \
+    && cargo build --profile dist --locked -p kafka-proxy-core --example std_blocking
 }
 
 phase build build

@@ -5,8 +5,12 @@
 //! threshold, heap trimming), so the next frame faults its pages in again:
 //! tens of thousands of page faults per GB. Keeping blocks up to 32 MiB in
 //! the heap and not trimming below that makes the memory reused instead;
-//! peak RSS is unchanged (it is the high-water mark either way). Two arenas
-//! bound the per-thread arena growth of the multi-threaded runtime.
+//! peak RSS is unchanged (it is the high-water mark either way). One arena
+//! serves every thread: the hot path reuses its buffers instead of
+//! allocating, so the arena's lock is rarely taken, while a second arena
+//! (the tokio runtime's other worker) kept its own freed buffers resident:
+//! tokio's peak RSS on the benchmark's 16 KiB batches was 0.3-0.5 MiB
+//! higher with two (issue 16).
 //!
 //! The cost of that tuning is retention, which [`start_trimmer`] bounds.
 //! Measured (issue 15): after rounds of 1,000 connections that each sent a
@@ -14,7 +18,7 @@
 //! `malloc_stats()` showed 109 MB of arena memory of which 1.2 MB was in
 //! use. Nothing leaked: each connection's 64 KiB receive buffer was freed,
 //! but freed memory inside an arena (not at its top, so never trimmed, and
-//! split between the two arenas the runtime's threads use) kept its pages.
+//! split between the two arenas the runtime's threads used then) kept its pages.
 //! `malloc_trim(0)` returns the free pages inside every arena to the kernel.
 
 use std::time::Duration;
@@ -36,7 +40,7 @@ pub fn tune() {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, keep);
             libc::mallopt(libc::M_TRIM_THRESHOLD, keep);
-            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }
