@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The functions that run in a typical life of the proxy (start, produce,
-/// consume, /metrics, idle), hottest first; `scripts/symbol-order.py` writes it.
+/// consume, /metrics, idle; plaintext first, then what TLS adds), hottest
+/// first; `scripts/symbol-order.py` writes it.
 const SYMBOL_ORDER: &str = "symbol-order.txt";
 
 fn main() {

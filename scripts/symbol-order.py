@@ -13,9 +13,12 @@ Regenerating builds a symbolized twin of the dist binary (KAFKA_PROXY_KEEP_SYMBO
 same profile, so the same symbol names), runs it under callgrind on each runtime through
 what a proxy does in a typical life (start, /metrics, /ready, produce with large and
 16 KiB batches, consume, 2.5 s idle so buffers are released and metrics folded, drain and
-exit) against tansu with the bench's load driver, and writes every function of the binary
-that ran, the most instructions first. Needs valgrind, the test peers
-(scripts/install-test-deps.sh) and the load driver (bench/run.sh builds it).
+exit), once in PLAINTEXT against tansu and once with TLS on both sides (the benchmark's
+TLS setup: stunnel in front of tansu), with the bench's load drivers, and writes every
+function of the binary that ran: those of the plaintext runs first, then those only the TLS
+runs needed, each group the most instructions first. Needs valgrind, the test peers
+(scripts/install-test-deps.sh: tansu, stunnel) and the load driver (bench/run.sh builds it;
+its TLS twin is built on first use, as the benchmark does).
 
 The check reads the linker map cli/build.rs writes beside the dist build and fails when
 fewer than half of the names resolve: names change with the toolchain, the dist profile
@@ -53,20 +56,50 @@ def build(keep_symbols: bool) -> Path:
     return DIST / "kafka-proxy"
 
 
-def trace(binary: Path, runtime: str, out: Path, work: Path) -> None:
-    """One life of the proxy under callgrind, written to `out`."""
+def _imports():
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
     sys.path.insert(0, str(REPO / "bench"))
+
+
+def _callgrind_wrapper(binary: Path, out: Path, work: Path, name: str) -> Path:
+    wrapper = work / f"callgrind-{name}.sh"
+    wrapper.write_text("#!/bin/sh\nexec valgrind --tool=callgrind --demangle=no --dump-instr=no "
+                       f"--callgrind-out-file={out} {binary} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def _life(proxy, admin, loadgen: Path, bootstrap: str, props: list[str]) -> None:
+    """What a proxy does in a typical life once started; then SIGTERM: drain and exit,
+    which callgrind records."""
+    import bench
+
+    try:
+        if admin:
+            for path in ("/metrics", "/ready", "/health"):
+                admin.get(path, timeout=30)
+        for wl in ("produce-large", "consume", "produce-16k"):
+            kind, topic, wl_props = bench.WORKLOADS[wl]
+            bench.run_loadgen(loadgen, kind, bootstrap, topic, RECORDS, 1024, wl_props + props, 600)
+            if admin:
+                admin.get("/metrics", timeout=30)
+        time.sleep(2.5)  # buffers released, metrics folded
+        if admin:
+            admin.get("/metrics", timeout=30)
+    finally:
+        proxy.process.stop(timeout=120)
+
+
+def trace_plaintext(binary: Path, runtime: str, out: Path, work: Path) -> None:
+    """PLAINTEXT on both sides, with the admin endpoint, against tansu."""
+    _imports()
     import bench
     from kafka_e2e.admin import Admin, admin_config
     from kafka_e2e.ports import pick_port, pick_proxy_base
     from kafka_e2e.proxy import KafkaProxy, PortLayout, render_config
     from kafka_e2e.tansu import TansuBroker
 
-    wrapper = work / f"callgrind-{runtime}.sh"
-    wrapper.write_text("#!/bin/sh\nexec valgrind --tool=callgrind --demangle=no --dump-instr=no "
-                       f"--callgrind-out-file={out} {binary} \"$@\"\n")
-    wrapper.chmod(0o755)
+    wrapper = _callgrind_wrapper(binary, out, work, f"plain-{runtime}")
     tansu = TansuBroker(pick_port(), work / f"tansu-{runtime}", name=f"tansu-{runtime}")
     tansu.start()
     try:
@@ -78,21 +111,47 @@ def trace(binary: Path, runtime: str, out: Path, work: Path) -> None:
         config.write_text(render_config([tansu.bootstrap], layout) + admin_config(admin.port))
         proxy = KafkaProxy(config, layout, runtime, work / f"proxy-{runtime}", binary=wrapper)
         proxy.start(timeout=120)
-        try:
-            for path in ("/metrics", "/ready", "/health"):
-                admin.get(path, timeout=30)
-            for wl in ("produce-large", "consume", "produce-16k"):
-                kind, topic, props = bench.WORKLOADS[wl]
-                bench.run_loadgen(LOADGEN, kind, proxy.bootstrap, topic, RECORDS, 1024, props, 600)
-                admin.get("/metrics", timeout=30)
-            time.sleep(2.5)
-            admin.get("/metrics", timeout=30)
-        finally:
-            proxy.process.stop(timeout=120)  # SIGTERM: drain and exit, which callgrind records
+        _life(proxy, admin, LOADGEN, proxy.bootstrap, [])
     finally:
         tansu.stop()
-    if not out.is_file():
-        raise RuntimeError(f"callgrind wrote nothing for {runtime}: see {work}")
+
+
+def trace_tls(binary: Path, runtime: str, out: Path, work: Path) -> None:
+    """TLS on both sides (clients to the proxy, the proxy to stunnel in front of tansu),
+    as the benchmark's TLS modes run it."""
+    _imports()
+    import bench
+    from kafka_e2e.ports import pick_port, pick_proxy_base
+    from kafka_e2e.proxy import KafkaProxy, PortLayout
+    from kafka_e2e.tls import AdvertisingTansu, DownstreamTls, Stunnel, TlsProxyConfig, UpstreamTls, \
+        generate_certs
+
+    loadgen = bench.tls_loadgen()
+    pki = generate_certs(binary, work / f"pki-{runtime}", "bench.kproxy.test")
+    props = ["security.protocol=ssl", f"ssl.ca.location={pki.ca}", "ssl.endpoint.identification.algorithm=https"]
+    layout = PortLayout(pick_proxy_base(), hostname="localhost")
+    span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
+    tansu_port = pick_port(avoid=span)
+    stunnel_port = pick_port(avoid=span | {tansu_port})
+    tansu = AdvertisingTansu(tansu_port, work / f"tansu-tls-{runtime}", "localhost", stunnel_port,
+                             name=f"tansu-tls-{runtime}")
+    stunnel = Stunnel(stunnel_port, tansu.bootstrap, pki.server, work / f"stunnel-{runtime}")
+    wrapper = _callgrind_wrapper(binary, out, work, f"tls-{runtime}")
+    tansu.start()
+    try:
+        stunnel.start()
+        for topic in sorted({topic for _, topic, _ in bench.WORKLOADS.values()}):
+            tansu.create_topic(topic, partitions=1)
+        config = work / f"proxy-tls-{runtime}.json"
+        config.write_text(TlsProxyConfig(upstream=[f"localhost:{stunnel_port}"], mapping=layout,
+                                         downstream_tls=DownstreamTls(pki.server),
+                                         upstream_tls=UpstreamTls(ca=pki.ca)).render())
+        proxy = KafkaProxy(config, layout, runtime, work / f"proxy-tls-{runtime}", binary=wrapper)
+        proxy.start(timeout=120)
+        _life(proxy, None, loadgen, f"localhost:{layout.bootstrap_port(0)}", props)
+    finally:
+        stunnel.stop()
+        tansu.stop()
 
 
 def executed(profile: Path, binary: Path) -> collections.Counter:
@@ -182,16 +241,23 @@ def main() -> int:
         return 1
     twin = build(keep_symbols=True)
     symbols = linked_symbols(twin)
-    total: collections.Counter = collections.Counter()
+    # Per setup: a plaintext proxy then runs one contiguous prefix, a TLS one that prefix
+    # and the TLS-only functions after it.
+    ran_in: dict[str, collections.Counter] = {"plaintext": collections.Counter(), "tls": collections.Counter()}
     with tempfile.TemporaryDirectory(prefix="kafka-proxy-symbol-order-") as tmp:
         work = Path(tmp)
         for runtime in ("tokio", "mio"):
-            out = work / f"callgrind-{runtime}.out"
-            trace(twin, runtime, out, work)
-            ran = executed(out, twin)
-            print(f"{runtime}: {len(ran)} functions ran", flush=True)
-            total.update(ran)
-    names = [name for name, _ in total.most_common() if name in symbols]
+            for name, trace in (("plaintext", trace_plaintext), ("tls", trace_tls)):
+                out = work / f"callgrind-{name}-{runtime}.out"
+                trace(twin, runtime, out, work)
+                if not out.is_file():
+                    raise RuntimeError(f"callgrind wrote nothing for {name} on {runtime}: see {work}")
+                ran = executed(out, twin)
+                print(f"{name} on {runtime}: {len(ran)} functions ran", flush=True)
+                ran_in[name].update(ran)
+    plaintext = [n for n, _ in ran_in["plaintext"].most_common() if n in symbols]
+    seen = set(plaintext)
+    names = plaintext + [n for n, _ in ran_in["tls"].most_common() if n in symbols and n not in seen]
     ORDER.write_text("".join(f"{name}\n" for name in names))
     print(f"wrote {len(names)} names to {ORDER.relative_to(REPO)}")
     build(keep_symbols=False)
