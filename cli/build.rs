@@ -8,7 +8,6 @@
 //! profile inherits from), so the name is read from the target directory
 //! layout `<target>/<profile dir>/build/<pkg>-<hash>/out`, where the dev
 //! profile's directory is `debug`.
-
 //!
 //! For the `dist` profile it also sets how the binary is linked (see
 //! [`dist_link_args`]): the code that runs laid out first from
@@ -33,6 +32,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={SYMBOL_ORDER}");
     println!("cargo:rerun-if-env-changed=KAFKA_PROXY_KEEP_SYMBOLS");
+    println!("cargo:rerun-if-env-changed=KAFKA_PROXY_NO_SYMBOL_ORDER");
     if profile == "dist" {
         for arg in dist_link_args() {
             println!("cargo:rustc-link-arg-bin=kafka-proxy={arg}");
@@ -55,14 +55,18 @@ fn main() {
 ///   hash of the profile, so a symbolized twin for profiling must be built
 ///   with the very same profile (`KAFKA_PROXY_KEEP_SYMBOLS=1`).
 ///
-/// Only for x86_64 Linux with rustc's default linker (rust-lld): GNU ld has
-/// no `--symbol-ordering-file`.
+/// The first two only for x86_64 Linux with rustc's default linker
+/// (rust-lld): GNU ld has no `--symbol-ordering-file`. A linker chosen in
+/// RUSTFLAGS or `CARGO_TARGET_*_LINKER` is seen here; one chosen in a
+/// `.cargo/config.toml` is not, so `KAFKA_PROXY_NO_SYMBOL_ORDER=1` turns
+/// both off by hand.
 fn dist_link_args() -> Vec<String> {
     let mut args = Vec::new();
     let target = std::env::var("TARGET").unwrap_or_default();
     let custom_linker = std::env::var("CARGO_ENCODED_RUSTFLAGS").is_ok_and(|f| f.contains("linker"))
         || std::env::vars().any(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_LINKER"));
-    if target == "x86_64-unknown-linux-gnu" && !custom_linker {
+    let opted_out = std::env::var("KAFKA_PROXY_NO_SYMBOL_ORDER").as_deref() == Ok("1");
+    if target == "x86_64-unknown-linux-gnu" && !custom_linker && !opted_out {
         let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
         let order = dir.join(SYMBOL_ORDER);
         if order.is_file() {
