@@ -22,6 +22,7 @@ Run through bench/run.sh, which installs peers and builds both binaries.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -116,6 +117,8 @@ class KernelCounters:
                     counts[fields[2]] = int(fields[0])
         except OSError:
             return None
+        finally:
+            self.out.unlink(missing_ok=True)
         if len(counts) != len(self.EVENTS):
             return None
         return {"syscalls": counts["raw_syscalls:sys_enter"], "context_switches": counts["context-switches"]}
@@ -484,47 +487,59 @@ def tls_loadgen() -> Path:
     return binary
 
 
-def bench_tls_mode(mode: str, args, work: Path) -> list[dict]:
+@contextlib.contextmanager
+def tls_path(proxy_binary: Path, work: Path, name: str):
+    """The TLS setup of the TLS modes: certificates from `kafka-proxy --generate-certs`,
+    tansu behind stunnel (tansu advertises stunnel), the topics of WORKLOADS, and a proxy
+    config with TLS on both sides. Yields a namespace with `layout`, `config`, the load
+    driver's `props`, the `direct` bootstrap (stunnel), `tansu` and `stunnel`; stops both after."""
+    import types
+
     from kafka_e2e.tls import AdvertisingTansu, DownstreamTls, Stunnel, TlsProxyConfig, UpstreamTls, \
         generate_certs
 
-    runtime = mode.removesuffix("-tls")
-    loadgen = tls_loadgen()
-    pki = generate_certs(args.proxy, work / f"pki-{mode}", "bench.kproxy.test")
-    tls_props = ["security.protocol=ssl", f"ssl.ca.location={pki.ca}",
-                 "ssl.endpoint.identification.algorithm=https"]
+    pki = generate_certs(proxy_binary, work / f"pki-{name}", "bench.kproxy.test")
     layout = PortLayout(pick_proxy_base(), hostname="localhost")
     span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
     tansu_port = pick_port(avoid=span)
     stunnel_port = pick_port(avoid=span | {tansu_port})
-    rows = []
-    tansu = AdvertisingTansu(tansu_port, work / f"tansu-{mode}", "localhost", stunnel_port,
-                             name=f"tansu-{mode}")
-    stunnel = Stunnel(stunnel_port, tansu.bootstrap, pki.server, work / f"stunnel-{mode}")
+    tansu = AdvertisingTansu(tansu_port, work / f"tansu-{name}", "localhost", stunnel_port, name=f"tansu-{name}")
+    stunnel = Stunnel(stunnel_port, tansu.bootstrap, pki.server, work / f"stunnel-{name}")
     tansu.start()
     try:
         stunnel.start()
-        for topic in {t for _, t, _ in WORKLOADS.values()}:
+        for topic in sorted({t for _, t, _ in WORKLOADS.values()}):
             tansu.create_topic(topic, partitions=1)
-        config = work / f"proxy-{mode}.json"
+        config = work / f"proxy-{name}.json"
         config.write_text(TlsProxyConfig(
             upstream=[f"localhost:{stunnel_port}"], mapping=layout,
             downstream_tls=DownstreamTls(pki.server), upstream_tls=UpstreamTls(ca=pki.ca),
         ).render())
-        for wl in args.workloads:
-            props = WORKLOADS[wl][2]
-            proxy = None
-            bootstrap = f"localhost:{stunnel_port}"
-            if runtime != "direct":
-                proxy = KafkaProxy(config, layout, runtime, work / f"{mode}-{wl}", binary=args.proxy)
-                proxy.start()
-                bootstrap = f"localhost:{layout.bootstrap_port(0)}"
-            rows.append(measure(mode, wl, args, loadgen, bootstrap, props + tls_props,
-                                {"broker": tansu.process, "stunnel": stunnel.process,
-                                 "proxy": proxy and proxy.process}, proxy))
+        yield types.SimpleNamespace(
+            layout=layout, config=config, direct=f"localhost:{stunnel_port}", tansu=tansu, stunnel=stunnel,
+            props=["security.protocol=ssl", f"ssl.ca.location={pki.ca}",
+                   "ssl.endpoint.identification.algorithm=https"])
     finally:
         stunnel.stop()
         tansu.stop()
+
+
+def bench_tls_mode(mode: str, args, work: Path) -> list[dict]:
+    runtime = mode.removesuffix("-tls")
+    loadgen = tls_loadgen()
+    rows = []
+    with tls_path(args.proxy, work, mode) as tls:
+        for wl in args.workloads:
+            props = WORKLOADS[wl][2]
+            proxy = None
+            bootstrap = tls.direct
+            if runtime != "direct":
+                proxy = KafkaProxy(tls.config, tls.layout, runtime, work / f"{mode}-{wl}", binary=args.proxy)
+                proxy.start()
+                bootstrap = f"localhost:{tls.layout.bootstrap_port(0)}"
+            rows.append(measure(mode, wl, args, loadgen, bootstrap, props + tls.props,
+                                {"broker": tls.tansu.process, "stunnel": tls.stunnel.process,
+                                 "proxy": proxy and proxy.process}, proxy))
     return rows
 
 

@@ -121,37 +121,14 @@ def trace_tls(binary: Path, runtime: str, out: Path, work: Path) -> None:
     as the benchmark's TLS modes run it."""
     _imports()
     import bench
-    from kafka_e2e.ports import pick_port, pick_proxy_base
-    from kafka_e2e.proxy import KafkaProxy, PortLayout
-    from kafka_e2e.tls import AdvertisingTansu, DownstreamTls, Stunnel, TlsProxyConfig, UpstreamTls, \
-        generate_certs
+    from kafka_e2e.proxy import KafkaProxy
 
     loadgen = bench.tls_loadgen()
-    pki = generate_certs(binary, work / f"pki-{runtime}", "bench.kproxy.test")
-    props = ["security.protocol=ssl", f"ssl.ca.location={pki.ca}", "ssl.endpoint.identification.algorithm=https"]
-    layout = PortLayout(pick_proxy_base(), hostname="localhost")
-    span = set(range(layout.base, layout.broker_port(layout.max_broker_id) + 1))
-    tansu_port = pick_port(avoid=span)
-    stunnel_port = pick_port(avoid=span | {tansu_port})
-    tansu = AdvertisingTansu(tansu_port, work / f"tansu-tls-{runtime}", "localhost", stunnel_port,
-                             name=f"tansu-tls-{runtime}")
-    stunnel = Stunnel(stunnel_port, tansu.bootstrap, pki.server, work / f"stunnel-{runtime}")
     wrapper = _callgrind_wrapper(binary, out, work, f"tls-{runtime}")
-    tansu.start()
-    try:
-        stunnel.start()
-        for topic in sorted({topic for _, topic, _ in bench.WORKLOADS.values()}):
-            tansu.create_topic(topic, partitions=1)
-        config = work / f"proxy-tls-{runtime}.json"
-        config.write_text(TlsProxyConfig(upstream=[f"localhost:{stunnel_port}"], mapping=layout,
-                                         downstream_tls=DownstreamTls(pki.server),
-                                         upstream_tls=UpstreamTls(ca=pki.ca)).render())
-        proxy = KafkaProxy(config, layout, runtime, work / f"proxy-tls-{runtime}", binary=wrapper)
+    with bench.tls_path(binary, work, f"tls-{runtime}") as tls:
+        proxy = KafkaProxy(tls.config, tls.layout, runtime, work / f"proxy-tls-{runtime}", binary=wrapper)
         proxy.start(timeout=120)
-        _life(proxy, None, loadgen, f"localhost:{layout.bootstrap_port(0)}", props)
-    finally:
-        stunnel.stop()
-        tansu.stop()
+        _life(proxy, None, loadgen, f"localhost:{tls.layout.bootstrap_port(0)}", tls.props)
 
 
 def executed(profile: Path, binary: Path) -> collections.Counter:
